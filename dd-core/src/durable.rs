@@ -1,0 +1,117 @@
+//! What the replicator needs from durable storage.
+//!
+//! The replicator talks to a [`DurableDataStore`]: it hands over the current state of every key
+//! that changed (after a local update or a merge from gossip that changed the value), and on start
+//! it loads every stored entry of its replica before it serves anything. `dd-durable` implements
+//! this trait on top of any [`DurableStateStore`](crate::store::DurableStateStore), adding the
+//! versioned envelope, revision tracking, write modes and conflict merging.
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use futures::Stream;
+
+use crate::data::{DataError, ErasedData, TypeRegistry};
+use crate::replica::ReplicaId;
+use crate::store::StoreError;
+
+/// The durable state of one key.
+#[derive(Debug, Clone)]
+pub enum DurableValue {
+    /// The key's current CRDT state.
+    Data(Box<dyn ErasedData>),
+    /// The key was deleted; the tombstone keeps it deleted across restarts.
+    Deleted,
+}
+
+/// Errors of durable storage, each naming the backend (and the replica and key where one is
+/// concerned).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DurableError {
+    /// The underlying store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored record is damaged (bad magic, bad checksum, truncated). It is left untouched.
+    #[error("{backend}: record of replica '{replica}' key '{key}' is corrupt: {reason}")]
+    Corrupt {
+        /// The backend.
+        backend: String,
+        /// The replica.
+        replica: String,
+        /// The key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A stored record was written in a format version this build cannot read.
+    #[error(
+        "{backend}: record of replica '{replica}' key '{key}' has format version {version}, this build reads up to {supported}"
+    )]
+    UnsupportedFormat {
+        /// The backend.
+        backend: String,
+        /// The replica.
+        replica: String,
+        /// The key.
+        key: String,
+        /// The version found.
+        version: u16,
+        /// The newest version this build reads.
+        supported: u16,
+    },
+    /// A stored value could not be decoded or merged as its CRDT type.
+    #[error("{backend}: record of replica '{replica}' key '{key}': {source}")]
+    Data {
+        /// The backend.
+        backend: String,
+        /// The replica.
+        replica: String,
+        /// The key.
+        key: String,
+        /// The decoding or merging error.
+        #[source]
+        source: DataError,
+    },
+}
+
+/// The stream returned by [`DurableDataStore::load`].
+pub type DurableEntryStream<'a> =
+    Pin<Box<dyn Stream<Item = Result<(String, DurableValue), DurableError>> + Send + 'a>>;
+
+/// What a [`DurableDataStore::store`] call did besides writing.
+#[derive(Debug, Default)]
+pub struct StoreReport {
+    /// Keys whose stored record had been written by someone else since this replica last saw it
+    /// (another process with the same replica name). The stored value was merged with ours and
+    /// the merge written; here are the merged values, for the replicator to adopt.
+    pub merged_conflicts: Vec<(String, Box<dyn ErasedData>)>,
+}
+
+/// Durable storage as the replicator sees it. Implemented by `dd_durable::DurableDistributedDataStore`.
+#[async_trait]
+pub trait DurableDataStore: Send + Sync + 'static {
+    /// The backend and its location, for logs and errors.
+    fn describe(&self) -> String;
+
+    /// Every stored entry of `replica`, streamed. An entry that cannot be read is an error (never
+    /// skipped): the replicator then refuses to start rather than start without it.
+    fn load<'a>(
+        &'a self,
+        replica: &'a ReplicaId,
+        registry: &'a TypeRegistry,
+    ) -> DurableEntryStream<'a>;
+
+    /// Stores the current state of the given keys of `replica`. Depending on the write mode this
+    /// returns after the store acknowledged the write (`Sync`) or after the entries were queued
+    /// (`WriteBehind`).
+    async fn store(
+        &self,
+        replica: &ReplicaId,
+        registry: &TypeRegistry,
+        entries: Vec<(String, DurableValue)>,
+    ) -> Result<StoreReport, DurableError>;
+
+    /// Writes everything still queued (write-behind) and returns once it is stored.
+    async fn flush(&self) -> Result<(), DurableError>;
+}

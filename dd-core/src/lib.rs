@@ -1,0 +1,22 @@
+//! # dd-core
+//!
+//! The core of durable-dd, Distributed Data for Rust:
+//!
+//! - [`crdt`]: state-based CRDTs (counters, sets, maps, registers, flags) with delta support and
+//!   removed-replica pruning, all serde-serialisable;
+//! - [`replica`]: replica identity (a stable name plus a fresh incarnation per start);
+//! - [`key`]: typed keys, so that a key for a `GCounter` cannot be read as an `ORSet`;
+//! - [`data`]: type-erased CRDT values and the registry that decodes them by type name;
+//! - [`store`]: the [`store::DurableStateStore`] trait every storage backend implements;
+//! - [`durable`]: what the replicator needs from durable storage (implemented by `dd-durable`).
+
+pub mod crdt;
+pub mod data;
+pub mod durable;
+pub mod key;
+pub mod replica;
+pub mod store;
+
+pub use crdt::{DeltaReplicatedData, RemovedNodePruning, ReplicatedData, TypeName};
+pub use key::Key;
+pub use replica::{ReplicaId, UniqueReplicaId};

@@ -1,0 +1,1 @@
+//! `dd-durable`: see the crate README (work in progress).

@@ -1,0 +1,2 @@
+//! `dd-node`: the runnable node (work in progress).
+fn main() {}

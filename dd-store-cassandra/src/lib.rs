@@ -1,0 +1,1 @@
+//! `dd-store-cassandra`: see the crate README (work in progress).

@@ -1,0 +1,1 @@
+//! `dd-store-fs`: see the crate README (work in progress).

@@ -1,0 +1,1 @@
+//! `dd-store-s3`: see the crate README (work in progress).

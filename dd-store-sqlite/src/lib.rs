@@ -1,0 +1,1 @@
+//! `dd-store-sqlite`: see the crate README (work in progress).

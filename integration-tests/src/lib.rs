@@ -1,0 +1,1 @@
+//! `integration-tests`: see the crate README (work in progress).
