@@ -1,5 +1,7 @@
 //! The real `scylla` driver against the double: connect, schema, LWT, paging, errors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use cql_test_double::CqlTestDouble;

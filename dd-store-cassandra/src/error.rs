@@ -19,7 +19,7 @@ pub enum CassandraError {
         contact_points: String,
         /// The driver's error.
         #[source]
-        source: NewSessionError,
+        source: Box<NewSessionError>,
     },
     /// Opening the session did not finish in time.
     #[error("connecting to {contact_points} did not finish within {timeout:?}")]
@@ -36,7 +36,7 @@ pub enum CassandraError {
         what: String,
         /// The driver's error.
         #[source]
-        source: ExecutionError,
+        source: Box<ExecutionError>,
     },
     /// A statement could not be prepared.
     #[error("cannot prepare `{statement}`: {source}")]
@@ -45,7 +45,7 @@ pub enum CassandraError {
         statement: String,
         /// The driver's error.
         #[source]
-        source: PrepareError,
+        source: Box<PrepareError>,
     },
     /// The cluster answered with something this backend does not expect.
     #[error("{what}: unexpected result: {message}")]
@@ -73,7 +73,7 @@ impl CassandraError {
     pub fn is_transient(&self) -> bool {
         match self {
             CassandraError::Connect { source, .. } => !matches!(
-                source,
+                **source,
                 NewSessionError::EmptyKnownNodesList | NewSessionError::IllegalConfig(_)
             ),
             CassandraError::ConnectTimeout { .. } => true,
@@ -89,14 +89,14 @@ impl CassandraError {
     /// column): the schema is not what this backend expects.
     pub fn is_invalid_request(&self) -> bool {
         let attempt = match self {
-            CassandraError::Prepare {
-                source: PrepareError::AllAttemptsFailed { first_attempt },
-                ..
-            } => first_attempt,
-            CassandraError::Execution {
-                source: ExecutionError::LastAttemptError(attempt),
-                ..
-            } => attempt,
+            CassandraError::Prepare { source, .. } => match &**source {
+                PrepareError::AllAttemptsFailed { first_attempt } => first_attempt,
+                _ => return false,
+            },
+            CassandraError::Execution { source, .. } => match &**source {
+                ExecutionError::LastAttemptError(attempt) => attempt,
+                _ => return false,
+            },
             _ => return false,
         };
         matches!(
@@ -181,6 +181,7 @@ fn execution_is_transient(error: &ExecutionError) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -188,7 +189,7 @@ mod tests {
     fn timeouts_and_unavailable_are_transient() {
         let timeout = CassandraError::Execution {
             what: "get".into(),
-            source: ExecutionError::RequestTimeout(Duration::from_secs(1)),
+            source: Box::new(ExecutionError::RequestTimeout(Duration::from_secs(1))),
         };
         assert!(timeout.is_transient());
         let store_error = timeout.into_store_error("cassandra://h:9042/ks.t");
@@ -196,9 +197,8 @@ mod tests {
         assert!(store_error.to_string().contains("cassandra://h:9042/ks.t"));
         let invalid = CassandraError::Execution {
             what: "get".into(),
-            source: ExecutionError::LastAttemptError(RequestAttemptError::DbError(
-                DbError::Invalid,
-                "unconfigured table".into(),
+            source: Box::new(ExecutionError::LastAttemptError(
+                RequestAttemptError::DbError(DbError::Invalid, "unconfigured table".into()),
             )),
         };
         assert!(!invalid.is_transient());

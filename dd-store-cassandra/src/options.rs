@@ -182,7 +182,7 @@ impl CassandraOptions {
             if host.is_empty() {
                 return Err(bad("has an empty host".to_owned()));
             }
-            contact_points.push(with_port(host).map_err(|why| bad(why))?);
+            contact_points.push(with_port(host).map_err(&bad)?);
         }
         let mut options = CassandraOptions::new(contact_points, keyspace.trim_end_matches('/'));
         for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
@@ -350,6 +350,7 @@ pub fn parse_serial_consistency(text: &str) -> Result<SerialConsistency, Cassand
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -55,6 +55,7 @@ pub fn merge_page(buckets: Vec<BucketRows>, limit: usize) -> ScanPage {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use dd_core::store::Revision;
 

@@ -81,7 +81,7 @@ impl CassandraStore {
             Ok(Err(source)) => {
                 return Err(CassandraError::Connect {
                     contact_points,
-                    source,
+                    source: Box::new(source),
                 });
             }
             Err(_) => {
@@ -103,7 +103,7 @@ impl CassandraStore {
                     .await
                     .map_err(|source| CassandraError::Execution {
                         what: format!("{what} ({statement})"),
-                        source,
+                        source: Box::new(source),
                     })?;
             }
         }
@@ -137,7 +137,7 @@ impl CassandraStore {
                     .await
                     .map_err(|source| CassandraError::Prepare {
                         statement: statement.clone(),
-                        source,
+                        source: Box::new(source),
                     })?;
                 // Reads and conditional writes are safe to retry or speculate on another node:
                 // a retried LWT that already applied answers "not applied" with the new
@@ -187,7 +187,7 @@ impl CassandraStore {
             .await
             .map_err(|source| CassandraError::Execution {
                 what: format!("registering replica '{replica}'"),
-                source,
+                source: Box::new(source),
             })?;
         self.registered().insert(replica.to_owned());
         Ok(())
@@ -204,7 +204,7 @@ impl CassandraStore {
             .await
             .map_err(|source| CassandraError::Execution {
                 what: format!("get of replica '{replica}' key '{key}'"),
-                source,
+                source: Box::new(source),
             })?;
         let rows = rows_of(result, "get")?;
         let row = rows
@@ -274,7 +274,7 @@ impl CassandraStore {
         };
         let result = result.map_err(|source| CassandraError::Execution {
             what: what(verb),
-            source,
+            source: Box::new(source),
         })?;
         let (applied, actual) = lwt_outcome(result, &what(verb))?;
         if applied {
@@ -310,7 +310,7 @@ impl CassandraStore {
         }
         .map_err(|source| CassandraError::Execution {
             what: format!("scan of replica '{replica}' bucket {bucket}"),
-            source,
+            source: Box::new(source),
         })?;
         let rows = rows_of(result, "scan")?;
         let mut records = Vec::new();
@@ -355,7 +355,7 @@ impl CassandraStore {
                 .await
                 .map_err(|source| CassandraError::Execution {
                     what: "listing replicas".to_owned(),
-                    source,
+                    source: Box::new(source),
                 })?;
             let rows = rows_of(result, "listing replicas")?;
             for row in rows

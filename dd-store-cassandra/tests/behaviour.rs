@@ -1,6 +1,8 @@
 //! Backend-specific behaviour: LWT conflict semantics, scans across buckets, odd keys, schema
 //! handling and the URL form.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -1,5 +1,7 @@
 //! The shared store conformance suite on the Cassandra backend.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use dd_core::store::conformance;

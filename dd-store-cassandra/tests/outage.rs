@@ -1,6 +1,8 @@
 //! A down cluster gives a clear, transient error without hanging, and nothing is lost: the
 //! test double's listener is stopped while its data is kept, then restarted on the same port.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::TcpListener;
