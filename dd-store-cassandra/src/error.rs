@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use dd_core::store::StoreError;
-use scylla::errors::{DbError, ExecutionError, NewSessionError, PrepareError, RequestAttemptError};
+use scylla::errors::{
+    DbError, ExecutionError, NewSessionError, NextPageError, NextRowError, PagerExecutionError,
+    PrepareError, RequestAttemptError, RequestError,
+};
 
 /// What can go wrong talking to Cassandra.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,24 @@ pub enum CassandraError {
         /// The driver's error.
         #[source]
         source: Box<ExecutionError>,
+    },
+    /// A paged read could not start.
+    #[error("{what} failed: {source}")]
+    Pager {
+        /// What was being done.
+        what: String,
+        /// The driver's error.
+        #[source]
+        source: Box<PagerExecutionError>,
+    },
+    /// A paged read failed part way.
+    #[error("{what} failed: {source}")]
+    NextRow {
+        /// What was being done.
+        what: String,
+        /// The driver's error.
+        #[source]
+        source: Box<NextRowError>,
     },
     /// A statement could not be prepared.
     #[error("cannot prepare `{statement}`: {source}")]
@@ -79,6 +100,17 @@ impl CassandraError {
             CassandraError::ConnectTimeout { .. } => true,
             CassandraError::Execution { source, .. } => execution_is_transient(source),
             CassandraError::Prepare { source, .. } => prepare_is_transient(source),
+            CassandraError::Pager { source, .. } => match &**source {
+                PagerExecutionError::PrepareError(p) => prepare_is_transient(p),
+                PagerExecutionError::NextPageError(n) => next_page_is_transient(n),
+                PagerExecutionError::SchemaAgreementError(_)
+                | PagerExecutionError::MetadataError(_) => true,
+                _ => false,
+            },
+            CassandraError::NextRow { source, .. } => match &**source {
+                NextRowError::NextPageError(n) => next_page_is_transient(n),
+                _ => false,
+            },
             CassandraError::Config(_)
             | CassandraError::UnexpectedResult { .. }
             | CassandraError::Corrupt { .. } => false,
@@ -155,6 +187,23 @@ fn attempt_is_transient(error: &RequestAttemptError) -> bool {
         RequestAttemptError::BrokenConnectionError(_)
         | RequestAttemptError::UnableToAllocStreamId => true,
         RequestAttemptError::DbError(db, _) => db_error_is_transient(db),
+        _ => false,
+    }
+}
+
+fn request_is_transient(error: &RequestError) -> bool {
+    match error {
+        RequestError::EmptyPlan
+        | RequestError::ConnectionPoolError(_)
+        | RequestError::RequestTimeout(_) => true,
+        RequestError::LastAttemptError(attempt) => attempt_is_transient(attempt),
+        _ => false,
+    }
+}
+
+fn next_page_is_transient(error: &NextPageError) -> bool {
+    match error {
+        NextPageError::RequestFailure(request) => request_is_transient(request),
         _ => false,
     }
 }

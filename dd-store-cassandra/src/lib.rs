@@ -23,6 +23,7 @@
 //! ```
 
 pub mod error;
+mod merge;
 pub mod options;
 pub mod scan;
 pub mod schema;

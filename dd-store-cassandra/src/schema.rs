@@ -47,6 +47,8 @@ pub struct Cql {
     pub scan_bucket_first: String,
     /// The rows of a bucket after a key.
     pub scan_bucket_after: String,
+    /// Every row of a bucket (paged by the driver).
+    pub scan_bucket_all: String,
     /// Registers a replica name (idempotent).
     pub register_replica: String,
     /// Lists registered replica names.
@@ -88,6 +90,9 @@ impl Cql {
             ),
             scan_bucket_after: format!(
                 "SELECT key, revision, value FROM {t} WHERE replica = ? AND bucket = ? AND key > ? LIMIT ?"
+            ),
+            scan_bucket_all: format!(
+                "SELECT key, revision, value FROM {t} WHERE replica = ? AND bucket = ?"
             ),
             register_replica: format!("INSERT INTO {r} (replica) VALUES (?)"),
             list_replicas: format!("SELECT replica FROM {r}"),

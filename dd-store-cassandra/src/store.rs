@@ -6,7 +6,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use bytes::Bytes;
 use dd_core::store::{
-    DurableStateStore, Revision, ScanPage, StoreError, StoredRecord, WriteOp, WriteOutcome,
+    DurableStateStore, RecordStream, Revision, ScanPage, StoreError, StoredRecord, WriteOp,
+    WriteOutcome,
 };
 use futures::{StreamExt, TryStreamExt};
 use scylla::client::execution_profile::ExecutionProfile;
@@ -18,6 +19,7 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlValue, Row};
 
 use crate::error::CassandraError;
+use crate::merge;
 use crate::options::CassandraOptions;
 use crate::scan::{BucketRows, merge_page, per_bucket_limit};
 use crate::schema::{BUCKETS, Cql, bucket_of};
@@ -31,6 +33,7 @@ struct Statements {
     delete_if_revision: PreparedStatement,
     scan_bucket_first: PreparedStatement,
     scan_bucket_after: PreparedStatement,
+    scan_bucket_all: PreparedStatement,
     register_replica: PreparedStatement,
     list_replicas: PreparedStatement,
 }
@@ -153,6 +156,7 @@ impl CassandraStore {
             delete_if_revision: prepare(&cql.delete_if_revision).await?,
             scan_bucket_first: prepare(&cql.scan_bucket_first).await?,
             scan_bucket_after: prepare(&cql.scan_bucket_after).await?,
+            scan_bucket_all: prepare(&cql.scan_bucket_all).await?,
             register_replica: prepare(&cql.register_replica).await?,
             list_replicas: prepare(&cql.list_replicas).await?,
         })
@@ -340,6 +344,48 @@ impl CassandraStore {
             .buffered(self.options.write_concurrency.min(buckets));
         let rows: Vec<BucketRows> = reads.try_collect().await?;
         Ok(merge_page(rows, limit))
+    }
+
+    /// One driver-paged stream per bucket of `replica`, each in key order.
+    async fn bucket_streams(
+        &self,
+        replica: &str,
+        page_size: usize,
+    ) -> Result<Vec<merge::RecordStream>, CassandraError> {
+        let buckets = usize::try_from(BUCKETS).unwrap_or(1);
+        let per_bucket_page =
+            i32::try_from(per_bucket_limit(page_size.max(1), buckets)).unwrap_or(i32::MAX);
+        let opens = futures::stream::iter(0..BUCKETS)
+            .map(|bucket| {
+                let mut statement = self.statements.scan_bucket_all.clone();
+                statement.set_page_size(per_bucket_page);
+                async move {
+                    let what = || format!("scan of replica '{replica}' bucket {bucket}");
+                    let pager = self
+                        .session
+                        .execute_iter(statement, (replica, bucket))
+                        .await
+                        .map_err(|source| CassandraError::Pager {
+                            what: what(),
+                            source: Box::new(source),
+                        })?;
+                    let rows = pager
+                        .rows_stream::<(String, Option<i64>, Option<Vec<u8>>)>()
+                        .map_err(|e| unexpected(&what(), e))?;
+                    let replica = replica.to_owned();
+                    let stream: merge::RecordStream = Box::pin(rows.map(move |row| {
+                        let (key, revision, value) =
+                            row.map_err(|source| CassandraError::NextRow {
+                                what: format!("scan of replica '{replica}' bucket {bucket}"),
+                                source: Box::new(source),
+                            })?;
+                        record(&replica, key, revision, value)
+                    }));
+                    Ok::<_, CassandraError>(stream)
+                }
+            })
+            .buffered(self.options.write_concurrency.min(buckets));
+        opens.try_collect().await
     }
 
     async fn replicas_inner(&self) -> Result<Vec<String>, CassandraError> {
@@ -551,6 +597,16 @@ impl DurableStateStore for CassandraStore {
 
     async fn replicas(&self) -> Result<Vec<String>, StoreError> {
         self.replicas_inner().await.map_err(|e| self.err(e))
+    }
+
+    /// Streams every record of `replica` by merging one driver-paged stream per bucket: each
+    /// row is read once (instead of 64 queries per page of `scan_page`), and memory stays
+    /// bounded by about `2 × page_size` rows.
+    fn scan<'a>(&'a self, replica: &'a str, page_size: usize) -> RecordStream<'a> {
+        let opened = futures::stream::once(self.bucket_streams(replica, page_size))
+            .map_ok(merge::merge_streams)
+            .try_flatten();
+        Box::pin(opened.map_err(|e| self.err(e)))
     }
 }
 

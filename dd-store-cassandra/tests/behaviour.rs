@@ -7,6 +7,8 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use futures::TryStreamExt;
+
 use dd_core::store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
 use dd_store_cassandra::schema::bucket_of;
 use dd_store_cassandra::{BUCKETS, CassandraStore, open_url};
@@ -190,6 +192,15 @@ async fn scans_merge_buckets_in_byte_order() {
         }
         let seen: Vec<&String> = seen.iter().collect();
         assert_eq!(seen, sorted, "limit {limit}");
+        // scan() merges one driver-paged stream per bucket instead of paging with scan_page.
+        let streamed: Vec<String> = store
+            .scan("scan", limit)
+            .map_ok(|r| r.key)
+            .try_collect()
+            .await
+            .unwrap();
+        let streamed: Vec<&String> = streamed.iter().collect();
+        assert_eq!(streamed, sorted, "scan() with page size {limit}");
     }
     if let Some(double) = &target.double {
         let partitions = double

@@ -9,6 +9,8 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use cql_test_double::{CqlTestDouble, Database};
+use futures::TryStreamExt;
+
 use dd_core::store::{DurableStateStore, Revision, StoreError, WriteOutcome};
 use dd_store_cassandra::{CassandraOptions, CassandraStore};
 
@@ -81,6 +83,11 @@ async fn stopped_cluster_fails_clearly_and_loses_nothing() {
     let err = tokio::time::timeout(HANG_GUARD, store.scan_page("r", None, 10))
         .await
         .expect("a scan of a stopped cluster must not hang")
+        .expect_err("the cluster is down");
+    assert_unavailable(&err, &contact);
+    let err = tokio::time::timeout(HANG_GUARD, store.scan("r", 100).try_collect::<Vec<_>>())
+        .await
+        .expect("a scan stream of a stopped cluster must not hang")
         .expect_err("the cluster is down");
     assert_unavailable(&err, &contact);
 
