@@ -2,6 +2,8 @@
 //! replicas, with random merges, applied to both implementations; the observed values must agree
 //! at every step.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 mod crdt_support;
 
 use std::collections::BTreeSet;
@@ -63,7 +65,12 @@ where
             }
         }
         for r in 0..3 {
-            prop_assert_eq!(observe_ours(&ours[r]), observe_theirs(&theirs[r]), "replica {}", r);
+            prop_assert_eq!(
+                observe_ours(&ours[r]),
+                observe_theirs(&theirs[r]),
+                "replica {}",
+                r
+            );
         }
     }
     Ok(())
