@@ -102,3 +102,46 @@ impl CausalContext {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn dot(name: &str, counter: u64) -> Dot {
+        Dot::new(UniqueReplicaId::new(name, 1), counter)
+    }
+
+    #[test]
+    fn dots_in_order_compact_into_the_vector() {
+        let ctx = CausalContext::from_dots([dot("a", 2), dot("a", 1), dot("a", 3), dot("b", 2)]);
+        assert_eq!(ctx.vector.get(&UniqueReplicaId::new("a", 1)), 3);
+        // b:1 is missing, so b:2 stays in the cloud
+        assert_eq!(ctx.cloud.iter().cloned().collect::<Vec<_>>(), [dot("b", 2)]);
+        assert!(ctx.contains(&dot("a", 1)) && ctx.contains(&dot("b", 2)));
+        assert!(!ctx.contains(&dot("b", 1)));
+    }
+
+    #[test]
+    fn filling_a_gap_compacts_and_next_dot_skips_cloud_dots() {
+        let b = UniqueReplicaId::new("b", 1);
+        let mut ctx = CausalContext::from_dots([dot("b", 3)]);
+        assert_eq!(ctx.next_dot(&b), dot("b", 4));
+        ctx.merge(&CausalContext::from_dots([dot("b", 1), dot("b", 2)]));
+        assert_eq!(ctx.vector.get(&b), 4);
+        assert!(ctx.cloud.is_empty());
+        // equal sets of dots have equal representations
+        assert_eq!(ctx, CausalContext::from_dots((1..=4).map(|i| dot("b", i))));
+    }
+
+    #[test]
+    fn removing_a_node_forgets_all_its_dots() {
+        let a = UniqueReplicaId::new("a", 1);
+        let mut ctx = CausalContext::from_dots([dot("a", 1), dot("a", 5), dot("b", 1)]);
+        assert!(ctx.mentions(&a));
+        ctx.remove_node(&a);
+        assert!(!ctx.mentions(&a));
+        assert_eq!(ctx.nodes().len(), 1);
+    }
+}

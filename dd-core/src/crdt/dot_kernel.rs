@@ -178,3 +178,40 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
         self.entries.values_mut().flat_map(BTreeMap::values_mut)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str) -> UniqueReplicaId {
+        UniqueReplicaId::new(name, 1)
+    }
+
+    #[test]
+    fn a_write_delta_witnesses_the_replaced_dots_only() {
+        let mut k: DotKernel<&str, u8> = DotKernel::default();
+        k.write(&node("a"), "x", 1);
+        let delta = k.write(&node("a"), "x", 2);
+        assert_eq!(delta, {
+            let mut d = DotKernel::default();
+            let mut dots = BTreeMap::new();
+            dots.insert(Dot::new(node("a"), 2), 2);
+            d.entries.insert("x", dots);
+            d.context = CausalContext::from_dots([Dot::new(node("a"), 1), Dot::new(node("a"), 2)]);
+            d
+        });
+        // a write of another key does not claim to have seen key "x"'s dots
+        let other = k.write(&node("a"), "y", 3);
+        let mut stale = DotKernel::default();
+        stale.write(&node("a"), "x", 1);
+        stale.merge(&other, |_, _| {});
+        assert!(stale.get(&"x").is_some());
+    }
+
+    #[test]
+    fn removing_an_absent_key_makes_no_delta() {
+        let mut k: DotKernel<&str, ()> = DotKernel::default();
+        assert!(k.remove(&"x").is_none());
+        assert!(k.clear().is_none());
+    }
+}
