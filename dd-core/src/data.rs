@@ -12,7 +12,7 @@
 //! let mut c = GCounter::new();
 //! c.increment(&UniqueReplicaId::new("a", 1), 7).unwrap();
 //! let bytes = c.encode().unwrap();
-//! let back = registry.decode(&<GCounter as TypeName>::type_name(), &bytes).unwrap();
+//! let back = registry.decode(&GCounter::type_name(), &bytes).unwrap();
 //! assert_eq!(back.downcast_ref::<GCounter>().unwrap().value(), 7);
 //! ```
 
