@@ -13,6 +13,29 @@
 //! [`Crdt`] bundles the three; the replicator stores any `Crdt`.
 //!
 //! Per-replica entries are keyed by [`UniqueReplicaId`] (stable name + incarnation).
+//!
+//! | type | what it is | delta | `zero()` |
+//! | --- | --- | --- | --- |
+//! | [`GCounter`] | grow-only counter, value `u128` | yes | empty |
+//! | [`PNCounter`] | up/down counter, value `i128`, overflow refused | yes | empty |
+//! | [`GSet<T>`](GSet) | grow-only set | yes | empty |
+//! | [`ORSet<T>`](ORSet) | add-wins observed-remove set | yes (causal) | empty |
+//! | [`Flag`] | boolean that can only be switched on | no | off |
+//! | [`LWWRegister<T>`](LWWRegister) | last-writer-wins register with a pluggable [`Clock`] | no | none |
+//! | [`MVRegister<T>`](MVRegister) | multi-value register (keeps concurrent writes) | yes (causal) | empty |
+//! | [`ORMap<K, V>`](ORMap) | observed-remove map of any CRDT `V` (update wins) | yes (causal) | empty |
+//! | [`LWWMap<K, V>`](LWWMap) | `ORMap<K, LWWRegister<V>>` with a plain-value API | yes (causal) | empty |
+//! | [`PNCounterMap<K>`](PNCounterMap) | `ORMap<K, PNCounter>` with a number API | yes (causal) | empty |
+//! | [`ORMultiMap<K, V>`](ORMultiMap) | `ORMap<K, ORSet<V>>` with a binding API | yes (causal) | empty |
+//! | [`VersionVector`] | version vector (partial order) | no | empty |
+//!
+//! Elements, keys and register values are any [`Element`] (ordered, serde, [`TypeName`]).
+//! Equality (`PartialEq`) compares the replicated state only, never the pending delta.
+//!
+//! The dot-based types (`ORSet`, `MVRegister` and the maps) keep a causal context that records
+//! exactly the dots seen, so a delta merged into any replica has the same effect as the full
+//! state it came from; causal delivery (which they request, as in Akka) keeps those contexts
+//! compact, but out-of-order deltas still converge.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;

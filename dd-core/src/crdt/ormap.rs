@@ -247,6 +247,9 @@ impl<K: Element, V: Crdt> RemovedNodePruning for ORMap<K, V> {
     }
 
     fn prune(&mut self, removed: &UniqueReplicaId, collapse_into: &UniqueReplicaId) {
+        if !self.needs_pruning_from(removed) {
+            return;
+        }
         let to_rewrite: Vec<(K, V)> = self
             .kernel
             .entries()

@@ -172,6 +172,9 @@ impl<T: Element> RemovedNodePruning for ORSet<T> {
     }
 
     fn prune(&mut self, removed: &UniqueReplicaId, collapse_into: &UniqueReplicaId) {
+        if !self.kernel.mentions(removed) {
+            return;
+        }
         self.kernel.prune(removed, collapse_into);
         self.delta = None;
     }
