@@ -81,8 +81,9 @@ impl VersionVector {
         self.versions.is_empty()
     }
 
-    /// Removes the entry of `node`, returning its version (0 when absent).
-    pub fn remove(&mut self, node: &UniqueReplicaId) -> u64 {
+    /// Removes the entry of `node`, returning its version (0 when absent). Not a lattice
+    /// operation: only pruning uses it.
+    pub(crate) fn remove(&mut self, node: &UniqueReplicaId) -> u64 {
         self.versions.remove(node).unwrap_or(0)
     }
 }
