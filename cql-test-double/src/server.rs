@@ -27,6 +27,17 @@ use crate::schema::State;
 #[derive(Debug, Clone, Default)]
 pub struct Database {
     state: Arc<Mutex<State>>,
+    consistencies: Arc<Mutex<HashMap<String, ObservedConsistency>>>,
+}
+
+/// The consistency levels a client last sent with a statement (the double accepts and ignores
+/// them; tests check that a client sends what it should).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedConsistency {
+    /// The consistency, e.g. `LocalQuorum`.
+    pub consistency: String,
+    /// The serial consistency, e.g. `LocalSerial`, if sent.
+    pub serial_consistency: Option<String>,
 }
 
 impl Database {
@@ -59,6 +70,27 @@ impl Database {
         )
     }
 
+    /// The consistency levels last sent with the statement `cql` (as the client wrote it).
+    pub fn observed_consistency(&self, cql: &str) -> Option<ObservedConsistency> {
+        self.consistencies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(cql)
+            .cloned()
+    }
+
+    fn observe(&self, cql: &str, params: &QueryParams) {
+        let observed = ObservedConsistency {
+            consistency: format!("{:?}", params.consistency),
+            serial_consistency: params.serial_consistency.map(|c| format!("{c:?}")),
+        };
+        let mut map = self.consistencies.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: one entry per distinct statement text a client sends.
+        if map.len() < 10_000 || map.contains_key(cql) {
+            map.insert(cql.to_owned(), observed);
+        }
+    }
+
     /// The number of partitions of `keyspace.table`, if the table exists.
     pub fn partition_count(&self, keyspace: &str, table: &str) -> Option<usize> {
         let state = self.lock();
@@ -83,6 +115,7 @@ pub enum StartError {
 /// A prepared statement, kept per running server (a restarted double has forgotten them and
 /// answers `UNPREPARED`, as a restarted Cassandra node may).
 struct PreparedEntry {
+    cql: String,
     parsed: Parsed,
     keyspace: Option<String>,
 }
@@ -253,6 +286,7 @@ fn handle(shared: &Shared, keyspace: &mut Option<String>, envelope: Envelope) ->
         RequestBody::Register(_) => return protocol::ready(stream_id),
         RequestBody::Query(query) => {
             tracing::trace!(cql = %query.query, "QUERY");
+            shared.database.observe(&query.query, &query.query_params);
             parser::parse(&query.query)
                 .and_then(|parsed| run(shared, keyspace, &parsed, None, &query.query_params))
         }
@@ -271,6 +305,11 @@ fn handle(shared: &Shared, keyspace: &mut Option<String>, envelope: Envelope) ->
                 .unwrap_or_else(|p| p.into_inner())
                 .get(&id)
                 .cloned();
+            if let Some(entry) = &entry {
+                shared
+                    .database
+                    .observe(&entry.cql, &execute.query_parameters);
+            }
             match entry {
                 Some(entry) => run(
                     shared,
@@ -333,6 +372,7 @@ fn prepare_statement(
         .insert(
             id.clone(),
             Arc::new(PreparedEntry {
+                cql: cql.to_owned(),
                 parsed,
                 keyspace: keyspace.map(str::to_owned),
             }),

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use futures::TryStreamExt;
 
 use dd_core::store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
-use dd_store_cassandra::schema::bucket_of;
+use dd_store_cassandra::schema::{Cql, bucket_of};
 use dd_store_cassandra::{BUCKETS, CassandraStore, open_url};
 
 #[tokio::test]
@@ -279,4 +279,44 @@ async fn opens_from_a_url() {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Config { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn sends_the_configured_consistency_levels() {
+    let target = common::target("sends_the_configured_consistency_levels").await;
+    let Some(double) = &target.double else {
+        println!("sends_the_configured_consistency_levels: checked on the test double only");
+        return;
+    };
+    let store = CassandraStore::open(target.options.clone()).await.unwrap();
+    store.put("c", "k", None, "v".into()).await.unwrap();
+    store
+        .put("c", "k", Some(Revision(1)), "w".into())
+        .await
+        .unwrap();
+    store.get("c", "k").await.unwrap();
+    let cql = Cql::new(&target.options);
+    for statement in [&cql.insert_if_not_exists, &cql.update_if_revision] {
+        let observed = double.database().observed_consistency(statement).unwrap();
+        assert_eq!(observed.consistency, "LocalQuorum", "{statement}");
+        assert_eq!(
+            observed.serial_consistency.as_deref(),
+            Some("LocalSerial"),
+            "{statement}"
+        );
+    }
+    let observed = double.database().observed_consistency(&cql.get).unwrap();
+    assert_eq!(observed.consistency, "LocalQuorum");
+
+    let mut options = target.options.clone();
+    options.consistency = dd_store_cassandra::Consistency::Quorum;
+    options.serial_consistency = dd_store_cassandra::SerialConsistency::Serial;
+    let store = CassandraStore::open(options).await.unwrap();
+    store.delete("c", "k", Revision(2)).await.unwrap();
+    let observed = double
+        .database()
+        .observed_consistency(&cql.delete_if_revision)
+        .unwrap();
+    assert_eq!(observed.consistency, "Quorum");
+    assert_eq!(observed.serial_consistency.as_deref(), Some("Serial"));
 }
