@@ -11,7 +11,7 @@
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! let err = dd_durable::open::open_store("ftp://example").await.unwrap_err();
+//! let err = dd_durable::open::open_store("ftp://example").await.err().unwrap();
 //! assert!(err.to_string().contains("unknown store URL scheme 'ftp'"));
 //! # });
 //! ```

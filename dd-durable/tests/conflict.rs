@@ -1,4 +1,5 @@
 //! Conflicts with another writer under the same replica name, and records that cannot be read.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
 mod common;
 

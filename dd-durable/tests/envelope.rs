@@ -1,4 +1,5 @@
 //! The envelope: round-trips, golden bytes and detection of every kind of damage.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
 mod common;
 

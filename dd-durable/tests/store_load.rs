@@ -1,4 +1,5 @@
 //! Storing and loading: round-trips, tombstones, reopening, paging, stats.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
 mod common;
 
