@@ -22,15 +22,16 @@ impl ConflictAlarm {
         }
     }
 
-    /// Logs the error unless it was logged for this key within the interval.
-    pub(crate) fn raise(&self, backend: &str, replica: &ReplicaId, key: &str) {
+    /// Logs the error unless it was logged for this key within the interval; returns whether it
+    /// logged.
+    pub(crate) fn raise(&self, backend: &str, replica: &ReplicaId, key: &str) -> bool {
         let now = Instant::now();
         let mut last = lock(&self.last);
         let id = (replica.clone(), key.to_owned());
         if let Some(at) = last.get(&id)
             && now.duration_since(*at) < self.interval
         {
-            return;
+            return false;
         }
         last.retain(|_, at| now.duration_since(*at) < self.interval);
         last.insert(id, now);
@@ -42,5 +43,23 @@ impl ConflictAlarm {
              record changed behind this process's back; values are merged so nothing is lost, \
              but every replica needs a unique name"
         );
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_once_per_key_per_interval() {
+        let alarm = ConflictAlarm::new(Duration::from_secs(3600));
+        let r = ReplicaId::new("r");
+        assert!(alarm.raise("memory", &r, "a"));
+        assert!(!alarm.raise("memory", &r, "a"));
+        assert!(alarm.raise("memory", &r, "b"));
+        let always = ConflictAlarm::new(Duration::ZERO);
+        assert!(always.raise("memory", &r, "a"));
+        assert!(always.raise("memory", &r, "a"));
     }
 }

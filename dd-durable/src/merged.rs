@@ -92,3 +92,37 @@ impl UnadoptedMerges {
         Some(merged)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use dd_core::UniqueReplicaId;
+    use dd_core::crdt::GCounter;
+
+    fn counter(slots: &[(u64, u64)]) -> GCounter {
+        let mut c = GCounter::new();
+        for (incarnation, n) in slots {
+            c.increment(&UniqueReplicaId::new("r", *incarnation), *n)
+                .unwrap();
+        }
+        c
+    }
+
+    #[test]
+    fn merge_is_applied_until_adopted_and_handed_out_once() {
+        let merges = UnadoptedMerges::default();
+        let r = ReplicaId::new("r");
+        merges.remember(&r, "k", Box::new(counter(&[(1, 3), (2, 5)])));
+        let out = merges.hand_out(&r);
+        assert_eq!(out.len(), 1);
+        assert!(merges.hand_out(&r).is_empty());
+        // A value without the merge gets it merged in.
+        let stale = counter(&[(2, 6)]);
+        let merged = merges.merge_into(&r, "k", &stale).unwrap();
+        assert!(merged.eq_erased(&counter(&[(1, 3), (2, 6)])));
+        // A value that includes it means it was adopted: forgotten.
+        assert!(merges.merge_into(&r, "k", merged.as_ref()).is_none());
+        assert!(merges.merge_into(&r, "k", &stale).is_none());
+    }
+}
