@@ -290,3 +290,50 @@ async fn conflict_already_contained_in_the_store_writes_nothing() {
         Revision(2)
     );
 }
+
+#[tokio::test]
+async fn merges_of_a_failed_call_are_handed_out_by_the_next_call() {
+    let backend = MemoryStore::new();
+    backend.put("r", "bad", None, GARBAGE.into()).await.unwrap();
+    let other = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
+    let durable = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
+    let replica = ReplicaId::new("r");
+    let reg = registry();
+    other
+        .store(
+            &replica,
+            &reg,
+            vec![entry("shared", counter(&[("r", 1, 2)]))],
+        )
+        .await
+        .unwrap();
+    let err = durable
+        .store(
+            &replica,
+            &reg,
+            vec![
+                entry("bad", counter(&[("r", 2, 1)])),
+                entry("shared", counter(&[("r", 2, 1)])),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, DurableError::Corrupt { key, .. } if key == "bad"));
+    let merged = counter(&[("r", 1, 2), ("r", 2, 1)]);
+    let raw = backend.get("r", "shared").await.unwrap().unwrap();
+    let Record::Data { type_name, payload } = envelope::decode(&raw.value).unwrap() else {
+        panic!("not data");
+    };
+    let stored = reg.decode(type_name, payload).unwrap();
+    assert!(stored.eq_erased(&merged));
+
+    let report = durable
+        .store(
+            &replica,
+            &reg,
+            vec![entry("unrelated", counter(&[("r", 2, 1)]))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(merged_counter(&report, "shared"), merged);
+}
