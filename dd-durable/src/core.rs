@@ -1,7 +1,7 @@
 //! The write path shared by both write modes: encoding, one conditional batch, conflict merging.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -149,7 +149,16 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
         let mut result = WriteResult::default();
         let mut ops = Vec::with_capacity(entries.len());
         let mut planned: Vec<(&str, Cow<'_, DurableValue>)> = Vec::with_capacity(entries.len());
-        for (key, value) in entries {
+        // Only the last state of a key given twice is written (both would carry one revision).
+        let last_of_key: HashMap<&str, usize> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (key, _))| (key.as_str(), i))
+            .collect();
+        for (i, (key, value)) in entries.iter().enumerate() {
+            if last_of_key.get(key.as_str()) != Some(&i) {
+                continue;
+            }
             let known = self.known.get(replica, key);
             if known.is_some_and(|k| k.tombstone) {
                 tracing::debug!(backend = %self.backend, replica = %replica, key = %key,

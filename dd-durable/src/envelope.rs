@@ -84,10 +84,11 @@ pub enum EnvelopeError {
         /// The version found.
         version: u16,
     },
-    /// A value too large for the format (type name over 64 KiB, record over 4 GiB).
+    /// A record the format cannot hold (empty type name, type name over 64 KiB, record over
+    /// 4 GiB).
     #[error("cannot encode record: {reason}")]
-    TooLarge {
-        /// What is too large.
+    Unencodable {
+        /// What is wrong.
         reason: String,
     },
 }
@@ -115,7 +116,7 @@ impl EnvelopeError {
                 version,
                 supported: CURRENT_VERSION,
             },
-            EnvelopeError::TooLarge { reason } => {
+            EnvelopeError::Unencodable { reason } => {
                 DurableError::Store(dd_core::store::StoreError::Backend {
                     backend: backend.to_owned(),
                     message: format!(
@@ -134,11 +135,16 @@ pub fn encode(record: &Record<'_>) -> Result<Vec<u8>, EnvelopeError> {
         Record::Data { type_name, payload } => (KIND_DATA, type_name, payload),
         Record::Tombstone => (KIND_TOMBSTONE, "", &[]),
     };
-    let name_len = u16::try_from(type_name.len()).map_err(|_| EnvelopeError::TooLarge {
+    if kind == KIND_DATA && type_name.is_empty() {
+        return Err(EnvelopeError::Unencodable {
+            reason: "empty type name".to_owned(),
+        });
+    }
+    let name_len = u16::try_from(type_name.len()).map_err(|_| EnvelopeError::Unencodable {
         reason: format!("type name of {} bytes (at most 65535)", type_name.len()),
     })?;
     let total = MIN_LEN + 3 + type_name.len() + payload.len();
-    let total_u32 = u32::try_from(total).map_err(|_| EnvelopeError::TooLarge {
+    let total_u32 = u32::try_from(total).map_err(|_| EnvelopeError::Unencodable {
         reason: format!("record of {total} bytes (at most 4 GiB)"),
     })?;
     let mut out = Vec::with_capacity(total);

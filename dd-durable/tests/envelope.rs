@@ -248,3 +248,25 @@ proptest! {
         prop_assert!(reason.contains("header declares"), "{}", reason);
     }
 }
+
+#[test]
+fn records_the_format_cannot_hold_are_refused() {
+    let empty = Record::Data {
+        type_name: "",
+        payload: &[1],
+    };
+    assert!(matches!(
+        envelope::encode(&empty),
+        Err(EnvelopeError::Unencodable { .. })
+    ));
+    let long_name = "T".repeat(70_000);
+    let long = Record::Data {
+        type_name: &long_name,
+        payload: &[],
+    };
+    let err = envelope::encode(&long).unwrap_err();
+    assert!(
+        err.to_string().contains("type name of 70000 bytes"),
+        "{err}"
+    );
+}

@@ -241,3 +241,26 @@ async fn backend_failure_is_an_error_and_writes_nothing() {
     backend.set_failing(false);
     assert!(load_all(&durable, &replica).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_key_given_twice_in_one_call_is_written_once_with_its_last_state() {
+    let backend = TestStore::new(MemoryStore::new());
+    let durable = DurableDistributedDataStore::new(backend.clone(), options());
+    let replica = ReplicaId::new("r");
+    let report = durable
+        .store(
+            &replica,
+            &registry(),
+            vec![
+                entry("k", counter(&[("r", 1, 1)])),
+                entry("k", counter(&[("r", 1, 2)])),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(report.merged_conflicts.is_empty());
+    assert_eq!(backend.writes_of("k"), 1);
+    assert_eq!(durable.stats().conflicts_merged, 0);
+    let loaded = load_all(&durable, &replica).await;
+    assert_eq!(as_counter(&loaded[0].1), counter(&[("r", 1, 2)]));
+}
