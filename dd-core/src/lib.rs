@@ -20,3 +20,7 @@ pub mod store;
 pub use crdt::{DeltaReplicatedData, RemovedNodePruning, ReplicatedData, TypeName};
 pub use key::Key;
 pub use replica::{ReplicaId, UniqueReplicaId};
+
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
