@@ -243,7 +243,9 @@ impl Debug for TypeRegistry {
             Err(p) => p.into_inner().keys().cloned().collect(),
         };
         names.sort();
-        f.debug_struct("TypeRegistry").field("types", &names).finish()
+        f.debug_struct("TypeRegistry")
+            .field("types", &names)
+            .finish()
     }
 }
 

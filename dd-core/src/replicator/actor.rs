@@ -70,7 +70,11 @@ impl Replica {
         transport: Arc<dyn Transport>,
         recovered: BTreeMap<String, Envelope>,
         members: Members,
-    ) -> (Self, mpsc::UnboundedReceiver<Internal>, mpsc::UnboundedReceiver<Conflicts>) {
+    ) -> (
+        Self,
+        mpsc::UnboundedReceiver<Internal>,
+        mpsc::UnboundedReceiver<Conflicts>,
+    ) {
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         let (conflicts_tx, conflicts_rx) = mpsc::unbounded_channel();
         let registry = settings.registry.clone();
@@ -316,7 +320,11 @@ impl Replica {
         }
     }
 
-    fn local_value(&self, key: &str, type_name: &str) -> Result<Box<dyn ErasedData>, ReplicatorError> {
+    fn local_value(
+        &self,
+        key: &str,
+        type_name: &str,
+    ) -> Result<Box<dyn ErasedData>, ReplicatorError> {
         match self.check_type(key, type_name)? {
             None => Err(ReplicatorError::NotFound {
                 key: key.to_owned(),
@@ -767,7 +775,9 @@ impl Replica {
         let mut bytes = 0usize;
         let mut request = Some(request);
         for key in keys {
-            let Some(entry) = self.wire(key) else { continue };
+            let Some(entry) = self.wire(key) else {
+                continue;
+            };
             let size = match &entry.state {
                 WireState::Data { bytes, .. } => bytes.len(),
                 WireState::Deleted => 0,
@@ -833,9 +843,7 @@ impl Replica {
                         digest: None,
                     },
                 );
-                self.data
-                    .get_mut(&d.key)
-                    .ok_or("entry vanished")?
+                self.data.get_mut(&d.key).ok_or("entry vanished")?
             }
         };
         let Value::Data(value) = &mut entry.env.value else {
@@ -852,7 +860,9 @@ impl Replica {
             return Err(format!("gap after {current}; waiting for full state"));
         }
         let before = value.clone();
-        value.merge_delta_bytes(&d.bytes).map_err(|e| e.to_string())?;
+        value
+            .merge_delta_bytes(&d.bytes)
+            .map_err(|e| e.to_string())?;
         entry.env.delta_versions.insert(from.clone(), d.seq);
         entry.env.clean_after_delta();
         let changed = entry.env.value_differs(&Value::Data(before));

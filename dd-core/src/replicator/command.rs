@@ -10,9 +10,8 @@ use super::error::ReplicatorError;
 use crate::data::ErasedData;
 
 /// Computes the new value from the current one (`None`: the key has no value yet).
-pub(crate) type ModifyFn = Box<
-    dyn FnOnce(Option<&dyn ErasedData>) -> Result<Box<dyn ErasedData>, ReplicatorError> + Send,
->;
+pub(crate) type ModifyFn =
+    Box<dyn FnOnce(Option<&dyn ErasedData>) -> Result<Box<dyn ErasedData>, ReplicatorError> + Send>;
 
 /// The answer to a read or update: the value at the local replica afterwards.
 pub(crate) type ValueReply = oneshot::Sender<Result<Box<dyn ErasedData>, ReplicatorError>>;

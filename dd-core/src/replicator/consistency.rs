@@ -55,12 +55,7 @@ pub enum WriteConsistency {
 }
 
 /// `(replicas needed including self, timeout)` for a level over `members` members.
-fn required(
-    n: Option<usize>,
-    majority_min: Option<usize>,
-    all: bool,
-    members: usize,
-) -> usize {
+fn required(n: Option<usize>, majority_min: Option<usize>, all: bool, members: usize) -> usize {
     let members = members.max(1);
     if all {
         members

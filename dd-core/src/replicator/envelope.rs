@@ -113,8 +113,14 @@ impl Envelope {
                 (None, p) => p,
                 (Some(Pruning::Performed), _) | (_, Pruning::Performed) => Pruning::Performed,
                 (
-                    Some(Pruning::Initialized { owner: o1, seen: s1 }),
-                    Pruning::Initialized { owner: o2, seen: s2 },
+                    Some(Pruning::Initialized {
+                        owner: o1,
+                        seen: s1,
+                    }),
+                    Pruning::Initialized {
+                        owner: o2,
+                        seen: s2,
+                    },
                 ) => {
                     if o1 == o2 {
                         Pruning::Initialized {
@@ -122,9 +128,15 @@ impl Envelope {
                             seen: s1.union(&s2).cloned().collect(),
                         }
                     } else if o1 < o2 {
-                        Pruning::Initialized { owner: o1, seen: s1 }
+                        Pruning::Initialized {
+                            owner: o1,
+                            seen: s1,
+                        }
                     } else {
-                        Pruning::Initialized { owner: o2, seen: s2 }
+                        Pruning::Initialized {
+                            owner: o2,
+                            seen: s2,
+                        }
                     }
                 }
             };
@@ -201,7 +213,9 @@ impl Envelope {
         registry: &TypeRegistry,
     ) -> Result<(String, Envelope), DataError> {
         let value = match entry.state {
-            WireState::Data { type_name, bytes } => Value::Data(registry.decode(&type_name, &bytes)?),
+            WireState::Data { type_name, bytes } => {
+                Value::Data(registry.decode(&type_name, &bytes)?)
+            }
             WireState::Deleted => Value::Deleted,
         };
         let pruning = entry

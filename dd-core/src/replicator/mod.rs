@@ -212,16 +212,17 @@ impl Replicator {
         self.registry.register::<T>();
         let id = key.id().to_owned();
         let modify: ModifyFn = Box::new(move |existing| {
-            let mut value = match existing {
-                None => initial,
-                Some(e) => e.downcast_ref::<T>().cloned().ok_or_else(|| {
-                    ReplicatorError::WrongType {
-                        key: id.clone(),
-                        expected: T::type_name(),
-                        found: e.type_name(),
-                    }
-                })?,
-            };
+            let mut value =
+                match existing {
+                    None => initial,
+                    Some(e) => e.downcast_ref::<T>().cloned().ok_or_else(|| {
+                        ReplicatorError::WrongType {
+                            key: id.clone(),
+                            expected: T::type_name(),
+                            found: e.type_name(),
+                        }
+                    })?,
+                };
             modify(&mut value).map_err(|e| ReplicatorError::ModifyFailed {
                 key: id,
                 source: e.into(),

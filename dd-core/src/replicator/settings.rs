@@ -60,7 +60,10 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("gossip_interval", &self.gossip_interval)
             .field("notify_interval", &self.notify_interval)
-            .field("delta_propagation_interval", &self.delta_propagation_interval)
+            .field(
+                "delta_propagation_interval",
+                &self.delta_propagation_interval,
+            )
             .field("max_delta_elements", &self.max_delta_elements)
             .field("max_gossip_entries", &self.max_gossip_entries)
             .field("max_gossip_bytes", &self.max_gossip_bytes)

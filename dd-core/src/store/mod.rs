@@ -165,7 +165,8 @@ impl StoreError {
 }
 
 /// A stream of records, as returned by [`DurableStateStore::scan`].
-pub type RecordStream<'a> = Pin<Box<dyn Stream<Item = Result<StoredRecord, StoreError>> + Send + 'a>>;
+pub type RecordStream<'a> =
+    Pin<Box<dyn Stream<Item = Result<StoredRecord, StoreError>> + Send + 'a>>;
 
 /// The default page size of [`DurableStateStore::scan`].
 pub const DEFAULT_SCAN_PAGE_SIZE: usize = 1000;
@@ -254,7 +255,10 @@ pub trait DurableStateStore: Send + Sync + 'static {
     }
 }
 
-fn single_outcome(backend: String, outcomes: Vec<WriteOutcome>) -> Result<WriteOutcome, StoreError> {
+fn single_outcome(
+    backend: String,
+    outcomes: Vec<WriteOutcome>,
+) -> Result<WriteOutcome, StoreError> {
     let n = outcomes.len();
     outcomes
         .into_iter()

@@ -97,13 +97,9 @@ impl MemoryNetwork {
     /// incoming stream ends.
     pub fn join(&self, id: UniqueReplicaId) -> MemoryTransport {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.lock().nodes.insert(
-            id.replica().clone(),
-            Node {
-                id: id.clone(),
-                tx,
-            },
-        );
+        self.lock()
+            .nodes
+            .insert(id.replica().clone(), Node { id: id.clone(), tx });
         MemoryTransport {
             network: self.clone(),
             id,
@@ -168,7 +164,13 @@ impl MemoryNetwork {
             };
             let max = u64::try_from(faults.max_delay.as_micros()).unwrap_or(u64::MAX);
             let delays: Vec<u64> = (0..copies)
-                .map(|_| if max == 0 { 0 } else { s.rng.random_range(0..=max) })
+                .map(|_| {
+                    if max == 0 {
+                        0
+                    } else {
+                        s.rng.random_range(0..=max)
+                    }
+                })
                 .collect();
             (tx, delays)
         };
@@ -231,7 +233,10 @@ impl Transport for MemoryTransport {
 
     fn shutdown(&self) {
         let mut s = self.network.lock();
-        if s.nodes.get(self.id.replica()).is_some_and(|n| n.id == self.id) {
+        if s.nodes
+            .get(self.id.replica())
+            .is_some_and(|n| n.id == self.id)
+        {
             s.nodes.remove(self.id.replica());
         }
     }

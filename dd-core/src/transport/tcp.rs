@@ -249,7 +249,9 @@ impl Transport for TcpTransport {
                     tracing::debug!(from = %self.inner.self_id, %to, "outbound queue full; message dropped");
                 }
             }
-            None => tracing::debug!(from = %self.inner.self_id, %to, "no address for peer; message dropped"),
+            None => {
+                tracing::debug!(from = %self.inner.self_id, %to, "no address for peer; message dropped")
+            }
         }
     }
 

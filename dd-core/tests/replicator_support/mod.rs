@@ -47,7 +47,11 @@ pub async fn start_memory_cluster(net: &MemoryNetwork, n: usize) -> Vec<Replicat
     let all = names(n);
     let mut out = Vec::new();
     for (i, name) in all.iter().enumerate() {
-        out.push(start_memory(net, name, i as u64 + 1, &all, fast_settings()).await.0);
+        out.push(
+            start_memory(net, name, i as u64 + 1, &all, fast_settings())
+                .await
+                .0,
+        );
     }
     out
 }
