@@ -613,15 +613,11 @@ impl Replica {
         }
     }
 
+    /// Adopts values the store merged with a concurrent writer's (the store already holds them).
     fn on_conflicts(&mut self, conflicts: Conflicts) {
-        let mut changed = Vec::new();
         for (key, value) in conflicts {
-            if self.merge_envelope(key.clone(), Envelope::data(value), "durable store") {
-                changed.push(key);
-            }
+            self.merge_envelope(key, Envelope::data(value), "durable store");
         }
-        // The store already holds the merged value; only memory needed updating.
-        drop(changed);
     }
 
     fn persist_detached(&self, keys: impl IntoIterator<Item = String>) {
