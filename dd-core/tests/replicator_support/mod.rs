@@ -100,3 +100,51 @@ pub async fn converge_counter(rs: &[Replicator], key: &Key<GCounter>, expected: 
 }
 
 pub const LONG: Duration = Duration::from_secs(60);
+
+/// A durable store that keeps values in memory (survives replicator restarts in one test).
+#[derive(Default)]
+pub struct MapStore {
+    map: std::sync::Mutex<
+        std::collections::BTreeMap<(ReplicaId, String), dd_core::durable::DurableValue>,
+    >,
+}
+
+#[async_trait::async_trait]
+impl dd_core::durable::DurableDataStore for MapStore {
+    fn describe(&self) -> String {
+        "map store".into()
+    }
+
+    fn load<'a>(
+        &'a self,
+        replica: &'a ReplicaId,
+        _registry: &'a dd_core::data::TypeRegistry,
+    ) -> dd_core::durable::DurableEntryStream<'a> {
+        let entries: Vec<_> = self
+            .map
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((r, _), _)| r == replica)
+            .map(|((_, k), v)| Ok((k.clone(), v.clone())))
+            .collect();
+        Box::pin(futures::stream::iter(entries))
+    }
+
+    async fn store(
+        &self,
+        replica: &ReplicaId,
+        _registry: &dd_core::data::TypeRegistry,
+        entries: Vec<(String, dd_core::durable::DurableValue)>,
+    ) -> Result<dd_core::durable::StoreReport, dd_core::durable::DurableError> {
+        let mut map = self.map.lock().unwrap();
+        for (k, v) in entries {
+            map.insert((replica.clone(), k), v);
+        }
+        Ok(Default::default())
+    }
+
+    async fn flush(&self) -> Result<(), dd_core::durable::DurableError> {
+        Ok(())
+    }
+}
