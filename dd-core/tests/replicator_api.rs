@@ -1,14 +1,16 @@
 //! The replicator's API on one and several replicas over the in-memory transport.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod replicator_support;
 
 use std::time::Duration;
 
-use dd_core::ReplicatedData;
 use dd_core::crdt::GCounter;
 use dd_core::replicator::{ReadConsistency, ReplicatorError, WriteConsistency};
 use dd_core::transport::memory::{Faults, MemoryNetwork};
 use dd_core::{Key, ReplicaId};
+use dd_core::{RemovedNodePruning, ReplicatedData};
 use futures::StreamExt;
 use replicator_support::*;
 
@@ -379,4 +381,52 @@ async fn majority_and_all_succeed_with_enough_replicas_and_time_out_without() {
     net.heal();
     converge_counter(&rs, &key, 112).await;
     let _ = ReplicaId::new("unused");
+}
+
+#[tokio::test]
+async fn removed_member_is_pruned_without_changing_values() {
+    let net = MemoryNetwork::new(11, Faults::default());
+    let all = names(3);
+    let mut rs = Vec::new();
+    let mut clusters = Vec::new();
+    for (i, name) in all.iter().enumerate() {
+        let (r, c) = start_memory(&net, name, i as u64 + 1, &all, fast_settings()).await;
+        rs.push(r);
+        clusters.push(c);
+    }
+    let key: Key<GCounter> = Key::new("pruned");
+    for (i, r) in rs.iter().enumerate() {
+        let me = r.self_id();
+        r.update(&key, GCounter::new(), WriteConsistency::Local, move |c| {
+            c.increment(&me, i as u64 + 1)
+        })
+        .await
+        .unwrap();
+    }
+    converge_counter(&rs, &key, 6).await;
+    let gone = rs[2].self_id();
+    rs[2].shutdown().await.unwrap();
+    for c in &clusters[..2] {
+        c.remove_member(&all[2]);
+    }
+    eventually(
+        "r2's slot is collapsed into the leader on both replicas",
+        LONG,
+        || async {
+            for r in &rs[..2] {
+                let c = r.get(&key, ReadConsistency::Local).await.unwrap();
+                if c.modified_by_nodes().contains(&gone) || c.value() != 6 {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    let c = rs[1].get(&key, ReadConsistency::Local).await.unwrap();
+    assert_eq!(
+        c.slot(&rs[0].self_id()),
+        1 + 3,
+        "collapsed into r0, the lowest member"
+    );
 }

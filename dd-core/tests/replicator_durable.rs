@@ -1,5 +1,7 @@
 //! The replicator's durable wiring, against a small in-test `DurableDataStore`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod replicator_support;
 
 use std::collections::BTreeMap;

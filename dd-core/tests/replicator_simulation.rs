@@ -3,6 +3,8 @@
 //! that every replica converges, that no acknowledged update is lost, and that deltas of a
 //! causal-delivery type are never applied out of order.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod replicator_support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,7 +13,9 @@ use std::time::Duration;
 
 use dd_core::cluster::StaticCluster;
 use dd_core::crdt::GCounter;
-use dd_core::replicator::{DistributedData, ReadConsistency, Replicator, Settings, WriteConsistency};
+use dd_core::replicator::{
+    DistributedData, ReadConsistency, Replicator, Settings, WriteConsistency,
+};
 use dd_core::transport::memory::{Faults, MemoryNetwork};
 use dd_core::{
     DeltaReplicatedData, Key, RemovedNodePruning, ReplicaId, ReplicatedData, TypeName,
@@ -108,11 +112,19 @@ fn settings(store: &Arc<MapStore>) -> Settings {
     s
 }
 
-async fn start(net: &MemoryNetwork, all: &[ReplicaId], i: usize, incarnation: u64, store: &Arc<MapStore>) -> Replicator {
+async fn start(
+    net: &MemoryNetwork,
+    all: &[ReplicaId],
+    i: usize,
+    incarnation: u64,
+    store: &Arc<MapStore>,
+) -> Replicator {
     let id = UniqueReplicaId::new(all[i].clone(), incarnation);
     let peers = all.iter().filter(|p| **p != all[i]).cloned();
     let cluster = StaticCluster::new(id.clone(), peers);
-    DistributedData::start(cluster, net.join(id), settings(store)).await.unwrap()
+    DistributedData::start(cluster, net.join(id), settings(store))
+        .await
+        .unwrap()
 }
 
 async fn run_seed(seed: u64) {
@@ -124,11 +136,13 @@ async fn run_seed(seed: u64) {
     };
     let net = MemoryNetwork::new(seed, faults);
     let all = names(REPLICAS);
-    let stores: Vec<Arc<MapStore>> = (0..REPLICAS).map(|_| Arc::new(MapStore::default())).collect();
-    let mut incarnations = vec![1u64; REPLICAS];
+    let stores: Vec<Arc<MapStore>> = (0..REPLICAS)
+        .map(|_| Arc::new(MapStore::default()))
+        .collect();
+    let mut incarnations = [1u64; REPLICAS];
     let mut rs = Vec::new();
-    for i in 0..REPLICAS {
-        rs.push(start(&net, &all, i, 1, &stores[i]).await);
+    for (i, store) in stores.iter().enumerate() {
+        rs.push(start(&net, &all, i, 1, store).await);
     }
     let counters: Vec<Key<GCounter>> = (0..3).map(|k| Key::new(format!("c{k}"))).collect();
     let log: Key<SeqLog> = Key::new("log");
@@ -142,9 +156,12 @@ async fn run_seed(seed: u64) {
                 let n = rng.random_range(1..5u64);
                 let me = rs[i].self_id();
                 rs[i]
-                    .update(&counters[k], GCounter::new(), WriteConsistency::Local, move |c| {
-                        c.increment(&me, n)
-                    })
+                    .update(
+                        &counters[k],
+                        GCounter::new(),
+                        WriteConsistency::Local,
+                        move |c| c.increment(&me, n),
+                    )
                     .await
                     .unwrap();
                 acked[k] += u128::from(n);

@@ -1,6 +1,8 @@
 //! The TCP transport on 127.0.0.1: convergence, handshake refusal, malformed and oversized
 //! frames.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod replicator_support;
 
 use std::net::SocketAddr;
@@ -37,7 +39,11 @@ async fn start_tcp_cluster(n: usize) -> (Vec<Replicator>, Vec<TcpTransport>) {
     let mut ids = Vec::new();
     for name in &all {
         let id = UniqueReplicaId::new_incarnation(name.clone());
-        transports.push(TcpTransport::bind(id.clone(), local(), config()).await.unwrap());
+        transports.push(
+            TcpTransport::bind(id.clone(), local(), config())
+                .await
+                .unwrap(),
+        );
         ids.push(id);
     }
     let addresses: Vec<(ReplicaId, Option<SocketAddr>)> = all
@@ -105,7 +111,10 @@ async fn three_replicas_converge_over_tcp() {
     }
 }
 
-async fn handshake(addr: SocketAddr, cluster: &str) -> (Framed<TcpStream, LengthDelimitedCodec>, Handshake) {
+async fn handshake(
+    addr: SocketAddr,
+    cluster: &str,
+) -> (Framed<TcpStream, LengthDelimitedCodec>, Handshake) {
     let stream = TcpStream::connect(addr).await.unwrap();
     let mut framed = Framed::new(stream, LengthDelimitedCodec::new());
     let hello = Handshake::Hello {
@@ -117,7 +126,11 @@ async fn handshake(addr: SocketAddr, cluster: &str) -> (Framed<TcpStream, Length
         .send(Bytes::from(postcard::to_stdvec(&hello).unwrap()))
         .await
         .unwrap();
-    let reply = tokio::time::timeout(LONG, framed.next()).await.unwrap().unwrap().unwrap();
+    let reply = tokio::time::timeout(LONG, framed.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     (framed, postcard::from_bytes(&reply).unwrap())
 }
 
@@ -155,19 +168,30 @@ async fn malformed_and_oversized_frames_close_the_connection_only() {
     // A frame that is not a postcard Message.
     let (mut framed, reply) = handshake(addr, "test-cluster").await;
     assert!(matches!(reply, Handshake::Welcome { .. }), "{reply:?}");
-    framed.send(Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2, 3])).await.unwrap();
-    assert!(closed(&mut framed).await, "malformed frame closes the connection");
+    framed
+        .send(Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2, 3]))
+        .await
+        .unwrap();
+    assert!(
+        closed(&mut framed).await,
+        "malformed frame closes the connection"
+    );
 
     // A frame over the limit (64 KiB here).
     let (mut framed, _) = handshake(addr, "test-cluster").await;
     let big = vec![0u8; 200 * 1024];
     let _ = framed.send(Bytes::from(big)).await;
-    assert!(closed(&mut framed).await, "oversized frame closes the connection");
+    assert!(
+        closed(&mut framed).await,
+        "oversized frame closes the connection"
+    );
 
     // A garbage handshake.
     let stream = TcpStream::connect(addr).await.unwrap();
     let mut raw = Framed::new(stream, LengthDelimitedCodec::new());
-    raw.send(Bytes::from_static(b"GET / HTTP/1.1")).await.unwrap();
+    raw.send(Bytes::from_static(b"GET / HTTP/1.1"))
+        .await
+        .unwrap();
     assert!(closed(&mut raw).await);
 
     // The replicas still work and still talk to each other.
@@ -202,7 +226,9 @@ async fn a_restarted_peer_is_reconnected() {
         [(ReplicaId::new("r0"), Some(transports[0].local_addr()))],
     );
     t.follow_members(&cluster);
-    let r1 = DistributedData::start(cluster, t, fast_settings()).await.unwrap();
+    let r1 = DistributedData::start(cluster, t, fast_settings())
+        .await
+        .unwrap();
     let both = vec![rs[0].clone(), r1];
     // The new incarnation gets everything by gossip; its own update reaches r0.
     converge_counter(&both, &key, 4).await;

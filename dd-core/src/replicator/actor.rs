@@ -178,7 +178,7 @@ impl Replica {
                 Ok(Err(source)) => {
                     return Err(ReplicatorError::StoreFailure {
                         key: format!("<flush of {store}>"),
-                        source,
+                        source: Box::new(source),
                     });
                 }
                 Err(_) => return Err(ReplicatorError::Shutdown),

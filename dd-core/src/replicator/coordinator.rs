@@ -49,7 +49,12 @@ pub(crate) async fn await_write(
     if let Some(store) = store {
         match store.await {
             Ok(Ok(())) => {}
-            Ok(Err(source)) => return Err(ReplicatorError::StoreFailure { key, source }),
+            Ok(Err(source)) => {
+                return Err(ReplicatorError::StoreFailure {
+                    key,
+                    source: Box::new(source),
+                });
+            }
             Err(_) => return Err(ReplicatorError::Shutdown),
         }
     }

@@ -262,6 +262,7 @@ pub(crate) fn is_durable_key(patterns: &[String], key: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::crdt::GCounter;

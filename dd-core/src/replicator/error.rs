@@ -44,7 +44,7 @@ pub enum ReplicatorError {
         key: String,
         /// The store's error.
         #[source]
-        source: DurableError,
+        source: Box<DurableError>,
     },
     /// The key holds a value of another type.
     #[error("key '{key}' holds a '{found}', not a '{expected}'")]
@@ -75,7 +75,7 @@ pub enum ReplicatorError {
         store: String,
         /// The store's error.
         #[source]
-        source: DurableError,
+        source: Box<DurableError>,
     },
     /// A value could not be encoded, decoded or merged.
     #[error("key '{key}': {source}")]
@@ -84,7 +84,7 @@ pub enum ReplicatorError {
         key: String,
         /// The data error.
         #[source]
-        source: DataError,
+        source: Box<DataError>,
     },
     /// The transport could not be used (e.g. its incoming stream was already taken).
     #[error("transport: {0}")]

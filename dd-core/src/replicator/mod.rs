@@ -93,7 +93,7 @@ impl DistributedData {
             while let Some(item) = entries.next().await {
                 let (key, value) = item.map_err(|source| ReplicatorError::LoadFailure {
                     store: store.describe(),
-                    source,
+                    source: Box::new(source),
                 })?;
                 let env = Envelope::from_durable(value);
                 match recovered.get_mut(&key) {
@@ -103,7 +103,10 @@ impl DistributedData {
                     Some(existing) => {
                         existing
                             .merge(env)
-                            .map_err(|source| ReplicatorError::Data { key, source })?;
+                            .map_err(|source| ReplicatorError::Data {
+                                key,
+                                source: Box::new(source),
+                            })?;
                     }
                 }
             }
