@@ -64,8 +64,8 @@ pub enum DataError {
 
 /// The object-safe face of a [`Crdt`]. Implemented for every `Crdt`.
 pub trait ErasedData: Send + Sync + Debug + 'static {
-    /// The value's stable type name.
-    fn type_name(&self) -> String;
+    /// The value's stable type name (its [`TypeName`]).
+    fn data_type_name(&self) -> String;
     /// As `Any`, to downcast to the concrete type.
     fn as_any(&self) -> &dyn Any;
     /// As mutable `Any`, to downcast to the concrete type.
@@ -117,12 +117,12 @@ impl Clone for Box<dyn ErasedData> {
 fn mismatch<T: TypeName>(other: &dyn ErasedData) -> DataError {
     DataError::TypeMismatch {
         expected: T::type_name(),
-        found: other.type_name(),
+        found: other.data_type_name(),
     }
 }
 
 impl<T: Crdt> ErasedData for T {
-    fn type_name(&self) -> String {
+    fn data_type_name(&self) -> String {
         T::type_name()
     }
 

@@ -13,6 +13,8 @@
 use std::fmt;
 use std::pin::Pin;
 
+pub mod memory;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
