@@ -124,7 +124,7 @@ impl DurableDataStore for TestStore {
             let stored = match v {
                 DurableValue::Deleted => Stored::Deleted,
                 DurableValue::Data(d) => Stored::Data {
-                    type_name: d.type_name(),
+                    type_name: d.data_type_name(),
                     bytes: d.encode().unwrap(),
                 },
             };

@@ -305,7 +305,7 @@ impl Replica {
             Some(e) => match &e.env.value {
                 Value::Deleted => Ok(Some(&e.env)),
                 Value::Data(d) => {
-                    let found = d.type_name();
+                    let found = d.data_type_name();
                     if found == type_name {
                         Ok(Some(&e.env))
                     } else {
@@ -595,12 +595,12 @@ impl Replica {
             } => {
                 if let Some(env) = merged {
                     if let Some(Value::Data(d)) = Some(&env.value)
-                        && d.type_name() != type_name
+                        && d.data_type_name() != type_name
                     {
                         let _ = reply.send(Err(ReplicatorError::WrongType {
                             key,
                             expected: type_name,
-                            found: d.type_name(),
+                            found: d.data_type_name(),
                         }));
                         return;
                     }
@@ -845,8 +845,8 @@ impl Replica {
         let Value::Data(value) = &mut entry.env.value else {
             return Ok(false);
         };
-        if value.type_name() != d.type_name {
-            return Err(format!("type mismatch: have {}", value.type_name()));
+        if value.data_type_name() != d.type_name {
+            return Err(format!("type mismatch: have {}", value.data_type_name()));
         }
         let current = entry.env.delta_versions.get(from).copied().unwrap_or(0);
         if d.seq <= current {
@@ -934,7 +934,7 @@ impl Replica {
             // gap and wait for the full state.
             if !bytes.is_empty() && bytes.len() <= self.settings.max_gossip_bytes {
                 deltas.push(WireDelta {
-                    type_name: value.type_name(),
+                    type_name: value.data_type_name(),
                     key,
                     seq,
                     bytes,

@@ -67,7 +67,7 @@ impl Envelope {
 
     pub(crate) fn type_name(&self) -> Option<String> {
         match &self.value {
-            Value::Data(d) => Some(d.type_name()),
+            Value::Data(d) => Some(d.data_type_name()),
             Value::Deleted => None,
         }
     }
@@ -98,10 +98,10 @@ impl Envelope {
             }
             Value::Data(ref mut d) => d,
         };
-        if mine.type_name() != theirs.type_name() {
+        if mine.data_type_name() != theirs.data_type_name() {
             return Err(DataError::TypeMismatch {
-                expected: mine.type_name(),
-                found: theirs.type_name(),
+                expected: mine.data_type_name(),
+                found: theirs.data_type_name(),
             });
         }
         let before_value = mine.clone();
@@ -178,7 +178,7 @@ impl Envelope {
     pub(crate) fn to_wire(&self, key: &str) -> Result<WireEntry, DataError> {
         let state = match &self.value {
             Value::Data(d) => WireState::Data {
-                type_name: d.type_name(),
+                type_name: d.data_type_name(),
                 bytes: d.encode()?,
             },
             Value::Deleted => WireState::Deleted,

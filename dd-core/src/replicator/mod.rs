@@ -145,7 +145,7 @@ pub struct Replicator {
 }
 
 fn downcast<T: Crdt>(key: &str, value: Box<dyn ErasedData>) -> Result<T, ReplicatorError> {
-    let found = value.type_name();
+    let found = value.data_type_name();
     value
         .downcast_ref::<T>()
         .cloned()
@@ -222,7 +222,7 @@ impl Replicator {
                         ReplicatorError::WrongType {
                             key: id.clone(),
                             expected: T::type_name(),
-                            found: e.type_name(),
+                            found: e.data_type_name(),
                         }
                     })?,
                 };
