@@ -55,7 +55,6 @@ async fn start_tcp_cluster(n: usize) -> (Vec<Replicator>, Vec<TcpTransport>) {
     for (i, t) in transports.iter().enumerate() {
         let peers = addresses.iter().filter(|(r, _)| *r != all[i]).cloned();
         let cluster = StaticCluster::with_addresses(ids[i].clone(), Some(t.local_addr()), peers);
-        t.follow_members(&cluster);
         rs.push(
             DistributedData::start(cluster, t.clone(), fast_settings())
                 .await
@@ -225,7 +224,6 @@ async fn a_restarted_peer_is_reconnected() {
         Some(addr),
         [(ReplicaId::new("r0"), Some(transports[0].local_addr()))],
     );
-    t.follow_members(&cluster);
     let r1 = DistributedData::start(cluster, t, fast_settings())
         .await
         .unwrap();

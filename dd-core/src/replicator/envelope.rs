@@ -72,8 +72,13 @@ impl Envelope {
         }
     }
 
-    /// Drops entries of incarnations whose pruning was performed.
+    /// Drops entries (and delta versions) of incarnations whose pruning was performed.
     fn clean(&mut self) {
+        for (removed, p) in &self.pruning {
+            if *p == Pruning::Performed {
+                self.delta_versions.remove(removed);
+            }
+        }
         if let Value::Data(d) = &mut self.value {
             for (removed, p) in &self.pruning {
                 if *p == Pruning::Performed && d.needs_pruning_from(removed) {

@@ -115,6 +115,7 @@ impl DistributedData {
         }
         let members_rx = cluster.members();
         let members = members_rx.borrow().clone();
+        transport.follow_members(cluster.members());
         let (tx, commands) = mpsc::channel(settings.command_buffer);
         let (replica, internal_rx, conflicts_rx) =
             Replica::new(self_id.clone(), settings, transport, recovered, members);

@@ -11,6 +11,9 @@
 use std::pin::Pin;
 
 use futures::Stream;
+use tokio::sync::watch;
+
+use crate::cluster::Members;
 
 use crate::replica::{ReplicaId, UniqueReplicaId};
 
@@ -57,6 +60,14 @@ pub trait Transport: Send + Sync + 'static {
 
     /// The stream of received messages; can be taken once.
     fn incoming(&self) -> Result<IncomingStream, TransportError>;
+
+    /// Follows cluster membership (called once by
+    /// [`DistributedData::start`](crate::replicator::DistributedData::start)): a transport
+    /// that connects to addresses dials new members and drops removed ones. The default does
+    /// nothing.
+    fn follow_members(&self, members: watch::Receiver<Members>) {
+        drop(members);
+    }
 
     /// Stops sending and receiving (called by the replicator on shutdown).
     fn shutdown(&self) {}

@@ -1,7 +1,8 @@
 //! TCP transport: length-delimited frames (`tokio_util::codec::LengthDelimitedCodec`) carrying
 //! postcard-encoded messages.
 //!
-//! Every replica listens on one address and dials every peer it knows an address of; a dialled
+//! Every replica listens on one address and dials every cluster member that has an address
+//! (following membership changes, see [`Transport::follow_members`]); a dialled
 //! connection carries messages one way (dialler → listener). A connection starts with a
 //! handshake: the dialler sends its protocol version, cluster name and incarnation; the listener
 //! refuses a mismatch with a clear log line on both sides. Frames larger than
@@ -24,7 +25,6 @@
 //!     Some(transport.local_addr()),
 //!     [(ReplicaId::new("b"), Some("127.0.0.1:7001".parse()?))],
 //! );
-//! transport.follow_members(&cluster);
 //! let replicator = DistributedData::start(cluster, transport, Settings::default()).await?;
 //! # drop(replicator); Ok(()) }
 //! ```
@@ -38,12 +38,12 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
 use super::{Incoming, IncomingStream, Message, Transport, TransportError};
-use crate::cluster::{Cluster, Members};
+use crate::cluster::Members;
 use crate::replica::{ReplicaId, UniqueReplicaId};
 
 /// The wire protocol version; a peer with another version is refused.
@@ -175,29 +175,6 @@ impl TcpTransport {
         self.inner.local_addr
     }
 
-    /// Connects to every member of `cluster` that has an address, and follows membership
-    /// changes (new members are dialled, removed ones disconnected).
-    pub fn follow_members<C: Cluster>(&self, cluster: &C) {
-        let mut members = cluster.members();
-        let this = self.clone();
-        let cancel = self.inner.cancel.clone();
-        this.apply_members(&members.borrow_and_update().clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    changed = members.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        let m = members.borrow_and_update().clone();
-                        this.apply_members(&m);
-                    }
-                }
-            }
-        });
-    }
-
     fn peers(&self) -> MutexGuard<'_, HashMap<ReplicaId, Peer>> {
         match self.inner.peers.lock() {
             Ok(g) => g,
@@ -264,6 +241,28 @@ impl Transport for TcpTransport {
         Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|m| (m, rx))
         })))
+    }
+
+    /// Connects to every member that has an address, and follows membership changes (new
+    /// members are dialled, removed ones disconnected).
+    fn follow_members(&self, mut members: watch::Receiver<Members>) {
+        let this = self.clone();
+        let cancel = self.inner.cancel.clone();
+        this.apply_members(&members.borrow_and_update().clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    changed = members.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let m = members.borrow_and_update().clone();
+                        this.apply_members(&m);
+                    }
+                }
+            }
+        });
     }
 
     fn shutdown(&self) {
