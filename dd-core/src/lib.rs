@@ -10,7 +10,7 @@
 //! - [`store`]: the [`store::DurableStateStore`] trait every storage backend implements;
 //! - [`durable`]: what the replicator needs from durable storage (implemented by `dd-durable`);
 //! - [`replicator`]: the replicator ([`DistributedData::start`], [`Replicator`]);
-//! - [`cluster`]: membership ([`cluster::StaticCluster`]);
+//! - [`cluster`]: membership ([`cluster::StaticCluster`], [`cluster::ChitchatCluster`]);
 //! - [`transport`]: in-memory and TCP transports.
 
 pub mod cluster;
@@ -29,3 +29,7 @@ pub use replica::{ReplicaId, UniqueReplicaId};
 pub use replicator::{
     DistributedData, ReadConsistency, Replicator, ReplicatorError, Settings, WriteConsistency,
 };
+
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
