@@ -317,7 +317,15 @@ async fn run_seed(seed: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn randomized_simulation_converges_without_losing_acknowledged_updates() {
-    for seed in 0..SEEDS {
+    // DD_SIM_SEEDS=first..last runs other seeds (for soak runs); the default is bounded.
+    let range = std::env::var("DD_SIM_SEEDS")
+        .ok()
+        .and_then(|v| {
+            let (a, b) = v.split_once("..")?;
+            Some(a.parse().ok()?..b.parse().ok()?)
+        })
+        .unwrap_or(0..SEEDS);
+    for seed in range {
         run_seed(seed).await;
     }
 }
