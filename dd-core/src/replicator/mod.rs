@@ -150,9 +150,12 @@ impl DistributedData {
         if let Some(store) = &settings.durable_store {
             let mut entries = store.load(self_id.replica(), &registry);
             while let Some(item) = entries.next().await {
-                let (key, value) = item.map_err(|source| ReplicatorError::LoadFailure {
-                    store: store.describe(),
-                    source: Box::new(source),
+                let (key, value) = item.map_err(|source| {
+                    transport.shutdown();
+                    ReplicatorError::LoadFailure {
+                        store: store.describe(),
+                        source: Box::new(source),
+                    }
                 })?;
                 let env = Envelope::from_durable(value);
                 match recovered.get_mut(&key) {
@@ -160,12 +163,13 @@ impl DistributedData {
                         recovered.insert(key, env);
                     }
                     Some(existing) => {
-                        existing
-                            .merge(env)
-                            .map_err(|source| ReplicatorError::Data {
+                        existing.merge(env).map_err(|source| {
+                            transport.shutdown();
+                            ReplicatorError::Data {
                                 key,
                                 source: Box::new(source),
-                            })?;
+                            }
+                        })?;
                     }
                 }
             }
