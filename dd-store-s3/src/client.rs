@@ -37,7 +37,9 @@ pub(crate) async fn build_client(options: &S3Options) -> aws_sdk_s3::Client {
     if let Some(region) = &options.region {
         loader = loader.region(Region::new(region.clone()));
     }
-    if let Some(creds) = &options.credentials {
+    if options.anonymous {
+        loader = loader.no_credentials();
+    } else if let Some(creds) = &options.credentials {
         loader = loader.credentials_provider(Credentials::new(
             creds.access_key.clone(),
             creds.secret_key.clone(),

@@ -2,14 +2,20 @@
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use bytes::Bytes;
 use dd_core::store::Revision;
 
-use crate::body;
+use crate::body::{self, Body};
 use crate::error::{S3Error, S3ErrorKind, classify, status_of};
 
 /// The metadata entry that holds a record's revision (`x-amz-meta-dd-revision`).
 pub(crate) const REVISION_METADATA: &str = "dd-revision";
+
+/// The metadata entry that marks an object as a record of this backend, with its body format
+/// (`x-amz-meta-dd-format`).
+pub(crate) const FORMAT_METADATA: &str = "dd-format";
+
+/// The value of [`FORMAT_METADATA`].
+pub(crate) const FORMAT_VALUE: &str = "dds3-1";
 
 /// What a `HEAD` tells about an existing object.
 #[derive(Debug, Clone)]
@@ -49,7 +55,8 @@ pub(crate) struct RecordRef<'a> {
 }
 
 impl RecordRef<'_> {
-    fn corrupt(&self, reason: String) -> S3ErrorKind {
+    /// A corruption of this record.
+    pub fn corrupt(&self, reason: String) -> S3ErrorKind {
         S3ErrorKind::Corrupt {
             replica: self.replica.to_owned(),
             key: self.key.to_owned(),
@@ -166,6 +173,13 @@ impl ObjectClient {
             .e_tag()
             .ok_or_else(|| self.error(record.corrupt("the server sent no ETag".to_owned())))?
             .to_owned();
+        let format = output.metadata().and_then(|m| m.get(FORMAT_METADATA));
+        if format.map(String::as_str) != Some(FORMAT_VALUE) {
+            return Err(self.error(record.corrupt(format!(
+                "x-amz-meta-{FORMAT_METADATA} is {format:?}, not '{FORMAT_VALUE}' (not written \
+                 by this version of dd-store-s3?)"
+            ))));
+        }
         let revision = output
             .metadata()
             .and_then(|m| m.get(REVISION_METADATA))
@@ -187,8 +201,9 @@ impl ObjectClient {
         Ok(Some(ObjectHead { etag, revision }))
     }
 
-    /// The revision and value of an object, `None` if it does not exist.
-    pub async fn get(&self, record: RecordRef<'_>) -> Result<Option<(Revision, Bytes)>, S3Error> {
+    /// The decoded body of an object, `None` if it does not exist. `record` names the object
+    /// (its replica and key may be unknown yet, for hashed names; they are only used in errors).
+    pub async fn get(&self, record: RecordRef<'_>) -> Result<Option<Body>, S3Error> {
         let output = match self
             .client
             .get_object()
@@ -224,7 +239,7 @@ impl ObjectClient {
     /// Writes `value` at `revision`, if `precondition` holds.
     pub async fn put(
         &self,
-        object: &str,
+        record: RecordRef<'_>,
         revision: Revision,
         value: &[u8],
         precondition: Precondition<'_>,
@@ -233,10 +248,16 @@ impl ObjectClient {
             .client
             .put_object()
             .bucket(&self.bucket)
-            .key(object)
+            .key(record.object)
             .content_type("application/octet-stream")
             .metadata(REVISION_METADATA, revision.0.to_string())
-            .body(ByteStream::from(body::encode(revision, value)));
+            .metadata(FORMAT_METADATA, FORMAT_VALUE)
+            .body(ByteStream::from(body::encode(
+                revision,
+                record.replica,
+                record.key,
+                value,
+            )));
         request = match precondition {
             Precondition::Unconditional => request,
             Precondition::Absent => request.if_none_match("*"),

@@ -69,6 +69,9 @@ pub struct S3Options {
     /// Explicit credentials; `None`: the standard AWS chain (environment, profile, web identity,
     /// ECS/EC2 instance metadata).
     pub credentials: Option<StaticCredentials>,
+    /// Send unsigned (anonymous) requests, for public buckets or local servers without
+    /// authentication; `credentials` and the AWS chain are then not used.
+    pub anonymous: bool,
     /// Allow a server that ignores conditional writes: only one process may then write each
     /// replica, and revisions are checked by read-before-write only.
     pub single_writer: bool,
@@ -88,6 +91,10 @@ pub struct S3Options {
     pub max_backoff: Duration,
     /// Requests in flight at once when scanning (value fetches) and in a write batch.
     pub concurrency: usize,
+    /// The longest object name (bytes) the server accepts: 1024 on S3. Replica names and keys
+    /// whose escaped names would be longer are shortened with a hash (see the README). Servers
+    /// that keep objects as files may need less (s3s-fs: about 160).
+    pub max_object_name_len: usize,
 }
 
 impl S3Options {
@@ -101,6 +108,7 @@ impl S3Options {
                 endpoint: None,
                 path_style: false,
                 credentials: None,
+                anonymous: false,
                 single_writer: false,
                 create_bucket: false,
                 connect_timeout: Duration::from_secs(3),
@@ -110,6 +118,7 @@ impl S3Options {
                 initial_backoff: Duration::from_millis(100),
                 max_backoff: Duration::from_secs(2),
                 concurrency: 16,
+                max_object_name_len: crate::layout::S3_MAX_OBJECT_NAME_LEN,
             },
         }
     }
@@ -122,12 +131,14 @@ impl S3Options {
     /// - `access_key=..&secret_key=..[&session_token=..]`: explicit credentials (default and
     ///   preferred: the AWS chain, e.g. `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, so that
     ///   secrets stay out of URLs and logs)
+    /// - `anonymous=true|false`: send unsigned requests (default `false`)
     /// - `single_writer=true|false`: accept a server without conditional writes (default `false`)
     /// - `create_bucket=true|false`: create a missing bucket (default `false`)
     /// - `connect_timeout_ms`, `attempt_timeout_ms`, `operation_timeout_ms`: timeouts
     /// - `max_attempts=N`: attempts per request including retries (default 4)
     /// - `initial_backoff_ms`, `max_backoff_ms`: retry backoff bounds
     /// - `concurrency=N`: requests in flight in scans and batches (default 16)
+    /// - `max_object_name_len=N`: longest object name the server accepts (default 1024)
     ///
     /// Unknown parameters are an error, so that a typo does not silently fall back to a default.
     pub fn from_url(url: &str) -> Result<S3Options, S3Error> {
@@ -159,6 +170,9 @@ impl S3Options {
                 "path_style" => {
                     builder = builder.path_style(parse_bool(&name, &value).map_err(invalid)?)
                 }
+                "anonymous" => {
+                    builder = builder.anonymous(parse_bool(&name, &value).map_err(invalid)?)
+                }
                 "single_writer" => {
                     builder = builder.single_writer(parse_bool(&name, &value).map_err(invalid)?)
                 }
@@ -185,6 +199,10 @@ impl S3Options {
                 }
                 "max_attempts" => {
                     builder = builder.max_attempts(parse_number(&name, &value).map_err(invalid)?)
+                }
+                "max_object_name_len" => {
+                    builder =
+                        builder.max_object_name_len(parse_number(&name, &value).map_err(invalid)?)
                 }
                 "concurrency" => {
                     builder = builder.concurrency(parse_number(&name, &value).map_err(invalid)?)
@@ -241,9 +259,23 @@ impl S3Options {
                 )));
             }
         }
+        if self.anonymous && self.credentials.is_some() {
+            return Err(invalid(
+                "anonymous requests and explicit credentials exclude each other".to_owned(),
+            ));
+        }
         if self.max_attempts == 0 {
             return Err(invalid("max_attempts must be at least 1".to_owned()));
         }
+        if self.max_object_name_len > crate::layout::S3_MAX_OBJECT_NAME_LEN {
+            return Err(invalid(format!(
+                "max_object_name_len {} is more than the {} bytes S3 allows",
+                self.max_object_name_len,
+                crate::layout::S3_MAX_OBJECT_NAME_LEN
+            )));
+        }
+        crate::layout::ObjectLayout::new(&self.prefix, self.max_object_name_len)
+            .map_err(invalid)?;
         if self.concurrency == 0 {
             return Err(invalid("concurrency must be at least 1".to_owned()));
         }
@@ -281,6 +313,8 @@ impl S3OptionsBuilder {
         path_style: bool => path_style = std::convert::identity;
         /// Sets [`S3Options::credentials`].
         credentials: StaticCredentials => credentials = Some;
+        /// Sets [`S3Options::anonymous`].
+        anonymous: bool => anonymous = std::convert::identity;
         /// Sets [`S3Options::single_writer`].
         single_writer: bool => single_writer = std::convert::identity;
         /// Sets [`S3Options::create_bucket`].
@@ -299,6 +333,8 @@ impl S3OptionsBuilder {
         max_backoff: Duration => max_backoff = std::convert::identity;
         /// Sets [`S3Options::concurrency`].
         concurrency: usize => concurrency = std::convert::identity;
+        /// Sets [`S3Options::max_object_name_len`].
+        max_object_name_len: usize => max_object_name_len = std::convert::identity;
     }
 
     /// Explicit access key and secret key (no session token).

@@ -4,7 +4,7 @@ use dd_core::store::Revision;
 
 use crate::error::{S3Error, S3ErrorKind};
 use crate::layout::ObjectLayout;
-use crate::objects::{Applied, ObjectClient, Precondition};
+use crate::objects::{Applied, ObjectClient, Precondition, RecordRef};
 
 /// A non-matching ETag for the conditional delete probe.
 const WRONG_ETAG: &str = "\"00000000000000000000000000000000\"";
@@ -35,8 +35,13 @@ pub(crate) async fn probe(
 
 async fn probe_object(objects: &ObjectClient, scratch: &str) -> Result<ServerFeatures, S3Error> {
     let value = b"dd-store-s3 probe; safe to delete";
+    let scratch_record = RecordRef {
+        replica: "(probe)",
+        key: "(probe)",
+        object: scratch,
+    };
     match objects
-        .put(scratch, Revision::FIRST, value, Precondition::Absent)
+        .put(scratch_record, Revision::FIRST, value, Precondition::Absent)
         .await?
     {
         Applied::Yes => {}
@@ -56,7 +61,7 @@ async fn probe_object(objects: &ObjectClient, scratch: &str) -> Result<ServerFea
         }
     }
     let conditional_put = objects
-        .put(scratch, Revision::FIRST, value, Precondition::Absent)
+        .put(scratch_record, Revision::FIRST, value, Precondition::Absent)
         .await?
         == Applied::PreconditionFailed;
     let conditional_delete = match objects.delete(scratch, Some(WRONG_ETAG)).await {

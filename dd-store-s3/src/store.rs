@@ -1,6 +1,6 @@
 //! [`S3Store`]: the [`DurableStateStore`] on S3.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -9,9 +9,11 @@ use dd_core::store::{
 };
 use futures::{StreamExt, TryStreamExt};
 
+use crate::body::Body;
 use crate::client::build_client;
 use crate::error::{S3Error, S3ErrorKind};
-use crate::layout::{MAX_OBJECT_NAME_LEN, ObjectLayout};
+use crate::layout::{ObjectLayout, Segment};
+use crate::objects::Listing;
 use crate::objects::{Applied, ObjectClient, Precondition, RecordRef};
 use crate::options::S3Options;
 use crate::probe::{ServerFeatures, probe};
@@ -57,7 +59,8 @@ impl S3Store {
         objects
             .ensure_bucket(options.create_bucket, options.region.as_deref())
             .await?;
-        let layout = ObjectLayout::new(&options.prefix);
+        let layout = ObjectLayout::new(&options.prefix, options.max_object_name_len)
+            .map_err(|m| S3Error::new(location.clone(), S3ErrorKind::InvalidOption(m)))?;
         let features = probe(&objects, &layout).await?;
         if !features.conditional_put {
             if !options.single_writer {
@@ -97,48 +100,53 @@ impl S3Store {
 
     /// The object name of `(replica, key)`, or why it cannot have one.
     fn object_name(&self, replica: &str, key: &str) -> Result<String, S3Error> {
-        let unstorable = |reason: String| {
-            self.error(S3ErrorKind::UnstorableKey {
+        if replica.is_empty() || key.is_empty() {
+            return Err(self.error(S3ErrorKind::UnstorableKey {
                 replica: replica.to_owned(),
                 key: key.to_owned(),
-                reason,
-            })
-        };
-        if replica.is_empty() || key.is_empty() {
-            return Err(unstorable(
-                "replica names and keys must not be empty".to_owned(),
-            ));
+                reason: "replica names and keys must not be empty".to_owned(),
+            }));
         }
-        let name = self.layout.object_name(replica, key);
-        if name.len() > MAX_OBJECT_NAME_LEN {
-            return Err(unstorable(format!(
-                "the escaped object name has {} bytes, more than the {MAX_OBJECT_NAME_LEN} S3 allows",
-                name.len()
-            )));
-        }
-        Ok(name)
+        Ok(self.layout.object_name(replica, key))
     }
 
-    async fn get_record(
+    /// Reads the object `object` of `replica`; `key` is the key it must hold, or `None` when
+    /// the name is hashed and the key is learnt from the body. The body must name this replica
+    /// and a key whose object name is `object`.
+    async fn read_object(
         &self,
         replica: &str,
-        key: &str,
+        key: Option<&str>,
         object: &str,
     ) -> Result<Option<StoredRecord>, S3Error> {
         let record = RecordRef {
             replica,
-            key,
+            key: key.unwrap_or(object),
             object,
         };
-        Ok(self
-            .objects
-            .get(record)
-            .await?
-            .map(|(revision, value)| StoredRecord {
-                key: key.to_owned(),
-                revision,
-                value,
-            }))
+        let Some(Body {
+            revision,
+            replica: stored_replica,
+            key: stored_key,
+            value,
+        }) = self.objects.get(record).await?
+        else {
+            return Ok(None);
+        };
+        let belongs = stored_replica == replica
+            && key.is_none_or(|k| k == stored_key)
+            && self.layout.object_name(&stored_replica, &stored_key) == object;
+        if !belongs {
+            return Err(self.error(record.corrupt(format!(
+                "the body holds replica '{stored_replica}' key '{stored_key}', which does not \
+                 belong under this object name"
+            ))));
+        }
+        Ok(Some(StoredRecord {
+            key: stored_key,
+            revision,
+            value,
+        }))
     }
 
     async fn write_one(&self, replica: &str, op: &WriteOp) -> Result<WriteOutcome, S3Error> {
@@ -182,7 +190,7 @@ impl S3Store {
             let revision = expected.map_or(Revision::FIRST, Revision::next);
             match self
                 .objects
-                .put(record.object, revision, value, precondition)
+                .put(record, revision, value, precondition)
                 .await?
             {
                 Applied::Yes => return Ok(WriteOutcome::Written(revision)),
@@ -265,51 +273,19 @@ impl S3Store {
         Ok(outcomes.into_iter().flatten().collect())
     }
 
-    async fn scan_page_typed(
+    /// Reads the records of `names` (objects of `replica`) with bounded concurrency, in name
+    /// order, skipping objects deleted since they were listed.
+    async fn read_objects(
         &self,
         replica: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<ScanPage, S3Error> {
-        let limit = limit.max(1);
-        let replica_prefix = self.layout.replica_prefix(replica);
-        let start_after = after.map(|a| self.layout.object_name(replica, a));
-        let mut names: Vec<String> = Vec::new();
-        let mut continuation: Option<String> = None;
-        let more = loop {
-            let listing = self
-                .objects
-                .list(
-                    &replica_prefix,
-                    start_after.as_deref(),
-                    continuation.as_deref(),
-                    None,
-                    limit - names.len(),
-                )
-                .await?;
-            let got = listing.objects.len();
-            names.extend(listing.objects);
-            match listing.next {
-                None => break false,
-                Some(_) if names.len() >= limit => break true,
-                Some(_) if got == 0 => {
-                    return Err(self.error(S3ErrorKind::Request {
-                        operation: "ListObjectsV2",
-                        status: 200,
-                        code: String::new(),
-                        message: "an empty listing page claims more results".to_owned(),
-                    }));
-                }
-                Some(token) => continuation = Some(token),
-            }
-        };
-        names.truncate(limit);
-        let keys: Vec<(String, String)> = names
-            .into_iter()
-            .map(|name| {
-                let key = self
+        replica_prefix: &str,
+        names: Vec<String>,
+    ) -> Result<Vec<StoredRecord>, S3Error> {
+        futures::stream::iter(names)
+            .map(|name| async move {
+                let segment = self
                     .layout
-                    .key_of(&replica_prefix, &name)
+                    .key_segment(replica_prefix, &name)
                     .map_err(|reason| {
                         self.error(S3ErrorKind::Corrupt {
                             replica: replica.to_owned(),
@@ -318,23 +294,108 @@ impl S3Store {
                             reason,
                         })
                     })?;
-                Ok((key, name))
+                let key = match &segment {
+                    Segment::Exact(key) => Some(key.as_str()),
+                    Segment::Hashed { .. } => None,
+                };
+                self.read_object(replica, key, &name).await
             })
-            .collect::<Result<_, S3Error>>()?;
-        let next = if more {
-            keys.last().map(|(key, _)| key.clone())
-        } else {
-            None
-        };
-        // Fetch the values with bounded concurrency, keeping key order; an object deleted since the
-        // listing is skipped.
-        let records: Vec<StoredRecord> = futures::stream::iter(keys)
-            .map(|(key, name)| async move { self.get_record(replica, &key, &name).await })
             .buffered(self.concurrency)
             .try_filter_map(|record| async move { Ok(record) })
             .try_collect()
-            .await?;
+            .await
+    }
+
+    async fn scan_page_typed(
+        &self,
+        replica: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ScanPage, S3Error> {
+        let limit = limit.max(1);
+        let replica_prefix = self.layout.replica_prefix(replica);
+        let mut records: Vec<StoredRecord> = Vec::new();
+        let mut start_after = None;
+        if let Some(cursor) = after {
+            let (resume, group) = self.layout.resume_point(replica, cursor);
+            if let Some(group) = group {
+                // The cursor is a long key: the rest of its group (whose names sort by hash)
+                // comes first, in key order.
+                let mut lister = Lister::new(group, None);
+                let mut names = Vec::new();
+                while let Some(name) = lister.next(self, 1000).await? {
+                    names.push(name);
+                }
+                let mut rest = self.read_objects(replica, &replica_prefix, names).await?;
+                rest.retain(|r| r.key.as_str() > cursor);
+                rest.sort_by(|a, b| a.key.cmp(&b.key));
+                records.extend(rest);
+            }
+            start_after = Some(resume);
+        }
+        let mut lister = Lister::new(replica_prefix.clone(), start_after);
+        while records.len() < limit {
+            let wanted = limit - records.len();
+            let mut names = Vec::with_capacity(wanted);
+            while names.len() < wanted {
+                match lister.next(self, wanted - names.len()).await? {
+                    Some(name) => names.push(name),
+                    None => break,
+                }
+            }
+            // A long key's group is read whole, so that it can be sorted by key.
+            if let Some(Ok(Segment::Hashed { group })) = names
+                .last()
+                .map(|last| self.layout.key_segment(&replica_prefix, last))
+            {
+                while let Some(name) = lister.next_if_starts_with(self, &group).await? {
+                    names.push(name);
+                }
+            }
+            if names.is_empty() {
+                break;
+            }
+            let mut batch = self.read_objects(replica, &replica_prefix, names).await?;
+            // Names sort like keys except inside groups of long keys; sorting by key fixes those.
+            batch.sort_by(|a, b| a.key.cmp(&b.key));
+            records.extend(batch);
+        }
+        let more = if records.len() > limit {
+            records.truncate(limit);
+            true
+        } else {
+            lister.has_more()
+        };
+        let next = if more {
+            records.last().map(|r| r.key.clone())
+        } else {
+            None
+        };
         Ok(ScanPage { records, next })
+    }
+
+    /// The replica whose objects are under the hashed replica directory `common_prefix`, read
+    /// from one of its objects; `None` if it has none (any more).
+    async fn hashed_replica_name(&self, common_prefix: &str) -> Result<Option<String>, S3Error> {
+        let mut lister = Lister::new(common_prefix.to_owned(), None);
+        while let Some(name) = lister.next(self, 1).await? {
+            let record = RecordRef {
+                replica: common_prefix,
+                key: &name,
+                object: &name,
+            };
+            let Some(body) = self.objects.get(record).await? else {
+                continue;
+            };
+            if self.layout.replica_prefix(&body.replica) != common_prefix {
+                return Err(self.error(record.corrupt(format!(
+                    "the body holds replica '{}', which does not belong under '{common_prefix}'",
+                    body.replica
+                ))));
+            }
+            return Ok(Some(body.replica));
+        }
+        Ok(None)
     }
 
     async fn replicas_typed(&self) -> Result<Vec<String>, S3Error> {
@@ -352,7 +413,7 @@ impl S3Store {
                 )
                 .await?;
             for prefix in &listing.prefixes {
-                let replica = self.layout.replica_of(prefix).map_err(|reason| {
+                let segment = self.layout.replica_segment_of(prefix).map_err(|reason| {
                     self.error(S3ErrorKind::Corrupt {
                         replica: prefix.clone(),
                         key: String::new(),
@@ -360,26 +421,106 @@ impl S3Store {
                         reason: format!("not a replica directory of dd-store-s3: {reason}"),
                     })
                 })?;
-                replicas.extend(replica);
+                match segment {
+                    None => {}
+                    Some(Segment::Exact(replica)) => replicas.push(replica),
+                    Some(Segment::Hashed { .. }) => {
+                        replicas.extend(self.hashed_replica_name(prefix).await?);
+                    }
+                }
             }
             match listing.next {
                 Some(token) if listing.objects.len() + listing.prefixes.len() > 0 => {
                     continuation = Some(token);
                 }
-                Some(_) => {
-                    return Err(self.error(S3ErrorKind::Request {
-                        operation: "ListObjectsV2",
-                        status: 200,
-                        code: String::new(),
-                        message: "an empty listing page claims more results".to_owned(),
-                    }));
-                }
+                Some(_) => return Err(self.empty_truncated_listing()),
                 None => break,
             }
         }
         replicas.sort();
         replicas.dedup();
         Ok(replicas)
+    }
+
+    fn empty_truncated_listing(&self) -> S3Error {
+        self.error(S3ErrorKind::Request {
+            operation: "ListObjectsV2",
+            status: 200,
+            code: String::new(),
+            message: "an empty listing page claims more results".to_owned(),
+        })
+    }
+}
+
+/// Object names under a prefix, one listing page at a time.
+struct Lister {
+    prefix: String,
+    start_after: Option<String>,
+    continuation: Option<String>,
+    buffered: VecDeque<String>,
+    started: bool,
+}
+
+impl Lister {
+    fn new(prefix: String, start_after: Option<String>) -> Self {
+        Self {
+            prefix,
+            start_after,
+            continuation: None,
+            buffered: VecDeque::new(),
+            started: false,
+        }
+    }
+
+    /// Whether names may remain.
+    fn has_more(&self) -> bool {
+        !self.buffered.is_empty() || !self.started || self.continuation.is_some()
+    }
+
+    /// Lists the next page if nothing is buffered; `hint`: how many names are wanted.
+    async fn fill(&mut self, store: &S3Store, hint: usize) -> Result<(), S3Error> {
+        if !self.buffered.is_empty() || (self.started && self.continuation.is_none()) {
+            return Ok(());
+        }
+        let start_after = if self.started {
+            None
+        } else {
+            self.start_after.as_deref()
+        };
+        let Listing { objects, next, .. } = store
+            .objects
+            .list(
+                &self.prefix,
+                start_after,
+                self.continuation.as_deref(),
+                None,
+                hint,
+            )
+            .await?;
+        if objects.is_empty() && next.is_some() {
+            return Err(store.empty_truncated_listing());
+        }
+        self.started = true;
+        self.continuation = next;
+        self.buffered.extend(objects);
+        Ok(())
+    }
+
+    async fn next(&mut self, store: &S3Store, hint: usize) -> Result<Option<String>, S3Error> {
+        self.fill(store, hint).await?;
+        Ok(self.buffered.pop_front())
+    }
+
+    async fn next_if_starts_with(
+        &mut self,
+        store: &S3Store,
+        prefix: &str,
+    ) -> Result<Option<String>, S3Error> {
+        self.fill(store, 100).await?;
+        if self.buffered.front().is_some_and(|n| n.starts_with(prefix)) {
+            return Ok(self.buffered.pop_front());
+        }
+        Ok(None)
     }
 }
 
@@ -391,7 +532,7 @@ impl DurableStateStore for S3Store {
 
     async fn get(&self, replica: &str, key: &str) -> Result<Option<StoredRecord>, StoreError> {
         let object = self.object_name(replica, key)?;
-        Ok(self.get_record(replica, key, &object).await?)
+        Ok(self.read_object(replica, Some(key), &object).await?)
     }
 
     async fn write_batch(
