@@ -10,7 +10,7 @@ use dd_core::{ReplicatedData, UniqueReplicaId};
 
 use crate::Sizes;
 use crate::error::{BenchError, Result};
-use crate::report::{Met, Row, Table};
+use crate::report::{Row, Table, Verdict};
 use crate::stats::{fmt_ratio, fmt_secs, median, ratio};
 
 type Orswot = crdts::Orswot<u64, UniqueReplicaId>;
@@ -302,7 +302,10 @@ pub fn run(sizes: &Sizes) -> Result<Table> {
         g_all.merge(o);
         tg_all.merge(t.clone());
     }
-    check(g_all.value().to_string() == tg_all.read().to_string(), "GCounter merge")?;
+    check(
+        g_all.value().to_string() == tg_all.read().to_string(),
+        "GCounter merge",
+    )?;
 
     workloads.push(alternate(
         format!("GCounter: {merges} merges (counters with {SLOTS_PER_COUNTER} of {ACTORS} replicas' slots)"),
@@ -383,7 +386,7 @@ pub fn run(sizes: &Sizes) -> Result<Table> {
             baseline: format!("{} (crdts)", fmt_secs(theirs)),
             ratio: format!("{} the speed of crdts", fmt_ratio(r)),
             target: "≥ 1x (at least as fast)".into(),
-            met: Met::from_bool(r >= 1.0),
+            met: Verdict::from_bool(r >= 1.0),
         });
     }
     Ok(table)

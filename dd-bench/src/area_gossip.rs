@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::Sizes;
 use crate::error::{BenchError, Context, Result};
-use crate::report::{Met, Row, Table};
+use crate::report::{Row, Table, Verdict};
 use crate::stats::{fmt_bytes, fmt_ratio, fmt_secs, median, ratio};
 
 const REPLICAS: usize = 5;
@@ -120,7 +120,9 @@ async fn start_cluster(mode: Mode, counters: &Arc<WireCounters>) -> Result<Vec<R
     let cluster_name = format!("bench-{}", crate::setup::unique_suffix());
     for i in 0..REPLICAS {
         let id = UniqueReplicaId::new_incarnation(ReplicaId::new(format!("r{i}")));
-        let addr = "127.0.0.1:0".parse().map_err(|e| BenchError::Failed(format!("{e}")))?;
+        let addr = "127.0.0.1:0"
+            .parse()
+            .map_err(|e| BenchError::Failed(format!("{e}")))?;
         let t = TcpTransport::bind(id.clone(), addr, TcpConfig::new(cluster_name.clone()))
             .await
             .context(|| "binding a TCP transport on 127.0.0.1".to_owned())?;
@@ -132,10 +134,7 @@ async fn start_cluster(mode: Mode, counters: &Arc<WireCounters>) -> Result<Vec<R
         .collect();
     let mut replicas = Vec::new();
     for (id, t) in transports {
-        let peers = addresses
-            .iter()
-            .filter(|(n, _)| n != id.replica())
-            .cloned();
+        let peers = addresses.iter().filter(|(n, _)| n != id.replica()).cloned();
         let cluster = StaticCluster::with_addresses(id.clone(), Some(t.local_addr()), peers);
         let delta = match mode {
             Mode::Deltas => DELTA_INTERVAL,
@@ -234,7 +233,9 @@ async fn run_once(mode: Mode, updates: usize, keys: usize) -> Result<Outcome> {
     let done = Instant::now();
     let after = counters.snapshot();
     for r in &replicas {
-        r.shutdown().await.context(|| "replica shutdown".to_owned())?;
+        r.shutdown()
+            .await
+            .context(|| "replica shutdown".to_owned())?;
     }
     Ok(Outcome {
         bytes: WireBytes {
@@ -282,7 +283,11 @@ pub async fn run(sizes: &Sizes) -> Result<Table> {
         for mode in modes {
             eprintln!("[gossip] run {} {mode:?}", run + 1);
             let outcome = run_once(mode, updates, keys).await?;
-            let name = if mode == Mode::Deltas { "deltas" } else { "full" };
+            let name = if mode == Mode::Deltas {
+                "deltas"
+            } else {
+                "full"
+            };
             results.entry(name).or_default().push(outcome);
         }
     }
@@ -317,21 +322,25 @@ pub async fn run(sizes: &Sizes) -> Result<Table> {
         baseline: format!("{} (full-state)", fmt_bytes(f_bytes)),
         ratio: format!("{} of full-state", fmt_ratio(r)),
         target: "fewer bytes than full-state".into(),
-        met: Met::from_bool(r < 1.0),
+        met: Verdict::from_bool(r < 1.0),
     });
     let mut base = Row::info(
-        format!("time for {REPLICAS} replicas to converge after {updates} updates, full-state gossip only"),
+        format!(
+            "time for {REPLICAS} replicas to converge after {updates} updates, full-state gossip only"
+        ),
         fmt_secs(f_conv),
     );
     base.ratio = "1 (baseline)".into();
     table.rows.push(base);
     table.rows.push(Row {
-        what: format!("time for {REPLICAS} replicas to converge after {updates} updates, with deltas"),
+        what: format!(
+            "time for {REPLICAS} replicas to converge after {updates} updates, with deltas"
+        ),
         figure: fmt_secs(d_conv),
         baseline: format!("{} (full-state)", fmt_secs(f_conv)),
         ratio: format!("{} of full-state", fmt_ratio(ratio(d_conv, f_conv))),
         target: "—".into(),
-        met: Met::NoTarget,
+        met: Verdict::NoTarget,
     });
     table.rows.push(Row::info(
         format!("time to issue the {updates} updates (deltas / full-state)"),

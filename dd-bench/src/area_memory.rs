@@ -10,7 +10,7 @@ use dd_core::{Key, UniqueReplicaId};
 use crate::Sizes;
 use crate::child::{self, ChildResult, ChildSpec, MemoryMode};
 use crate::error::{BenchError, Context, Result};
-use crate::report::{Met, Row, Table};
+use crate::report::{Row, Table, Verdict};
 use crate::setup::lone_replicator;
 use crate::stats::{fmt_bytes, fmt_ratio, fmt_secs, ratio};
 
@@ -117,7 +117,7 @@ pub async fn run(sizes: &Sizes) -> Result<Table> {
         baseline: format!("{} (plain map)", fmt_bytes(p)),
         ratio: format!("{} of the plain map", fmt_ratio(ratio(r, p))),
         target: "—".into(),
-        met: Met::NoTarget,
+        met: Verdict::NoTarget,
     });
     table.notes.push(format!(
         "replicator: {n} updates took {} ({:.1} µs per update); peak RSS growth {}",

@@ -17,7 +17,7 @@ use dd_durable::{DurableDistributedDataStore, DurableOptions, WriteMode};
 use crate::Sizes;
 use crate::backends::{BackendSpec, RawWriter, raw_write_description};
 use crate::error::{BenchError, Context, Result};
-use crate::report::{Met, Row, Table};
+use crate::report::{Row, Table, Verdict};
 use crate::setup::{Backends, lone_replicator};
 use crate::stats::{fmt_rate, fmt_ratio, median, ratio};
 
@@ -57,12 +57,18 @@ impl Variant {
     }
 }
 
-fn durable(store: &Arc<dyn dd_core::store::DurableStateStore>, mode: WriteMode) -> Arc<DurableDistributedDataStore> {
+fn durable(
+    store: &Arc<dyn dd_core::store::DurableStateStore>,
+    mode: WriteMode,
+) -> Arc<DurableDistributedDataStore> {
     let options = DurableOptions {
         write_mode: mode,
         ..DurableOptions::default()
     };
-    Arc::new(DurableDistributedDataStore::from_arc(Arc::clone(store), options))
+    Arc::new(DurableDistributedDataStore::from_arc(
+        Arc::clone(store),
+        options,
+    ))
 }
 
 /// Everything one backend's rounds use.
@@ -207,7 +213,12 @@ async fn measure_backend(
             rates[i].push(n as f64 / seconds.max(1e-9));
         }
     }
-    subjects.repl_sync.0.shutdown().await.context(|| "replicator shutdown".to_owned())?;
+    subjects
+        .repl_sync
+        .0
+        .shutdown()
+        .await
+        .context(|| "replicator shutdown".to_owned())?;
     subjects
         .repl_write_behind
         .0
@@ -243,7 +254,10 @@ pub async fn run(backends: &Backends, root: &Path, sizes: &Sizes) -> Result<Tabl
     for spec in &backends.specs {
         let name = spec.name();
         eprintln!("[write] {name}");
-        let place = root.join(format!("write-raw-{}", name.split(' ').next().unwrap_or(name)));
+        let place = root.join(format!(
+            "write-raw-{}",
+            name.split(' ').next().unwrap_or(name)
+        ));
         std::fs::create_dir_all(&place).context(|| format!("creating {}", place.display()))?;
         let results = measure_backend(spec, &place, sizes).await?;
         let double = matches!(spec, BackendSpec::CassandraDouble { .. });
@@ -275,7 +289,7 @@ pub async fn run(backends: &Backends, root: &Path, sizes: &Sizes) -> Result<Tabl
                         baseline: format!("{} (raw)", fmt_rate(raw, "updates")),
                         ratio: format!("{} of raw", fmt_ratio(r)),
                         target: format!("≥ {target}x raw"),
-                        met: Met::from_bool(r >= target),
+                        met: Verdict::from_bool(r >= target),
                     }
                 }
                 _ => Row {
@@ -287,7 +301,7 @@ pub async fn run(backends: &Backends, root: &Path, sizes: &Sizes) -> Result<Tabl
                     baseline: "—".into(),
                     ratio: "—".into(),
                     target: "—".into(),
-                    met: Met::TestDouble,
+                    met: Verdict::TestDouble,
                 },
             };
             table.rows.push(row);

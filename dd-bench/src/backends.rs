@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use dd_core::data::TypeRegistry;
 use dd_core::store::DurableStateStore;
+use dd_durable::envelope::{self, Record};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
@@ -60,9 +62,8 @@ pub struct S3Endpoint {
 impl S3Endpoint {
     /// The endpoint from the environment, or why there is none.
     pub fn from_env() -> std::result::Result<S3Endpoint, String> {
-        let var = |name: &str, default: &str| {
-            std::env::var(name).unwrap_or_else(|_| default.to_owned())
-        };
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
         let url = std::env::var("DD_TEST_S3_ENDPOINT").map_err(|_| {
             "skipped: DD_TEST_S3_ENDPOINT is not set (run through scripts/bench.sh, which starts \
              s3s-fs on 127.0.0.1)"
@@ -166,10 +167,8 @@ impl BackendSpec {
                 contact_point,
                 table,
             } => {
-                let mut options = dd_store_cassandra::CassandraOptions::new(
-                    [contact_point.clone()],
-                    "dd_bench",
-                );
+                let mut options =
+                    dd_store_cassandra::CassandraOptions::new([contact_point.clone()], "dd_bench");
                 options.table = table.clone();
                 Arc::new(
                     dd_store_cassandra::CassandraStore::open(options)
@@ -232,8 +231,8 @@ impl RawWriter {
                 })
             }
             BackendSpec::Sqlite { .. } => {
-                let conn = rusqlite::Connection::open(place)
-                    .context(|| format!("opening {place:?}"))?;
+                let conn =
+                    rusqlite::Connection::open(place).context(|| format!("opening {place:?}"))?;
                 conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
                     .context(|| "journal_mode=WAL".to_owned())?;
                 conn.pragma_update(None, "synchronous", "FULL")
@@ -353,21 +352,22 @@ impl RawScan {
         }
     }
 
-    /// Reads every record of `replica` straight from the backend, without decoding; returns
-    /// how many there were.
-    pub async fn scan(&self, replica: &str) -> Result<u64> {
+    /// Reads every record of `replica` straight from the backend; returns how many there were.
+    /// With `decode`, every value (fs: the value inside the record file) is also checked and
+    /// decoded as dd-durable does (envelope, then the CRDT by its type name); S3 bodies are not
+    /// decoded (their header format is private to dd-store-s3).
+    pub async fn scan(&self, replica: &str, decode: bool) -> Result<u64> {
         match self {
             RawScan::Fs(dir) => {
-                let replica_dir =
-                    dir.join(dd_store_fs::name::FileName::for_name(replica).as_str());
-                tokio::task::spawn_blocking(move || raw_fs_scan(&replica_dir))
+                let replica_dir = dir.join(dd_store_fs::name::FileName::for_name(replica).as_str());
+                tokio::task::spawn_blocking(move || raw_fs_scan(&replica_dir, decode))
                     .await
                     .context(|| "raw fs scan task".to_owned())?
             }
             RawScan::Sqlite(path) => {
                 let path = path.clone();
                 let replica = replica.to_owned();
-                tokio::task::spawn_blocking(move || raw_sqlite_scan(&path, &replica))
+                tokio::task::spawn_blocking(move || raw_sqlite_scan(&path, &replica, decode))
                     .await
                     .context(|| "raw sqlite scan task".to_owned())?
             }
@@ -380,7 +380,22 @@ impl RawScan {
     }
 }
 
-fn raw_fs_scan(dir: &Path) -> Result<u64> {
+/// Checks and decodes one envelope as dd-durable's load does.
+fn decode_value(registry: &TypeRegistry, bytes: &[u8]) -> Result<()> {
+    match envelope::decode(bytes).context(|| "decoding an envelope".to_owned())? {
+        Record::Tombstone => Ok(()),
+        Record::Data { type_name, payload } => {
+            let value = registry
+                .decode(type_name, payload)
+                .context(|| format!("decoding a {type_name}"))?;
+            std::hint::black_box(value);
+            Ok(())
+        }
+    }
+}
+
+fn raw_fs_scan(dir: &Path, decode: bool) -> Result<u64> {
+    let registry = TypeRegistry::with_builtin_types();
     let mut count = 0u64;
     let mut bytes = 0usize;
     for entry in std::fs::read_dir(dir).context(|| format!("listing {dir:?}"))? {
@@ -390,21 +405,26 @@ fn raw_fs_scan(dir: &Path) -> Result<u64> {
         }
         let data = std::fs::read(entry.path()).context(|| format!("reading {:?}", entry.path()))?;
         bytes += data.len();
+        if decode {
+            let file = dd_store_fs::record::decode(bytes::Bytes::from(data))
+                .map_err(|e| BenchError::Failed(format!("{:?}: {e}", entry.path())))?;
+            decode_value(&registry, &file.value)?;
+        }
         count += 1;
     }
     std::hint::black_box(bytes);
     Ok(count)
 }
 
-fn raw_sqlite_scan(path: &Path, replica: &str) -> Result<u64> {
-    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .context(|| format!("opening {path:?}"))?;
+fn raw_sqlite_scan(path: &Path, replica: &str, decode: bool) -> Result<u64> {
+    let registry = TypeRegistry::with_builtin_types();
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .context(|| format!("opening {path:?}"))?;
     let mut stmt = conn
         .prepare("SELECT key, revision, value FROM dd_state WHERE replica = ?1 ORDER BY key")
         .context(|| "preparing the raw scan".to_owned())?;
-    let mut rows = stmt
-        .query([replica])
-        .context(|| "raw scan".to_owned())?;
+    let mut rows = stmt.query([replica]).context(|| "raw scan".to_owned())?;
     let mut count = 0u64;
     let mut bytes = 0usize;
     while let Some(row) = rows.next().context(|| "raw scan".to_owned())? {
@@ -412,6 +432,9 @@ fn raw_sqlite_scan(path: &Path, replica: &str) -> Result<u64> {
         let revision: i64 = row.get(1).context(|| "raw scan revision".to_owned())?;
         let value: Vec<u8> = row.get(2).context(|| "raw scan value".to_owned())?;
         bytes += key.len() + value.len() + usize::from(revision > 0);
+        if decode {
+            decode_value(&registry, &value)?;
+        }
         count += 1;
     }
     std::hint::black_box(bytes);

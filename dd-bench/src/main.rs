@@ -59,6 +59,8 @@ pub struct Sizes {
     pub write_rounds: usize,
     /// Keys loaded (area 2).
     pub restore_keys: usize,
+    /// Keys loaded from S3 (area 2): s3s-fs serves a few hundred GetObject per second here.
+    pub restore_keys_s3: usize,
     /// Child runs per phase (area 2).
     pub restore_runs: usize,
     /// Updates (area 3).
@@ -81,9 +83,10 @@ impl Sizes {
     fn of(profile: Profile) -> Sizes {
         match profile {
             Profile::Small => Sizes {
-                write_updates: 40,
-                write_rounds: 3,
+                write_updates: 20,
+                write_rounds: 5,
                 restore_keys: 5_000,
+                restore_keys_s3: 500,
                 restore_runs: 3,
                 gossip_updates: 1_000,
                 gossip_keys: 100,
@@ -94,9 +97,10 @@ impl Sizes {
                 memory_keys: 50_000,
             },
             Profile::Full => Sizes {
-                write_updates: 200,
-                write_rounds: 5,
+                write_updates: 100,
+                write_rounds: 11,
                 restore_keys: 100_000,
+                restore_keys_s3: 10_000,
                 restore_runs: 3,
                 gossip_updates: 10_000,
                 gossip_keys: 100,
@@ -112,7 +116,10 @@ impl Sizes {
 
 /// Command line.
 #[derive(Debug, Parser)]
-#[command(name = "dd-bench", about = "durable-dd benchmarks against their baselines")]
+#[command(
+    name = "dd-bench",
+    about = "durable-dd benchmarks against their baselines"
+)]
 struct Cli {
     /// Sizes of the run.
     #[arg(long, value_enum, default_value = "small")]
@@ -197,8 +204,19 @@ async fn run_areas(areas: &[Area], sizes: &Sizes, root: &std::path::Path) -> Res
     Ok(tables)
 }
 
+/// Logs of the measured crates to stderr, `warn` and above unless `RUST_LOG` says otherwise.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 fn main_result() -> Result<()> {
     let cli = Cli::parse();
+    init_logs();
     if let Some(ChildCommand::Child { spec }) = &cli.child {
         let result = runtime()?.block_on(run_child(spec))?;
         let json = serde_json::to_string(&result).context(|| "encoding the result".to_owned())?;
@@ -209,7 +227,13 @@ fn main_result() -> Result<()> {
     let machine = Machine::detect();
     let sizes = Sizes::of(cli.profile);
     let areas = if cli.only.is_empty() {
-        vec![Area::Write, Area::Restore, Area::Gossip, Area::Crdt, Area::Memory]
+        vec![
+            Area::Write,
+            Area::Restore,
+            Area::Gossip,
+            Area::Crdt,
+            Area::Memory,
+        ]
     } else {
         cli.only.clone()
     };
@@ -217,7 +241,11 @@ fn main_result() -> Result<()> {
         Profile::Small => "small",
         Profile::Full => "full",
     };
-    let build = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     eprintln!(
         "dd-bench: profile {profile} ({build} build), areas {areas:?}, on {} CPUs ({}), load {}",
         machine.cpus, machine.cpu_model, machine.load_at_start
@@ -260,4 +288,3 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
-

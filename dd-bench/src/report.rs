@@ -7,7 +7,7 @@ use crate::error::{Context, Result};
 
 /// Whether a row meets its target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Met {
+pub enum Verdict {
     /// The target is met.
     Met,
     /// The target is missed (the analysis names what limits it).
@@ -18,18 +18,18 @@ pub enum Met {
     TestDouble,
 }
 
-impl Met {
+impl Verdict {
     /// `Met` when `ok`, else `Missed`.
-    pub fn from_bool(ok: bool) -> Met {
-        if ok { Met::Met } else { Met::Missed }
+    pub fn from_bool(ok: bool) -> Verdict {
+        if ok { Verdict::Met } else { Verdict::Missed }
     }
 
     fn label(self) -> &'static str {
         match self {
-            Met::Met => "met",
-            Met::Missed => "**missed**",
-            Met::NoTarget => "—",
-            Met::TestDouble => "n/a (test double)",
+            Verdict::Met => "met",
+            Verdict::Missed => "**missed**",
+            Verdict::NoTarget => "—",
+            Verdict::TestDouble => "n/a (test double)",
         }
     }
 }
@@ -48,7 +48,7 @@ pub struct Row {
     /// The target, or `—`.
     pub target: String,
     /// Whether the target is met.
-    pub met: Met,
+    pub met: Verdict,
 }
 
 impl Row {
@@ -60,7 +60,7 @@ impl Row {
             baseline: "—".into(),
             ratio: "—".into(),
             target: "—".into(),
-            met: Met::NoTarget,
+            met: Verdict::NoTarget,
         }
     }
 }
@@ -188,7 +188,10 @@ fn first_line_with(path: &str, prefix: &str) -> Option<String> {
 }
 
 fn command_output(program: &str, args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new(program).args(args).output().ok()?;
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
