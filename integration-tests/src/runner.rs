@@ -1,0 +1,76 @@
+//! Running one test body on one backend: skip (with the reason printed) when the backend is not
+//! available here, and bound the whole test in time.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::backend::BackendKind;
+
+/// The longest any one test may run before it fails (generous: a loaded 2-core machine).
+pub const TEST_BOUND: Duration = Duration::from_secs(300);
+
+/// What [`run_on_backend`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The body ran to its end.
+    Ran,
+    /// The backend is not available here; the reason was printed.
+    Skipped(String),
+}
+
+/// Runs `body(kind)` unless `kind` is unavailable (then prints why and returns
+/// [`Outcome::Skipped`]); an error when the body takes longer than [`TEST_BOUND`].
+pub async fn run_on_backend<F, Fut>(
+    kind: BackendKind,
+    test: &str,
+    body: F,
+) -> Result<Outcome, String>
+where
+    F: FnOnce(BackendKind) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if let Err(reason) = kind.availability() {
+        eprintln!("skipped {test} on {kind}: {reason}");
+        return Ok(Outcome::Skipped(reason));
+    }
+    tokio::time::timeout(TEST_BOUND, body(kind))
+        .await
+        .map_err(|_| format!("{test} on {kind} did not finish within {TEST_BOUND:?}"))?;
+    Ok(Outcome::Ran)
+}
+
+/// Generates, for each backend, a module named after it with one `#[tokio::test]` per given
+/// test function. Each function is `async fn name(backend: BackendKind)` in the calling file;
+/// the generated test `<backend>::<name>` runs it through [`run_on_backend`].
+///
+/// ```ignore
+/// async fn values_survive(backend: BackendKind) { /* ... */ }
+/// integration_tests::backend_tests!(values_survive);
+/// // generates memory::values_survive, fs::values_survive, sqlite::values_survive, ...
+/// ```
+#[macro_export]
+macro_rules! backend_tests {
+    ($($test:ident),+ $(,)?) => {
+        $crate::backend_tests!(@backend memory, Memory; $($test),+);
+        $crate::backend_tests!(@backend fs, Fs; $($test),+);
+        $crate::backend_tests!(@backend sqlite, Sqlite; $($test),+);
+    };
+    (@backend $module:ident, $kind:ident; $($test:ident),+) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let outcome = $crate::run_on_backend(
+                        $crate::BackendKind::$kind,
+                        stringify!($test),
+                        super::$test,
+                    )
+                    .await;
+                    if let Err(message) = outcome {
+                        panic!("{message}");
+                    }
+                }
+            )+
+        }
+    };
+}
