@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dd_core::cluster::StaticCluster;
-use dd_core::crdt::GCounter;
+use dd_core::crdt::{GCounter, ORSet, PNCounter};
 use dd_core::replicator::{
     DistributedData, ReadConsistency, Replicator, Settings, WriteConsistency,
 };
@@ -104,7 +104,7 @@ impl RemovedNodePruning for SeqLog {
 
 const REPLICAS: usize = 4;
 const SEEDS: u64 = 10;
-const STEPS: usize = 40;
+const STEPS: usize = 60;
 
 fn settings(store: &Arc<MapStore>) -> Settings {
     let s = fast_settings().durable_store(store.clone());
@@ -148,9 +148,66 @@ async fn run_seed(seed: u64) {
     let log: Key<SeqLog> = Key::new("log");
     let mut acked = vec![0u128; counters.len()];
     let mut appended = 0usize;
+    let set: Key<ORSet<String>> = Key::new("set");
+    let pn: Key<PNCounter> = Key::new("pn");
+    let mut expected_set = BTreeSet::<String>::new();
+    let mut added = 0usize;
+    let mut expected_pn = 0i128;
     for _step in 0..STEPS {
         let i = rng.random_range(0..REPLICAS);
-        match rng.random_range(0..10u32) {
+        match rng.random_range(0..14u32) {
+            10..=11 => {
+                // Add a fresh element, or remove one this replica added and still sees.
+                let current = rs[i]
+                    .get(&set, ReadConsistency::Local)
+                    .await
+                    .map(|s| s.elements())
+                    .unwrap_or_default();
+                let own: Vec<String> = current
+                    .iter()
+                    .filter(|e| e.starts_with(&format!("{}-", all[i])))
+                    .cloned()
+                    .collect();
+                let me = rs[i].self_id();
+                if !own.is_empty() && rng.random_bool(0.3) {
+                    let victim = own[rng.random_range(0..own.len())].clone();
+                    expected_set.remove(&victim);
+                    rs[i]
+                        .update(&set, ORSet::new(), WriteConsistency::Local, move |s| {
+                            s.remove(&me, &victim);
+                            Ok::<(), std::convert::Infallible>(())
+                        })
+                        .await
+                        .unwrap();
+                } else {
+                    let element = format!("{}-{added}", all[i]);
+                    added += 1;
+                    expected_set.insert(element.clone());
+                    rs[i]
+                        .update(&set, ORSet::new(), WriteConsistency::Local, move |s| {
+                            s.add(&me, element);
+                            Ok::<(), std::convert::Infallible>(())
+                        })
+                        .await
+                        .unwrap();
+                }
+            }
+            12..=13 => {
+                let n = rng.random_range(1..5u64);
+                let up = rng.random_bool(0.5);
+                expected_pn += if up { i128::from(n) } else { -i128::from(n) };
+                let me = rs[i].self_id();
+                rs[i]
+                    .update(&pn, PNCounter::new(), WriteConsistency::Local, move |c| {
+                        if up {
+                            c.increment(&me, n)
+                        } else {
+                            c.decrement(&me, n)
+                        }
+                    })
+                    .await
+                    .unwrap();
+            }
             0..=4 => {
                 let k = rng.random_range(0..counters.len());
                 let n = rng.random_range(1..5u64);
@@ -204,6 +261,38 @@ async fn run_seed(seed: u64) {
         if acked[k] > 0 {
             converge_counter(&rs, key, acked[k]).await;
         }
+    }
+    if added > 0 {
+        eventually(
+            &format!("seed {seed}: sets converge to {expected_set:?}"),
+            LONG,
+            || async {
+                for r in &rs {
+                    match r.get(&set, ReadConsistency::Local).await {
+                        Ok(s) if s.elements() == expected_set => {}
+                        _ => return false,
+                    }
+                }
+                true
+            },
+        )
+        .await;
+    }
+    if expected_pn != 0 {
+        eventually(
+            &format!("seed {seed}: PNCounters converge to {expected_pn}"),
+            LONG,
+            || async {
+                for r in &rs {
+                    match r.get(&pn, ReadConsistency::Local).await {
+                        Ok(c) if c.value() == expected_pn => {}
+                        _ => return false,
+                    }
+                }
+                true
+            },
+        )
+        .await;
     }
     if appended > 0 {
         eventually(&format!("seed {seed}: logs converge"), LONG, || async {
