@@ -43,17 +43,30 @@ where
 /// test function. Each function is `async fn name(backend: BackendKind)` in the calling file;
 /// the generated test `<backend>::<name>` runs it through [`run_on_backend`].
 ///
-/// ```ignore
-/// async fn values_survive(backend: BackendKind) { /* ... */ }
+/// `backend_tests!(a, b)` instantiates the tests on every backend; `backend_tests!(url_backends:
+/// a, b)` only on the backends another process can open by URL (all but memory).
+///
+/// ```
+/// use integration_tests::BackendKind;
+/// async fn values_survive(backend: BackendKind) {
+///     let _location = backend.fresh_location("doc").await.unwrap();
+/// }
 /// integration_tests::backend_tests!(values_survive);
-/// // generates memory::values_survive, fs::values_survive, sqlite::values_survive, ...
+/// // generates the tests memory::values_survive, fs::values_survive, sqlite::values_survive...
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! backend_tests {
+    (url_backends: $($test:ident),+ $(,)?) => {
+        $crate::backend_tests!(@list [fs Fs, sqlite Sqlite] $($test),+);
+    };
     ($($test:ident),+ $(,)?) => {
-        $crate::backend_tests!(@backend memory, Memory; $($test),+);
-        $crate::backend_tests!(@backend fs, Fs; $($test),+);
-        $crate::backend_tests!(@backend sqlite, Sqlite; $($test),+);
+        $crate::backend_tests!(@list [memory Memory, fs Fs, sqlite Sqlite] $($test),+);
+    };
+    (@list [] $($test:ident),+) => {};
+    (@list [$module:ident $kind:ident $(, $rest_module:ident $rest_kind:ident)*] $($test:ident),+) => {
+        $crate::backend_tests!(@backend $module, $kind; $($test),+);
+        $crate::backend_tests!(@list [$($rest_module $rest_kind),*] $($test),+);
     };
     (@backend $module:ident, $kind:ident; $($test:ident),+) => {
         mod $module {

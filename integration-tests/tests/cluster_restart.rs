@@ -57,7 +57,7 @@ async fn write_concurrently(rs: &[Replicator], keys: &EveryTypeKeys, tags: &[&st
     }
 }
 
-/// 3. Two replicas (in-memory transport, one shared store) write the same keys concurrently,
+/// Test 3: Two replicas (in-memory transport, one shared store) write the same keys concurrently,
 /// converge, stop and start: each comes back with the merged value and they converge again.
 async fn two_replicas_restart_with_the_merged_value(backend: BackendKind) {
     let location = backend.fresh_location("two").await.unwrap();
@@ -117,7 +117,7 @@ async fn converge_deleted(rs: &[Replicator], key: &Key<GCounter>) {
     .unwrap();
 }
 
-/// 4. A three-replica TCP cluster, each replica with its own store location, writes every CRDT
+/// Test 4: A three-replica TCP cluster, each replica with its own store location, writes every CRDT
 /// type and deletes a key; after a full-cluster restart every replica has every value and the
 /// key is still deleted, and the restarted cluster converges on new writes.
 async fn three_replica_tcp_cluster_full_restart(backend: BackendKind) {

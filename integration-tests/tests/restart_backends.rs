@@ -20,7 +20,7 @@ use integration_tests::{
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// 1. Every CRDT type (and a deleted key) survives a restart of the replica, state for state.
+/// Test 1: Every CRDT type (and a deleted key) survives a restart of the replica, state for state.
 async fn every_crdt_type_round_trips(backend: BackendKind) {
     let location = backend.fresh_location("roundtrip").await.unwrap();
     let config = ReplicaConfig::new("solo");
@@ -182,12 +182,12 @@ async fn restart_keeps_last_value(backend: BackendKind, mode: WriteMode) {
     r.shutdown().await.unwrap();
 }
 
-/// 2a. Restart persistence with synchronous writes.
+/// Test 2a: Restart persistence with synchronous writes.
 async fn restart_keeps_last_value_sync(backend: BackendKind) {
     restart_keeps_last_value(backend, WriteMode::Sync).await;
 }
 
-/// 2b. Restart persistence with write-behind (graceful shutdown flushes the queue).
+/// Test 2b: Restart persistence with write-behind (graceful shutdown flushes the queue).
 async fn restart_keeps_last_value_write_behind(backend: BackendKind) {
     let mode = WriteMode::WriteBehind {
         interval: Duration::from_millis(200),
@@ -195,7 +195,7 @@ async fn restart_keeps_last_value_write_behind(backend: BackendKind) {
     restart_keeps_last_value(backend, mode).await;
 }
 
-/// 5. Only keys matching `durable_keys` come back after a restart.
+/// Test 5: Only keys matching `durable_keys` come back after a restart.
 async fn only_durable_keys_survive(backend: BackendKind) {
     let location = backend.fresh_location("durable-keys").await.unwrap();
     let config = ReplicaConfig::new("solo").durable_keys(&["durable-*", "exact"]);
@@ -290,7 +290,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     message
 }
 
-/// 6. A corrupt record (written raw through the DurableStateStore) makes start fail with an
+/// Test 6: A corrupt record (written raw through the DurableStateStore) makes start fail with an
 /// error naming backend, replica and key; the record is still there byte for byte.
 async fn corrupt_record_fails_start_and_is_kept(backend: BackendKind) {
     let location = backend.fresh_location("corrupt").await.unwrap();
