@@ -175,7 +175,7 @@ impl StoreDir {
         let written = File::create_new(&temp)
             .and_then(|mut f| {
                 f.write_all(bytes)?;
-                f.sync_all()
+                f.sync_data()
             })
             .map_err(|e| self.io("write temporary file", &temp, e))
             .and_then(|()| {
