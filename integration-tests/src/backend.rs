@@ -23,11 +23,19 @@ pub enum BackendKind {
     Fs,
     /// `dd-store-sqlite` in a temporary directory.
     Sqlite,
+    /// `dd-store-s3` under a unique prefix of the bucket named by the `DD_TEST_S3_*` variables
+    /// (see [`S3_ENDPOINT_VAR`]); unavailable without them.
+    S3,
 }
 
 impl BackendKind {
     /// Every backend.
-    pub const ALL: [BackendKind; 3] = [BackendKind::Memory, BackendKind::Fs, BackendKind::Sqlite];
+    pub const ALL: [BackendKind; 4] = [
+        BackendKind::Memory,
+        BackendKind::Fs,
+        BackendKind::Sqlite,
+        BackendKind::S3,
+    ];
 
     /// The backend's short name (the URL scheme where there is one).
     pub fn name(self) -> &'static str {
@@ -35,6 +43,7 @@ impl BackendKind {
             BackendKind::Memory => "memory",
             BackendKind::Fs => "fs",
             BackendKind::Sqlite => "sqlite",
+            BackendKind::S3 => "s3",
         }
     }
 
@@ -48,11 +57,12 @@ impl BackendKind {
     pub fn availability(self) -> Result<(), String> {
         match self {
             BackendKind::Memory | BackendKind::Fs | BackendKind::Sqlite => Ok(()),
+            BackendKind::S3 => S3Endpoint::from_env().map(|_| ()),
         }
     }
 
-    /// A fresh, empty location of this backend. `label` (the test's name) makes it easy to find
-    /// where a unique prefix is needed.
+    /// A fresh, empty location of this backend: a new temporary directory (fs, sqlite; `label`
+    /// is part of its name), a new random prefix (S3) or a new in-memory store.
     pub async fn fresh_location(self, label: &str) -> Result<StoreLocation, HarnessError> {
         self.availability()
             .map_err(|reason| HarnessError::Unavailable {
@@ -83,7 +93,84 @@ impl BackendKind {
                     _keep: vec![Box::new(dir)],
                 })
             }
+            BackendKind::S3 => {
+                let endpoint =
+                    S3Endpoint::from_env().map_err(|reason| HarnessError::Unavailable {
+                        backend: self.name(),
+                        reason,
+                    })?;
+                Ok(StoreLocation {
+                    kind: self,
+                    target: Target::Url(endpoint.url(&unique_prefix())),
+                    _keep: Vec::new(),
+                })
+            }
         }
+    }
+}
+
+/// `it{random hex}`: a prefix no other test (or earlier run) uses, short because some servers
+/// (s3s-fs) allow object names of only about 150 bytes.
+fn unique_prefix() -> String {
+    format!("it{:08x}", rand::random::<u32>())
+}
+
+/// `url` with the value of a `secret_key` parameter replaced, for messages.
+fn redact(url: &str) -> String {
+    match url.find("secret_key=") {
+        None => url.to_owned(),
+        Some(start) => {
+            let value = start + "secret_key=".len();
+            let end = url[value..].find('&').map_or(url.len(), |i| value + i);
+            format!("{}<redacted>{}", &url[..value], &url[end..])
+        }
+    }
+}
+
+/// The S3 endpoint of the tests, from the environment (as `scripts/services/s3.sh` exports it).
+#[derive(Debug, Clone)]
+struct S3Endpoint {
+    endpoint: String,
+    bucket: String,
+    region: String,
+    access_key: Option<String>,
+    secret_key: Option<String>,
+    max_object_name_len: Option<String>,
+}
+
+impl S3Endpoint {
+    fn from_env() -> Result<S3Endpoint, String> {
+        let endpoint = std::env::var(S3_ENDPOINT_VAR).map_err(|_| {
+            format!(
+                "no S3 endpoint: set {S3_ENDPOINT_VAR} (and DD_TEST_S3_BUCKET, DD_TEST_S3_REGION, \
+                 DD_TEST_S3_ACCESS_KEY, DD_TEST_S3_SECRET_KEY), or run scripts/test.sh, which \
+                 starts s3s-fs"
+            )
+        })?;
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Ok(S3Endpoint {
+            endpoint,
+            bucket: var("DD_TEST_S3_BUCKET").unwrap_or_else(|| "dd-test".to_owned()),
+            region: var("DD_TEST_S3_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+            access_key: var("DD_TEST_S3_ACCESS_KEY"),
+            secret_key: var("DD_TEST_S3_SECRET_KEY"),
+            max_object_name_len: var("DD_TEST_S3_MAX_OBJECT_NAME_LEN"),
+        })
+    }
+
+    /// The `s3://` URL of `prefix` in the test bucket.
+    fn url(&self, prefix: &str) -> String {
+        let mut url = format!(
+            "s3://{}/{prefix}?endpoint={}&region={}&path_style=true&create_bucket=true",
+            self.bucket, self.endpoint, self.region
+        );
+        if let (Some(access), Some(secret)) = (&self.access_key, &self.secret_key) {
+            url.push_str(&format!("&access_key={access}&secret_key={secret}"));
+        }
+        if let Some(len) = &self.max_object_name_len {
+            url.push_str(&format!("&max_object_name_len={len}"));
+        }
+        url
     }
 }
 
@@ -130,10 +217,10 @@ impl StoreLocation {
         }
     }
 
-    /// The URL, or a description for the memory store.
+    /// The URL (secrets redacted), or a description for the memory store.
     pub fn describe(&self) -> String {
         match &self.target {
-            Target::Url(url) => url.clone(),
+            Target::Url(url) => redact(url),
             Target::Memory(_) => "memory (in-process)".to_owned(),
         }
     }
@@ -148,10 +235,28 @@ impl StoreLocation {
                     .await
                     .map_err(|source| HarnessError::Open {
                         backend: self.kind.name(),
-                        location: url.clone(),
+                        location: redact(url),
                         source,
                     })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted() {
+        assert_eq!(
+            redact("s3://b/p?access_key=a&secret_key=s3cr3t&region=x"),
+            "s3://b/p?access_key=a&secret_key=<redacted>&region=x"
+        );
+        assert_eq!(
+            redact("s3://b/p?secret_key=s3cr3t"),
+            "s3://b/p?secret_key=<redacted>"
+        );
+        assert_eq!(redact("fs:///tmp/x"), "fs:///tmp/x");
     }
 }

@@ -58,10 +58,10 @@ where
 #[macro_export]
 macro_rules! backend_tests {
     (url_backends: $($test:ident),+ $(,)?) => {
-        $crate::backend_tests!(@list [fs Fs, sqlite Sqlite] $($test),+);
+        $crate::backend_tests!(@list [fs Fs, sqlite Sqlite, s3 S3] $($test),+);
     };
     ($($test:ident),+ $(,)?) => {
-        $crate::backend_tests!(@list [memory Memory, fs Fs, sqlite Sqlite] $($test),+);
+        $crate::backend_tests!(@list [memory Memory, fs Fs, sqlite Sqlite, s3 S3] $($test),+);
     };
     (@list [] $($test:ident),+) => {};
     (@list [$module:ident $kind:ident $(, $rest_module:ident $rest_kind:ident)*] $($test:ident),+) => {
