@@ -6,7 +6,7 @@ mod replicator_support;
 
 use std::time::Duration;
 
-use dd_core::crdt::GCounter;
+use dd_core::crdt::{GCounter, ORSet};
 use dd_core::replicator::{ReadConsistency, ReplicatorError, WriteConsistency};
 use dd_core::transport::memory::{Faults, MemoryNetwork};
 use dd_core::{Key, ReplicaId};
@@ -212,6 +212,32 @@ async fn concurrent_increments_converge(n: usize, seed: u64) {
         t.await.unwrap();
     }
     converge_counter(&rs, &key, 20 * n as u128).await;
+    // Concurrent adds to an ORSet (a causal-delivery delta type) converge too.
+    let set: Key<ORSet<String>> = Key::new("s");
+    let mut expected = std::collections::BTreeSet::new();
+    for round in 0..5 {
+        for r in &rs {
+            let me = r.self_id();
+            let element = format!("{}-{round}", me.replica());
+            expected.insert(element.clone());
+            r.update(&set, ORSet::new(), WriteConsistency::Local, move |s| {
+                s.add(&me, element);
+                Ok::<(), ReplicatorError>(())
+            })
+            .await
+            .unwrap();
+        }
+    }
+    eventually("all replicas hold every element", LONG, || async {
+        for r in &rs {
+            match r.get(&set, ReadConsistency::Local).await {
+                Ok(s) if s.elements() == expected => {}
+                _ => return false,
+            }
+        }
+        true
+    })
+    .await;
     for r in &rs {
         r.shutdown().await.unwrap();
     }
@@ -428,6 +454,14 @@ async fn removed_member_is_pruned_without_changing_values() {
         c.slot(&rs[0].self_id()),
         1 + 3,
         "collapsed into r0, the lowest member"
+    );
+    let status = rs[0].status().await.unwrap();
+    assert!(status.removed.contains(&gone));
+    assert_eq!(status.members.len(), 2);
+    assert_eq!(status.keys, 1);
+    assert_eq!(
+        status.peer_incarnations.get(&all[1]),
+        Some(&rs[1].self_id())
     );
 }
 
