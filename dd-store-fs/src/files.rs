@@ -63,7 +63,7 @@ impl StoreDir {
         }
         // A replica being written right now (its lock is held) may have a live temporary file;
         // its leftovers, if any, are removed at a later open.
-        for replica_dir in store.replica_dirs()? {
+        for replica_dir in store.replica_dirs(false)? {
             if let Some(_lock) = DirLock::try_acquire(&store.dir, &replica_dir)? {
                 store.remove_temp_files(&replica_dir)?;
             }
@@ -128,13 +128,16 @@ impl StoreDir {
         Ok(())
     }
 
-    fn replica_dirs(&self) -> Result<Vec<PathBuf>, FsError> {
+    /// The replica directories. With `strict`, any other entry (except dot files and a file
+    /// system's `lost+found`) is an [`FsError::ForeignEntry`]; otherwise it is skipped.
+    fn replica_dirs(&self, strict: bool) -> Result<Vec<PathBuf>, FsError> {
         let mut dirs = Vec::new();
         let entries = fs::read_dir(&self.dir).map_err(|e| self.io("list", &self.dir, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| self.io("list", &self.dir, e))?;
             let name = entry.file_name();
-            if name.to_string_lossy().starts_with('.') {
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || name == "lost+found" {
                 continue;
             }
             let file_type = entry
@@ -142,9 +145,26 @@ impl StoreDir {
                 .map_err(|e| self.io("stat", &entry.path(), e))?;
             if file_type.is_dir() {
                 dirs.push(entry.path());
+            } else if strict {
+                return Err(FsError::ForeignEntry {
+                    dir: self.dir.clone(),
+                    path: entry.path(),
+                    reason: "a file where only replica directories belong".to_owned(),
+                });
             }
         }
         Ok(dirs)
+    }
+
+    /// Refuses an empty replica name or key (the trait requires non-empty names).
+    fn check_name(&self, what: &'static str, name: &str) -> Result<(), FsError> {
+        if name.is_empty() {
+            return Err(FsError::EmptyName {
+                dir: self.dir.clone(),
+                what,
+            });
+        }
+        Ok(())
     }
 
     /// The directory of `replica` and whether its name is hashed.
@@ -284,6 +304,8 @@ impl StoreDir {
 
     /// Reads one record.
     pub fn get(&self, replica: &str, key: &str) -> Result<Option<StoredRecord>, FsError> {
+        self.check_name("replica", replica)?;
+        self.check_name("key", key)?;
         let (dir, _) = self.replica_dir(replica);
         Ok(self
             .read_record(&dir, replica, key)?
@@ -339,6 +361,10 @@ impl StoreDir {
     ) -> Result<Vec<WriteOutcome>, FsError> {
         if ops.is_empty() {
             return Ok(Vec::new());
+        }
+        self.check_name("replica", replica)?;
+        for op in &ops {
+            self.check_name("key", op.key())?;
         }
         let (dir, hashed) = self.replica_dir(replica);
         match fs::create_dir(&dir) {
@@ -496,6 +522,7 @@ impl StoreDir {
         limit: usize,
     ) -> Result<ScanPage, FsError> {
         let limit = limit.max(1);
+        self.check_name("replica", replica)?;
         let (dir, _) = self.replica_dir(replica);
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -555,7 +582,7 @@ impl StoreDir {
     /// The names of the replicas that have at least one record, sorted.
     pub fn replicas(&self) -> Result<Vec<String>, FsError> {
         let mut names = Vec::new();
-        for dir in self.replica_dirs()? {
+        for dir in self.replica_dirs(true)? {
             let dir_name = dir
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
