@@ -215,7 +215,9 @@ impl Database {
         let mut outcomes = Vec::with_capacity(ops.len());
         {
             let mut select = tx
-                .prepare_cached("SELECT revision FROM dd_state WHERE replica = ?1 AND key = ?2")
+                .prepare_cached(
+                    "SELECT revision, typeof(value) FROM dd_state WHERE replica = ?1 AND key = ?2",
+                )
                 .map_err(err("prepare select"))?;
             let mut upsert = tx
                 .prepare_cached(
@@ -229,11 +231,22 @@ impl Database {
                 .map_err(err("prepare delete"))?;
             for op in ops {
                 let key = op.key();
-                let stored: Option<i64> = select
-                    .query_row(params![replica, key], |row| row.get(0))
+                let stored: Option<(i64, String)> = select
+                    .query_row(params![replica, key], |row| Ok((row.get(0)?, row.get(1)?)))
                     .optional()
                     .map_err(err("read revision"))?;
-                let actual = match stored {
+                // A record that cannot be read back is never overwritten.
+                if let Some((_, value_type)) = &stored
+                    && value_type != "blob"
+                {
+                    return Err(SqliteError::CorruptRecord {
+                        path: path.clone(),
+                        replica: replica.to_owned(),
+                        key: key.to_owned(),
+                        reason: format!("the value is {value_type}, not a BLOB"),
+                    });
+                }
+                let actual = match stored.map(|(r, _)| r) {
                     Some(r) => Some(
                         u64::try_from(r)
                             .ok()
