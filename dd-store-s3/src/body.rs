@@ -100,6 +100,7 @@ pub fn decode(mut body: Bytes) -> Result<Body, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -132,7 +132,7 @@ pub fn unescape(s: &str) -> Result<String, String> {
 pub const S3_MAX_OBJECT_NAME_LEN: usize = 1024;
 
 /// Hex digits of the name hash of a long segment.
-const HASH_HEX_LEN: usize = 32;
+const HASH_HEX_LEN: usize = 24;
 
 /// What follows the kept part of a long segment: `.` plus the hash.
 const HASHED_SUFFIX_LEN: usize = 1 + HASH_HEX_LEN;
@@ -158,7 +158,7 @@ pub enum Segment {
 /// The object names of one store: everything lives under one key prefix of one bucket.
 ///
 /// A replica name or key whose escaped form is too long for the object-name budget is stored as
-/// its first escaped characters, `.` and a 128-bit SHA-256 hash of the name (`.` never occurs in
+/// its first escaped characters, `.` and a 96-bit SHA-256 hash of the name (`.` never occurs in
 /// escaped text, so it marks such segments). Names of long keys sharing their kept part then sort
 /// by hash; scans read the real keys from the object bodies and sort such groups.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -310,6 +310,7 @@ fn parse_segment(segment: &str) -> Result<Segment, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

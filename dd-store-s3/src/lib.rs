@@ -12,6 +12,7 @@ mod body;
 mod client;
 mod error;
 pub mod layout;
+mod listing;
 mod objects;
 mod options;
 mod probe;

@@ -290,6 +290,17 @@ impl ObjectClient {
         }
     }
 
+    /// The error for a listing page that is empty but claims more results (a server bug that
+    /// would otherwise loop).
+    pub fn empty_truncated_listing(&self) -> S3Error {
+        self.error(S3ErrorKind::Request {
+            operation: "ListObjectsV2",
+            status: 200,
+            code: String::new(),
+            message: "an empty listing page claims more results".to_owned(),
+        })
+    }
+
     /// One page of the objects under `prefix` (names only), in S3 (byte) order.
     pub async fn list(
         &self,

@@ -1,6 +1,6 @@
 //! [`S3Store`]: the [`DurableStateStore`] on S3.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -13,7 +13,7 @@ use crate::body::Body;
 use crate::client::build_client;
 use crate::error::{S3Error, S3ErrorKind};
 use crate::layout::{ObjectLayout, Segment};
-use crate::objects::Listing;
+use crate::listing::{Lister, ListingCache};
 use crate::objects::{Applied, ObjectClient, Precondition, RecordRef};
 use crate::options::S3Options;
 use crate::probe::{ServerFeatures, probe};
@@ -30,6 +30,7 @@ pub struct S3Store {
     layout: ObjectLayout,
     features: ServerFeatures,
     concurrency: usize,
+    listings: ListingCache,
 }
 
 impl S3Store {
@@ -86,6 +87,7 @@ impl S3Store {
             layout,
             features,
             concurrency: options.concurrency,
+            listings: ListingCache::default(),
         })
     }
 
@@ -323,7 +325,7 @@ impl S3Store {
                 // comes first, in key order.
                 let mut lister = Lister::new(group, None);
                 let mut names = Vec::new();
-                while let Some(name) = lister.next(self, 1000).await? {
+                while let Some(name) = lister.next(&self.objects).await? {
                     names.push(name);
                 }
                 let mut rest = self.read_objects(replica, &replica_prefix, names).await?;
@@ -333,12 +335,15 @@ impl S3Store {
             }
             start_after = Some(resume);
         }
-        let mut lister = Lister::new(replica_prefix.clone(), start_after);
+        let mut lister = match after.and_then(|a| self.listings.take(&replica_prefix, a)) {
+            Some(lister) => lister,
+            None => Lister::new(replica_prefix.clone(), start_after),
+        };
         while records.len() < limit {
             let wanted = limit - records.len();
             let mut names = Vec::with_capacity(wanted);
             while names.len() < wanted {
-                match lister.next(self, wanted - names.len()).await? {
+                match lister.next(&self.objects).await? {
                     Some(name) => names.push(name),
                     None => break,
                 }
@@ -348,7 +353,7 @@ impl S3Store {
                 .last()
                 .map(|last| self.layout.key_segment(&replica_prefix, last))
             {
-                while let Some(name) = lister.next_if_starts_with(self, &group).await? {
+                while let Some(name) = lister.next_if_starts_with(&self.objects, &group).await? {
                     names.push(name);
                 }
             }
@@ -360,7 +365,10 @@ impl S3Store {
             batch.sort_by(|a, b| a.key.cmp(&b.key));
             records.extend(batch);
         }
-        let more = if records.len() > limit {
+        let truncated = records.len() > limit;
+        let more = if truncated {
+            // Cut inside a group of long keys: the next page starts over from that group, so the
+            // listing position is not kept.
             records.truncate(limit);
             true
         } else {
@@ -371,6 +379,12 @@ impl S3Store {
         } else {
             None
         };
+        if let Some(cursor) = &next
+            && !truncated
+        {
+            // The next page (usually) continues right here: keep the names already listed.
+            self.listings.put(cursor.clone(), lister);
+        }
         Ok(ScanPage { records, next })
     }
 
@@ -378,7 +392,7 @@ impl S3Store {
     /// from one of its objects; `None` if it has none (any more).
     async fn hashed_replica_name(&self, common_prefix: &str) -> Result<Option<String>, S3Error> {
         let mut lister = Lister::new(common_prefix.to_owned(), None);
-        while let Some(name) = lister.next(self, 1).await? {
+        while let Some(name) = lister.next(&self.objects).await? {
             let record = RecordRef {
                 replica: common_prefix,
                 key: &name,
@@ -443,84 +457,7 @@ impl S3Store {
     }
 
     fn empty_truncated_listing(&self) -> S3Error {
-        self.error(S3ErrorKind::Request {
-            operation: "ListObjectsV2",
-            status: 200,
-            code: String::new(),
-            message: "an empty listing page claims more results".to_owned(),
-        })
-    }
-}
-
-/// Object names under a prefix, one listing page at a time.
-struct Lister {
-    prefix: String,
-    start_after: Option<String>,
-    continuation: Option<String>,
-    buffered: VecDeque<String>,
-    started: bool,
-}
-
-impl Lister {
-    fn new(prefix: String, start_after: Option<String>) -> Self {
-        Self {
-            prefix,
-            start_after,
-            continuation: None,
-            buffered: VecDeque::new(),
-            started: false,
-        }
-    }
-
-    /// Whether names may remain.
-    fn has_more(&self) -> bool {
-        !self.buffered.is_empty() || !self.started || self.continuation.is_some()
-    }
-
-    /// Lists the next page if nothing is buffered; `hint`: how many names are wanted.
-    async fn fill(&mut self, store: &S3Store, hint: usize) -> Result<(), S3Error> {
-        if !self.buffered.is_empty() || (self.started && self.continuation.is_none()) {
-            return Ok(());
-        }
-        let start_after = if self.started {
-            None
-        } else {
-            self.start_after.as_deref()
-        };
-        let Listing { objects, next, .. } = store
-            .objects
-            .list(
-                &self.prefix,
-                start_after,
-                self.continuation.as_deref(),
-                None,
-                hint,
-            )
-            .await?;
-        if objects.is_empty() && next.is_some() {
-            return Err(store.empty_truncated_listing());
-        }
-        self.started = true;
-        self.continuation = next;
-        self.buffered.extend(objects);
-        Ok(())
-    }
-
-    async fn next(&mut self, store: &S3Store, hint: usize) -> Result<Option<String>, S3Error> {
-        self.fill(store, hint).await?;
-        Ok(self.buffered.pop_front())
-    }
-
-    async fn next_if_starts_with(
-        &mut self,
-        store: &S3Store,
-        prefix: &str,
-    ) -> Result<Option<String>, S3Error> {
-        self.fill(store, 100).await?;
-        if self.buffered.front().is_some_and(|n| n.starts_with(prefix)) {
-            return Ok(self.buffered.pop_front());
-        }
-        Ok(None)
+        self.objects.empty_truncated_listing()
     }
 }
 

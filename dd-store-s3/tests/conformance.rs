@@ -1,4 +1,5 @@
 //! The shared `DurableStateStore` conformance suite against a real S3 server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

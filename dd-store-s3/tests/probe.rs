@@ -3,6 +3,7 @@
 //!
 //! The server is a private s3s-fs without authentication (requests are anonymous, so a proxy can
 //! drop the signed `If-Match`/`If-None-Match` headers) behind a proxy that drops those headers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -74,7 +75,7 @@ fn anonymous_options(endpoint: &str, prefix: &str) -> dd_store_s3::S3OptionsBuil
         .region("us-east-1")
         .path_style(true)
         .anonymous(true)
-        .max_object_name_len(150)
+        .max_object_name_len(160)
         .connect_timeout(Duration::from_secs(5))
         .operation_timeout(Duration::from_secs(120))
 }

@@ -1,5 +1,6 @@
 //! Records that are not ours are reported as corrupt, naming the object; odd and long names,
 //! large values and batch ordering round-trip (beyond the conformance suite).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

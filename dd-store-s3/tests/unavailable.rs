@@ -1,5 +1,6 @@
 //! An unreachable endpoint gives a clear, bounded `Unavailable` error, and nothing is lost while
 //! the endpoint is away.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -56,8 +56,8 @@ dd_s3_service() {
     export DD_TEST_S3_ACCESS_KEY="$access_key"
     export DD_TEST_S3_SECRET_KEY="$secret_key"
     # s3s-fs keeps object metadata in files named after the base64 of bucket and object name,
-    # which limits object names to about 160 bytes.
-    export DD_TEST_S3_MAX_OBJECT_NAME_LEN="${DD_TEST_S3_MAX_OBJECT_NAME_LEN:-150}"
+    # which limits object names to about 160 bytes (bucket dd-test: 161).
+    export DD_TEST_S3_MAX_OBJECT_NAME_LEN="${DD_TEST_S3_MAX_OBJECT_NAME_LEN:-160}"
     echo "s3: s3s-fs (pid $pid) on $DD_TEST_S3_ENDPOINT, data in $dir" >&2
 }
 

@@ -1,5 +1,5 @@
 //! Shared test helpers: the S3 endpoint from the environment, and a loopback TCP proxy.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::expect_used)]
 
 pub mod proxy;
 
