@@ -13,6 +13,10 @@ use crate::error::HarnessError;
 /// The environment variable naming the S3 endpoint of the tests (see the README).
 pub const S3_ENDPOINT_VAR: &str = "DD_TEST_S3_ENDPOINT";
 
+/// The environment variable naming the contact points (`host:port,host:port`) of a real
+/// Cassandra cluster for the tests; without it, an in-process CQL test double is used.
+pub const CASSANDRA_CONTACT_POINTS_VAR: &str = "DD_TEST_CASSANDRA_CONTACT_POINTS";
+
 /// A storage backend the tests run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BackendKind {
@@ -26,15 +30,20 @@ pub enum BackendKind {
     /// `dd-store-s3` under a unique prefix of the bucket named by the `DD_TEST_S3_*` variables
     /// (see [`S3_ENDPOINT_VAR`]); unavailable without them.
     S3,
+    /// `dd-store-cassandra` in a fresh table: on the cluster named by
+    /// [`CASSANDRA_CONTACT_POINTS_VAR`] when set, else on an in-process `cql-test-double`
+    /// started on 127.0.0.1 for the location.
+    Cassandra,
 }
 
 impl BackendKind {
     /// Every backend.
-    pub const ALL: [BackendKind; 4] = [
+    pub const ALL: [BackendKind; 5] = [
         BackendKind::Memory,
         BackendKind::Fs,
         BackendKind::Sqlite,
         BackendKind::S3,
+        BackendKind::Cassandra,
     ];
 
     /// The backend's short name (the URL scheme where there is one).
@@ -44,6 +53,7 @@ impl BackendKind {
             BackendKind::Fs => "fs",
             BackendKind::Sqlite => "sqlite",
             BackendKind::S3 => "s3",
+            BackendKind::Cassandra => "cassandra",
         }
     }
 
@@ -56,7 +66,10 @@ impl BackendKind {
     /// reason a test is skipped).
     pub fn availability(self) -> Result<(), String> {
         match self {
-            BackendKind::Memory | BackendKind::Fs | BackendKind::Sqlite => Ok(()),
+            BackendKind::Memory
+            | BackendKind::Fs
+            | BackendKind::Sqlite
+            | BackendKind::Cassandra => Ok(()),
             BackendKind::S3 => S3Endpoint::from_env().map(|_| ()),
         }
     }
@@ -103,6 +116,33 @@ impl BackendKind {
                     kind: self,
                     target: Target::Url(endpoint.url(&unique_prefix())),
                     _keep: Vec::new(),
+                })
+            }
+            BackendKind::Cassandra => {
+                let table = format!("dd_{}", unique_prefix());
+                let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+                if let Some(points) = var(CASSANDRA_CONTACT_POINTS_VAR) {
+                    let keyspace =
+                        var("DD_TEST_CASSANDRA_KEYSPACE").unwrap_or_else(|| "dd_test".to_owned());
+                    return Ok(StoreLocation {
+                        kind: self,
+                        target: Target::Url(format!(
+                            "cassandra://{points}/{keyspace}?table={table}"
+                        )),
+                        _keep: Vec::new(),
+                    });
+                }
+                let double = cql_test_double::CqlTestDouble::start().await.map_err(|e| {
+                    HarnessError::TestDouble {
+                        backend: self.name(),
+                        message: e.to_string(),
+                    }
+                })?;
+                let url = format!("cassandra://{}/dd_test?table={table}", double.addr());
+                Ok(StoreLocation {
+                    kind: self,
+                    target: Target::Url(url),
+                    _keep: vec![Box::new(double)],
                 })
             }
         }

@@ -24,7 +24,7 @@ mod replicas;
 mod runner;
 mod values;
 
-pub use backend::{BackendKind, S3_ENDPOINT_VAR, StoreLocation};
+pub use backend::{BackendKind, CASSANDRA_CONTACT_POINTS_VAR, S3_ENDPOINT_VAR, StoreLocation};
 pub use error::HarnessError;
 pub use poll::{CONVERGENCE_BOUND, POLL_EVERY, eventually};
 pub use replicas::{

@@ -61,7 +61,7 @@ macro_rules! backend_tests {
         $crate::backend_tests!(@list [fs Fs, sqlite Sqlite, s3 S3] $($test),+);
     };
     ($($test:ident),+ $(,)?) => {
-        $crate::backend_tests!(@list [memory Memory, fs Fs, sqlite Sqlite, s3 S3] $($test),+);
+        $crate::backend_tests!(@list [memory Memory, fs Fs, sqlite Sqlite, s3 S3, cassandra Cassandra] $($test),+);
     };
     (@list [] $($test:ident),+) => {};
     (@list [$module:ident $kind:ident $(, $rest_module:ident $rest_kind:ident)*] $($test:ident),+) => {
