@@ -13,6 +13,22 @@ use crate::error::HarnessError;
 /// The environment variable naming the S3 endpoint of the tests (see the README).
 pub const S3_ENDPOINT_VAR: &str = "DD_TEST_S3_ENDPOINT";
 
+/// The environment variable that declares the S3 endpoint's writes atomic even when the client is
+/// killed mid-request (true of AWS S3 and MinIO; not of s3s-fs, which writes the body, then the
+/// metadata, then the ETag, and stops where the cancelled request stops). The S3 crash tests run
+/// only when it is `1`.
+pub const S3_ATOMIC_PUT_VAR: &str = "DD_TEST_S3_ATOMIC_PUT";
+
+/// What a test needs of a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// A store to open (and re-open) in this process.
+    Store,
+    /// A store another process opens by URL and that stays consistent when that process is
+    /// killed with SIGKILL in the middle of a write (the crash tests).
+    SurvivesWriterKill,
+}
+
 /// The environment variable naming the contact points (`host:port,host:port`) of a real
 /// Cassandra cluster for the tests; without it, an in-process CQL test double is used.
 pub const CASSANDRA_CONTACT_POINTS_VAR: &str = "DD_TEST_CASSANDRA_CONTACT_POINTS";
@@ -60,6 +76,30 @@ impl BackendKind {
     /// Whether the backend can run in another process opened by URL (the crash tests need it).
     pub fn has_url(self) -> bool {
         !matches!(self, BackendKind::Memory)
+    }
+
+    /// `Ok` when the backend can serve a test that `needs` this, else the reason it cannot
+    /// (printed as the reason the test is skipped).
+    pub fn availability_for(self, needs: Needs) -> Result<(), String> {
+        self.availability()?;
+        if needs == Needs::Store {
+            return Ok(());
+        }
+        match self {
+            BackendKind::Memory => {
+                Err("an in-process store cannot be opened by another process".to_owned())
+            }
+            BackendKind::S3 if std::env::var(S3_ATOMIC_PUT_VAR).as_deref() != Ok("1") => {
+                Err(format!(
+                    "the S3 endpoint is not declared atomic under client kills (set \
+                 {S3_ATOMIC_PUT_VAR}=1 for AWS S3 or MinIO): s3s-fs writes the body, the metadata \
+                 and the ETag of a PUT one after the other, so a client killed mid-PUT leaves an \
+                 object whose body and metadata revisions differ, and dd-store-s3 then finds \
+                 every later write of that key in conflict"
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// `Ok` when the backend can be used here, else the reason it cannot (printed as the

@@ -24,7 +24,10 @@ mod replicas;
 mod runner;
 mod values;
 
-pub use backend::{BackendKind, CASSANDRA_CONTACT_POINTS_VAR, S3_ENDPOINT_VAR, StoreLocation};
+pub use backend::{
+    BackendKind, CASSANDRA_CONTACT_POINTS_VAR, Needs, S3_ATOMIC_PUT_VAR, S3_ENDPOINT_VAR,
+    StoreLocation,
+};
 pub use error::HarnessError;
 pub use poll::{CONVERGENCE_BOUND, POLL_EVERY, eventually};
 pub use replicas::{

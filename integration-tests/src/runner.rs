@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::backend::BackendKind;
+use crate::backend::{BackendKind, Needs};
 
 /// The longest any one test may run before it fails (generous: a loaded 2-core machine).
 pub const TEST_BOUND: Duration = Duration::from_secs(300);
@@ -18,10 +18,11 @@ pub enum Outcome {
     Skipped(String),
 }
 
-/// Runs `body(kind)` unless `kind` is unavailable (then prints why and returns
-/// [`Outcome::Skipped`]); an error when the body takes longer than [`TEST_BOUND`].
+/// Runs `body(kind)` unless `kind` cannot serve what the test `needs` here (then prints why and
+/// returns [`Outcome::Skipped`]); an error when the body takes longer than [`TEST_BOUND`].
 pub async fn run_on_backend<F, Fut>(
     kind: BackendKind,
+    needs: Needs,
     test: &str,
     body: F,
 ) -> Result<Outcome, String>
@@ -29,7 +30,7 @@ where
     F: FnOnce(BackendKind) -> Fut,
     Fut: Future<Output = ()>,
 {
-    if let Err(reason) = kind.availability() {
+    if let Err(reason) = kind.availability_for(needs) {
         eprintln!("skipped {test} on {kind}: {reason}");
         return Ok(Outcome::Skipped(reason));
     }
@@ -43,8 +44,9 @@ where
 /// test function. Each function is `async fn name(backend: BackendKind)` in the calling file;
 /// the generated test `<backend>::<name>` runs it through [`run_on_backend`].
 ///
-/// `backend_tests!(a, b)` instantiates the tests on every backend; `backend_tests!(url_backends:
-/// a, b)` only on the backends another process can open by URL (all but memory).
+/// `backend_tests!(a, b)` instantiates the tests on every backend; `backend_tests!(crash: a, b)`
+/// on the backends another process can open by URL (all but memory), run only where the backend
+/// survives the kill of a writer ([`Needs::SurvivesWriterKill`]).
 ///
 /// ```
 /// use integration_tests::BackendKind;
@@ -57,24 +59,27 @@ where
 /// ```
 #[macro_export]
 macro_rules! backend_tests {
-    (url_backends: $($test:ident),+ $(,)?) => {
-        $crate::backend_tests!(@list [fs Fs, sqlite Sqlite, s3 S3] $($test),+);
+    (crash: $($test:ident),+ $(,)?) => {
+        $crate::backend_tests!(@list SurvivesWriterKill [fs Fs, sqlite Sqlite, s3 S3] $($test),+);
     };
     ($($test:ident),+ $(,)?) => {
-        $crate::backend_tests!(@list [memory Memory, fs Fs, sqlite Sqlite, s3 S3, cassandra Cassandra] $($test),+);
+        $crate::backend_tests!(
+            @list Store [memory Memory, fs Fs, sqlite Sqlite, s3 S3, cassandra Cassandra] $($test),+
+        );
     };
-    (@list [] $($test:ident),+) => {};
-    (@list [$module:ident $kind:ident $(, $rest_module:ident $rest_kind:ident)*] $($test:ident),+) => {
-        $crate::backend_tests!(@backend $module, $kind; $($test),+);
-        $crate::backend_tests!(@list [$($rest_module $rest_kind),*] $($test),+);
+    (@list $needs:ident [] $($test:ident),+) => {};
+    (@list $needs:ident [$module:ident $kind:ident $(, $rest_module:ident $rest_kind:ident)*] $($test:ident),+) => {
+        $crate::backend_tests!(@backend $needs $module, $kind; $($test),+);
+        $crate::backend_tests!(@list $needs [$($rest_module $rest_kind),*] $($test),+);
     };
-    (@backend $module:ident, $kind:ident; $($test:ident),+) => {
+    (@backend $needs:ident $module:ident, $kind:ident; $($test:ident),+) => {
         mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
                     let outcome = $crate::run_on_backend(
                         $crate::BackendKind::$kind,
+                        $crate::Needs::$needs,
                         stringify!($test),
                         super::$test,
                     )

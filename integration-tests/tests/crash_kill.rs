@@ -288,6 +288,6 @@ async fn sigkill_loses_only_the_last_write_behind_intervals(backend: BackendKind
 }
 
 backend_tests!(
-    url_backends: sigkill_keeps_every_acknowledged_sync_update,
+    crash: sigkill_keeps_every_acknowledged_sync_update,
     sigkill_loses_only_the_last_write_behind_intervals,
 );
