@@ -25,8 +25,16 @@ pub(crate) struct UnadoptedMerges {
 }
 
 impl UnadoptedMerges {
-    /// Remembers a merged value to hand out and to merge into later writes of `key`.
-    pub(crate) fn remember(&self, replica: &ReplicaId, key: &str, value: Box<dyn ErasedData>) {
+    /// Remembers a merged value to merge into later writes of `key` until the replicator's value
+    /// includes it, and to hand out unless `handed_out` (it was returned to the replicator
+    /// already).
+    pub(crate) fn remember(
+        &self,
+        replica: &ReplicaId,
+        key: &str,
+        value: Box<dyn ErasedData>,
+        handed_out: bool,
+    ) {
         let mut map = lock(&self.map);
         let entries = map.entry(replica.clone()).or_default();
         let value = match entries.remove(key) {
@@ -36,13 +44,7 @@ impl UnadoptedMerges {
             },
             None => value,
         };
-        entries.insert(
-            key.to_owned(),
-            Unadopted {
-                value,
-                handed_out: false,
-            },
-        );
+        entries.insert(key.to_owned(), Unadopted { value, handed_out });
     }
 
     /// Drops what is remembered for `key` (it was deleted).
@@ -113,7 +115,7 @@ mod tests {
     fn merge_is_applied_until_adopted_and_handed_out_once() {
         let merges = UnadoptedMerges::default();
         let r = ReplicaId::new("r");
-        merges.remember(&r, "k", Box::new(counter(&[(1, 3), (2, 5)])));
+        merges.remember(&r, "k", Box::new(counter(&[(1, 3), (2, 5)])), false);
         let out = merges.hand_out(&r);
         assert_eq!(out.len(), 1);
         assert!(merges.hand_out(&r).is_empty());
