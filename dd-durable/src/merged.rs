@@ -1,9 +1,10 @@
 //! Values merged from a conflicting writer that the replicator has not adopted yet.
 //!
 //! When a write conflicts, the stored value and ours are merged and the merge written; the merge
-//! is handed to the replicator in a later [`StoreReport`](dd_core::durable::StoreReport). Until
-//! the replicator's own value of the key includes it, every write of that key merges it in again,
-//! so that a value the replicator queued before adopting the merge cannot overwrite it.
+//! reaches the replicator in a [`StoreReport`](dd_core::durable::StoreReport) (of the same call in
+//! sync mode, of the next call otherwise), and the replicator adopts it asynchronously. Until a
+//! value the replicator stores includes the merge, every write of that key merges it in again, so
+//! that a value queued before the adoption cannot drop the other writer's updates.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
