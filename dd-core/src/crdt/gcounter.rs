@@ -9,8 +9,10 @@ use crate::replica::UniqueReplicaId;
 
 /// A grow-only counter: one monotonic slot per replica incarnation; the value is their sum.
 ///
-/// Slots are `u64`; the value is a `u128`, so the sum of any number of slots cannot overflow, and
-/// an increment that would overflow one slot is refused with [`CrdtError::Overflow`].
+/// Each incarnation adds to its own slot, up to `u64::MAX` in total; an increment past that is
+/// refused with [`CrdtError::Overflow`] and leaves the counter unchanged. Slots are stored as
+/// `u128` so that pruning, which adds a removed incarnation's slot to a live one, is exact, and
+/// the value is a `u128`, which sums of `u64` slots cannot overflow.
 ///
 /// ```
 /// use dd_core::crdt::GCounter;
@@ -23,10 +25,12 @@ use crate::replica::UniqueReplicaId;
 /// y.increment(&b, 3).unwrap();
 /// x.merge(&y);
 /// assert_eq!(x.value(), 5);
+/// assert!(x.increment(&a, u64::MAX).is_err()); // a's slot would pass u64::MAX
+/// assert_eq!(x.value(), 5);
 /// ```
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct GCounter {
-    state: BTreeMap<UniqueReplicaId, u64>,
+    state: BTreeMap<UniqueReplicaId, u128>,
     #[serde(skip)]
     delta: Option<Box<GCounter>>,
 }
@@ -38,18 +42,31 @@ impl GCounter {
     }
 
     /// The counter's value: the sum of all slots.
+    ///
+    /// Exact for every state built by increments and pruning; saturates at `u128::MAX` for a
+    /// (corrupt or hostile) state whose slots sum past it. See [`checked_value`](Self::checked_value).
     pub fn value(&self) -> u128 {
-        self.state.values().map(|v| u128::from(*v)).sum()
+        self.checked_value().unwrap_or(u128::MAX)
     }
 
-    /// Adds `n` to the slot of `node`.
+    /// The counter's value, or [`CrdtError::Overflow`] when the slots sum past `u128::MAX`.
+    pub fn checked_value(&self) -> Result<u128, CrdtError> {
+        self.state
+            .values()
+            .try_fold(0u128, |acc, v| acc.checked_add(*v))
+            .ok_or(CrdtError::Overflow("GCounter value exceeds u128::MAX"))
+    }
+
+    /// Adds `n` to the slot of `node`; refused with [`CrdtError::Overflow`] (and no change) when
+    /// the slot would pass `u64::MAX`.
     pub fn increment(&mut self, node: &UniqueReplicaId, n: u64) -> Result<(), CrdtError> {
         if n == 0 {
             return Ok(());
         }
-        let current = self.state.get(node).copied().unwrap_or(0);
-        let next = current
-            .checked_add(n)
+        let next = self
+            .slot(node)
+            .checked_add(u128::from(n))
+            .filter(|v| *v <= u128::from(u64::MAX))
             .ok_or(CrdtError::Overflow("GCounter slot exceeds u64::MAX"))?;
         self.state.insert(node.clone(), next);
         let delta = self.delta.get_or_insert_with(Default::default);
@@ -58,8 +75,13 @@ impl GCounter {
     }
 
     /// The slot of one replica incarnation (0 when absent).
-    pub fn slot(&self, node: &UniqueReplicaId) -> u64 {
+    pub fn slot(&self, node: &UniqueReplicaId) -> u128 {
         self.state.get(node).copied().unwrap_or(0)
+    }
+
+    /// The slots `(node, slot)`, in node order.
+    pub fn slots(&self) -> impl Iterator<Item = (&UniqueReplicaId, u128)> {
+        self.state.iter().map(|(n, v)| (n, *v))
     }
 
     /// The number of slots (replica incarnations that incremented).
@@ -119,6 +141,8 @@ impl DeltaReplicatedData for GCounter {
     }
 }
 
+/// As Akka's `GCounter`: pruning adds the removed slot to the slot of `collapse_into`. Pruning
+/// discards the pending delta (the pruned state spreads as a full state).
 impl RemovedNodePruning for GCounter {
     fn modified_by_nodes(&self) -> BTreeSet<UniqueReplicaId> {
         self.state.keys().cloned().collect()
@@ -131,12 +155,20 @@ impl RemovedNodePruning for GCounter {
     fn prune(&mut self, removed: &UniqueReplicaId, collapse_into: &UniqueReplicaId) {
         if let Some(v) = self.state.remove(removed) {
             let slot = self.state.entry(collapse_into.clone()).or_insert(0);
-            // Saturating: a slot near u64::MAX cannot take more; the sum stays exact below that.
-            *slot = slot.saturating_add(v);
+            // Exact for every state built by increments (slots of at most u64::MAX); saturates
+            // only for a corrupt state, with a warning.
+            *slot = slot.checked_add(v).unwrap_or_else(|| {
+                tracing::warn!(%removed, %collapse_into, "GCounter pruning saturated a slot");
+                u128::MAX
+            });
+            self.delta = None;
         }
     }
 
     fn prune_cleanup(&mut self, removed: &UniqueReplicaId) {
         self.state.remove(removed);
+        if let Some(delta) = self.delta.as_mut() {
+            delta.state.remove(removed);
+        }
     }
 }

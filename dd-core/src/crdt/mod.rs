@@ -13,6 +13,29 @@
 //! [`Crdt`] bundles the three; the replicator stores any `Crdt`.
 //!
 //! Per-replica entries are keyed by [`UniqueReplicaId`] (stable name + incarnation).
+//!
+//! | type | what it is | delta | `zero()` |
+//! | --- | --- | --- | --- |
+//! | [`GCounter`] | grow-only counter, value `u128` | yes | empty |
+//! | [`PNCounter`] | up/down counter, value `i128`, overflow refused | yes | empty |
+//! | [`GSet<T>`](GSet) | grow-only set | yes | empty |
+//! | [`ORSet<T>`](ORSet) | add-wins observed-remove set | yes (causal) | empty |
+//! | [`Flag`] | boolean that can only be switched on | no | off |
+//! | [`LWWRegister<T>`](LWWRegister) | last-writer-wins register with a pluggable [`Clock`] | no | none |
+//! | [`MVRegister<T>`](MVRegister) | multi-value register (keeps concurrent writes) | yes (causal) | empty |
+//! | [`ORMap<K, V>`](ORMap) | observed-remove map of any CRDT `V` (update wins) | yes (causal) | empty |
+//! | [`LWWMap<K, V>`](LWWMap) | `ORMap<K, LWWRegister<V>>` with a plain-value API | yes (causal) | empty |
+//! | [`PNCounterMap<K>`](PNCounterMap) | `ORMap<K, PNCounter>` with a number API | yes (causal) | empty |
+//! | [`ORMultiMap<K, V>`](ORMultiMap) | `ORMap<K, ORSet<V>>` with a binding API | yes (causal) | empty |
+//! | [`VersionVector`] | version vector (partial order) | no | empty |
+//!
+//! Elements, keys and register values are any [`Element`] (ordered, serde, [`TypeName`]).
+//! Equality (`PartialEq`) compares the replicated state only, never the pending delta.
+//!
+//! The dot-based types (`ORSet`, `MVRegister` and the maps) keep a causal context that records
+//! exactly the dots seen, so a delta merged into any replica has the same effect as the full
+//! state it came from; causal delivery (which they request, as in Akka) keeps those contexts
+//! compact, but out-of-order deltas still converge.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -22,11 +45,44 @@ use serde::de::DeserializeOwned;
 
 use crate::replica::UniqueReplicaId;
 
+mod causal_context;
+mod clock;
+mod dot;
+mod dot_kernel;
+mod element;
+mod flag;
 mod gcounter;
+mod gset;
+mod lww_map;
+mod lww_register;
+mod mv_register;
+mod ormap;
+mod ormultimap;
+mod orset;
+mod pncounter;
+mod pncounter_map;
 mod type_name;
+mod version_vector;
 
+pub(crate) use causal_context::CausalContext;
+pub(crate) use dot_kernel::DotKernel;
+
+pub use clock::{Clock, ReverseClock, WallClock};
+pub use dot::Dot;
+pub use element::Element;
+pub use flag::Flag;
 pub use gcounter::GCounter;
+pub use gset::GSet;
+pub use lww_map::LWWMap;
+pub use lww_register::LWWRegister;
+pub use mv_register::MVRegister;
+pub use ormap::ORMap;
+pub use ormultimap::ORMultiMap;
+pub use orset::ORSet;
+pub use pncounter::PNCounter;
+pub use pncounter_map::PNCounterMap;
 pub use type_name::TypeName;
+pub use version_vector::VersionVector;
 
 /// Errors of CRDT operations.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -102,9 +158,65 @@ pub trait Crdt: DeltaReplicatedData + RemovedNodePruning {}
 
 impl<T: DeltaReplicatedData + RemovedNodePruning> Crdt for T {}
 
-/// Registers every built-in CRDT type, over the common element types (`String`, `u64`, `i64`,
-/// `Vec<u8>`, ...), in `registry`. Called by
+/// Registers every built-in CRDT type, over the common element types, in `registry`. Called by
 /// [`TypeRegistry::with_builtin_types`](crate::data::TypeRegistry::with_builtin_types).
+///
+/// The registered names are those of [`builtin_type_names`].
 pub fn register_builtin_types(registry: &crate::data::TypeRegistry) {
+    macro_rules! register_elements {
+        ($($t:ty),+) => {$(
+            registry.register::<GSet<$t>>();
+            registry.register::<ORSet<$t>>();
+            registry.register::<LWWRegister<$t>>();
+            registry.register::<MVRegister<$t>>();
+            registry.register::<LWWMap<String, $t>>();
+            registry.register::<ORMultiMap<String, $t>>();
+            registry.register::<ORMap<String, ORSet<$t>>>();
+            registry.register::<ORMap<String, GSet<$t>>>();
+            registry.register::<ORMap<String, LWWRegister<$t>>>();
+            registry.register::<ORMap<String, MVRegister<$t>>>();
+        )+};
+    }
     registry.register::<GCounter>();
+    registry.register::<PNCounter>();
+    registry.register::<Flag>();
+    registry.register::<VersionVector>();
+    register_elements!(String, u64, i64, Vec<u8>);
+    registry.register::<ORMap<String, GCounter>>();
+    registry.register::<ORMap<String, PNCounter>>();
+    registry.register::<ORMap<String, Flag>>();
+    registry.register::<PNCounterMap<String>>();
+}
+
+/// The names of the types [`register_builtin_types`] registers, for documentation and checks.
+///
+/// ```
+/// use dd_core::crdt::builtin_type_names;
+/// use dd_core::data::TypeRegistry;
+/// let registry = TypeRegistry::with_builtin_types();
+/// assert!(builtin_type_names().iter().all(|n| registry.contains(n)));
+/// assert!(builtin_type_names().contains(&"ORMap<String, PNCounter>".to_string()));
+/// ```
+pub fn builtin_type_names() -> Vec<String> {
+    let mut names: Vec<String> = ["GCounter", "PNCounter", "Flag", "VersionVector"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    for t in ["String", "u64", "i64", "Vec<u8>"] {
+        names.push(format!("GSet<{t}>"));
+        names.push(format!("ORSet<{t}>"));
+        names.push(format!("LWWRegister<{t}>"));
+        names.push(format!("MVRegister<{t}>"));
+        names.push(format!("LWWMap<String, {t}>"));
+        names.push(format!("ORMultiMap<String, {t}>"));
+        names.push(format!("ORMap<String, ORSet<{t}>>"));
+        names.push(format!("ORMap<String, GSet<{t}>>"));
+        names.push(format!("ORMap<String, LWWRegister<{t}>>"));
+        names.push(format!("ORMap<String, MVRegister<{t}>>"));
+    }
+    for v in ["GCounter", "PNCounter", "Flag"] {
+        names.push(format!("ORMap<String, {v}>"));
+    }
+    names.push("PNCounterMap<String>".into());
+    names
 }

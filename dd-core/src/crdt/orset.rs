@@ -1,0 +1,188 @@
+//! Observed-remove set (add wins).
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    DeltaReplicatedData, DotKernel, Element, RemovedNodePruning, ReplicatedData, TypeName,
+};
+use crate::replica::UniqueReplicaId;
+
+/// An observed-remove set with add-wins semantics (Akka's `ORSet`, rust-crdt's `Orswot`).
+///
+/// Every add tags the element with a new dot of the adding replica; a remove removes the dots
+/// the removing replica has seen. An add concurrent with a remove therefore survives it (add
+/// wins), and an element removed after being seen stays removed. There are no tombstones: a
+/// causal context (a version vector) records which dots were seen.
+///
+/// Deltas are exact (they carry the dots they witness), so applying every delta equals merging
+/// full states; like Akka's, they are meant to be delivered in causal order.
+///
+/// ```
+/// use dd_core::crdt::ORSet;
+/// use dd_core::{ReplicatedData, UniqueReplicaId};
+/// let a = UniqueReplicaId::new("a", 1);
+/// let b = UniqueReplicaId::new("b", 1);
+/// let mut x = ORSet::new();
+/// x.add(&a, "milk".to_string());
+/// let mut y = x.clone();
+/// y.remove(&b, &"milk".to_string()); // b removes the milk it has seen ...
+/// x.add(&a, "milk".to_string()); // ... while a adds it again, concurrently
+/// x.merge(&y);
+/// assert!(x.contains(&"milk".to_string())); // add wins
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound(serialize = "T: Serialize", deserialize = "T: Deserialize<'de> + Ord"))]
+pub struct ORSet<T: Ord> {
+    kernel: DotKernel<T, ()>,
+    #[serde(skip)]
+    delta: Option<Box<DotKernel<T, ()>>>,
+}
+
+impl<T: Ord> Default for ORSet<T> {
+    fn default() -> Self {
+        Self {
+            kernel: DotKernel::default(),
+            delta: None,
+        }
+    }
+}
+
+impl<T: Element> ORSet<T> {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `element` (again, if present: the new dot supersedes the ones seen).
+    pub fn add(&mut self, node: &UniqueReplicaId, element: T) {
+        let delta = self.kernel.write(node, element, ());
+        self.record(delta);
+    }
+
+    /// Removes `element` as seen here; a concurrent add elsewhere wins. Removing an absent
+    /// element does nothing.
+    ///
+    /// `node` is the removing replica (taken for symmetry with [`add`](Self::add); a remove
+    /// creates no dot).
+    pub fn remove(&mut self, node: &UniqueReplicaId, element: &T) {
+        let _ = node;
+        if let Some(delta) = self.kernel.remove(element) {
+            self.record(delta);
+        }
+    }
+
+    /// Removes every element seen here.
+    pub fn clear(&mut self, node: &UniqueReplicaId) {
+        let _ = node;
+        if let Some(delta) = self.kernel.clear() {
+            self.record(delta);
+        }
+    }
+
+    /// Whether `element` is in the set.
+    pub fn contains(&self, element: &T) -> bool {
+        self.kernel.get(element).is_some()
+    }
+
+    /// The elements, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.kernel.entries().keys()
+    }
+
+    /// The elements, as a set.
+    pub fn elements(&self) -> BTreeSet<T> {
+        self.iter().cloned().collect()
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.kernel.entries().len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.kernel.entries().is_empty()
+    }
+
+    fn record(&mut self, delta: DotKernel<T, ()>) {
+        match self.delta.as_mut() {
+            Some(existing) => existing.merge(&delta, |_, _| {}),
+            None => self.delta = Some(Box::new(delta)),
+        }
+    }
+}
+
+/// Equality of the replicated state; the pending delta is not part of it.
+impl<T: Ord> PartialEq for ORSet<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.kernel == other.kernel
+    }
+}
+
+impl<T: TypeName + Ord> TypeName for ORSet<T> {
+    fn type_name() -> String {
+        format!("ORSet<{}>", T::type_name())
+    }
+}
+
+impl<T: Element> ReplicatedData for ORSet<T> {
+    fn merge(&mut self, other: &Self) {
+        self.kernel.merge(&other.kernel, |_, _| {});
+    }
+}
+
+impl<T: Element> DeltaReplicatedData for ORSet<T> {
+    type Delta = ORSet<T>;
+
+    fn delta(&self) -> Option<ORSet<T>> {
+        self.delta.as_deref().map(|kernel| ORSet {
+            kernel: kernel.clone(),
+            delta: None,
+        })
+    }
+
+    fn reset_delta(&mut self) {
+        self.delta = None;
+    }
+
+    fn merge_delta(&mut self, delta: &ORSet<T>) {
+        self.merge(delta);
+    }
+
+    fn zero() -> Option<Self> {
+        Some(Self::new())
+    }
+
+    fn requires_causal_delivery() -> bool {
+        true
+    }
+}
+
+/// As Akka's `ORSet`: the elements a removed incarnation added are re-tagged with new dots of
+/// `collapse_into`, and its entries leave the version vector. Pruning discards the pending delta.
+impl<T: Element> RemovedNodePruning for ORSet<T> {
+    fn modified_by_nodes(&self) -> BTreeSet<UniqueReplicaId> {
+        self.kernel.nodes()
+    }
+
+    fn needs_pruning_from(&self, removed: &UniqueReplicaId) -> bool {
+        self.kernel.mentions(removed)
+    }
+
+    fn prune(&mut self, removed: &UniqueReplicaId, collapse_into: &UniqueReplicaId) {
+        if !self.kernel.mentions(removed) {
+            return;
+        }
+        self.kernel.prune(removed, collapse_into);
+        self.delta = None;
+    }
+
+    fn prune_cleanup(&mut self, removed: &UniqueReplicaId) {
+        self.kernel.prune_cleanup(removed);
+        if let Some(delta) = self.delta.as_mut() {
+            delta.prune_cleanup(removed);
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The cases users trip on, one by one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
+use dd_core::crdt::{
+    CrdtError, Flag, GCounter, GSet, LWWMap, LWWRegister, MVRegister, ORMap, ORMultiMap, ORSet,
+    PNCounter, PNCounterMap, ReverseClock, VersionVector, WallClock, builtin_type_names,
+};
+use dd_core::data::TypeRegistry;
+use dd_core::{DeltaReplicatedData, RemovedNodePruning, ReplicatedData, TypeName, UniqueReplicaId};
+
+fn a() -> UniqueReplicaId {
+    UniqueReplicaId::new("a", 1)
+}
+fn b() -> UniqueReplicaId {
+    UniqueReplicaId::new("b", 1)
+}
+fn c() -> UniqueReplicaId {
+    UniqueReplicaId::new("c", 1)
+}
+fn s(x: &str) -> String {
+    x.to_string()
+}
+
+#[test]
+fn orset_concurrent_add_and_remove_add_wins() {
+    let mut x = ORSet::new();
+    x.add(&a(), s("milk"));
+    let mut y = x.clone();
+    y.remove(&b(), &s("milk"));
+    assert!(!y.contains(&s("milk")));
+    x.add(&a(), s("milk")); // concurrent re-add
+    let mut xy = x.clone();
+    xy.merge(&y);
+    let mut yx = y.clone();
+    yx.merge(&x);
+    assert!(xy.contains(&s("milk")));
+    assert_eq!(xy, yx);
+}
+
+#[test]
+fn orset_remove_after_seeing_the_add_removes_everywhere() {
+    let mut x = ORSet::new();
+    x.add(&a(), 1u64);
+    let mut y = x.clone();
+    y.remove(&b(), &1);
+    x.merge(&y);
+    assert!(x.is_empty());
+    // and the removal is not undone by the stale state of a third replica
+    let mut stale = ORSet::new();
+    stale.add(&a(), 1u64);
+    x.merge(&stale);
+    assert!(x.is_empty());
+}
+
+#[test]
+fn orset_remove_of_an_element_never_added_is_a_no_op() {
+    let mut x: ORSet<String> = ORSet::new();
+    x.remove(&a(), &s("ghost"));
+    assert!(x.is_empty());
+    assert!(x.delta().is_none());
+    x.add(&a(), s("real"));
+    x.reset_delta();
+    x.remove(&a(), &s("ghost"));
+    assert!(x.delta().is_none());
+    assert_eq!(x.elements().into_iter().collect::<Vec<_>>(), ["real"]);
+}
+
+#[test]
+fn orset_delta_removes_what_the_remover_saw() {
+    let mut x = ORSet::new();
+    x.add(&a(), s("e"));
+    let mut y = ORSet::new();
+    y.merge_delta(&x.delta().unwrap());
+    x.reset_delta();
+    x.remove(&a(), &s("e"));
+    y.merge_delta(&x.delta().unwrap());
+    assert!(!y.contains(&s("e")));
+    assert_eq!(x, y);
+}
+
+#[test]
+fn equality_ignores_the_pending_delta() {
+    let mut x = ORSet::new();
+    x.add(&a(), 1u64);
+    let mut y = x.clone();
+    y.reset_delta();
+    assert!(x.delta().is_some() && y.delta().is_none());
+    assert_eq!(x, y);
+    let mut p = PNCounter::new();
+    p.increment(&a(), 1).unwrap();
+    let mut q = p.clone();
+    q.reset_delta();
+    assert_eq!(p, q);
+}
+
+#[test]
+fn lww_equal_timestamps_pick_the_greater_replica_whatever_the_merge_order() {
+    let fixed = |_: i64, _: &String| 42;
+    let x = LWWRegister::new(&a(), s("from a"), &fixed);
+    let y = LWWRegister::new(&b(), s("from b"), &fixed);
+    assert_eq!(x.clone().merged(&y).value(), "from b");
+    assert_eq!(y.clone().merged(&x).value(), "from b");
+    // same timestamp and writer (a custom clock can do that): the greater value wins
+    let p = LWWRegister::with_timestamp(&a(), s("p"), 7);
+    let q = LWWRegister::with_timestamp(&a(), s("q"), 7);
+    assert_eq!(p.clone().merged(&q), q.clone().merged(&p));
+    assert_eq!(p.merged(&q).value(), "q");
+}
+
+#[test]
+fn lww_greater_timestamp_wins_over_replica_order() {
+    let x = LWWRegister::with_timestamp(&a(), s("newer"), 10);
+    let y = LWWRegister::with_timestamp(&b(), s("older"), 9);
+    assert_eq!(x.clone().merged(&y).value(), "newer");
+    assert_eq!(y.merged(&x).value(), "newer");
+}
+
+#[test]
+fn lww_wall_clock_orders_own_writes_and_reverse_clock_keeps_the_first() {
+    let mut r = LWWRegister::new(&a(), 1u64, &WallClock);
+    let t1 = r.timestamp();
+    r.set(&a(), 2, &WallClock);
+    assert!(r.timestamp() > t1);
+    assert_eq!(*r.value(), 2);
+
+    let first = LWWRegister::new(&a(), s("first"), &ReverseClock);
+    let mut later = first.clone();
+    later.set(&b(), s("second"), &ReverseClock);
+    assert!(later.timestamp() < first.timestamp());
+    assert_eq!(later.merged(&first).value(), "first");
+}
+
+#[test]
+fn mv_register_keeps_concurrent_writes_until_one_sees_them() {
+    let mut x = MVRegister::new();
+    let mut y = MVRegister::new();
+    x.set(&a(), 1u64);
+    y.set(&b(), 2u64);
+    x.merge(&y);
+    assert_eq!(x.values().into_iter().collect::<Vec<_>>(), [1, 2]);
+    x.set(&a(), 3);
+    y.merge(&x);
+    assert_eq!(y.values().into_iter().collect::<Vec<_>>(), [3]);
+}
+
+#[test]
+fn ormap_entry_removed_on_one_replica_and_updated_concurrently_on_another() {
+    let mut x: ORMap<String, PNCounter> = ORMap::new();
+    x.update(&a(), s("k"), PNCounter::new(), |c| c.increment(&a(), 5))
+        .unwrap();
+    let mut y = x.clone();
+    x.remove(&a(), &s("k"));
+    y.update(&b(), s("k"), PNCounter::new(), |c| c.increment(&b(), 1))
+        .unwrap();
+    let xy = x.clone().merged(&y);
+    let yx = y.clone().merged(&x);
+    assert_eq!(xy, yx);
+    // the update wins; its value includes what the updater had seen before the removal
+    assert_eq!(xy.get(&s("k")).unwrap().value(), 6);
+}
+
+#[test]
+fn ormap_removed_then_updated_on_one_replica_starts_fresh() {
+    let mut x: PNCounterMap<String> = PNCounterMap::new();
+    x.increment(&a(), s("k"), 5).unwrap();
+    x.remove(&a(), &s("k"));
+    assert_eq!(x.get(&s("k")), None);
+    x.increment(&a(), s("k"), 1).unwrap();
+    assert_eq!(x.get(&s("k")), Some(1));
+}
+
+#[test]
+fn ormap_concurrent_updates_merge_the_values() {
+    let mut x: ORMap<String, ORSet<u64>> = ORMap::new();
+    let mut y = x.clone();
+    x.update(&a(), s("k"), ORSet::new(), |set| set.add(&a(), 1));
+    y.update(&b(), s("k"), ORSet::new(), |set| set.add(&b(), 2));
+    x.merge(&y);
+    assert_eq!(x.get(&s("k")).unwrap().elements().len(), 2);
+}
+
+#[test]
+fn lww_map_remove_racing_a_put_keeps_the_put() {
+    let clock = |current: i64, _: &String| current + 1;
+    let mut x = LWWMap::new();
+    x.put(&a(), s("k"), s("v1"), &clock);
+    let mut y = x.clone();
+    x.remove(&a(), &s("k"));
+    y.put(&b(), s("k"), s("v2"), &clock);
+    x.merge(&y);
+    assert_eq!(x.get(&s("k")), Some(s("v2")));
+}
+
+#[test]
+fn ormultimap_removing_the_last_binding_removes_the_key() {
+    let mut x = ORMultiMap::new();
+    x.add_binding(&a(), s("k"), 1u64);
+    x.remove_binding(&a(), &s("k"), &1);
+    assert!(!x.contains_key(&s("k")));
+    x.remove_binding(&a(), &s("absent"), &1); // no-op
+    x.put(&a(), s("k"), [1, 2, 3]);
+    x.put(&a(), s("k"), [4]);
+    assert_eq!(x.get(&s("k")).unwrap().into_iter().collect::<Vec<_>>(), [4]);
+}
+
+#[test]
+fn pncounter_overflow_is_refused_and_changes_nothing() {
+    let mut p = PNCounter::new();
+    p.increment(&a(), u64::MAX).unwrap();
+    let before = p.clone();
+    assert_eq!(
+        p.increment(&a(), 1),
+        Err(CrdtError::Overflow("GCounter slot exceeds u64::MAX"))
+    );
+    assert_eq!(p, before);
+    assert!(p.delta().is_some());
+    // other replicas still count, and the value is exact beyond u64/i64
+    p.increment(&b(), u64::MAX).unwrap();
+    p.increment(&c(), u64::MAX).unwrap();
+    assert_eq!(p.value(), 3 * i128::from(u64::MAX));
+    p.decrement(&a(), u64::MAX).unwrap();
+    assert!(p.decrement(&a(), 1).is_err());
+    assert_eq!(p.checked_value(), Ok(2 * i128::from(u64::MAX)));
+    let mut n = PNCounter::new();
+    n.change(&a(), i64::MIN).unwrap();
+    assert_eq!(n.value(), i128::from(i64::MIN));
+}
+
+#[test]
+fn pncounter_map_overflow_leaves_the_map_unchanged() {
+    let mut m = PNCounterMap::new();
+    m.increment(&a(), s("k"), u64::MAX).unwrap();
+    m.reset_delta();
+    let before = m.clone();
+    assert!(m.increment(&a(), s("k"), 1).is_err());
+    assert_eq!(m, before);
+    assert!(m.delta().is_none());
+}
+
+#[test]
+fn gcounter_pruning_past_u64_is_exact() {
+    let mut g = GCounter::new();
+    g.increment(&a(), u64::MAX).unwrap();
+    g.increment(&c(), u64::MAX).unwrap();
+    g.prune(&c(), &a());
+    assert_eq!(g.value(), 2 * u128::from(u64::MAX));
+    assert!(!g.needs_pruning_from(&c()));
+    assert!(g.increment(&a(), 1).is_err()); // a's slot is past u64::MAX now
+}
+
+#[test]
+fn orset_pruning_keeps_elements_added_by_the_removed_replica() {
+    let mut x = ORSet::new();
+    x.add(&c(), s("from c"));
+    x.add(&a(), s("from a"));
+    let old_c = x.clone();
+    x.prune(&c(), &a());
+    assert_eq!(x.len(), 2);
+    assert_eq!(x.modified_by_nodes().into_iter().collect::<Vec<_>>(), [a()]);
+    // a replica that had not seen the pruning sends c's entries again; cleanup drops them
+    x.merge(&old_c);
+    x.prune_cleanup(&c());
+    assert!(!x.needs_pruning_from(&c()));
+    assert!(x.contains(&s("from a")));
+}
+
+#[test]
+fn ormap_pruning_collapses_nested_counters() {
+    let mut m: PNCounterMap<String> = PNCounterMap::new();
+    m.increment(&c(), s("k"), 3).unwrap();
+    let mut other = m.clone();
+    other.increment(&b(), s("k"), 2).unwrap();
+    m.increment(&a(), s("k"), 4).unwrap();
+    m.merge(&other); // two concurrent dots for k
+    assert_eq!(m.get(&s("k")), Some(9));
+    m.prune(&c(), &a());
+    assert_eq!(m.get(&s("k")), Some(9));
+    assert!(!m.modified_by_nodes().contains(&c()));
+}
+
+#[test]
+fn version_vector_order_and_pruning() {
+    let mut x = VersionVector::new();
+    x.increment(&a());
+    x.increment(&c());
+    let y = x.clone();
+    x.prune(&c(), &a());
+    assert_eq!((x.get(&a()), x.get(&c())), (2, 0));
+    assert_eq!(x.partial_cmp(&y), None);
+    assert!(!x.needs_pruning_from(&c()));
+}
+
+#[test]
+fn types_without_a_delta_and_without_a_zero() {
+    let mut f = Flag::new();
+    f.switch_on();
+    assert!(f.delta().is_none());
+    let mut v = VersionVector::new();
+    v.increment(&a());
+    assert!(v.delta().is_none());
+    let r = LWWRegister::new(&a(), 1u64, &WallClock);
+    assert!(r.delta().is_none());
+    assert!(LWWRegister::<u64>::zero().is_none());
+    assert_eq!(Flag::zero(), Some(Flag::new()));
+    assert!(!GSet::<u64>::requires_causal_delivery());
+    assert!(ORSet::<u64>::requires_causal_delivery());
+    assert!(ORMap::<String, PNCounter>::requires_causal_delivery());
+}
+
+#[test]
+fn type_names_are_stable_and_registered() {
+    assert_eq!(ORSet::<String>::type_name(), "ORSet<String>");
+    assert_eq!(
+        ORMap::<String, PNCounter>::type_name(),
+        "ORMap<String, PNCounter>"
+    );
+    assert_eq!(
+        ORMap::<String, ORSet<String>>::type_name(),
+        "ORMap<String, ORSet<String>>"
+    );
+    assert_eq!(
+        LWWMap::<String, String>::type_name(),
+        "LWWMap<String, String>"
+    );
+    assert_eq!(PNCounterMap::<String>::type_name(), "PNCounterMap<String>");
+    assert_eq!(
+        ORMultiMap::<String, String>::type_name(),
+        "ORMultiMap<String, String>"
+    );
+    assert_eq!(GSet::<Vec<u8>>::type_name(), "GSet<Vec<u8>>");
+    assert_eq!(LWWRegister::<i64>::type_name(), "LWWRegister<i64>");
+    assert_eq!(MVRegister::<u64>::type_name(), "MVRegister<u64>");
+    let registry = TypeRegistry::with_builtin_types();
+    for name in builtin_type_names() {
+        assert!(registry.contains(&name), "{name} not registered");
+        // every registered type decodes its own zero, where it has one
+        if let Some(zero) = registry.zero(&name).unwrap() {
+            let bytes = zero.encode().unwrap();
+            let back = registry.decode(&name, &bytes).unwrap();
+            assert!(back.eq_erased(zero.as_ref()), "{name}");
+        }
+    }
+}
+
+#[test]
+fn corrupt_bytes_are_a_decode_error_naming_the_type() {
+    let registry = TypeRegistry::with_builtin_types();
+    let err = registry
+        .decode("ORSet<String>", &[0xff, 0xff, 0xff])
+        .unwrap_err();
+    assert!(err.to_string().contains("ORSet<String>"), "{err}");
+}
