@@ -73,11 +73,6 @@ impl BackendKind {
         }
     }
 
-    /// Whether the backend can run in another process opened by URL (the crash tests need it).
-    pub fn has_url(self) -> bool {
-        !matches!(self, BackendKind::Memory)
-    }
-
     /// `Ok` when the backend can serve a test that `needs` this, else the reason it cannot
     /// (printed as the reason the test is skipped).
     pub fn availability_for(self, needs: Needs) -> Result<(), String> {
@@ -115,7 +110,8 @@ impl BackendKind {
     }
 
     /// A fresh, empty location of this backend: a new temporary directory (fs, sqlite; `label`
-    /// is part of its name), a new random prefix (S3) or a new in-memory store.
+    /// is part of its name), a new random prefix (S3), a new table (Cassandra, on a new test
+    /// double unless a cluster is configured) or a new in-memory store.
     pub async fn fresh_location(self, label: &str) -> Result<StoreLocation, HarnessError> {
         self.availability()
             .map_err(|reason| HarnessError::Unavailable {

@@ -60,7 +60,7 @@ where
 #[macro_export]
 macro_rules! backend_tests {
     (crash: $($test:ident),+ $(,)?) => {
-        $crate::backend_tests!(@list SurvivesWriterKill [fs Fs, sqlite Sqlite, s3 S3] $($test),+);
+        $crate::backend_tests!(@list SurvivesWriterKill [fs Fs, sqlite Sqlite, s3 S3, cassandra Cassandra] $($test),+);
     };
     ($($test:ident),+ $(,)?) => {
         $crate::backend_tests!(
