@@ -8,15 +8,24 @@
 //! - [`key`]: typed keys, so that a key for a `GCounter` cannot be read as an `ORSet`;
 //! - [`data`]: type-erased CRDT values and the registry that decodes them by type name;
 //! - [`store`]: the [`store::DurableStateStore`] trait every storage backend implements;
-//! - [`durable`]: what the replicator needs from durable storage (implemented by `dd-durable`).
+//! - [`durable`]: what the replicator needs from durable storage (implemented by `dd-durable`);
+//! - [`replicator`]: the replicator ([`DistributedData::start`], [`Replicator`]);
+//! - [`cluster`]: membership ([`cluster::StaticCluster`]);
+//! - [`transport`]: in-memory and TCP transports.
 
+pub mod cluster;
 pub mod crdt;
 pub mod data;
 pub mod durable;
 pub mod key;
 pub mod replica;
+pub mod replicator;
 pub mod store;
+pub mod transport;
 
 pub use crdt::{DeltaReplicatedData, RemovedNodePruning, ReplicatedData, TypeName};
 pub use key::Key;
 pub use replica::{ReplicaId, UniqueReplicaId};
+pub use replicator::{
+    DistributedData, ReadConsistency, Replicator, ReplicatorError, Settings, WriteConsistency,
+};

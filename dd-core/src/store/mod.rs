@@ -13,6 +13,8 @@
 use std::fmt;
 use std::pin::Pin;
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod memory;
 
 use async_trait::async_trait;

@@ -1,0 +1,1023 @@
+//! The replica task: owns the data of one replica and serves commands, gossip, deltas,
+//! coordinated writes and reads, subscriptions, pruning and durable storage.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::command::{Command, Internal, ModifyFn, ValueReply};
+use super::consistency::{ReadConsistency, WriteConsistency};
+use super::coordinator::{Replies, await_write, collect_reads};
+use super::durable_writer::{Conflicts, DurableWriter};
+use super::envelope::{Envelope, Pruning, Value, is_durable_key};
+use super::error::ReplicatorError;
+use super::protocol::{Message, WireDelta, WireEntry, WireState};
+use super::settings::Settings;
+use crate::cluster::Members;
+use crate::data::{ErasedData, TypeRegistry};
+use crate::replica::{ReplicaId, UniqueReplicaId};
+use crate::transport::{Incoming, IncomingStream, Transport};
+
+/// One key's envelope plus its cached digest.
+struct Entry {
+    env: Envelope,
+    digest: Option<u64>,
+}
+
+/// Everything the replica task owns.
+pub(crate) struct Replica {
+    self_id: UniqueReplicaId,
+    settings: Settings,
+    registry: TypeRegistry,
+    transport: Arc<dyn Transport>,
+    data: BTreeMap<String, Entry>,
+    members: Members,
+    incarnations: HashMap<ReplicaId, UniqueReplicaId>,
+    removed: BTreeSet<UniqueReplicaId>,
+    pending: HashMap<u64, mpsc::UnboundedSender<Incoming>>,
+    next_request: u64,
+    watchers: HashMap<String, watch::Sender<Option<Value>>>,
+    to_notify: BTreeSet<String>,
+    deltas_pending: BTreeSet<String>,
+    durable: Option<DurableWriter>,
+    internal_tx: mpsc::UnboundedSender<Internal>,
+    rng: StdRng,
+    status_round: u64,
+}
+
+/// The channels the task listens on.
+pub(crate) struct Inputs {
+    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) incoming: IncomingStream,
+    pub(crate) members: watch::Receiver<Members>,
+}
+
+fn chunk_of(key: &str, total: u32) -> u32 {
+    let h = xxhash_rust::xxh3::xxh3_64(key.as_bytes());
+    u32::try_from(h % u64::from(total.max(1))).unwrap_or(0)
+}
+
+impl Replica {
+    /// Builds the replica over recovered `data` (from the durable store).
+    pub(crate) fn new(
+        self_id: UniqueReplicaId,
+        settings: Settings,
+        transport: Arc<dyn Transport>,
+        recovered: BTreeMap<String, Envelope>,
+        members: Members,
+    ) -> (
+        Self,
+        mpsc::UnboundedReceiver<Internal>,
+        mpsc::UnboundedReceiver<Conflicts>,
+    ) {
+        let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+        let (conflicts_tx, conflicts_rx) = mpsc::unbounded_channel();
+        let registry = settings.registry.clone();
+        let durable = settings.durable_store.clone().map(|store| {
+            DurableWriter::spawn(
+                store,
+                self_id.replica().clone(),
+                registry.clone(),
+                conflicts_tx,
+            )
+        });
+        let seed = self_id.incarnation();
+        let replica = Self {
+            self_id,
+            registry,
+            transport,
+            data: recovered
+                .into_iter()
+                .map(|(k, env)| (k, Entry { env, digest: None }))
+                .collect(),
+            members,
+            incarnations: HashMap::new(),
+            removed: BTreeSet::new(),
+            pending: HashMap::new(),
+            next_request: 1,
+            watchers: HashMap::new(),
+            to_notify: BTreeSet::new(),
+            deltas_pending: BTreeSet::new(),
+            durable,
+            internal_tx,
+            rng: StdRng::seed_from_u64(seed),
+            status_round: 0,
+            settings,
+        };
+        (replica, internal_rx, conflicts_rx)
+    }
+
+    /// Runs until shutdown or until every handle is dropped.
+    pub(crate) async fn run(
+        mut self,
+        mut inputs: Inputs,
+        mut internal_rx: mpsc::UnboundedReceiver<Internal>,
+        mut conflicts_rx: mpsc::UnboundedReceiver<Conflicts>,
+    ) {
+        let mut gossip = tokio::time::interval(self.settings.gossip_interval);
+        let mut deltas = tokio::time::interval(self.settings.delta_propagation_interval);
+        let mut notify = tokio::time::interval(self.settings.notify_interval);
+        let mut pruning = tokio::time::interval(self.settings.pruning_interval);
+        for t in [&mut gossip, &mut deltas, &mut notify, &mut pruning] {
+            t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        }
+        let mut members_open = true;
+        let mut incoming_open = true;
+        loop {
+            tokio::select! {
+                cmd = inputs.commands.recv() => match cmd {
+                    Some(Command::Shutdown { reply }) => {
+                        let _ = reply.send(self.shutdown().await);
+                        return;
+                    }
+                    Some(cmd) => self.on_command(cmd),
+                    None => {
+                        let _ = self.shutdown().await;
+                        return;
+                    }
+                },
+                msg = inputs.incoming.next(), if incoming_open => match msg {
+                    Some(m) => self.on_message(m),
+                    None => incoming_open = false,
+                },
+                Some(internal) = internal_rx.recv() => self.on_internal(internal),
+                Some(conflicts) = conflicts_rx.recv() => self.on_conflicts(conflicts),
+                changed = inputs.members.changed(), if members_open => match changed {
+                    Ok(()) => {
+                        let m = inputs.members.borrow_and_update().clone();
+                        self.on_members(m);
+                    }
+                    Err(_) => members_open = false,
+                },
+                _ = gossip.tick() => self.gossip_tick(),
+                _ = deltas.tick() => self.delta_tick(),
+                _ = notify.tick() => self.notify_tick(),
+                _ = pruning.tick() => self.pruning_tick(),
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) -> Result<(), ReplicatorError> {
+        self.transport.shutdown();
+        self.notify_tick();
+        self.watchers.clear();
+        if let Some(durable) = &self.durable {
+            let store = self
+                .settings
+                .durable_store
+                .as_ref()
+                .map(|s| s.describe())
+                .unwrap_or_default();
+            match durable.flush().await {
+                Ok(Ok(())) => {}
+                Ok(Err(source)) => {
+                    return Err(ReplicatorError::StoreFailure {
+                        key: format!("<flush of {store}>"),
+                        source: Box::new(source),
+                    });
+                }
+                Err(_) => return Err(ReplicatorError::Shutdown),
+            }
+        }
+        Ok(())
+    }
+
+    // ----- membership -------------------------------------------------------------------
+
+    fn peers(&self) -> Vec<ReplicaId> {
+        self.members
+            .keys()
+            .filter(|r| *r != self.self_id.replica())
+            .cloned()
+            .collect()
+    }
+
+    fn member_count(&self) -> usize {
+        let n = self.members.len();
+        if self.members.contains_key(self.self_id.replica()) {
+            n
+        } else {
+            n + 1
+        }
+    }
+
+    fn on_members(&mut self, members: Members) {
+        for gone in self.members.keys() {
+            if !members.contains_key(gone)
+                && let Some(inc) = self.incarnations.remove(gone)
+            {
+                tracing::info!(replica = %self.self_id, removed = %inc, "member removed");
+                self.removed.insert(inc);
+            }
+        }
+        self.members = members;
+    }
+
+    /// Learns the current incarnation of a peer; an older one is then removed.
+    fn note_incarnation(&mut self, from: &UniqueReplicaId) {
+        if self.removed.contains(from) || from == &self.self_id {
+            return;
+        }
+        match self.incarnations.get(from.replica()) {
+            Some(current) if current == from => {}
+            Some(current) => {
+                tracing::info!(replica = %self.self_id, old = %current, new = %from, "peer restarted");
+                self.removed.insert(current.clone());
+                self.incarnations
+                    .insert(from.replica().clone(), from.clone());
+            }
+            None => {
+                self.incarnations
+                    .insert(from.replica().clone(), from.clone());
+            }
+        }
+    }
+
+    // ----- local state helpers ---------------------------------------------------------------
+
+    fn is_durable(&self, key: &str) -> bool {
+        self.durable.is_some() && is_durable_key(&self.settings.durable_keys, key)
+    }
+
+    /// Records that `key` changed: digest, subscribers and pruning acknowledgement.
+    fn touched(&mut self, key: &str) {
+        let me = self.self_id.replica().clone();
+        if let Some(e) = self.data.get_mut(key) {
+            e.digest = None;
+            for p in e.env.pruning.values_mut() {
+                if let Pruning::Initialized { seen, .. } = p {
+                    seen.insert(me.clone());
+                }
+            }
+        }
+        if self.watchers.contains_key(key) {
+            self.to_notify.insert(key.to_owned());
+        }
+    }
+
+    /// Durable entries for the given keys' current states.
+    fn durable_entries<'a>(
+        &self,
+        keys: impl IntoIterator<Item = &'a String>,
+    ) -> Vec<(String, crate::durable::DurableValue)> {
+        keys.into_iter()
+            .filter(|k| self.is_durable(k))
+            .filter_map(|k| self.data.get(k).map(|e| (k.clone(), e.env.to_durable())))
+            .collect()
+    }
+
+    /// Merges a received envelope. Returns whether the stored value changed.
+    fn merge_envelope(&mut self, key: String, env: Envelope, from: &str) -> bool {
+        match self.data.get_mut(&key) {
+            None => {
+                let value_changed = true;
+                self.data.insert(key.clone(), Entry { env, digest: None });
+                self.touched(&key);
+                value_changed
+            }
+            Some(e) => {
+                let before = e.env.value.clone();
+                match e.env.merge(env) {
+                    Ok(true) => {
+                        let value_changed = e.env.value_differs(&before);
+                        self.touched(&key);
+                        value_changed
+                    }
+                    Ok(false) => false,
+                    Err(err) => {
+                        tracing::warn!(replica = %self.self_id, key, from, error = %err,
+                            "state not merged");
+                        false
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_type(&self, key: &str, type_name: &str) -> Result<Option<&Envelope>, ReplicatorError> {
+        match self.data.get(key) {
+            None => Ok(None),
+            Some(e) => match &e.env.value {
+                Value::Deleted => Ok(Some(&e.env)),
+                Value::Data(d) => {
+                    let found = d.data_type_name();
+                    if found == type_name {
+                        Ok(Some(&e.env))
+                    } else {
+                        Err(ReplicatorError::WrongType {
+                            key: key.to_owned(),
+                            expected: type_name.to_owned(),
+                            found,
+                        })
+                    }
+                }
+            },
+        }
+    }
+
+    fn local_value(
+        &self,
+        key: &str,
+        type_name: &str,
+    ) -> Result<Box<dyn ErasedData>, ReplicatorError> {
+        match self.check_type(key, type_name)? {
+            None => Err(ReplicatorError::NotFound {
+                key: key.to_owned(),
+            }),
+            Some(env) => match &env.value {
+                Value::Deleted => Err(ReplicatorError::Deleted {
+                    key: key.to_owned(),
+                }),
+                Value::Data(d) => Ok(d.clone()),
+            },
+        }
+    }
+
+    fn new_request(&mut self) -> (u64, mpsc::UnboundedReceiver<Incoming>) {
+        let id = self.next_request;
+        self.next_request += 1;
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.pending.insert(id, tx);
+        (id, rx)
+    }
+
+    fn wire(&self, key: &str) -> Option<WireEntry> {
+        let e = self.data.get(key)?;
+        match e.env.to_wire(key) {
+            Ok(w) => Some(w),
+            Err(err) => {
+                tracing::error!(replica = %self.self_id, key, error = %err, "cannot encode state");
+                None
+            }
+        }
+    }
+
+    // ----- commands ---------------------------------------------------------------------
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Get {
+                key,
+                type_name,
+                consistency,
+                reply,
+            } => self.get(key, type_name, consistency, reply),
+            Command::Update {
+                key,
+                type_name,
+                consistency,
+                modify,
+                reply,
+            } => self.update(key, type_name, consistency, modify, reply),
+            Command::Delete {
+                key,
+                type_name,
+                consistency,
+                reply,
+            } => self.delete(key, type_name, consistency, reply),
+            Command::Subscribe {
+                key,
+                type_name,
+                reply,
+            } => {
+                let checked = self
+                    .check_type(&key, &type_name)
+                    .map(|env| env.map(|e| e.value.clone()));
+                let result = checked.map(|current| {
+                    let has_value = current.is_some();
+                    let sender = self
+                        .watchers
+                        .entry(key.clone())
+                        .or_insert_with(|| watch::channel(None).0);
+                    sender.send_replace(current);
+                    let mut rx = sender.subscribe();
+                    if has_value {
+                        rx.mark_changed();
+                    }
+                    rx
+                });
+                let _ = reply.send(result);
+            }
+            Command::Keys { reply } => {
+                let keys = self
+                    .data
+                    .iter()
+                    .filter(|(_, e)| matches!(e.env.value, Value::Data(_)))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                let _ = reply.send(keys);
+            }
+            Command::Shutdown { .. } => {}
+        }
+    }
+
+    fn get(
+        &mut self,
+        key: String,
+        type_name: String,
+        consistency: ReadConsistency,
+        reply: ValueReply,
+    ) {
+        if let Err(e) = self.check_type(&key, &type_name) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let required = consistency.required(self.member_count());
+        let Some(timeout) = consistency.timeout().filter(|_| required > 1) else {
+            let _ = reply.send(self.local_value(&key, &type_name));
+            return;
+        };
+        let (request, rx) = self.new_request();
+        for peer in self.peers() {
+            self.transport.send(
+                &peer,
+                Message::Read {
+                    request,
+                    key: key.clone(),
+                },
+            );
+        }
+        let replies = Replies {
+            rx,
+            needed: required - 1,
+        };
+        let deadline = Instant::now() + timeout;
+        let registry = self.registry.clone();
+        let internal = self.internal_tx.clone();
+        tokio::spawn(async move {
+            match collect_reads(&key, replies, deadline, &registry).await {
+                Ok(merged) => {
+                    let _ = internal.send(Internal::ReadRepair {
+                        key,
+                        type_name,
+                        merged,
+                        reply,
+                    });
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            }
+        });
+    }
+
+    fn update(
+        &mut self,
+        key: String,
+        type_name: String,
+        consistency: WriteConsistency,
+        modify: ModifyFn,
+        reply: ValueReply,
+    ) {
+        let existing = match self.check_type(&key, &type_name) {
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+            Ok(Some(env)) => match &env.value {
+                Value::Deleted => {
+                    let _ = reply.send(Err(ReplicatorError::Deleted { key }));
+                    return;
+                }
+                Value::Data(d) => Some(d.as_ref()),
+            },
+            Ok(None) => None,
+        };
+        let new_value = match modify(existing) {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let result = new_value.clone();
+        match self.data.get_mut(&key) {
+            Some(e) => e.env.value = Value::Data(new_value),
+            None => {
+                self.data.insert(
+                    key.clone(),
+                    Entry {
+                        env: Envelope::data(new_value),
+                        digest: None,
+                    },
+                );
+            }
+        }
+        self.touched(&key);
+        self.deltas_pending.insert(key.clone());
+        let done = self.write_out(key, consistency);
+        tokio::spawn(async move {
+            let _ = reply.send(done.await.map(|()| result));
+        });
+    }
+
+    fn delete(
+        &mut self,
+        key: String,
+        type_name: String,
+        consistency: WriteConsistency,
+        reply: oneshot::Sender<Result<(), ReplicatorError>>,
+    ) {
+        match self.check_type(&key, &type_name) {
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+            Ok(Some(env)) if matches!(env.value, Value::Deleted) => {
+                let _ = reply.send(Err(ReplicatorError::Deleted { key }));
+                return;
+            }
+            Ok(_) => {}
+        }
+        self.data.insert(
+            key.clone(),
+            Entry {
+                env: Envelope::deleted(),
+                digest: None,
+            },
+        );
+        self.deltas_pending.remove(&key);
+        self.touched(&key);
+        let done = self.write_out(key, consistency);
+        tokio::spawn(async move {
+            let _ = reply.send(done.await);
+        });
+    }
+
+    /// Stores `key` (if durable) and sends it to the peers the consistency level needs;
+    /// the future resolves when both are done (or the timeout passed).
+    fn write_out(
+        &mut self,
+        key: String,
+        consistency: WriteConsistency,
+    ) -> impl Future<Output = Result<(), ReplicatorError>> + Send + 'static {
+        let store = match &self.durable {
+            Some(d) if self.is_durable(&key) => Some(d.store(self.durable_entries([&key]))),
+            _ => None,
+        };
+        let required = consistency.required(self.member_count());
+        let timeout = consistency.timeout().unwrap_or_default();
+        let mut replies = None;
+        if required > 1
+            && let Some(entry) = self.wire(&key)
+        {
+            let (request, rx) = self.new_request();
+            for peer in self.peers() {
+                self.transport.send(
+                    &peer,
+                    Message::Write {
+                        request,
+                        entry: entry.clone(),
+                    },
+                );
+            }
+            replies = Some(Replies {
+                rx,
+                needed: required - 1,
+            });
+        }
+        let deadline = Instant::now() + timeout;
+        await_write(key, store, replies, deadline)
+    }
+
+    fn on_internal(&mut self, internal: Internal) {
+        match internal {
+            Internal::ReadRepair {
+                key,
+                type_name,
+                merged,
+                reply,
+            } => {
+                if let Some(env) = merged {
+                    if let Some(Value::Data(d)) = Some(&env.value)
+                        && d.data_type_name() != type_name
+                    {
+                        let _ = reply.send(Err(ReplicatorError::WrongType {
+                            key,
+                            expected: type_name,
+                            found: d.data_type_name(),
+                        }));
+                        return;
+                    }
+                    if self.merge_envelope(key.clone(), env, "read") {
+                        self.persist_detached([key.clone()]);
+                    }
+                }
+                let _ = reply.send(self.local_value(&key, &type_name));
+            }
+        }
+    }
+
+    /// Adopts values the store merged with a concurrent writer's (the store already holds them).
+    fn on_conflicts(&mut self, conflicts: Conflicts) {
+        for (key, value) in conflicts {
+            self.merge_envelope(key, Envelope::data(value), "durable store");
+        }
+    }
+
+    fn persist_detached(&self, keys: impl IntoIterator<Item = String>) {
+        if let Some(d) = &self.durable {
+            let keys: Vec<String> = keys.into_iter().collect();
+            d.store_detached(self.durable_entries(&keys));
+        }
+    }
+
+    // ----- messages from peers -------------------------------------------------------------
+
+    fn on_message(&mut self, incoming: Incoming) {
+        let Incoming { from, message } = incoming;
+        self.note_incarnation(&from);
+        match message {
+            Message::Status {
+                chunk,
+                total_chunks,
+                digests,
+            } => self.on_status(&from, chunk, total_chunks, digests),
+            Message::Gossip { entries, request } => {
+                self.merge_wire_entries(&from, entries);
+                if !request.is_empty() {
+                    self.send_entries(from.replica(), request.iter(), Vec::new());
+                }
+            }
+            Message::Deltas { deltas } => self.on_deltas(&from, deltas),
+            Message::Write { request, entry } => {
+                let key = entry.key.clone();
+                let ok = match Envelope::from_wire(entry, &self.registry) {
+                    Ok((key, env)) => {
+                        if self.merge_envelope(key.clone(), env, &from.to_string()) {
+                            self.touched(&key);
+                        }
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(replica = %self.self_id, %from, key, error = %e,
+                            "undecodable write");
+                        false
+                    }
+                };
+                if !ok {
+                    return;
+                }
+                let transport = self.transport.clone();
+                let to = from.replica().clone();
+                match &self.durable {
+                    Some(d) if self.is_durable(&key) => {
+                        let done = d.store(self.durable_entries([&key]));
+                        tokio::spawn(async move {
+                            if let Ok(Ok(())) = done.await {
+                                transport.send(&to, Message::WriteAck { request });
+                            }
+                        });
+                    }
+                    _ => transport.send(&to, Message::WriteAck { request }),
+                }
+            }
+            Message::Read { request, key } => {
+                let entry = self.wire(&key);
+                self.transport
+                    .send(from.replica(), Message::ReadResult { request, entry });
+            }
+            m @ (Message::WriteAck { request } | Message::ReadResult { request, .. }) => {
+                if let Some(tx) = self.pending.get(&request)
+                    && tx.send(Incoming { from, message: m }).is_err()
+                {
+                    self.pending.remove(&request);
+                }
+            }
+        }
+    }
+
+    fn merge_wire_entries(&mut self, from: &UniqueReplicaId, entries: Vec<WireEntry>) {
+        let mut changed = Vec::new();
+        for entry in entries {
+            let key = entry.key.clone();
+            match Envelope::from_wire(entry, &self.registry) {
+                Ok((key, env)) => {
+                    if self.merge_envelope(key.clone(), env, &from.to_string()) {
+                        changed.push(key);
+                    }
+                }
+                Err(e) => tracing::warn!(replica = %self.self_id, %from, key, error = %e,
+                    "undecodable gossip entry"),
+            }
+        }
+        self.persist_detached(changed);
+    }
+
+    fn digest(&mut self, key: &str) -> Option<u64> {
+        let e = self.data.get_mut(key)?;
+        if e.digest.is_none() {
+            match e.env.digest(key) {
+                Ok(d) => e.digest = Some(d),
+                Err(err) => {
+                    tracing::error!(key, error = %err, "cannot digest state");
+                    return None;
+                }
+            }
+        }
+        e.digest
+    }
+
+    fn on_status(
+        &mut self,
+        from: &UniqueReplicaId,
+        chunk: u32,
+        total_chunks: u32,
+        digests: Vec<(String, u64)>,
+    ) {
+        let theirs: BTreeMap<String, u64> = digests.into_iter().collect();
+        let mine: Vec<String> = self
+            .data
+            .keys()
+            .filter(|k| chunk_of(k, total_chunks) == chunk)
+            .cloned()
+            .collect();
+        let mut send = Vec::new();
+        let mut request = Vec::new();
+        for key in &mine {
+            let my_digest = self.digest(key);
+            match theirs.get(key) {
+                None => send.push(key.clone()),
+                Some(d) if Some(*d) != my_digest => {
+                    send.push(key.clone());
+                    request.push(key.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        for key in theirs.keys() {
+            if !self.data.contains_key(key) {
+                request.push(key.clone());
+            }
+        }
+        if !send.is_empty() || !request.is_empty() {
+            self.send_entries(from.replica(), send.iter(), request);
+        }
+    }
+
+    /// Sends the states of `keys` to `to` in messages bounded by entries and bytes.
+    fn send_entries<'a>(
+        &self,
+        to: &ReplicaId,
+        keys: impl Iterator<Item = &'a String>,
+        request: Vec<String>,
+    ) {
+        let mut batch = Vec::new();
+        let mut bytes = 0usize;
+        let mut request = Some(request);
+        for key in keys {
+            let Some(entry) = self.wire(key) else {
+                continue;
+            };
+            let size = match &entry.state {
+                WireState::Data { bytes, .. } => bytes.len(),
+                WireState::Deleted => 0,
+            } + key.len();
+            if !batch.is_empty()
+                && (batch.len() >= self.settings.max_gossip_entries
+                    || bytes + size > self.settings.max_gossip_bytes)
+            {
+                self.transport.send(
+                    to,
+                    Message::Gossip {
+                        entries: std::mem::take(&mut batch),
+                        request: request.take().unwrap_or_default(),
+                    },
+                );
+                bytes = 0;
+            }
+            bytes += size;
+            batch.push(entry);
+        }
+        let request = request.take().unwrap_or_default();
+        if !batch.is_empty() || !request.is_empty() {
+            self.transport.send(
+                to,
+                Message::Gossip {
+                    entries: batch,
+                    request,
+                },
+            );
+        }
+    }
+
+    fn on_deltas(&mut self, from: &UniqueReplicaId, deltas: Vec<WireDelta>) {
+        let mut changed = Vec::new();
+        for d in deltas {
+            match self.apply_delta(from, &d) {
+                Ok(true) => changed.push(d.key.clone()),
+                Ok(false) => {}
+                Err(reason) => tracing::debug!(replica = %self.self_id, %from, key = d.key,
+                    seq = d.seq, reason, "delta skipped"),
+            }
+        }
+        self.persist_detached(changed);
+    }
+
+    /// Applies one delta if it is the next from `from` (for causal types) and new.
+    fn apply_delta(&mut self, from: &UniqueReplicaId, d: &WireDelta) -> Result<bool, String> {
+        let entry = match self.data.get_mut(&d.key) {
+            Some(e) => e,
+            None => {
+                let zero = self
+                    .registry
+                    .zero(&d.type_name)
+                    .map_err(|e| e.to_string())?
+                    .ok_or("type has no zero value; waiting for full state")?;
+                if zero.requires_causal_delivery() && d.seq != 1 {
+                    return Err("gap before first delta; waiting for full state".into());
+                }
+                self.data.insert(
+                    d.key.clone(),
+                    Entry {
+                        env: Envelope::data(zero),
+                        digest: None,
+                    },
+                );
+                self.data.get_mut(&d.key).ok_or("entry vanished")?
+            }
+        };
+        let Value::Data(value) = &mut entry.env.value else {
+            return Ok(false);
+        };
+        if value.data_type_name() != d.type_name {
+            return Err(format!("type mismatch: have {}", value.data_type_name()));
+        }
+        let current = entry.env.delta_versions.get(from).copied().unwrap_or(0);
+        if d.seq <= current {
+            return Ok(false);
+        }
+        if value.requires_causal_delivery() && d.seq != current + 1 {
+            return Err(format!("gap after {current}; waiting for full state"));
+        }
+        let before = value.clone();
+        value
+            .merge_delta_bytes(&d.bytes)
+            .map_err(|e| e.to_string())?;
+        entry.env.delta_versions.insert(from.clone(), d.seq);
+        entry.env.clean_after_delta();
+        let changed = entry.env.value_differs(&Value::Data(before));
+        self.touched(&d.key);
+        Ok(changed)
+    }
+
+    // ----- periodic work ---------------------------------------------------------------
+
+    fn gossip_tick(&mut self) {
+        self.pending.retain(|_, tx| !tx.is_closed());
+        let peers = self.peers();
+        if peers.is_empty() {
+            return;
+        }
+        let peer = &peers[self.rng.random_range(0..peers.len())];
+        let per_chunk = self.settings.max_gossip_entries.max(1);
+        let total = u32::try_from(self.data.len().div_ceil(per_chunk).max(1)).unwrap_or(u32::MAX);
+        let chunk = u32::try_from(self.status_round % u64::from(total)).unwrap_or(0);
+        self.status_round = self.status_round.wrapping_add(1);
+        let keys: Vec<String> = self
+            .data
+            .keys()
+            .filter(|k| chunk_of(k, total) == chunk)
+            .cloned()
+            .collect();
+        let digests = keys
+            .into_iter()
+            .filter_map(|k| self.digest(&k).map(|d| (k, d)))
+            .collect();
+        self.transport.send(
+            peer,
+            Message::Status {
+                chunk,
+                total_chunks: total,
+                digests,
+            },
+        );
+    }
+
+    fn delta_tick(&mut self) {
+        if self.deltas_pending.is_empty() {
+            return;
+        }
+        let mut deltas = Vec::new();
+        for key in std::mem::take(&mut self.deltas_pending) {
+            let Some(entry) = self.data.get_mut(&key) else {
+                continue;
+            };
+            let Value::Data(value) = &mut entry.env.value else {
+                continue;
+            };
+            let encoded = value.encode_delta();
+            value.reset_delta();
+            let bytes = match encoded {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(key, error = %e, "cannot encode delta; full state gossip will carry it");
+                    Vec::new()
+                }
+            };
+            let seq = entry
+                .env
+                .delta_versions
+                .get(&self.self_id)
+                .copied()
+                .unwrap_or(0)
+                + 1;
+            entry.env.delta_versions.insert(self.self_id.clone(), seq);
+            entry.digest = None;
+            // Too large (or unencodable): the sequence number still advances, so peers see a
+            // gap and wait for the full state.
+            if !bytes.is_empty() && bytes.len() <= self.settings.max_gossip_bytes {
+                deltas.push(WireDelta {
+                    type_name: value.data_type_name(),
+                    key,
+                    seq,
+                    bytes,
+                });
+            }
+        }
+        let peers = self.peers();
+        for chunk in deltas.chunks(self.settings.max_delta_elements.max(1)) {
+            for peer in &peers {
+                self.transport.send(
+                    peer,
+                    Message::Deltas {
+                        deltas: chunk.to_vec(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn notify_tick(&mut self) {
+        for key in std::mem::take(&mut self.to_notify) {
+            let Some(sender) = self.watchers.get(&key) else {
+                continue;
+            };
+            if sender.receiver_count() == 0 {
+                self.watchers.remove(&key);
+                continue;
+            }
+            if let Some(e) = self.data.get(&key) {
+                sender.send_replace(Some(e.env.value.clone()));
+            }
+        }
+    }
+
+    /// Removed-replica pruning, led by the lowest live member.
+    fn pruning_tick(&mut self) {
+        let me = self.self_id.replica().clone();
+        let leader = self.members.keys().next().cloned().unwrap_or(me.clone());
+        if leader != me || self.removed.is_empty() {
+            return;
+        }
+        let members: BTreeSet<ReplicaId> = self.members.keys().cloned().collect();
+        let mut changed = Vec::new();
+        for (key, entry) in self.data.iter_mut() {
+            let Value::Data(value) = &mut entry.env.value else {
+                continue;
+            };
+            let mut key_changed = false;
+            for removed in &self.removed {
+                match entry.env.pruning.get(removed) {
+                    None => {
+                        if value.needs_pruning_from(removed) {
+                            entry.env.pruning.insert(
+                                removed.clone(),
+                                Pruning::Initialized {
+                                    owner: self.self_id.clone(),
+                                    seen: BTreeSet::from([me.clone()]),
+                                },
+                            );
+                            key_changed = true;
+                        }
+                    }
+                    Some(Pruning::Initialized { owner, seen })
+                        if *owner == self.self_id && members.is_subset(seen) =>
+                    {
+                        value.prune(removed, &self.self_id);
+                        entry
+                            .env
+                            .pruning
+                            .insert(removed.clone(), Pruning::Performed);
+                        key_changed = true;
+                    }
+                    Some(_) => {}
+                }
+            }
+            if key_changed {
+                entry.digest = None;
+                changed.push(key.clone());
+            }
+        }
+        for key in &changed {
+            self.touched(key);
+        }
+        self.persist_detached(changed);
+    }
+}

@@ -1,0 +1,107 @@
+//! Runs the durable store calls of one replica on their own task, one after the other, so the
+//! replica task never waits for storage and writes of one key stay in order.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::data::{ErasedData, TypeRegistry};
+use crate::durable::{DurableDataStore, DurableError, DurableValue};
+use crate::replica::ReplicaId;
+
+enum Job {
+    Store {
+        entries: Vec<(String, DurableValue)>,
+        done: Option<oneshot::Sender<Result<(), DurableError>>>,
+    },
+    Flush {
+        done: oneshot::Sender<Result<(), DurableError>>,
+    },
+}
+
+/// Conflicting values the store merged, to be adopted by the replica.
+pub(crate) type Conflicts = Vec<(String, Box<dyn ErasedData>)>;
+
+/// The handle to the writer task.
+#[derive(Clone)]
+pub(crate) struct DurableWriter {
+    tx: mpsc::UnboundedSender<Job>,
+}
+
+impl DurableWriter {
+    /// Spawns the writer task. Merged conflicts are sent to `conflicts`.
+    pub(crate) fn spawn(
+        store: Arc<dyn DurableDataStore>,
+        replica: ReplicaId,
+        registry: TypeRegistry,
+        conflicts: mpsc::UnboundedSender<Conflicts>,
+    ) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+        tokio::spawn(async move {
+            while let Some(job) = rx.recv().await {
+                match job {
+                    Job::Store { entries, done } => {
+                        let keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
+                        let result = if entries.is_empty() {
+                            Ok(())
+                        } else {
+                            match store.store(&replica, &registry, entries).await {
+                                Ok(report) => {
+                                    if !report.merged_conflicts.is_empty() {
+                                        let _ = conflicts.send(report.merged_conflicts);
+                                    }
+                                    Ok(())
+                                }
+                                Err(e) => {
+                                    tracing::error!(
+                                        store = %store.describe(), replica = %replica,
+                                        keys = ?keys, error = %e, "durable store failed"
+                                    );
+                                    Err(e)
+                                }
+                            }
+                        };
+                        if let Some(done) = done {
+                            let _ = done.send(result);
+                        }
+                    }
+                    Job::Flush { done } => {
+                        let _ = done.send(store.flush().await);
+                    }
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Queues a store of `entries`; the receiver answers once it was stored (an empty batch
+    /// answers once every earlier batch was stored).
+    pub(crate) fn store(
+        &self,
+        entries: Vec<(String, DurableValue)>,
+    ) -> oneshot::Receiver<Result<(), DurableError>> {
+        let (done, rx) = oneshot::channel();
+        let _ = self.tx.send(Job::Store {
+            entries,
+            done: Some(done),
+        });
+        rx
+    }
+
+    /// Queues a store without waiting for it (errors are logged).
+    pub(crate) fn store_detached(&self, entries: Vec<(String, DurableValue)>) {
+        if !entries.is_empty() {
+            let _ = self.tx.send(Job::Store {
+                entries,
+                done: None,
+            });
+        }
+    }
+
+    /// Flushes after every queued store.
+    pub(crate) fn flush(&self) -> oneshot::Receiver<Result<(), DurableError>> {
+        let (done, rx) = oneshot::channel();
+        let _ = self.tx.send(Job::Flush { done });
+        rx
+    }
+}

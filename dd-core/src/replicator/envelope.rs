@@ -1,0 +1,323 @@
+//! The replicator's in-memory state of one key: value (or tombstone), delta versions and
+//! pruning markers, with the merge rules that gossip, writes and durable loading share.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::data::{DataError, ErasedData, TypeRegistry};
+use crate::durable::DurableValue;
+use crate::replica::{ReplicaId, UniqueReplicaId};
+
+use super::protocol::{WireEntry, WirePruning, WireState};
+
+/// A key's value or tombstone.
+#[derive(Debug, Clone)]
+pub(crate) enum Value {
+    Data(Box<dyn ErasedData>),
+    Deleted,
+}
+
+/// Pruning progress for one removed incarnation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Pruning {
+    Initialized {
+        owner: UniqueReplicaId,
+        seen: BTreeSet<ReplicaId>,
+    },
+    Performed,
+}
+
+/// One key's replicated state.
+#[derive(Debug, Clone)]
+pub(crate) struct Envelope {
+    pub(crate) value: Value,
+    pub(crate) delta_versions: BTreeMap<UniqueReplicaId, u64>,
+    pub(crate) pruning: BTreeMap<UniqueReplicaId, Pruning>,
+}
+
+impl Envelope {
+    pub(crate) fn data(value: Box<dyn ErasedData>) -> Self {
+        Self {
+            value: Value::Data(value),
+            delta_versions: BTreeMap::new(),
+            pruning: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn deleted() -> Self {
+        Self {
+            value: Value::Deleted,
+            delta_versions: BTreeMap::new(),
+            pruning: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn from_durable(value: DurableValue) -> Self {
+        match value {
+            DurableValue::Data(d) => Self::data(d),
+            DurableValue::Deleted => Self::deleted(),
+        }
+    }
+
+    pub(crate) fn to_durable(&self) -> DurableValue {
+        match &self.value {
+            Value::Data(d) => DurableValue::Data(d.clone()),
+            Value::Deleted => DurableValue::Deleted,
+        }
+    }
+
+    pub(crate) fn type_name(&self) -> Option<String> {
+        match &self.value {
+            Value::Data(d) => Some(d.data_type_name()),
+            Value::Deleted => None,
+        }
+    }
+
+    /// Drops entries (and delta versions) of incarnations whose pruning was performed.
+    fn clean(&mut self) {
+        for (removed, p) in &self.pruning {
+            if *p == Pruning::Performed {
+                self.delta_versions.remove(removed);
+            }
+        }
+        if let Value::Data(d) = &mut self.value {
+            for (removed, p) in &self.pruning {
+                if *p == Pruning::Performed && d.needs_pruning_from(removed) {
+                    d.prune_cleanup(removed);
+                }
+            }
+        }
+    }
+
+    /// Merges `other` into `self`. Returns whether `self` changed (by value, versions or markers).
+    pub(crate) fn merge(&mut self, mut other: Envelope) -> Result<bool, DataError> {
+        if matches!(self.value, Value::Deleted) {
+            return Ok(false);
+        }
+        let Value::Data(mine) = &mut self.value else {
+            return Ok(false);
+        };
+        let theirs = match other.value {
+            Value::Deleted => {
+                *self = Envelope::deleted();
+                return Ok(true);
+            }
+            Value::Data(ref mut d) => d,
+        };
+        if mine.data_type_name() != theirs.data_type_name() {
+            return Err(DataError::TypeMismatch {
+                expected: mine.data_type_name(),
+                found: theirs.data_type_name(),
+            });
+        }
+        let before_value = mine.clone();
+        let before_versions = self.delta_versions.clone();
+        let before_pruning = self.pruning.clone();
+        // Pruning markers first, so that both sides are cleaned of performed incarnations.
+        for (removed, p) in std::mem::take(&mut other.pruning) {
+            let merged = match (self.pruning.remove(&removed), p) {
+                (None, p) => p,
+                (Some(Pruning::Performed), _) | (_, Pruning::Performed) => Pruning::Performed,
+                (
+                    Some(Pruning::Initialized {
+                        owner: o1,
+                        seen: s1,
+                    }),
+                    Pruning::Initialized {
+                        owner: o2,
+                        seen: s2,
+                    },
+                ) => {
+                    if o1 == o2 {
+                        Pruning::Initialized {
+                            owner: o1,
+                            seen: s1.union(&s2).cloned().collect(),
+                        }
+                    } else if o1 < o2 {
+                        Pruning::Initialized {
+                            owner: o1,
+                            seen: s1,
+                        }
+                    } else {
+                        Pruning::Initialized {
+                            owner: o2,
+                            seen: s2,
+                        }
+                    }
+                }
+            };
+            self.pruning.insert(removed, merged);
+        }
+        for (removed, p) in &self.pruning {
+            if *p == Pruning::Performed && theirs.needs_pruning_from(removed) {
+                theirs.prune_cleanup(removed);
+            }
+        }
+        mine.merge_erased(theirs.as_ref())?;
+        for (origin, seq) in other.delta_versions {
+            let v = self.delta_versions.entry(origin).or_insert(0);
+            *v = (*v).max(seq);
+        }
+        self.clean();
+        let changed = match &self.value {
+            Value::Data(d) => !d.eq_erased(before_value.as_ref()),
+            Value::Deleted => true,
+        } || self.delta_versions != before_versions
+            || self.pruning != before_pruning;
+        Ok(changed)
+    }
+
+    /// Whether the value (not only metadata) differs from `other`.
+    pub(crate) fn value_differs(&self, before: &Value) -> bool {
+        match (&self.value, before) {
+            (Value::Data(a), Value::Data(b)) => !a.eq_erased(b.as_ref()),
+            (Value::Deleted, Value::Deleted) => false,
+            _ => true,
+        }
+    }
+
+    /// Applies pruning markers after a delta merge.
+    pub(crate) fn clean_after_delta(&mut self) {
+        self.clean();
+    }
+
+    pub(crate) fn to_wire(&self, key: &str) -> Result<WireEntry, DataError> {
+        let state = match &self.value {
+            Value::Data(d) => WireState::Data {
+                type_name: d.data_type_name(),
+                bytes: d.encode()?,
+            },
+            Value::Deleted => WireState::Deleted,
+        };
+        Ok(WireEntry {
+            key: key.to_owned(),
+            state,
+            delta_versions: self
+                .delta_versions
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            pruning: self
+                .pruning
+                .iter()
+                .map(|(k, p)| {
+                    let p = match p {
+                        Pruning::Initialized { owner, seen } => WirePruning::Initialized {
+                            owner: owner.clone(),
+                            seen: seen.iter().cloned().collect(),
+                        },
+                        Pruning::Performed => WirePruning::Performed,
+                    };
+                    (k.clone(), p)
+                })
+                .collect(),
+        })
+    }
+
+    pub(crate) fn from_wire(
+        entry: WireEntry,
+        registry: &TypeRegistry,
+    ) -> Result<(String, Envelope), DataError> {
+        let value = match entry.state {
+            WireState::Data { type_name, bytes } => {
+                Value::Data(registry.decode(&type_name, &bytes)?)
+            }
+            WireState::Deleted => Value::Deleted,
+        };
+        let pruning = entry
+            .pruning
+            .into_iter()
+            .map(|(k, p)| {
+                let p = match p {
+                    WirePruning::Initialized { owner, seen } => Pruning::Initialized {
+                        owner,
+                        seen: seen.into_iter().collect(),
+                    },
+                    WirePruning::Performed => Pruning::Performed,
+                };
+                (k, p)
+            })
+            .collect();
+        Ok((
+            entry.key,
+            Envelope {
+                value,
+                delta_versions: entry.delta_versions.into_iter().collect(),
+                pruning,
+            },
+        ))
+    }
+
+    /// A stable 64-bit digest of the encoded envelope (xxh3), for anti-entropy.
+    pub(crate) fn digest(&self, key: &str) -> Result<u64, DataError> {
+        let wire = self.to_wire(key)?;
+        let bytes = postcard::to_stdvec(&wire).map_err(|source| DataError::Encode {
+            type_name: self.type_name().unwrap_or_else(|| "tombstone".into()),
+            source,
+        })?;
+        Ok(xxhash_rust::xxh3::xxh3_64(&bytes))
+    }
+}
+
+/// Whether `key` matches one of the durable key patterns (exact, or prefix with a trailing `*`).
+pub(crate) fn is_durable_key(patterns: &[String], key: &str) -> bool {
+    patterns.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => key.starts_with(prefix),
+        None => p == key,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::crdt::GCounter;
+
+    fn counter(node: &UniqueReplicaId, n: u64) -> Box<dyn ErasedData> {
+        let mut c = GCounter::new();
+        c.increment(node, n).unwrap();
+        Box::new(c)
+    }
+
+    #[test]
+    fn tombstone_wins_both_ways() {
+        let a = UniqueReplicaId::new("a", 1);
+        let mut x = Envelope::data(counter(&a, 1));
+        assert!(x.merge(Envelope::deleted()).unwrap());
+        assert!(matches!(x.value, Value::Deleted));
+        let mut y = Envelope::deleted();
+        assert!(!y.merge(Envelope::data(counter(&a, 1))).unwrap());
+        assert!(matches!(y.value, Value::Deleted));
+    }
+
+    #[test]
+    fn performed_pruning_cleans_late_entries() {
+        let a = UniqueReplicaId::new("a", 1);
+        let b = UniqueReplicaId::new("b", 1);
+        let mut pruned = Envelope::data(counter(&a, 5));
+        if let Value::Data(d) = &mut pruned.value {
+            d.prune(&a, &b);
+        }
+        pruned.pruning.insert(a.clone(), Pruning::Performed);
+        // A stale replica still has a's entry.
+        pruned.merge(Envelope::data(counter(&a, 5))).unwrap();
+        let Value::Data(d) = &pruned.value else {
+            panic!("deleted")
+        };
+        assert_eq!(d.downcast_ref::<GCounter>().unwrap().value(), 5);
+        let mut stale = Envelope::data(counter(&a, 5));
+        stale.merge(pruned.clone()).unwrap();
+        let Value::Data(d) = &stale.value else {
+            panic!("deleted")
+        };
+        assert_eq!(d.downcast_ref::<GCounter>().unwrap().value(), 5);
+    }
+
+    #[test]
+    fn durable_patterns() {
+        let p = vec!["user-*".to_owned(), "exact".to_owned()];
+        assert!(is_durable_key(&p, "user-1"));
+        assert!(is_durable_key(&p, "exact"));
+        assert!(!is_durable_key(&p, "exactly"));
+        assert!(is_durable_key(&["*".to_owned()], "anything"));
+    }
+}

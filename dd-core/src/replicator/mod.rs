@@ -1,0 +1,307 @@
+//! The replicator: every replica holds all keys in memory and shares them with its peers.
+//!
+//! [`DistributedData::start`] loads the durable store (if configured), spawns the replica task
+//! and returns a cloneable [`Replicator`] handle. Updates apply locally at once and reach other
+//! replicas by delta propagation (every `delta_propagation_interval`), periodic anti-entropy
+//! gossip of digests (every `gossip_interval`) and, for stronger [`WriteConsistency`] levels,
+//! direct writes that wait for acknowledgements. Reads can consult several replicas
+//! ([`ReadConsistency`]) and merge their answers.
+//!
+//! ```
+//! use std::time::Duration;
+//! use dd_core::cluster::StaticCluster;
+//! use dd_core::crdt::GCounter;
+//! use dd_core::replicator::{DistributedData, ReadConsistency, Settings, WriteConsistency};
+//! use dd_core::transport::memory::{Faults, MemoryNetwork};
+//! use dd_core::{Key, ReplicaId, UniqueReplicaId};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let net = MemoryNetwork::new(1, Faults::default());
+//! let id = UniqueReplicaId::new_incarnation(ReplicaId::new("a"));
+//! let cluster = StaticCluster::new(id.clone(), []);
+//! let replicator = DistributedData::start(cluster, net.join(id), Settings::default())
+//!     .await
+//!     .unwrap();
+//! let hits: Key<GCounter> = Key::new("hits");
+//! let me = replicator.self_id();
+//! replicator
+//!     .update(&hits, GCounter::new(), WriteConsistency::Local, move |c| c.increment(&me, 2))
+//!     .await
+//!     .unwrap();
+//! let c = replicator.get(&hits, ReadConsistency::Local).await.unwrap();
+//! assert_eq!(c.value(), 2);
+//! replicator.shutdown().await.unwrap();
+//! # });
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::cluster::Cluster;
+use crate::crdt::Crdt;
+use crate::data::{ErasedData, TypeRegistry};
+use crate::key::Key;
+use crate::replica::UniqueReplicaId;
+use crate::transport::Transport;
+
+mod actor;
+mod command;
+mod consistency;
+mod coordinator;
+mod durable_writer;
+mod envelope;
+mod error;
+pub mod protocol;
+mod settings;
+
+pub use consistency::{ReadConsistency, WriteConsistency};
+pub use error::{BoxError, ReplicatorError};
+pub use settings::{Settings, SettingsBuilder};
+
+use actor::{Inputs, Replica};
+use command::{Command, ModifyFn};
+use envelope::{Envelope, Value};
+
+/// Starts replicators.
+#[derive(Debug, Clone, Copy)]
+pub struct DistributedData;
+
+impl DistributedData {
+    /// Starts the replica of `cluster.self_id()`: loads every durable entry (when
+    /// [`Settings::durable_store`] is set) before serving anything, then spawns the replica task.
+    ///
+    /// Must be called within a tokio runtime. A load error fails the start
+    /// ([`ReplicatorError::LoadFailure`]); the replica never starts empty instead.
+    pub async fn start<C: Cluster, T: Transport>(
+        cluster: C,
+        transport: T,
+        settings: Settings,
+    ) -> Result<Replicator, ReplicatorError> {
+        settings.validate()?;
+        let self_id = cluster.self_id();
+        let transport: Arc<dyn Transport> = Arc::new(transport);
+        let incoming = transport
+            .incoming()
+            .map_err(|e| ReplicatorError::Transport(e.to_string()))?;
+        let registry = settings.registry.clone();
+        let mut recovered = BTreeMap::<String, Envelope>::new();
+        if let Some(store) = &settings.durable_store {
+            let mut entries = store.load(self_id.replica(), &registry);
+            while let Some(item) = entries.next().await {
+                let (key, value) = item.map_err(|source| ReplicatorError::LoadFailure {
+                    store: store.describe(),
+                    source: Box::new(source),
+                })?;
+                let env = Envelope::from_durable(value);
+                match recovered.get_mut(&key) {
+                    None => {
+                        recovered.insert(key, env);
+                    }
+                    Some(existing) => {
+                        existing
+                            .merge(env)
+                            .map_err(|source| ReplicatorError::Data {
+                                key,
+                                source: Box::new(source),
+                            })?;
+                    }
+                }
+            }
+            tracing::info!(replica = %self_id, store = %store.describe(),
+                keys = recovered.len(), "durable data loaded");
+        }
+        let members_rx = cluster.members();
+        let members = members_rx.borrow().clone();
+        transport.follow_members(cluster.members());
+        let (tx, commands) = mpsc::channel(settings.command_buffer);
+        let (replica, internal_rx, conflicts_rx) =
+            Replica::new(self_id.clone(), settings, transport, recovered, members);
+        let inputs = Inputs {
+            commands,
+            incoming,
+            members: members_rx,
+        };
+        tokio::spawn(async move {
+            // Keep the cluster (and whatever it owns) alive as long as the replica runs.
+            let _cluster = cluster;
+            replica.run(inputs, internal_rx, conflicts_rx).await;
+        });
+        Ok(Replicator {
+            tx,
+            self_id,
+            registry,
+        })
+    }
+}
+
+/// A handle to a running replica. Cheap to clone; all clones talk to the same replica task.
+#[derive(Clone, Debug)]
+pub struct Replicator {
+    tx: mpsc::Sender<Command>,
+    self_id: UniqueReplicaId,
+    registry: TypeRegistry,
+}
+
+fn downcast<T: Crdt>(key: &str, value: Box<dyn ErasedData>) -> Result<T, ReplicatorError> {
+    let found = value.data_type_name();
+    value
+        .downcast_ref::<T>()
+        .cloned()
+        .ok_or_else(|| ReplicatorError::WrongType {
+            key: key.to_owned(),
+            expected: T::type_name(),
+            found,
+        })
+}
+
+impl Replicator {
+    /// This replica's identity (use it as the node in CRDT operations).
+    pub fn self_id(&self) -> UniqueReplicaId {
+        self.self_id.clone()
+    }
+
+    async fn call<R>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<R>) -> Command,
+    ) -> Result<R, ReplicatorError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| ReplicatorError::Shutdown)?;
+        rx.await.map_err(|_| ReplicatorError::Shutdown)
+    }
+
+    /// Reads `key` with the given consistency. Errors: `NotFound`, `Deleted`, `WrongType`,
+    /// `Timeout { applied_locally: false }` when not enough replicas answered.
+    pub async fn get<T: Crdt>(
+        &self,
+        key: &Key<T>,
+        consistency: ReadConsistency,
+    ) -> Result<T, ReplicatorError> {
+        self.registry.register::<T>();
+        let value = self
+            .call(|reply| Command::Get {
+                key: key.id().to_owned(),
+                type_name: T::type_name(),
+                consistency,
+                reply,
+            })
+            .await??;
+        downcast(key.id(), value)
+    }
+
+    /// Updates `key`: `modify` is applied to the current value (or to `initial` when the key
+    /// has none) and the result replaces it. A failed `modify` leaves the value unchanged
+    /// ([`ReplicatorError::ModifyFailed`]). Resolves once the durable store (for durable keys)
+    /// and the replicas the consistency level asks for have the new value; returns it.
+    ///
+    /// A `Timeout { applied_locally: true }` means the update is applied here and will spread
+    /// by gossip. A deleted key cannot be updated (`Deleted`).
+    pub async fn update<T, E, F>(
+        &self,
+        key: &Key<T>,
+        initial: T,
+        consistency: WriteConsistency,
+        modify: F,
+    ) -> Result<T, ReplicatorError>
+    where
+        T: Crdt,
+        E: Into<BoxError>,
+        F: FnOnce(&mut T) -> Result<(), E> + Send + 'static,
+    {
+        self.registry.register::<T>();
+        let id = key.id().to_owned();
+        let modify: ModifyFn = Box::new(move |existing| {
+            let mut value =
+                match existing {
+                    None => initial,
+                    Some(e) => e.downcast_ref::<T>().cloned().ok_or_else(|| {
+                        ReplicatorError::WrongType {
+                            key: id.clone(),
+                            expected: T::type_name(),
+                            found: e.data_type_name(),
+                        }
+                    })?,
+                };
+            modify(&mut value).map_err(|e| ReplicatorError::ModifyFailed {
+                key: id,
+                source: e.into(),
+            })?;
+            Ok(Box::new(value) as Box<dyn ErasedData>)
+        });
+        let value = self
+            .call(|reply| Command::Update {
+                key: key.id().to_owned(),
+                type_name: T::type_name(),
+                consistency,
+                modify,
+                reply,
+            })
+            .await??;
+        downcast(key.id(), value)
+    }
+
+    /// Deletes `key` for good: the tombstone spreads to every replica and wins over any value.
+    /// Deleting an already deleted key gives `Deleted`.
+    pub async fn delete<T: Crdt>(
+        &self,
+        key: &Key<T>,
+        consistency: WriteConsistency,
+    ) -> Result<(), ReplicatorError> {
+        self.call(|reply| Command::Delete {
+            key: key.id().to_owned(),
+            type_name: T::type_name(),
+            consistency,
+            reply,
+        })
+        .await?
+    }
+
+    /// Subscribes to `key`: the stream yields the current value first (when there is one),
+    /// then the value after changes (coalesced per `notify_interval`). It ends when the key is
+    /// deleted or the replicator shuts down. `WrongType` if the key holds another type.
+    pub async fn subscribe<T: Crdt>(
+        &self,
+        key: &Key<T>,
+    ) -> Result<impl Stream<Item = T> + Send + 'static + use<T>, ReplicatorError> {
+        self.registry.register::<T>();
+        let rx = self
+            .call(|reply| Command::Subscribe {
+                key: key.id().to_owned(),
+                type_name: T::type_name(),
+                reply,
+            })
+            .await??;
+        Ok(futures::stream::unfold(rx, |mut rx| async move {
+            loop {
+                rx.changed().await.ok()?;
+                let value = rx.borrow_and_update().clone();
+                match value {
+                    None => continue,
+                    Some(Value::Deleted) => return None,
+                    Some(Value::Data(d)) => {
+                        if let Some(t) = d.downcast_ref::<T>() {
+                            return Some((t.clone(), rx));
+                        }
+                        return None;
+                    }
+                }
+            }
+        }))
+    }
+
+    /// The ids of every key that has a value (deleted keys excluded).
+    pub async fn keys(&self) -> Result<BTreeSet<String>, ReplicatorError> {
+        self.call(|reply| Command::Keys { reply }).await
+    }
+
+    /// Stops the replica: no more gossip, durable storage flushed, task ended. Later calls on
+    /// any handle give `Shutdown`.
+    pub async fn shutdown(&self) -> Result<(), ReplicatorError> {
+        self.call(|reply| Command::Shutdown { reply }).await?
+    }
+}

@@ -1,0 +1,127 @@
+//! The messages replicas exchange, serialised with postcard by every transport.
+//!
+//! Values travel as `(type name, postcard bytes)` so that a receiver decodes them with its
+//! [`TypeRegistry`](crate::data::TypeRegistry) and never reinterprets one type as another.
+
+use serde::{Deserialize, Serialize};
+
+use crate::replica::{ReplicaId, UniqueReplicaId};
+
+/// The state of one key on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireState {
+    /// A CRDT value: its stable type name and its postcard-encoded full state.
+    Data {
+        /// The stable type name (see [`crate::TypeName`]).
+        type_name: String,
+        /// The full state, encoded with postcard.
+        bytes: Vec<u8>,
+    },
+    /// The key was deleted (a tombstone, which wins over any value).
+    Deleted,
+}
+
+/// Pruning progress for one removed replica incarnation within one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WirePruning {
+    /// The leader `owner` started pruning; `seen` are the members that have seen the marker.
+    Initialized {
+        /// The replica that will collapse the removed entries into its own.
+        owner: UniqueReplicaId,
+        /// Members that have seen the marker.
+        seen: Vec<ReplicaId>,
+    },
+    /// The removed incarnation's entries were collapsed into the owner's; any that still
+    /// arrive are dropped.
+    Performed,
+}
+
+/// One key's replicated envelope: value, delta versions and pruning markers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireEntry {
+    /// The key id.
+    pub key: String,
+    /// The value or tombstone.
+    pub state: WireState,
+    /// The highest delta sequence number per origin that this state includes.
+    pub delta_versions: Vec<(UniqueReplicaId, u64)>,
+    /// Pruning markers, per removed incarnation.
+    pub pruning: Vec<(UniqueReplicaId, WirePruning)>,
+}
+
+/// A delta of one key produced by the sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireDelta {
+    /// The key id.
+    pub key: String,
+    /// The stable type name of the key's value.
+    pub type_name: String,
+    /// The sender's sequence number for this key (1, 2, 3, ...).
+    pub seq: u64,
+    /// The delta, encoded with postcard.
+    pub bytes: Vec<u8>,
+}
+
+/// A replicator message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Anti-entropy: the sender's digests of the keys in chunk `chunk` of `total_chunks`.
+    Status {
+        /// Which chunk of the key space (keys are assigned to chunks by hash).
+        chunk: u32,
+        /// How many chunks the key space is divided into.
+        total_chunks: u32,
+        /// `(key, digest)` for every key of the sender in this chunk.
+        digests: Vec<(String, u64)>,
+    },
+    /// Anti-entropy: full states, plus the keys the sender wants the receiver to send back.
+    Gossip {
+        /// Full states for the receiver to merge.
+        entries: Vec<WireEntry>,
+        /// Keys whose state the sender wants.
+        request: Vec<String>,
+    },
+    /// Deltas of local updates, sent between gossip rounds.
+    Deltas {
+        /// The deltas, each with the sender's sequence number.
+        deltas: Vec<WireDelta>,
+    },
+    /// A write coordinated by the sender; answered with [`Message::WriteAck`].
+    Write {
+        /// The coordinator's request id.
+        request: u64,
+        /// The state to merge.
+        entry: WireEntry,
+    },
+    /// The receiver merged (and, for durable keys, stored) a [`Message::Write`].
+    WriteAck {
+        /// The coordinator's request id.
+        request: u64,
+    },
+    /// A read coordinated by the sender; answered with [`Message::ReadResult`].
+    Read {
+        /// The coordinator's request id.
+        request: u64,
+        /// The key id.
+        key: String,
+    },
+    /// The answer to a [`Message::Read`].
+    ReadResult {
+        /// The coordinator's request id.
+        request: u64,
+        /// The key's state, if the receiver has it.
+        entry: Option<WireEntry>,
+    },
+}
+
+impl Message {
+    /// Encodes with postcard.
+    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_stdvec(self)
+    }
+
+    /// Decodes from postcard.
+    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}

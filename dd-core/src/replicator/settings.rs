@@ -1,0 +1,272 @@
+//! Replicator settings, with Akka-like defaults, a builder and TOML loading.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::data::TypeRegistry;
+use crate::durable::DurableDataStore;
+
+use super::error::ReplicatorError;
+
+/// Replicator settings. Build with [`Settings::builder`], start from [`Settings::default`], or
+/// read from TOML with [`Settings::from_toml_str`] / [`Settings::from_toml_file`].
+///
+/// ```
+/// use std::time::Duration;
+/// use dd_core::replicator::Settings;
+/// let s = Settings::builder()
+///     .gossip_interval(Duration::from_millis(500))
+///     .durable_keys(vec!["user-*".into()])
+///     .build()
+///     .unwrap();
+/// assert_eq!(s.gossip_interval, Duration::from_millis(500));
+/// let t = Settings::from_toml_str("gossip_interval_ms = 100\nmax_delta_elements = 10").unwrap();
+/// assert_eq!(t.max_delta_elements, 10);
+/// ```
+#[derive(Clone)]
+pub struct Settings {
+    /// How often a replica sends its digests to one random peer (Akka: 2 s).
+    pub gossip_interval: Duration,
+    /// How often changed values are published to subscribers (Akka: 500 ms).
+    pub notify_interval: Duration,
+    /// How often accumulated deltas are sent to all peers (Akka: 200 ms).
+    pub delta_propagation_interval: Duration,
+    /// Most deltas in one delta message (Akka: 500).
+    pub max_delta_elements: usize,
+    /// Most keys in one gossip message (digests or states); more keys are chunked.
+    pub max_gossip_entries: usize,
+    /// Most encoded bytes of states in one gossip message (keep below the transport's frame
+    /// limit); a single state larger than this is still sent alone.
+    pub max_gossip_bytes: usize,
+    /// How often the leader checks for removed replicas to prune (Akka: 120 s).
+    pub pruning_interval: Duration,
+    /// Capacity of the command channel of the replica task.
+    pub command_buffer: usize,
+    /// Which keys are durable: exact ids or prefixes ending in `*` (default: `["*"]`, all).
+    /// Only used with a [`durable_store`](Self::durable_store).
+    pub durable_keys: Vec<String>,
+    /// The durable store (`None`: data stays in memory).
+    pub durable_store: Option<Arc<dyn DurableDataStore>>,
+    /// Decodes values received from peers and stores; typed calls register their types here.
+    pub registry: TypeRegistry,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("gossip_interval", &self.gossip_interval)
+            .field("notify_interval", &self.notify_interval)
+            .field(
+                "delta_propagation_interval",
+                &self.delta_propagation_interval,
+            )
+            .field("max_delta_elements", &self.max_delta_elements)
+            .field("max_gossip_entries", &self.max_gossip_entries)
+            .field("max_gossip_bytes", &self.max_gossip_bytes)
+            .field("pruning_interval", &self.pruning_interval)
+            .field("command_buffer", &self.command_buffer)
+            .field("durable_keys", &self.durable_keys)
+            .field(
+                "durable_store",
+                &self.durable_store.as_ref().map(|s| s.describe()),
+            )
+            .field("registry", &self.registry)
+            .finish()
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            gossip_interval: Duration::from_secs(2),
+            notify_interval: Duration::from_millis(500),
+            delta_propagation_interval: Duration::from_millis(200),
+            max_delta_elements: 500,
+            max_gossip_entries: 200,
+            max_gossip_bytes: 512 * 1024,
+            pruning_interval: Duration::from_secs(120),
+            command_buffer: 1024,
+            durable_keys: vec!["*".to_owned()],
+            durable_store: None,
+            registry: TypeRegistry::with_builtin_types(),
+        }
+    }
+}
+
+/// The TOML form of [`Settings`] (durations in milliseconds; every field optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsFile {
+    gossip_interval_ms: Option<u64>,
+    notify_interval_ms: Option<u64>,
+    delta_propagation_interval_ms: Option<u64>,
+    max_delta_elements: Option<usize>,
+    max_gossip_entries: Option<usize>,
+    max_gossip_bytes: Option<usize>,
+    pruning_interval_ms: Option<u64>,
+    command_buffer: Option<usize>,
+    durable_keys: Option<Vec<String>>,
+}
+
+impl Settings {
+    /// A builder starting from the defaults.
+    pub fn builder() -> SettingsBuilder {
+        SettingsBuilder {
+            settings: Settings::default(),
+        }
+    }
+
+    /// Parses TOML (keys: `gossip_interval_ms`, `notify_interval_ms`,
+    /// `delta_propagation_interval_ms`, `max_delta_elements`, `max_gossip_entries`,
+    /// `max_gossip_bytes`, `pruning_interval_ms`, `command_buffer`, `durable_keys`); missing keys
+    /// keep their defaults, unknown keys are an error.
+    pub fn from_toml_str(text: &str) -> Result<Self, ReplicatorError> {
+        let file: SettingsFile = toml::from_str(text)
+            .map_err(|e| ReplicatorError::Settings(format!("replicator settings: {e}")))?;
+        let mut b = Settings::builder();
+        let ms = Duration::from_millis;
+        if let Some(v) = file.gossip_interval_ms {
+            b = b.gossip_interval(ms(v));
+        }
+        if let Some(v) = file.notify_interval_ms {
+            b = b.notify_interval(ms(v));
+        }
+        if let Some(v) = file.delta_propagation_interval_ms {
+            b = b.delta_propagation_interval(ms(v));
+        }
+        if let Some(v) = file.max_delta_elements {
+            b = b.max_delta_elements(v);
+        }
+        if let Some(v) = file.max_gossip_entries {
+            b = b.max_gossip_entries(v);
+        }
+        if let Some(v) = file.max_gossip_bytes {
+            b = b.max_gossip_bytes(v);
+        }
+        if let Some(v) = file.pruning_interval_ms {
+            b = b.pruning_interval(ms(v));
+        }
+        if let Some(v) = file.command_buffer {
+            b = b.command_buffer(v);
+        }
+        if let Some(v) = file.durable_keys {
+            b = b.durable_keys(v);
+        }
+        b.build()
+    }
+
+    /// Reads and parses a TOML file (see [`from_toml_str`](Self::from_toml_str)).
+    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self, ReplicatorError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ReplicatorError::Settings(format!("cannot read {}: {e}", path.display()))
+        })?;
+        Self::from_toml_str(&text).map_err(|e| match e {
+            ReplicatorError::Settings(m) => {
+                ReplicatorError::Settings(format!("{}: {m}", path.display()))
+            }
+            other => other,
+        })
+    }
+
+    /// Uses `store` for durable keys (see [`durable_keys`](Self::durable_keys)).
+    pub fn durable_store(mut self, store: Arc<dyn DurableDataStore>) -> Self {
+        self.durable_store = Some(store);
+        self
+    }
+
+    /// Checks that intervals and limits are non-zero.
+    pub fn validate(&self) -> Result<(), ReplicatorError> {
+        let checks = [
+            ("gossip_interval", self.gossip_interval.is_zero()),
+            ("notify_interval", self.notify_interval.is_zero()),
+            (
+                "delta_propagation_interval",
+                self.delta_propagation_interval.is_zero(),
+            ),
+            ("pruning_interval", self.pruning_interval.is_zero()),
+            ("max_delta_elements", self.max_delta_elements == 0),
+            ("max_gossip_entries", self.max_gossip_entries == 0),
+            ("max_gossip_bytes", self.max_gossip_bytes == 0),
+            ("command_buffer", self.command_buffer == 0),
+        ];
+        for (name, bad) in checks {
+            if bad {
+                return Err(ReplicatorError::Settings(format!("{name} must be > 0")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds [`Settings`]; see [`Settings::builder`].
+#[derive(Debug, Clone)]
+pub struct SettingsBuilder {
+    settings: Settings,
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta] $name:ident: $ty:ty),+ $(,)?) => {
+        $(#[$doc]
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.settings.$name = value;
+            self
+        })+
+    };
+}
+
+impl SettingsBuilder {
+    setter!(
+        /// See [`Settings::gossip_interval`].
+        gossip_interval: Duration,
+        /// See [`Settings::notify_interval`].
+        notify_interval: Duration,
+        /// See [`Settings::delta_propagation_interval`].
+        delta_propagation_interval: Duration,
+        /// See [`Settings::max_delta_elements`].
+        max_delta_elements: usize,
+        /// See [`Settings::max_gossip_entries`].
+        max_gossip_entries: usize,
+        /// See [`Settings::max_gossip_bytes`].
+        max_gossip_bytes: usize,
+        /// See [`Settings::pruning_interval`].
+        pruning_interval: Duration,
+        /// See [`Settings::command_buffer`].
+        command_buffer: usize,
+        /// See [`Settings::durable_keys`].
+        durable_keys: Vec<String>,
+        /// See [`Settings::registry`].
+        registry: TypeRegistry,
+    );
+
+    /// See [`Settings::durable_store`].
+    pub fn durable_store(mut self, store: Arc<dyn DurableDataStore>) -> Self {
+        self.settings.durable_store = Some(store);
+        self
+    }
+
+    /// Validates and returns the settings.
+    pub fn build(self) -> Result<Settings, ReplicatorError> {
+        self.settings.validate()?;
+        Ok(self.settings)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_rejects_unknown_and_zero() {
+        assert!(Settings::from_toml_str("gossip_intervall_ms = 5").is_err());
+        assert!(Settings::from_toml_str("gossip_interval_ms = 0").is_err());
+        let s = Settings::from_toml_str("durable_keys = [\"a*\"]").unwrap();
+        assert_eq!(s.durable_keys, vec!["a*".to_owned()]);
+        assert_eq!(s.gossip_interval, Duration::from_secs(2));
+    }
+}
