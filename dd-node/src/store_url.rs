@@ -1,0 +1,24 @@
+//! Opening a backend from a store URL: everything [`dd_durable::open_store`] opens (`sqlite:`,
+//! `fs:`, `s3:`, `cassandra:`, each when dd-node is built with that feature) plus `memory:`, an
+//! in-process store that is lost when the process ends (for trying things out).
+
+use std::sync::Arc;
+
+use dd_core::store::DurableStateStore;
+use dd_core::store::memory::MemoryStore;
+use dd_durable::OpenError;
+
+/// Opens the store at `url`.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = dd_node::store_url::open_state_store("memory:").await.unwrap();
+/// assert!(store.replicas().await.unwrap().is_empty());
+/// # });
+/// ```
+pub async fn open_state_store(url: &str) -> Result<Arc<dyn DurableStateStore>, OpenError> {
+    if url.starts_with("memory:") {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    dd_durable::open_store(url).await
+}
