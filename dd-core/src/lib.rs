@@ -29,3 +29,7 @@ pub use replica::{ReplicaId, UniqueReplicaId};
 pub use replicator::{
     DistributedData, ReadConsistency, Replicator, ReplicatorError, Settings, WriteConsistency,
 };
+
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
