@@ -10,7 +10,7 @@
 //! - [`store`]: the [`store::DurableStateStore`] trait every storage backend implements;
 //! - [`durable`]: what the replicator needs from durable storage (implemented by `dd-durable`);
 //! - [`replicator`]: the replicator ([`DistributedData::start`], [`Replicator`]);
-//! - [`cluster`]: membership ([`cluster::StaticCluster`]);
+//! - [`cluster`]: membership ([`cluster::StaticCluster`], [`cluster::ChitchatCluster`]);
 //! - [`transport`]: in-memory and TCP transports.
 
 pub mod cluster;

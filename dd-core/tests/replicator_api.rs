@@ -6,7 +6,7 @@ mod replicator_support;
 
 use std::time::Duration;
 
-use dd_core::crdt::GCounter;
+use dd_core::crdt::{GCounter, ORSet};
 use dd_core::replicator::{ReadConsistency, ReplicatorError, WriteConsistency};
 use dd_core::transport::memory::{Faults, MemoryNetwork};
 use dd_core::{Key, ReplicaId};
@@ -212,6 +212,32 @@ async fn concurrent_increments_converge(n: usize, seed: u64) {
         t.await.unwrap();
     }
     converge_counter(&rs, &key, 20 * n as u128).await;
+    // Concurrent adds to an ORSet (a causal-delivery delta type) converge too.
+    let set: Key<ORSet<String>> = Key::new("s");
+    let mut expected = std::collections::BTreeSet::new();
+    for round in 0..5 {
+        for r in &rs {
+            let me = r.self_id();
+            let element = format!("{}-{round}", me.replica());
+            expected.insert(element.clone());
+            r.update(&set, ORSet::new(), WriteConsistency::Local, move |s| {
+                s.add(&me, element);
+                Ok::<(), ReplicatorError>(())
+            })
+            .await
+            .unwrap();
+        }
+    }
+    eventually("all replicas hold every element", LONG, || async {
+        for r in &rs {
+            match r.get(&set, ReadConsistency::Local).await {
+                Ok(s) if s.elements() == expected => {}
+                _ => return false,
+            }
+        }
+        true
+    })
+    .await;
     for r in &rs {
         r.shutdown().await.unwrap();
     }
@@ -428,5 +454,90 @@ async fn removed_member_is_pruned_without_changing_values() {
         c.slot(&rs[0].self_id()),
         1 + 3,
         "collapsed into r0, the lowest member"
+    );
+}
+
+/// A transport that records the largest gossip message it was asked to send.
+#[derive(Clone)]
+struct Measuring {
+    inner: dd_core::transport::memory::MemoryTransport,
+    largest: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl dd_core::transport::Transport for Measuring {
+    fn send(&self, to: &ReplicaId, message: dd_core::transport::Message) {
+        if let dd_core::transport::Message::Gossip { entries, .. } = &message {
+            assert!(entries.len() <= 5, "at most max_gossip_entries per message");
+            let size = message.encode().unwrap().len();
+            self.largest
+                .fetch_max(size, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.send(to, message)
+    }
+    fn incoming(
+        &self,
+    ) -> Result<dd_core::transport::IncomingStream, dd_core::transport::TransportError> {
+        self.inner.incoming()
+    }
+}
+
+#[tokio::test]
+async fn large_state_is_gossiped_in_bounded_chunks() {
+    let net = MemoryNetwork::new(12, Faults::default());
+    let all = names(2);
+    let settings = || dd_core::Settings {
+        max_gossip_entries: 5,
+        max_gossip_bytes: 2_000,
+        ..fast_settings()
+    };
+    let largest = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut rs = Vec::new();
+    for (i, name) in all.iter().enumerate() {
+        let id = dd_core::UniqueReplicaId::new(name.clone(), i as u64 + 1);
+        let cluster = dd_core::cluster::StaticCluster::new(
+            id.clone(),
+            all.iter().filter(|p| *p != name).cloned(),
+        );
+        let transport = Measuring {
+            inner: net.join(id),
+            largest: largest.clone(),
+        };
+        rs.push(
+            dd_core::DistributedData::start(cluster, transport, settings())
+                .await
+                .unwrap(),
+        );
+    }
+    // r1 is cut off while r0 writes 120 keys of ~1 KB each (one counter with many slots).
+    net.partition(&all[..1], &all[1..]);
+    let fat = |i: u64| {
+        let mut c = GCounter::new();
+        for s in 0..40 {
+            c.increment(&dd_core::UniqueReplicaId::new("s", s), i + 1)
+                .unwrap();
+        }
+        c
+    };
+    for i in 0..120u64 {
+        let key: Key<GCounter> = Key::new(format!("fat{i}"));
+        let value = fat(i);
+        rs[0]
+            .update(&key, value, WriteConsistency::Local, |_| {
+                Ok::<(), ReplicatorError>(())
+            })
+            .await
+            .unwrap();
+    }
+    net.heal();
+    eventually("r1 has all 120 keys", LONG, || async {
+        rs[1].keys().await.unwrap().len() == 120
+    })
+    .await;
+    let key: Key<GCounter> = Key::new("fat7");
+    assert_eq!(counter(&rs[1], &key).await, 40 * 8);
+    let largest = largest.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        largest < 2 * 2_000,
+        "gossip messages stay near max_gossip_bytes, largest was {largest}"
     );
 }

@@ -5,7 +5,9 @@
 //! [`tokio::sync::watch`] channel. The replicator gossips with every member except itself; a
 //! member that disappears from the set is *removed* and its CRDT entries are pruned.
 //!
-//! [`StaticCluster`] is a fixed (but editable) member list for tests and small fixed deployments.
+//! [`StaticCluster`] is a fixed (but editable) member list for tests and small fixed deployments;
+//! [`ChitchatCluster`] is dynamic membership over the `chitchat` gossip protocol (UDP, phi-accrual
+//! failure detection), with seed nodes.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,6 +16,10 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::replica::{ReplicaId, UniqueReplicaId};
+
+mod chitchat_cluster;
+
+pub use chitchat_cluster::{ChitchatCluster, ChitchatClusterConfig, ClusterError};
 
 /// The members of a cluster: stable replica name → network address (if the transport needs one).
 pub type Members = BTreeMap<ReplicaId, Option<SocketAddr>>;

@@ -616,7 +616,8 @@ impl Replica {
     /// Adopts values the store merged with a concurrent writer's (the store already holds them).
     fn on_conflicts(&mut self, conflicts: Conflicts) {
         for (key, value) in conflicts {
-            self.merge_envelope(key, Envelope::data(value), "durable store");
+            let env = Envelope::from_durable(crate::durable::DurableValue::Data(value));
+            self.merge_envelope(key, env, "durable store");
         }
     }
 

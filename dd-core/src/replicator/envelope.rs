@@ -51,16 +51,26 @@ impl Envelope {
         }
     }
 
+    /// A value from outside (durable store): any pending delta it carries is not ours to
+    /// propagate, so it is dropped.
     pub(crate) fn from_durable(value: DurableValue) -> Self {
         match value {
-            DurableValue::Data(d) => Self::data(d),
+            DurableValue::Data(mut d) => {
+                d.reset_delta();
+                Self::data(d)
+            }
             DurableValue::Deleted => Self::deleted(),
         }
     }
 
+    /// The value for the durable store (without the pending delta).
     pub(crate) fn to_durable(&self) -> DurableValue {
         match &self.value {
-            Value::Data(d) => DurableValue::Data(d.clone()),
+            Value::Data(d) => {
+                let mut d = d.clone();
+                d.reset_delta();
+                DurableValue::Data(d)
+            }
             Value::Deleted => DurableValue::Deleted,
         }
     }

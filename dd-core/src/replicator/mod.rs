@@ -33,6 +33,65 @@
 //! replicator.shutdown().await.unwrap();
 //! # });
 //! ```
+//!
+//! ## A cluster of three replicas over TCP
+//!
+//! Bind every transport first (port 0 picks a free port), then give each replica a
+//! [`StaticCluster`](crate::cluster::StaticCluster) with every member's address. `start` makes
+//! the transport dial the members.
+//!
+//! ```
+//! use std::time::Duration;
+//! use dd_core::cluster::StaticCluster;
+//! use dd_core::crdt::GCounter;
+//! use dd_core::replicator::{DistributedData, ReadConsistency, Settings, WriteConsistency};
+//! use dd_core::transport::tcp::{TcpConfig, TcpTransport};
+//! use dd_core::{Key, ReplicaId, UniqueReplicaId};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let names = ["a", "b", "c"].map(ReplicaId::new);
+//! let mut transports = Vec::new();
+//! for name in &names {
+//!     let id = UniqueReplicaId::new_incarnation(name.clone());
+//!     let t = TcpTransport::bind(id.clone(), "127.0.0.1:0".parse().unwrap(), TcpConfig::new("demo"))
+//!         .await
+//!         .unwrap();
+//!     transports.push((id, t));
+//! }
+//! let addresses: Vec<_> = transports
+//!     .iter()
+//!     .map(|(id, t)| (id.replica().clone(), Some(t.local_addr())))
+//!     .collect();
+//! let mut replicas = Vec::new();
+//! for (id, t) in transports {
+//!     let peers = addresses.iter().filter(|(n, _)| n != id.replica()).cloned();
+//!     let cluster = StaticCluster::with_addresses(id.clone(), Some(t.local_addr()), peers);
+//!     let settings = Settings::builder()
+//!         .gossip_interval(Duration::from_millis(200))
+//!         .build()
+//!         .unwrap();
+//!     replicas.push(DistributedData::start(cluster, t, settings).await.unwrap());
+//! }
+//! let hits: Key<GCounter> = Key::new("hits");
+//! let all = WriteConsistency::All { timeout: Duration::from_secs(30) };
+//! let me = replicas[0].self_id();
+//! replicas[0].update(&hits, GCounter::new(), all, move |c| c.increment(&me, 5)).await.unwrap();
+//! // A write to All is at every replica when it returns.
+//! let seen = replicas[2].get(&hits, ReadConsistency::Local).await.unwrap();
+//! assert_eq!(seen.value(), 5);
+//! for r in &replicas {
+//!     r.shutdown().await.unwrap();
+//! }
+//! # });
+//! ```
+//!
+//! ## Dependencies
+//!
+//! `tokio-util` (length-delimited framing of TCP messages), `postcard` (the compact wire format
+//! of messages and values), `xxhash-rust` (a fast digest that is stable across builds and
+//! platforms, so replicas of different builds still agree on equal states), `toml` (settings
+//! files), `chitchat` (a maintained gossip membership protocol with a phi-accrual failure
+//! detector, so we do not write our own).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -91,9 +150,12 @@ impl DistributedData {
         if let Some(store) = &settings.durable_store {
             let mut entries = store.load(self_id.replica(), &registry);
             while let Some(item) = entries.next().await {
-                let (key, value) = item.map_err(|source| ReplicatorError::LoadFailure {
-                    store: store.describe(),
-                    source: Box::new(source),
+                let (key, value) = item.map_err(|source| {
+                    transport.shutdown();
+                    ReplicatorError::LoadFailure {
+                        store: store.describe(),
+                        source: Box::new(source),
+                    }
                 })?;
                 let env = Envelope::from_durable(value);
                 match recovered.get_mut(&key) {
@@ -101,12 +163,13 @@ impl DistributedData {
                         recovered.insert(key, env);
                     }
                     Some(existing) => {
-                        existing
-                            .merge(env)
-                            .map_err(|source| ReplicatorError::Data {
+                        existing.merge(env).map_err(|source| {
+                            transport.shutdown();
+                            ReplicatorError::Data {
                                 key,
                                 source: Box::new(source),
-                            })?;
+                            }
+                        })?;
                     }
                 }
             }

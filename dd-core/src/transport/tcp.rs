@@ -413,6 +413,10 @@ async fn dial_loop(
         };
         match connected {
             Ok((mut framed, remote_id)) => {
+                if remote_id.replica() != &peer {
+                    tracing::warn!(%me, expected = %peer, found = %remote_id, %address,
+                        "the replica at this address has another name; check the member addresses");
+                }
                 tracing::debug!(%me, peer = %remote_id, %address, "outbound connection established");
                 backoff = inner.config.reconnect_min;
                 loop {

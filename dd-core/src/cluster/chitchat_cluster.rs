@@ -1,0 +1,233 @@
+//! Dynamic membership over [`chitchat`] (a maintained scuttlebutt gossip protocol with a
+//! phi-accrual failure detector, used by Quickwit).
+//!
+//! Each replica runs a chitchat node (UDP) named after its stable [`ReplicaId`] and advertises
+//! the address of its replicator transport under the key `dd.address`. The members are every
+//! node chitchat knows, alive or suspected dead: a node that stops answering stays a member
+//! (like an unreachable node in Akka) until chitchat forgets it after
+//! [`ChitchatClusterConfig::dead_node_grace_period`]; only then is it *removed* and its CRDT
+//! entries pruned. Keep that period well above any partition you expect to heal: a replica that
+//! comes back after it was removed must restart (with a new incarnation) to rejoin safely.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chitchat::transport::UdpTransport;
+use chitchat::{
+    ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, ProtocolVersion,
+};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::{Cluster, Members};
+use crate::replica::{ReplicaId, UniqueReplicaId};
+
+/// The chitchat key under which a replica advertises its replicator transport address.
+pub const ADDRESS_KEY: &str = "dd.address";
+
+/// Errors of cluster membership.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// The gossip membership could not start or stop.
+    #[error("chitchat membership of '{replica}' on {listen}: {reason}")]
+    Gossip {
+        /// The local replica.
+        replica: String,
+        /// The UDP listen address.
+        listen: SocketAddr,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// Settings of a [`ChitchatCluster`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChitchatClusterConfig {
+    /// Only nodes with the same cluster name gossip with each other.
+    pub cluster_name: String,
+    /// The UDP address to listen on for membership gossip.
+    pub gossip_listen: SocketAddr,
+    /// The UDP address peers use to reach this node (usually `gossip_listen`).
+    pub gossip_advertise: SocketAddr,
+    /// Addresses (`host:port`) of nodes to contact first.
+    pub seeds: Vec<String>,
+    /// The address of this replica's replicator transport (TCP), advertised to peers.
+    pub replicator_address: Option<SocketAddr>,
+    /// How often membership gossip runs (default 500 ms).
+    pub gossip_interval: Duration,
+    /// How often the member set is refreshed from chitchat (default 250 ms).
+    pub refresh_interval: Duration,
+    /// How long a dead node stays a member before it is removed and pruned (default 1 hour).
+    pub dead_node_grace_period: Duration,
+}
+
+impl ChitchatClusterConfig {
+    /// Defaults for a node listening (and advertised) on `gossip_listen`.
+    pub fn new(cluster_name: impl Into<String>, gossip_listen: SocketAddr) -> Self {
+        Self {
+            cluster_name: cluster_name.into(),
+            gossip_listen,
+            gossip_advertise: gossip_listen,
+            seeds: Vec::new(),
+            replicator_address: None,
+            gossip_interval: Duration::from_millis(500),
+            refresh_interval: Duration::from_millis(250),
+            dead_node_grace_period: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Cluster membership by chitchat gossip. Cheap to clone; clones share the node.
+///
+/// ```no_run
+/// use dd_core::cluster::{ChitchatCluster, ChitchatClusterConfig};
+/// use dd_core::{ReplicaId, UniqueReplicaId};
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let me = UniqueReplicaId::new_incarnation(ReplicaId::new("a"));
+/// let mut config = ChitchatClusterConfig::new("demo", "127.0.0.1:7100".parse()?);
+/// config.seeds = vec!["127.0.0.1:7101".into()];
+/// config.replicator_address = Some("127.0.0.1:7000".parse()?);
+/// let cluster = ChitchatCluster::start(me, config).await?;
+/// # cluster.shutdown().await?; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ChitchatCluster {
+    self_id: UniqueReplicaId,
+    listen: SocketAddr,
+    members: Arc<watch::Sender<Members>>,
+    handle: Arc<Mutex<Option<ChitchatHandle>>>,
+    cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for ChitchatCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChitchatCluster")
+            .field("self_id", &self.self_id)
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChitchatCluster {
+    /// Starts the chitchat node of `self_id` and the task that follows its member list.
+    pub async fn start(
+        self_id: UniqueReplicaId,
+        config: ChitchatClusterConfig,
+    ) -> Result<Self, ClusterError> {
+        let error = |reason: String| ClusterError::Gossip {
+            replica: self_id.to_string(),
+            listen: config.gossip_listen,
+            reason,
+        };
+        // chitchat needs generations that grow across restarts: the start time does.
+        let generation = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        let chitchat_id = ChitchatId::new(
+            self_id.replica().as_str(),
+            generation,
+            config.gossip_advertise,
+        );
+        let chitchat_config = ChitchatConfig {
+            chitchat_id,
+            cluster_id: config.cluster_name.clone(),
+            gossip_interval: config.gossip_interval,
+            listen_addr: config.gossip_listen,
+            seed_nodes: config.seeds.clone(),
+            failure_detector_config: FailureDetectorConfig {
+                dead_node_grace_period: config.dead_node_grace_period,
+                ..FailureDetectorConfig::default()
+            },
+            marked_for_deletion_grace_period: Duration::from_secs(3600),
+            catchup_callback: None,
+            extra_liveness_predicate: None,
+            protocol_version: ProtocolVersion::V0,
+        };
+        let mut initial = vec![(
+            "dd.incarnation".to_owned(),
+            self_id.incarnation().to_string(),
+        )];
+        if let Some(a) = config.replicator_address {
+            initial.push((ADDRESS_KEY.to_owned(), a.to_string()));
+        }
+        let handle = chitchat::spawn_chitchat(chitchat_config, initial, &UdpTransport)
+            .await
+            .map_err(|e| error(format!("{e:#}")))?;
+        let mut members = Members::new();
+        members.insert(self_id.replica().clone(), config.replicator_address);
+        let (tx, _) = watch::channel(members);
+        let tx = Arc::new(tx);
+        let cancel = CancellationToken::new();
+        let chitchat = handle.chitchat();
+        {
+            let tx = tx.clone();
+            let cancel = cancel.clone();
+            let me = self_id.clone();
+            let period = config.refresh_interval;
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(period) => {}
+                    }
+                    let snapshot: Members = {
+                        let c = chitchat.lock().await;
+                        c.node_states()
+                            .iter()
+                            .map(|(id, state)| {
+                                let address = state.get(ADDRESS_KEY).and_then(|a| a.parse().ok());
+                                (ReplicaId::new(&*id.node_id), address)
+                            })
+                            .collect()
+                    };
+                    tx.send_if_modified(|current| {
+                        if *current == snapshot {
+                            return false;
+                        }
+                        tracing::info!(replica = %me, members = ?snapshot.keys().collect::<Vec<_>>(),
+                            "membership changed");
+                        *current = snapshot;
+                        true
+                    });
+                }
+            });
+        }
+        Ok(Self {
+            listen: config.gossip_listen,
+            self_id,
+            members: tx,
+            handle: Arc::new(Mutex::new(Some(handle))),
+            cancel,
+        })
+    }
+
+    /// Leaves: stops membership gossip (peers will see this node as dead).
+    pub async fn shutdown(&self) -> Result<(), ClusterError> {
+        self.cancel.cancel();
+        let handle = match self.handle.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(h) = handle {
+            h.shutdown().await.map_err(|e| ClusterError::Gossip {
+                replica: self.self_id.to_string(),
+                listen: self.listen,
+                reason: format!("shutdown: {e:#}"),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Cluster for ChitchatCluster {
+    fn self_id(&self) -> UniqueReplicaId {
+        self.self_id.clone()
+    }
+
+    fn members(&self) -> watch::Receiver<Members> {
+        self.members.subscribe()
+    }
+}

@@ -1,0 +1,87 @@
+//! Replicas whose membership comes from chitchat gossip (UDP) and whose data flows over TCP,
+//! all on 127.0.0.1.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod replicator_support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use dd_core::cluster::{ChitchatCluster, ChitchatClusterConfig, Cluster};
+use dd_core::crdt::GCounter;
+use dd_core::replicator::{DistributedData, Replicator, WriteConsistency};
+use dd_core::transport::tcp::{TcpConfig, TcpTransport};
+use dd_core::{Key, ReplicaId, UniqueReplicaId};
+use replicator_support::*;
+
+fn free_udp_port() -> SocketAddr {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap()
+}
+
+async fn start_node(name: &str, seeds: Vec<String>) -> (Replicator, ChitchatCluster, SocketAddr) {
+    let id = UniqueReplicaId::new_incarnation(ReplicaId::new(name));
+    let transport = TcpTransport::bind(
+        id.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        TcpConfig::new("chitchat-test"),
+    )
+    .await
+    .unwrap();
+    let gossip = free_udp_port();
+    let mut config = ChitchatClusterConfig::new("chitchat-test", gossip);
+    config.seeds = seeds;
+    config.replicator_address = Some(transport.local_addr());
+    config.gossip_interval = Duration::from_millis(100);
+    config.refresh_interval = Duration::from_millis(50);
+    let cluster = ChitchatCluster::start(id, config).await.unwrap();
+    let r = DistributedData::start(cluster.clone(), transport, fast_settings())
+        .await
+        .unwrap();
+    (r, cluster, gossip)
+}
+
+async fn wait_members(clusters: &[&ChitchatCluster], n: usize) {
+    eventually(
+        &format!("every node sees {n} members with addresses"),
+        LONG,
+        || async {
+            clusters.iter().all(|c| {
+                let m = c.members().borrow().clone();
+                m.len() == n && m.values().all(|a| a.is_some())
+            })
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chitchat_membership_and_tcp_data_converge_and_a_late_node_catches_up() {
+    let (r0, c0, seed) = start_node("n0", Vec::new()).await;
+    let seeds = vec![seed.to_string()];
+    let (r1, c1, _) = start_node("n1", seeds.clone()).await;
+    let (r2, c2, _) = start_node("n2", seeds.clone()).await;
+    wait_members(&[&c0, &c1, &c2], 3).await;
+    let rs = vec![r0, r1, r2];
+    let key: Key<GCounter> = Key::new("cc");
+    for r in &rs {
+        let me = r.self_id();
+        r.update(&key, GCounter::new(), WriteConsistency::Local, move |c| {
+            c.increment(&me, 2)
+        })
+        .await
+        .unwrap();
+    }
+    converge_counter(&rs, &key, 6).await;
+
+    let (late, c3, _) = start_node("n3", seeds).await;
+    wait_members(&[&c0, &c1, &c2, &c3], 4).await;
+    converge_counter(std::slice::from_ref(&late), &key, 6).await;
+    for r in rs.iter().chain([&late]) {
+        r.shutdown().await.unwrap();
+    }
+    for c in [c0, c1, c2, c3] {
+        c.shutdown().await.unwrap();
+    }
+}
