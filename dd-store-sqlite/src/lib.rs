@@ -1,1 +1,146 @@
-//! `dd-store-sqlite`: see the crate README (work in progress).
+//! `dd-store-sqlite`: a [`DurableStateStore`] in one SQLite database file (WAL mode).
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use dd_core::store::{DurableStateStore, Revision, WriteOutcome};
+//! use dd_store_sqlite::{SqliteOptions, SqliteStore};
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("dd.db");
+//! let store = SqliteStore::open(&path, SqliteOptions::default()).await.unwrap();
+//! let written = store.put("replica-a", "counter/1", None, "v1".into()).await.unwrap();
+//! assert_eq!(written, WriteOutcome::Written(Revision::FIRST));
+//! let url = format!("sqlite://{}?synchronous=normal", path.display());
+//! let again = dd_store_sqlite::open_url(&url).await.unwrap();
+//! assert_eq!(again.get("replica-a", "counter/1").await.unwrap().unwrap().value, "v1");
+//! # });
+//! ```
+//!
+//! Each handle owns one connection behind a mutex; every operation runs on tokio's blocking pool
+//! (`spawn_blocking`). Batches are one `BEGIN IMMEDIATE` transaction, so conditional writes are
+//! atomic against other handles and processes on the same file, which wait up to the busy
+//! timeout. See the crate README for the schema and durability.
+
+mod db;
+mod error;
+mod options;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use dd_core::store::{
+    DurableStateStore, ScanPage, StoreError, StoredRecord, WriteOp, WriteOutcome,
+};
+
+pub use db::{APPLICATION_ID, SCHEMA_VERSION};
+pub use error::SqliteError;
+pub use options::{SqliteOptions, Synchronous, parse_url};
+
+use db::Database;
+
+/// An SQLite store. Cheap to clone; clones share one connection.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    path: Arc<PathBuf>,
+    db: Arc<Mutex<Database>>,
+}
+
+fn lock(db: &Mutex<Database>) -> MutexGuard<'_, Database> {
+    // A panic inside an operation drops its transaction (rolled back), so the connection is fine.
+    db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`. The parent directory must exist.
+    /// Refuses a file that is not an SQLite database, a database of another application and a
+    /// newer schema version, with an error naming the path.
+    pub async fn open(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<SqliteStore, SqliteError> {
+        let path = path.as_ref().to_path_buf();
+        let db = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || Database::open(&path, &options)
+        })
+        .await
+        .map_err(|e| SqliteError::Task {
+            path: path.clone(),
+            message: e.to_string(),
+        })??;
+        Ok(SqliteStore {
+            path: Arc::new(path),
+            db: Arc::new(Mutex::new(db)),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection's `PRAGMA synchronous` (2: FULL, 1: NORMAL).
+    pub async fn synchronous(&self) -> Result<i64, SqliteError> {
+        self.blocking(|db| db.synchronous()).await
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, SqliteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Database) -> Result<T, SqliteError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || f(&mut lock(&db)))
+            .await
+            .map_err(|e| SqliteError::Task {
+                path: self.path.to_path_buf(),
+                message: e.to_string(),
+            })?
+    }
+}
+
+/// Opens the store an `sqlite:` URL names (see [`parse_url`] for the forms and options).
+pub async fn open_url(url: &str) -> Result<SqliteStore, StoreError> {
+    let (path, options) = parse_url(url)?;
+    Ok(SqliteStore::open(path, options).await?)
+}
+
+#[async_trait]
+impl DurableStateStore for SqliteStore {
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.path.display())
+    }
+
+    async fn get(&self, replica: &str, key: &str) -> Result<Option<StoredRecord>, StoreError> {
+        let (replica, key) = (replica.to_owned(), key.to_owned());
+        Ok(self.blocking(move |db| db.get(&replica, &key)).await?)
+    }
+
+    async fn write_batch(
+        &self,
+        replica: &str,
+        ops: Vec<WriteOp>,
+    ) -> Result<Vec<WriteOutcome>, StoreError> {
+        let replica = replica.to_owned();
+        Ok(self
+            .blocking(move |db| db.write_batch(&replica, ops))
+            .await?)
+    }
+
+    async fn scan_page(
+        &self,
+        replica: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        let replica = replica.to_owned();
+        let after = after.map(str::to_owned);
+        Ok(self
+            .blocking(move |db| db.scan_page(&replica, after.as_deref(), limit))
+            .await?)
+    }
+
+    async fn replicas(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.blocking(|db| db.replicas()).await?)
+    }
+}

@@ -1,0 +1,501 @@
+//! The blocking implementation: a store directory with a directory per replica and a file per
+//! key. Everything here does blocking file I/O and runs on tokio's blocking pool.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use dd_core::store::{Revision, ScanPage, StoredRecord, WriteOp, WriteOutcome};
+use tracing::{debug, warn};
+
+use crate::error::FsError;
+use crate::lock::{DirLock, LOCK_FILE};
+use crate::name::{self, FileName};
+use crate::record;
+
+/// The marker file that makes a directory a dd-store-fs directory.
+pub const MARKER_FILE: &str = ".dd-store-fs";
+/// The marker file's content: the layout version.
+pub const MARKER_CONTENT: &str = "dd-store-fs layout 1\n";
+/// The file in a hashed replica directory that holds the replica's full name.
+pub const REPLICA_NAME_FILE: &str = ".replica";
+/// The prefix of temporary files.
+pub const TEMP_PREFIX: &str = ".tmp-";
+/// Longest key accepted when listing hashed names (guards against damaged headers).
+const MAX_LISTED_KEY_LEN: usize = 16 * 1024 * 1024;
+
+fn is_reserved(file_name: &str) -> bool {
+    file_name == LOCK_FILE || file_name == REPLICA_NAME_FILE || file_name.starts_with(TEMP_PREFIX)
+}
+
+fn temp_name() -> String {
+    format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>())
+}
+
+/// A store directory (canonical path).
+#[derive(Debug)]
+pub struct StoreDir {
+    dir: PathBuf,
+}
+
+/// What a batch knows about one key.
+struct KeyState {
+    revision: Option<Revision>,
+    value: Option<Bytes>,
+    dirty: bool,
+}
+
+impl StoreDir {
+    /// Opens (creating it if needed) a store directory: checks or writes the marker and removes
+    /// temporary files left by a crash.
+    pub fn open(dir: &Path) -> Result<StoreDir, FsError> {
+        fs::create_dir_all(dir).map_err(|e| FsError::io(dir, "create directory", dir, e))?;
+        let dir = fs::canonicalize(dir).map_err(|e| FsError::io(dir, "canonicalize", dir, e))?;
+        let store = StoreDir { dir };
+        {
+            let _lock = DirLock::acquire(&store.dir, &store.dir)?;
+            store.check_marker()?;
+            store.remove_temp_files(&store.dir)?;
+        }
+        // A replica being written right now (its lock is held) may have a live temporary file;
+        // its leftovers, if any, are removed at a later open.
+        for replica_dir in store.replica_dirs()? {
+            if let Some(_lock) = DirLock::try_acquire(&store.dir, &replica_dir)? {
+                store.remove_temp_files(&replica_dir)?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// The canonical store directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn io(&self, op: &'static str, path: &Path, e: io::Error) -> FsError {
+        FsError::io(&self.dir, op, path, e)
+    }
+
+    fn check_marker(&self) -> Result<(), FsError> {
+        let marker = self.dir.join(MARKER_FILE);
+        match fs::read(&marker) {
+            Ok(content) if content == MARKER_CONTENT.as_bytes() => return Ok(()),
+            Ok(content) => {
+                return Err(FsError::NotAStore {
+                    dir: self.dir.clone(),
+                    reason: format!(
+                        "{} holds {:?}, not {MARKER_CONTENT:?} (an unknown layout version?)",
+                        marker.display(),
+                        String::from_utf8_lossy(&content[..content.len().min(64)])
+                    ),
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(self.io("read", &marker, e)),
+        }
+        let entries = fs::read_dir(&self.dir).map_err(|e| self.io("list", &self.dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io("list", &self.dir, e))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !is_reserved(&name) {
+                return Err(FsError::NotAStore {
+                    dir: self.dir.clone(),
+                    reason: format!(
+                        "the directory is not empty (it holds {name:?}) and has no {MARKER_FILE} marker"
+                    ),
+                });
+            }
+        }
+        self.write_atomically(&self.dir, &marker, MARKER_CONTENT.as_bytes())?;
+        self.sync_dir(&self.dir)
+    }
+
+    fn remove_temp_files(&self, dir: &Path) -> Result<(), FsError> {
+        let entries = fs::read_dir(dir).map_err(|e| self.io("list", dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io("list", dir, e))?;
+            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                let path = entry.path();
+                warn!(path = %path.display(), "removing a temporary file left by an interrupted write");
+                fs::remove_file(&path).map_err(|e| self.io("remove temporary file", &path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn replica_dirs(&self) -> Result<Vec<PathBuf>, FsError> {
+        let mut dirs = Vec::new();
+        let entries = fs::read_dir(&self.dir).map_err(|e| self.io("list", &self.dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io("list", &self.dir, e))?;
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let file_type = entry
+                .file_type()
+                .map_err(|e| self.io("stat", &entry.path(), e))?;
+            if file_type.is_dir() {
+                dirs.push(entry.path());
+            }
+        }
+        Ok(dirs)
+    }
+
+    /// The directory of `replica` and whether its name is hashed.
+    pub fn replica_dir(&self, replica: &str) -> (PathBuf, bool) {
+        let name = FileName::for_name(replica);
+        let hashed = matches!(name, FileName::Hashed(_));
+        (self.dir.join(name.as_str()), hashed)
+    }
+
+    fn corrupt(&self, replica: &str, key: &str, path: &Path, reason: String) -> FsError {
+        FsError::Corrupt {
+            dir: self.dir.clone(),
+            replica: replica.to_owned(),
+            key: key.to_owned(),
+            path: path.to_path_buf(),
+            reason,
+        }
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<(), FsError> {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| self.io("sync directory", dir, e))
+    }
+
+    /// Writes `bytes` to a temporary file in `dir`, syncs it and renames it over `target`. The
+    /// caller syncs `dir` afterwards.
+    fn write_atomically(&self, dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), FsError> {
+        let temp = dir.join(temp_name());
+        let written = File::create_new(&temp)
+            .and_then(|mut f| {
+                f.write_all(bytes)?;
+                f.sync_data()
+            })
+            .map_err(|e| self.io("write temporary file", &temp, e))
+            .and_then(|()| {
+                fs::rename(&temp, target).map_err(|e| self.io("rename into place", target, e))
+            });
+        if written.is_err() {
+            // Best effort: a leftover temporary file is removed at the next open.
+            let _ = fs::remove_file(&temp);
+        }
+        written
+    }
+
+    /// Reads the record of `key` in `dir`; `None` if there is none.
+    fn read_record(
+        &self,
+        dir: &Path,
+        replica: &str,
+        key: &str,
+    ) -> Result<Option<record::RecordFile>, FsError> {
+        let path = dir.join(FileName::for_name(key).as_str());
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io("read", &path, e)),
+        };
+        let file =
+            record::decode(bytes).map_err(|reason| self.corrupt(replica, key, &path, reason))?;
+        if file.key != key {
+            return Err(self.corrupt(
+                replica,
+                key,
+                &path,
+                format!("the file holds key {:?}", file.key),
+            ));
+        }
+        Ok(Some(file))
+    }
+
+    /// Reads one record.
+    pub fn get(&self, replica: &str, key: &str) -> Result<Option<StoredRecord>, FsError> {
+        let (dir, _) = self.replica_dir(replica);
+        Ok(self
+            .read_record(&dir, replica, key)?
+            .map(|file| StoredRecord {
+                key: file.key,
+                revision: file.revision,
+                value: file.value,
+            }))
+    }
+
+    /// Checks (or, if missing, writes) the name file of a hashed replica directory.
+    fn ensure_replica_name(&self, dir: &Path, replica: &str) -> Result<(), FsError> {
+        let path = dir.join(REPLICA_NAME_FILE);
+        match self.read_replica_name(dir)? {
+            Some(name) if name == replica => Ok(()),
+            Some(name) => Err(self.corrupt(
+                replica,
+                REPLICA_NAME_FILE,
+                &path,
+                format!("the replica directory belongs to replica {name:?}"),
+            )),
+            None => {
+                let bytes = record::encode(replica, Revision::FIRST, &[]);
+                self.write_atomically(dir, &path, &bytes)?;
+                self.sync_dir(dir)
+            }
+        }
+    }
+
+    /// The full replica name kept in a hashed replica directory.
+    fn read_replica_name(&self, dir: &Path) -> Result<Option<String>, FsError> {
+        let path = dir.join(REPLICA_NAME_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io("read", &path, e)),
+        };
+        let dir_name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let file = record::decode(bytes)
+            .map_err(|reason| self.corrupt(&dir_name, REPLICA_NAME_FILE, &path, reason))?;
+        Ok(Some(file.key))
+    }
+
+    /// Applies a batch under the replica's lock. All current revisions are read (and checked)
+    /// before anything is written, so a corrupt record fails the batch with nothing written.
+    pub fn write_batch(
+        &self,
+        replica: &str,
+        ops: Vec<WriteOp>,
+    ) -> Result<Vec<WriteOutcome>, FsError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (dir, hashed) = self.replica_dir(replica);
+        match fs::create_dir(&dir) {
+            Ok(()) => self.sync_dir(&self.dir)?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(self.io("create replica directory", &dir, e)),
+        }
+        let _lock = DirLock::acquire(&self.dir, &dir)?;
+        if hashed {
+            self.ensure_replica_name(&dir, replica)?;
+        }
+        let mut states: HashMap<String, KeyState> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(ops.len());
+        for op in ops {
+            let key = op.key().to_owned();
+            if !states.contains_key(&key) {
+                let revision = self.read_record(&dir, replica, &key)?.map(|f| f.revision);
+                let state = KeyState {
+                    revision,
+                    value: None,
+                    dirty: false,
+                };
+                states.insert(key.clone(), state);
+            }
+            let Some(state) = states.get_mut(&key) else {
+                continue;
+            };
+            let outcome = match op {
+                WriteOp::Put {
+                    expected, value, ..
+                } => {
+                    if state.revision != expected {
+                        WriteOutcome::Conflict {
+                            actual: state.revision,
+                        }
+                    } else {
+                        let revision = state.revision.map_or(Revision::FIRST, Revision::next);
+                        state.revision = Some(revision);
+                        state.value = Some(value);
+                        state.dirty = true;
+                        WriteOutcome::Written(revision)
+                    }
+                }
+                WriteOp::Delete { expected, .. } => {
+                    if state.revision != Some(expected) {
+                        WriteOutcome::Conflict {
+                            actual: state.revision,
+                        }
+                    } else {
+                        state.revision = None;
+                        state.value = None;
+                        state.dirty = true;
+                        WriteOutcome::Written(expected)
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+        let mut changed = false;
+        for (key, state) in states.into_iter().filter(|(_, s)| s.dirty) {
+            let path = dir.join(FileName::for_name(&key).as_str());
+            match (state.revision, state.value) {
+                (Some(revision), Some(value)) => {
+                    let bytes = record::encode(&key, revision, &value);
+                    self.write_atomically(&dir, &path, &bytes)?;
+                }
+                _ => match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(self.io("remove", &path, e)),
+                },
+            }
+            changed = true;
+        }
+        if changed {
+            self.sync_dir(&dir)?;
+        }
+        debug!(dir = %dir.display(), ops = outcomes.len(), "batch written");
+        Ok(outcomes)
+    }
+
+    /// The key of the record file `file_name` in `dir` (decoding the name, or reading the key
+    /// from a hashed file); `None` for the store's own files and files deleted meanwhile.
+    fn listed_key(
+        &self,
+        dir: &Path,
+        replica: &str,
+        file_name: &str,
+    ) -> Result<Option<String>, FsError> {
+        if is_reserved(file_name) {
+            return Ok(None);
+        }
+        if let Some(key) = name::unescape(file_name) {
+            return Ok(Some(key));
+        }
+        let path = dir.join(file_name);
+        if !name::is_hashed(file_name) {
+            return Err(self.corrupt(
+                replica,
+                file_name,
+                &path,
+                "a file whose name is not an escaped key (not written by dd-store-fs)".to_owned(),
+            ));
+        }
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io("open", &path, e)),
+        };
+        let mut prefix = Vec::new();
+        let limit = record::key_prefix_len(MAX_LISTED_KEY_LEN) as u64;
+        (&mut file)
+            .take(limit)
+            .read_to_end(&mut prefix)
+            .map_err(|e| self.io("read", &path, e))?;
+        match record::decode_key(&prefix) {
+            Ok(Some(key)) if FileName::for_name(&key).as_str() == file_name => Ok(Some(key)),
+            Ok(Some(key)) => Err(self.corrupt(
+                replica,
+                file_name,
+                &path,
+                format!("the file holds key {key:?}, which is not stored under this name"),
+            )),
+            Ok(None) => Err(self.corrupt(
+                replica,
+                file_name,
+                &path,
+                "truncated inside the stored key".to_owned(),
+            )),
+            Err(reason) => Err(self.corrupt(replica, file_name, &path, reason)),
+        }
+    }
+
+    /// One page of a replica's records in ascending key byte order.
+    pub fn scan_page(
+        &self,
+        replica: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ScanPage, FsError> {
+        let limit = limit.max(1);
+        let (dir, _) = self.replica_dir(replica);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ScanPage::default()),
+            Err(e) => return Err(self.io("list", &dir, e)),
+        };
+        let mut keys = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io("list", &dir, e))?;
+            let file_name = entry.file_name();
+            let Some(file_name) = file_name.to_str() else {
+                return Err(self.corrupt(
+                    replica,
+                    &file_name.to_string_lossy(),
+                    &entry.path(),
+                    "a file whose name is not UTF-8 (not written by dd-store-fs)".to_owned(),
+                ));
+            };
+            if let Some(key) = self.listed_key(&dir, replica, file_name)?
+                && after.is_none_or(|a| key.as_str() > a)
+            {
+                keys.push(key);
+            }
+        }
+        let more = keys.len() > limit;
+        if more {
+            keys.select_nth_unstable(limit);
+            keys.truncate(limit);
+        }
+        keys.sort_unstable();
+        let next = if more { keys.last().cloned() } else { None };
+        let mut records = Vec::with_capacity(keys.len());
+        for key in keys {
+            // A record deleted since the listing is simply not part of the page.
+            if let Some(file) = self.read_record(&dir, replica, &key)? {
+                records.push(StoredRecord {
+                    key: file.key,
+                    revision: file.revision,
+                    value: file.value,
+                });
+            }
+        }
+        Ok(ScanPage { records, next })
+    }
+
+    fn has_records(&self, dir: &Path) -> Result<bool, FsError> {
+        let entries = fs::read_dir(dir).map_err(|e| self.io("list", dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io("list", dir, e))?;
+            if !is_reserved(&entry.file_name().to_string_lossy()) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The names of the replicas that have at least one record, sorted.
+    pub fn replicas(&self) -> Result<Vec<String>, FsError> {
+        let mut names = Vec::new();
+        for dir in self.replica_dirs()? {
+            let dir_name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let name = if let Some(name) = name::unescape(&dir_name) {
+                name
+            } else if name::is_hashed(&dir_name) {
+                match self.read_replica_name(&dir)? {
+                    Some(name) => name,
+                    // Records are only written after the name file, so there are none.
+                    None => continue,
+                }
+            } else {
+                return Err(FsError::ForeignEntry {
+                    dir: self.dir.clone(),
+                    path: dir.clone(),
+                    reason: "a directory whose name is not an escaped replica name".to_owned(),
+                });
+            };
+            if self.has_records(&dir)? {
+                names.push(name);
+            }
+        }
+        names.sort_unstable();
+        Ok(names)
+    }
+}

@@ -1,0 +1,380 @@
+//! The blocking implementation over one `rusqlite::Connection`.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use dd_core::store::{Revision, ScanPage, StoredRecord, WriteOp, WriteOutcome};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use tracing::{debug, info};
+
+use crate::error::SqliteError;
+use crate::options::SqliteOptions;
+
+/// The schema version this build writes and reads (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// `PRAGMA application_id` of durable-dd databases ("ddST").
+pub const APPLICATION_ID: i64 = 0x6464_5354;
+
+const CREATE_SCHEMA: &str = "
+CREATE TABLE dd_state (
+    replica  TEXT    NOT NULL,
+    key      TEXT    NOT NULL,
+    revision INTEGER NOT NULL CHECK (revision > 0),
+    value    BLOB    NOT NULL,
+    PRIMARY KEY (replica, key)
+);
+";
+
+/// An open database.
+#[derive(Debug)]
+pub struct Database {
+    path: PathBuf,
+    conn: Connection,
+}
+
+impl Database {
+    /// Opens (creating if needed) the database at `path`: WAL mode, the `synchronous` setting,
+    /// the busy timeout, and the schema (created in a fresh database, checked in an existing one).
+    pub fn open(path: &Path, options: &SqliteOptions) -> Result<Database, SqliteError> {
+        let err = |op| move |e| SqliteError::sqlite(path, op, e);
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(err("open"))?;
+        conn.busy_timeout(options.busy_timeout)
+            .map_err(err("set busy_timeout"))?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(err("switch to WAL mode"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(SqliteError::Schema {
+                path: path.to_path_buf(),
+                reason: format!("the database refused WAL mode (journal_mode is {mode})"),
+            });
+        }
+        conn.pragma_update(None, "synchronous", options.synchronous.pragma_value())
+            .map_err(err("set synchronous"))?;
+        let mut db = Database {
+            path: path.to_path_buf(),
+            conn,
+        };
+        db.init_schema()?;
+        Ok(db)
+    }
+
+    fn err(&self, op: &'static str) -> impl Fn(rusqlite::Error) -> SqliteError + '_ {
+        move |e| SqliteError::sqlite(&self.path, op, e)
+    }
+
+    /// The current `PRAGMA synchronous` value (for tests and diagnostics).
+    pub fn synchronous(&self) -> Result<i64, SqliteError> {
+        self.conn
+            .pragma_query_value(None, "synchronous", |row| row.get(0))
+            .map_err(self.err("read synchronous"))
+    }
+
+    fn init_schema(&mut self) -> Result<(), SqliteError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| SqliteError::sqlite(&path, "begin schema transaction", e))?;
+        let err = |op| {
+            let path = path.clone();
+            move |e| SqliteError::sqlite(&path, op, e)
+        };
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(err("read user_version"))?;
+        let application_id: i64 = tx
+            .pragma_query_value(None, "application_id", |row| row.get(0))
+            .map_err(err("read application_id"))?;
+        let schema_error = |reason: String| SqliteError::Schema {
+            path: path.clone(),
+            reason,
+        };
+        if application_id != 0 && application_id != APPLICATION_ID {
+            return Err(schema_error(format!(
+                "the database belongs to another application (application_id {application_id:#x})"
+            )));
+        }
+        match version {
+            SCHEMA_VERSION if application_id == APPLICATION_ID => {}
+            0 => {
+                let tables: i64 = tx
+                    .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
+                    .map_err(err("list tables"))?;
+                if tables != 0 {
+                    return Err(schema_error(
+                        "the database already holds tables and is not a durable-dd database"
+                            .to_owned(),
+                    ));
+                }
+                tx.execute_batch(CREATE_SCHEMA)
+                    .map_err(err("create the schema"))?;
+                tx.pragma_update(None, "application_id", APPLICATION_ID)
+                    .map_err(err("set application_id"))?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                    .map_err(err("set user_version"))?;
+                info!(path = %path.display(), "created durable-dd schema version {SCHEMA_VERSION}");
+            }
+            newer if newer > SCHEMA_VERSION => {
+                return Err(schema_error(format!(
+                    "schema version {newer} is newer than this build supports ({SCHEMA_VERSION}); \
+                     upgrade durable-dd"
+                )));
+            }
+            other => {
+                return Err(schema_error(format!(
+                    "unknown schema version {other} (application_id {application_id:#x})"
+                )));
+            }
+        }
+        tx.commit().map_err(err("commit the schema"))
+    }
+
+    fn corrupt(&self, replica: &str, key: &str, reason: String) -> SqliteError {
+        SqliteError::CorruptRecord {
+            path: self.path.clone(),
+            replica: replica.to_owned(),
+            key: key.to_owned(),
+            reason,
+        }
+    }
+
+    fn revision_of(&self, replica: &str, key: &str, stored: i64) -> Result<Revision, SqliteError> {
+        u64::try_from(stored)
+            .ok()
+            .filter(|r| *r > 0)
+            .map(Revision)
+            .ok_or_else(|| self.corrupt(replica, key, format!("invalid revision {stored}")))
+    }
+
+    fn record_from(
+        &self,
+        replica: &str,
+        key: String,
+        revision: i64,
+        value: ValueRef<'_>,
+    ) -> Result<StoredRecord, SqliteError> {
+        let revision = self.revision_of(replica, &key, revision)?;
+        let value = match value {
+            ValueRef::Blob(bytes) => Bytes::copy_from_slice(bytes),
+            other => {
+                return Err(self.corrupt(
+                    replica,
+                    &key,
+                    format!("the value is {:?}, not a BLOB", other.data_type()),
+                ));
+            }
+        };
+        Ok(StoredRecord {
+            key,
+            revision,
+            value,
+        })
+    }
+
+    /// Reads one record.
+    pub fn get(&self, replica: &str, key: &str) -> Result<Option<StoredRecord>, SqliteError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT revision, value FROM dd_state WHERE replica = ?1 AND key = ?2")
+            .map_err(self.err("prepare get"))?;
+        let mut rows = stmt.query(params![replica, key]).map_err(self.err("get"))?;
+        let Some(row) = rows.next().map_err(self.err("get"))? else {
+            return Ok(None);
+        };
+        let revision: i64 = row.get(0).map_err(self.err("read revision"))?;
+        let value = row.get_ref(1).map_err(self.err("read value"))?;
+        self.record_from(replica, key.to_owned(), revision, value)
+            .map(Some)
+    }
+
+    /// Applies a batch in one IMMEDIATE transaction (so that the read-check-write of each op is
+    /// atomic against other connections too).
+    pub fn write_batch(
+        &mut self,
+        replica: &str,
+        ops: Vec<WriteOp>,
+    ) -> Result<Vec<WriteOutcome>, SqliteError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let path = self.path.clone();
+        let err = |op| {
+            let path = path.clone();
+            move |e| SqliteError::sqlite(&path, op, e)
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err("begin transaction"))?;
+        let mut outcomes = Vec::with_capacity(ops.len());
+        {
+            let mut select = tx
+                .prepare_cached(
+                    "SELECT revision, typeof(value) FROM dd_state WHERE replica = ?1 AND key = ?2",
+                )
+                .map_err(err("prepare select"))?;
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO dd_state (replica, key, revision, value) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (replica, key) DO UPDATE SET revision = excluded.revision, \
+                     value = excluded.value",
+                )
+                .map_err(err("prepare upsert"))?;
+            let mut delete = tx
+                .prepare_cached("DELETE FROM dd_state WHERE replica = ?1 AND key = ?2")
+                .map_err(err("prepare delete"))?;
+            for op in ops {
+                let key = op.key();
+                let stored: Option<(i64, String)> = select
+                    .query_row(params![replica, key], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+                    .map_err(err("read revision"))?;
+                // A record that cannot be read back is never overwritten.
+                if let Some((_, value_type)) = &stored
+                    && value_type != "blob"
+                {
+                    return Err(SqliteError::CorruptRecord {
+                        path: path.clone(),
+                        replica: replica.to_owned(),
+                        key: key.to_owned(),
+                        reason: format!("the value is {value_type}, not a BLOB"),
+                    });
+                }
+                let actual = match stored.map(|(r, _)| r) {
+                    Some(r) => Some(
+                        u64::try_from(r)
+                            .ok()
+                            .filter(|r| *r > 0)
+                            .map(Revision)
+                            .ok_or_else(|| SqliteError::CorruptRecord {
+                                path: path.clone(),
+                                replica: replica.to_owned(),
+                                key: key.to_owned(),
+                                reason: format!("invalid revision {r}"),
+                            })?,
+                    ),
+                    None => None,
+                };
+                let outcome = match &op {
+                    WriteOp::Put {
+                        key,
+                        expected,
+                        value,
+                    } => {
+                        if actual != *expected {
+                            WriteOutcome::Conflict { actual }
+                        } else {
+                            let revision = actual.map_or(Revision::FIRST, Revision::next);
+                            let stored = i64::try_from(revision.0).map_err(|_| {
+                                SqliteError::CorruptRecord {
+                                    path: path.clone(),
+                                    replica: replica.to_owned(),
+                                    key: key.clone(),
+                                    reason: format!("revision {revision} exceeds SQLite's range"),
+                                }
+                            })?;
+                            upsert
+                                .execute(params![replica, key, stored, value.as_ref()])
+                                .map_err(err("write"))?;
+                            WriteOutcome::Written(revision)
+                        }
+                    }
+                    WriteOp::Delete { key, expected } => {
+                        if actual != Some(*expected) {
+                            WriteOutcome::Conflict { actual }
+                        } else {
+                            delete
+                                .execute(params![replica, key])
+                                .map_err(err("delete"))?;
+                            WriteOutcome::Written(*expected)
+                        }
+                    }
+                };
+                outcomes.push(outcome);
+            }
+        }
+        tx.commit().map_err(err("commit"))?;
+        debug!(path = %path.display(), replica, ops = outcomes.len(), "batch committed");
+        Ok(outcomes)
+    }
+
+    /// One page of a replica's records, by key (BINARY collation: byte order of UTF-8).
+    pub fn scan_page(
+        &self,
+        replica: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ScanPage, SqliteError> {
+        let limit = limit.max(1);
+        // One more than the page, to know whether another page follows.
+        let fetch = i64::try_from(limit)
+            .unwrap_or(i64::MAX - 1)
+            .saturating_add(1);
+        let mut rows = match after {
+            Some(after) => {
+                let stmt = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT key, revision, value FROM dd_state WHERE replica = ?1 AND key > ?2 \
+                         ORDER BY key LIMIT ?3",
+                    )
+                    .map_err(self.err("prepare scan"))?;
+                (stmt, Some(after))
+            }
+            None => {
+                let stmt = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT key, revision, value FROM dd_state WHERE replica = ?1 \
+                         ORDER BY key LIMIT ?2",
+                    )
+                    .map_err(self.err("prepare scan"))?;
+                (stmt, None)
+            }
+        };
+        let (stmt, after) = &mut rows;
+        let mut rows = match after {
+            Some(after) => stmt.query(params![replica, *after, fetch]),
+            None => stmt.query(params![replica, fetch]),
+        }
+        .map_err(self.err("scan"))?;
+        let mut records = Vec::new();
+        let mut more = false;
+        while let Some(row) = rows.next().map_err(self.err("scan"))? {
+            if records.len() == limit {
+                more = true;
+                break;
+            }
+            let key: String = row.get(0).map_err(self.err("read key"))?;
+            let revision: i64 = row.get(1).map_err(self.err("read revision"))?;
+            let value = row.get_ref(2).map_err(self.err("read value"))?;
+            records.push(self.record_from(replica, key, revision, value)?);
+        }
+        let next = if more {
+            records.last().map(|r| r.key.clone())
+        } else {
+            None
+        };
+        Ok(ScanPage { records, next })
+    }
+
+    /// The names of the replicas with records, sorted.
+    pub fn replicas(&self) -> Result<Vec<String>, SqliteError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT replica FROM dd_state ORDER BY replica")
+            .map_err(self.err("prepare replicas"))?;
+        let names = stmt
+            .query_map([], |row| row.get(0))
+            .map_err(self.err("list replicas"))?
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(self.err("list replicas"))?;
+        Ok(names)
+    }
+}
