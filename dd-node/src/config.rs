@@ -246,7 +246,7 @@ pub fn default_store_url(replica: &ReplicaId) -> String {
     let path = std::env::current_dir()
         .map(|d| d.join(&file))
         .unwrap_or_else(|_| PathBuf::from(&file));
-    format!("sqlite://{}", path.display())
+    crate::store_url::path_url("sqlite", &path)
 }
 
 impl ServeArgs {

@@ -112,7 +112,7 @@ pub struct ClusterOptions {
 
 /// The default store of a replica: `sqlite://<dir>/<name>.db`.
 pub fn sqlite_store(dir: &Path, name: &str) -> String {
-    format!("sqlite://{}", dir.join(format!("{name}.db")).display())
+    crate::store_url::path_url("sqlite", &dir.join(format!("{name}.db")))
 }
 
 impl ClusterOptions {

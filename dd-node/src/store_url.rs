@@ -22,3 +22,29 @@ pub async fn open_state_store(url: &str) -> Result<Arc<dyn DurableStateStore>, O
     }
     dd_durable::open_store(url).await
 }
+
+/// A `scheme://` URL for an absolute or relative path, percent-encoding what a URL path cannot
+/// hold as is (spaces, `%`, `?`, `#`, non-ASCII).
+///
+/// ```
+/// use std::path::Path;
+/// use dd_node::store_url::path_url;
+/// assert_eq!(path_url("sqlite", Path::new("/tmp/my dir/a.db")), "sqlite:///tmp/my%20dir/a.db");
+/// assert_eq!(path_url("fs", Path::new("data")), "fs:data");
+/// ```
+pub fn path_url(scheme: &str, path: &std::path::Path) -> String {
+    let text = path.to_string_lossy();
+    let mut encoded = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            encoded.push(char::from(b));
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if path.is_absolute() {
+        format!("{scheme}://{encoded}")
+    } else {
+        format!("{scheme}:{encoded}")
+    }
+}
