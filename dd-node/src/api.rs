@@ -121,10 +121,11 @@ impl From<ReplicatorError> for ApiError {
                 .with("required", required)
                 .with("received", received)
                 .with("applied_locally", applied_locally),
-            ReplicatorError::ModifyFailed { key, .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{message}; nothing was applied"))
-                    .with("key", key)
-            }
+            ReplicatorError::ModifyFailed { key, .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{message}; nothing was applied"),
+            )
+            .with("key", key),
             ReplicatorError::StoreFailure { key, .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
                     .with("key", key)
@@ -169,7 +170,10 @@ fn query(q: Result<Query<ConsistencyQuery>, QueryRejection>) -> Result<Consisten
         Ok(Query(q)) => Ok(q),
         Err(e) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            format!("bad query: {}; parameters are consistency and timeout_ms", e.body_text()),
+            format!(
+                "bad query: {}; parameters are consistency and timeout_ms",
+                e.body_text()
+            ),
         )),
     }
 }
@@ -240,7 +244,10 @@ impl AppState {
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    format!("replica '{}' is starting: loading durable state from {}", self.inner.replica, self.inner.store),
+                    format!(
+                        "replica '{}' is starting: loading durable state from {}",
+                        self.inner.replica, self.inner.store
+                    ),
                 )
             })
     }
@@ -320,11 +327,18 @@ async fn health(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     match state.inner.metrics.encode() {
         Ok(text) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             text,
         )
             .into_response(),
-        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}")).into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics: {e}"),
+        )
+        .into_response(),
     }
 }
 
@@ -404,7 +418,9 @@ async fn delete_key(
                 data_type: data_type.name().to_owned(),
             })
             .inc();
-        Ok(Json(json!({ "key": key, "type": data_type.name(), "deleted": true })))
+        Ok(Json(
+            json!({ "key": key, "type": data_type.name(), "deleted": true }),
+        ))
     }
     .await;
     state.observe(result)
@@ -421,7 +437,9 @@ async fn subscribe_key(
         let events = values
             .map(|v| Ok::<Event, Infallible>(Event::default().event("value").data(v.to_string())))
             .take_until(shutdown);
-        Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+        Ok(Sse::new(events)
+            .keep_alive(KeepAlive::default())
+            .into_response())
     }
     .await;
     state.observe(result)

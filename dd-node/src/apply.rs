@@ -7,7 +7,9 @@ use dd_core::crdt::{
     PNCounterMap, WallClock,
 };
 use dd_core::replicator::BoxError;
-use dd_core::{Key, ReadConsistency, Replicator, ReplicatorError, UniqueReplicaId, WriteConsistency};
+use dd_core::{
+    Key, ReadConsistency, Replicator, ReplicatorError, UniqueReplicaId, WriteConsistency,
+};
 use futures::{Stream, StreamExt};
 use serde_json::Value;
 
@@ -268,9 +270,12 @@ async fn update_as<T: Apply>(
     let me = r.self_id();
     let initial = T::initial(&me, &ops);
     let value = r
-        .update(&Key::<T>::new(key), initial, consistency, move |v: &mut T| {
-            ops.into_iter().try_for_each(|op| v.apply(&me, op))
-        })
+        .update(
+            &Key::<T>::new(key),
+            initial,
+            consistency,
+            move |v: &mut T| ops.into_iter().try_for_each(|op| v.apply(&me, op)),
+        )
         .await?;
     Ok(value.render())
 }
@@ -290,18 +295,22 @@ pub async fn update(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dd_core::ReplicaId;
     use dd_core::cluster::StaticCluster;
     use dd_core::replicator::{DistributedData, Settings};
     use dd_core::transport::memory::{Faults, MemoryNetwork};
-    use dd_core::ReplicaId;
     use serde_json::json;
 
     async fn replicator() -> Replicator {
         let net = MemoryNetwork::new(1, Faults::default());
         let id = UniqueReplicaId::new_incarnation(ReplicaId::new("a"));
-        DistributedData::start(StaticCluster::new(id.clone(), []), net.join(id), Settings::default())
-            .await
-            .unwrap()
+        DistributedData::start(
+            StaticCluster::new(id.clone(), []),
+            net.join(id),
+            Settings::default(),
+        )
+        .await
+        .unwrap()
     }
 
     fn ops(t: DataType, body: &str) -> Vec<Operation> {
@@ -313,23 +322,63 @@ mod tests {
         let r = replicator().await;
         let cases = [
             (DataType::GCounter, r#"{"op":"increment","by":3}"#, json!(3)),
-            (DataType::PNCounter, r#"[{"op":"increment","by":3},{"op":"decrement","by":5}]"#, json!(-2)),
-            (DataType::GSet, r#"{"op":"add","element":"x"}"#, json!(["x"])),
-            (DataType::ORSet, r#"[{"op":"add","element":"y"},{"op":"add","element":"x"},{"op":"remove","element":"y"}]"#, json!(["x"])),
+            (
+                DataType::PNCounter,
+                r#"[{"op":"increment","by":3},{"op":"decrement","by":5}]"#,
+                json!(-2),
+            ),
+            (
+                DataType::GSet,
+                r#"{"op":"add","element":"x"}"#,
+                json!(["x"]),
+            ),
+            (
+                DataType::ORSet,
+                r#"[{"op":"add","element":"y"},{"op":"add","element":"x"},{"op":"remove","element":"y"}]"#,
+                json!(["x"]),
+            ),
             (DataType::Flag, r#"{"op":"enable"}"#, json!(true)),
-            (DataType::LWWRegister, r#"[{"op":"set","value":"a"},{"op":"set","value":"b"}]"#, json!("b")),
-            (DataType::MVRegister, r#"{"op":"set","value":"v"}"#, json!(["v"])),
-            (DataType::LWWMap, r#"{"op":"put","key":"k","value":"v"}"#, json!({"k":"v"})),
-            (DataType::PNCounterMap, r#"{"op":"decrement","key":"k","by":2}"#, json!({"k":-2})),
-            (DataType::ORMultiMap, r#"[{"op":"add","key":"k","value":"2"},{"op":"add","key":"k","value":"1"}]"#, json!({"k":["1","2"]})),
+            (
+                DataType::LWWRegister,
+                r#"[{"op":"set","value":"a"},{"op":"set","value":"b"}]"#,
+                json!("b"),
+            ),
+            (
+                DataType::MVRegister,
+                r#"{"op":"set","value":"v"}"#,
+                json!(["v"]),
+            ),
+            (
+                DataType::LWWMap,
+                r#"{"op":"put","key":"k","value":"v"}"#,
+                json!({"k":"v"}),
+            ),
+            (
+                DataType::PNCounterMap,
+                r#"{"op":"decrement","key":"k","by":2}"#,
+                json!({"k":-2}),
+            ),
+            (
+                DataType::ORMultiMap,
+                r#"[{"op":"add","key":"k","value":"2"},{"op":"add","key":"k","value":"1"}]"#,
+                json!({"k":["1","2"]}),
+            ),
         ];
         for (t, body, expected) in cases {
             let key = format!("k-{t}");
-            let v = update(&r, t, &key, ops(t, body), WriteConsistency::Local).await.unwrap();
+            let v = update(&r, t, &key, ops(t, body), WriteConsistency::Local)
+                .await
+                .unwrap();
             assert_eq!(v, expected, "{t}");
-            assert_eq!(read(&r, t, &key, ReadConsistency::Local).await.unwrap(), expected, "{t}");
+            assert_eq!(
+                read(&r, t, &key, ReadConsistency::Local).await.unwrap(),
+                expected,
+                "{t}"
+            );
         }
-        let mut sub = subscribe(&r, DataType::GCounter, "k-gcounter").await.unwrap();
+        let mut sub = subscribe(&r, DataType::GCounter, "k-gcounter")
+            .await
+            .unwrap();
         assert_eq!(sub.next().await, Some(json!(3)));
         r.shutdown().await.unwrap();
     }
@@ -337,23 +386,59 @@ mod tests {
     #[tokio::test]
     async fn wrong_type_is_refused_and_not_applied() {
         let r = replicator().await;
-        update(&r, DataType::ORSet, "s", ops(DataType::ORSet, r#"{"op":"add","element":"x"}"#), WriteConsistency::Local)
-            .await
-            .unwrap();
-        let err = update(&r, DataType::GCounter, "s", ops(DataType::GCounter, r#"{"op":"increment"}"#), WriteConsistency::Local)
-            .await
-            .unwrap_err();
+        update(
+            &r,
+            DataType::ORSet,
+            "s",
+            ops(DataType::ORSet, r#"{"op":"add","element":"x"}"#),
+            WriteConsistency::Local,
+        )
+        .await
+        .unwrap();
+        let err = update(
+            &r,
+            DataType::GCounter,
+            "s",
+            ops(DataType::GCounter, r#"{"op":"increment"}"#),
+            WriteConsistency::Local,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, ReplicatorError::WrongType { .. }), "{err}");
-        assert_eq!(read(&r, DataType::ORSet, "s", ReadConsistency::Local).await.unwrap(), json!(["x"]));
+        assert_eq!(
+            read(&r, DataType::ORSet, "s", ReadConsistency::Local)
+                .await
+                .unwrap(),
+            json!(["x"])
+        );
         // a failing operation in a list leaves the value unchanged
         let start = u64::MAX - 5;
         let c = |by| Operation::Increment { key: None, by };
-        update(&r, DataType::GCounter, "c", vec![c(start)], WriteConsistency::Local).await.unwrap();
-        let err = update(&r, DataType::GCounter, "c", vec![c(1), c(10)], WriteConsistency::Local)
-            .await
-            .unwrap_err();
+        update(
+            &r,
+            DataType::GCounter,
+            "c",
+            vec![c(start)],
+            WriteConsistency::Local,
+        )
+        .await
+        .unwrap();
+        let err = update(
+            &r,
+            DataType::GCounter,
+            "c",
+            vec![c(1), c(10)],
+            WriteConsistency::Local,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, ReplicatorError::ModifyFailed { .. }), "{err}");
-        assert_eq!(read(&r, DataType::GCounter, "c", ReadConsistency::Local).await.unwrap(), json!(start));
+        assert_eq!(
+            read(&r, DataType::GCounter, "c", ReadConsistency::Local)
+                .await
+                .unwrap(),
+            json!(start)
+        );
         r.shutdown().await.unwrap();
     }
 }

@@ -40,7 +40,9 @@ fn init_tracing(default: &str) {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, std::io::Error> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
 
 /// Runs the command line and returns the process exit code.

@@ -41,7 +41,12 @@ pub struct ServeArgs {
     pub cluster_name: Option<String>,
     /// The other replicas, as NAME=HOST:PORT of their cluster address (repeat the flag or
     /// separate with commas).
-    #[arg(long = "peer", env = "DD_NODE_PEERS", value_name = "NAME=HOST:PORT", value_delimiter = ',')]
+    #[arg(
+        long = "peer",
+        env = "DD_NODE_PEERS",
+        value_name = "NAME=HOST:PORT",
+        value_delimiter = ','
+    )]
     pub peers: Vec<String>,
     /// Durable store URL, e.g. sqlite:///var/lib/dd/a.db, fs:///var/lib/dd, memory:
     /// [default: sqlite://<cwd>/dd-<replica>.db].
@@ -53,7 +58,12 @@ pub struct ServeArgs {
     pub write_mode: Option<String>,
     /// Which keys are durable: exact ids or prefixes ending in `*` (comma-separated)
     /// [default: *].
-    #[arg(long, env = "DD_NODE_DURABLE_KEYS", value_name = "PATTERNS", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "DD_NODE_DURABLE_KEYS",
+        value_name = "PATTERNS",
+        value_delimiter = ','
+    )]
     pub durable_keys: Vec<String>,
 }
 
@@ -181,7 +191,9 @@ pub fn parse_write_mode(s: &str) -> Result<WriteMode, ConfigError> {
                 Ok(ms) if ms > 0 => Ok(WriteMode::WriteBehind {
                     interval: Duration::from_millis(ms),
                 }),
-                _ => Err(invalid("the interval must be a positive number of milliseconds")),
+                _ => Err(invalid(
+                    "the interval must be a positive number of milliseconds",
+                )),
             }
         }
     }
@@ -319,7 +331,8 @@ pub fn resolve(args: &ServeArgs, file: ConfigFile) -> Result<NodeConfig, ConfigE
     };
     let mut settings = match file.replicator {
         Some(table) => {
-            let text = toml::to_string(&table).map_err(|e| ConfigError::Replicator(e.to_string()))?;
+            let text =
+                toml::to_string(&table).map_err(|e| ConfigError::Replicator(e.to_string()))?;
             Settings::from_toml_str(&text).map_err(|e| ConfigError::Replicator(e.to_string()))?
         }
         None => Settings::default(),
@@ -396,7 +409,11 @@ mod tests {
         a.write_mode = Some("write-behind=0".into());
         assert!(resolve(&a, ConfigFile::default()).is_err());
         let file: Result<ConfigFile, _> = toml::from_str("replica = \"a\"\nstorage = \"x\"");
-        assert!(file.unwrap_err().to_string().contains("unknown field `storage`"));
+        assert!(
+            file.unwrap_err()
+                .to_string()
+                .contains("unknown field `storage`")
+        );
         let file: ConfigFile = toml::from_str("[replicator]\ngossip_interval_ms = 0").unwrap();
         assert!(matches!(
             resolve(&args(Some("a")), file),

@@ -90,7 +90,10 @@ fn demo_keys() -> Vec<DemoKey> {
             writes: vec![
                 (0, json!({"op": "add", "element": "rust"})),
                 (1, json!({"op": "add", "element": "crdt"})),
-                (2, json!([{"op": "add", "element": "durable"}, {"op": "add", "element": "tmp"}, {"op": "remove", "element": "tmp"}])),
+                (
+                    2,
+                    json!([{"op": "add", "element": "durable"}, {"op": "add", "element": "tmp"}, {"op": "remove", "element": "tmp"}]),
+                ),
             ],
             expected: json!(["crdt", "durable", "rust"]),
         },
@@ -168,7 +171,11 @@ impl Step {
         let line = format!(
             "  ✓ {}{} ({:.1}s)",
             self.message,
-            if detail.is_empty() { String::new() } else { format!(": {detail}") },
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {detail}")
+            },
             self.started.elapsed().as_secs_f64()
         );
         if self.bar.is_hidden() {
@@ -204,7 +211,11 @@ async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Result<Value
 }
 
 /// Reads a key's value from one node (`None` while it has none).
-async fn read(client: &reqwest::Client, base: &str, k: &DemoKey) -> Result<Option<Value>, DemoError> {
+async fn read(
+    client: &reqwest::Client,
+    base: &str,
+    k: &DemoKey,
+) -> Result<Option<Value>, DemoError> {
     let url = format!("{base}/keys/{}/{}", k.data_type, k.key);
     let response = client
         .get(&url)
@@ -243,7 +254,8 @@ async fn read_all(
 }
 
 fn show(v: &Option<Value>) -> String {
-    v.as_ref().map_or_else(|| "(none)".to_owned(), Value::to_string)
+    v.as_ref()
+        .map_or_else(|| "(none)".to_owned(), Value::to_string)
 }
 
 /// Polls (bounded) until every node has the expected value of every key.
@@ -280,7 +292,12 @@ async fn converge(
     }
 }
 
-fn table(names: &[String], keys: &[DemoKey], before: &[Vec<Option<Value>>], after: &[Vec<Option<Value>>]) -> (String, usize) {
+fn table(
+    names: &[String],
+    keys: &[DemoKey],
+    before: &[Vec<Option<Value>>],
+    after: &[Vec<Option<Value>>],
+) -> (String, usize) {
     let mut rows = vec![vec![
         "KEY".to_owned(),
         "TYPE".to_owned(),
@@ -305,7 +322,11 @@ fn table(names: &[String], keys: &[DemoKey], before: &[Vec<Option<Value>>], afte
             format!("{} ({})", k.data_type, k.what),
             show(b),
             after_text,
-            if same_everywhere { "✓ same".to_owned() } else { "✗ DIFFERENT".to_owned() },
+            if same_everywhere {
+                "✓ same".to_owned()
+            } else {
+                "✗ DIFFERENT".to_owned()
+            },
         ]);
     }
     let mut widths = [0usize; 5];
@@ -366,7 +387,10 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         // Best effort: a graceful stop, then the drop of `cluster` kills whatever still runs.
         let _ = tokio::time::timeout(Duration::from_secs(10), cluster.stop()).await;
         if !matches!(result, Err(DemoError::Interrupted | DemoError::Differs(_))) {
-            eprintln!("\nlast log lines of the replicas:\n{}", cluster.log_tails(15));
+            eprintln!(
+                "\nlast log lines of the replicas:\n{}",
+                cluster.log_tails(15)
+            );
         }
     }
     result
@@ -382,7 +406,10 @@ async fn demo(cluster: &mut LocalCluster, dir: &std::path::Path) -> Result<(), D
     let keys = demo_keys();
     let steps = Steps::new();
 
-    println!("durable-dd demo: 3 replicas on 127.0.0.1, SQLite stores in {}\n", dir.display());
+    println!(
+        "durable-dd demo: 3 replicas on 127.0.0.1, SQLite stores in {}\n",
+        dir.display()
+    );
     for n in cluster.nodes() {
         println!("  replica {}: http {}  store {}", n.name, n.url(), n.store);
     }
@@ -390,9 +417,14 @@ async fn demo(cluster: &mut LocalCluster, dir: &std::path::Path) -> Result<(), D
 
     let s = steps.begin("starting replicas a, b, c (dd-node serve)");
     cluster.start()?;
-    guard(cluster.wait_healthy(&client).await.map_err(DemoError::from), s, "all healthy")?;
+    guard(
+        cluster.wait_healthy(&client).await.map_err(DemoError::from),
+        s,
+        "all healthy",
+    )?;
 
-    let s = steps.begin("updating a counter, a set, a map, a register and a flag from different replicas");
+    let s = steps
+        .begin("updating a counter, a set, a map, a register and a flag from different replicas");
     let mut writes = 0;
     let result: Result<(), DemoError> = async {
         for k in &keys {
@@ -415,11 +447,19 @@ async fn demo(cluster: &mut LocalCluster, dir: &std::path::Path) -> Result<(), D
     )?;
 
     let s = steps.begin("stopping the whole cluster (SIGTERM)");
-    guard(cluster.stop().await.map_err(DemoError::from), s, "all stopped")?;
+    guard(
+        cluster.stop().await.map_err(DemoError::from),
+        s,
+        "all stopped",
+    )?;
 
     let s = steps.begin("starting the cluster again from its SQLite stores");
     cluster.start()?;
-    guard(cluster.wait_healthy(&client).await.map_err(DemoError::from), s, "all healthy")?;
+    guard(
+        cluster.wait_healthy(&client).await.map_err(DemoError::from),
+        s,
+        "all healthy",
+    )?;
 
     let s = steps.begin("reading every value on every replica");
     let after = guard(read_all(&client, &bases, &keys).await, s, "")?;
@@ -462,7 +502,10 @@ mod tests {
     fn table_marks_differences() {
         let keys = demo_keys();
         let names = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
-        let before: Vec<Vec<Option<Value>>> = keys.iter().map(|k| vec![Some(k.expected.clone()); 3]).collect();
+        let before: Vec<Vec<Option<Value>>> = keys
+            .iter()
+            .map(|k| vec![Some(k.expected.clone()); 3])
+            .collect();
         let (text, differing) = table(&names, &keys, &before, &before);
         assert_eq!(differing, 0);
         assert!(text.contains("visits") && text.contains("✓ same"), "{text}");
@@ -470,6 +513,9 @@ mod tests {
         after[0][2] = None;
         let (text, differing) = table(&names, &keys, &before, &after);
         assert_eq!(differing, 1);
-        assert!(text.contains("7 / 7 / (none)") && text.contains("✗ DIFFERENT"), "{text}");
+        assert!(
+            text.contains("7 / 7 / (none)") && text.contains("✗ DIFFERENT"),
+            "{text}"
+        );
     }
 }

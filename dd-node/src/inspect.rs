@@ -126,7 +126,9 @@ pub fn describe_record(record: &StoredRecord, registry: &TypeRegistry) -> KeyRep
                 Err(e) => report.error = Some(e.to_string()),
                 Ok(value) => match render_erased(value.as_ref()) {
                     Some(v) => report.value = v,
-                    None => report.error = Some(format!("no JSON rendering for type '{type_name}'")),
+                    None => {
+                        report.error = Some(format!("no JSON rendering for type '{type_name}'"))
+                    }
                 },
             }
         }
@@ -181,7 +183,11 @@ pub fn render_table(report: &StoreReport) -> String {
         out.push_str("(no replicas)\n");
     }
     for r in &report.replicas {
-        out.push_str(&format!("\nreplica {} ({} keys)\n", r.replica, r.keys.len()));
+        out.push_str(&format!(
+            "\nreplica {} ({} keys)\n",
+            r.replica,
+            r.keys.len()
+        ));
         let rows: Vec<[String; 5]> = r
             .keys
             .iter()
@@ -190,7 +196,13 @@ pub fn render_table(report: &StoreReport) -> String {
                     Some(e) => format!("ERROR: {e}"),
                     None => k.value.to_string(),
                 };
-                [k.key.clone(), k.data_type.clone(), k.size.to_string(), k.revision.to_string(), value]
+                [
+                    k.key.clone(),
+                    k.data_type.clone(),
+                    k.size.to_string(),
+                    k.revision.to_string(),
+                    value,
+                ]
             })
             .collect();
         let header = ["KEY", "TYPE", "SIZE", "REV", "VALUE"].map(String::from);
@@ -228,7 +240,8 @@ pub async fn run(args: InspectArgs) -> Result<(), InspectError> {
         })?;
     let report = inspect_store(&store, &args.replica).await?;
     if args.json {
-        let text = serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        let text = serde_json::to_string_pretty(&report)
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
         println!("{text}");
     } else {
         print!("{}", render_table(&report));
@@ -275,13 +288,23 @@ mod tests {
         .unwrap();
         let registry = TypeRegistry::with_builtin_types();
         let k = describe_record(&record("c", data.clone()), &registry);
-        assert_eq!((k.data_type.as_str(), k.value.clone(), k.revision), ("pncounter", serde_json::json!(-4), 3));
+        assert_eq!(
+            (k.data_type.as_str(), k.value.clone(), k.revision),
+            ("pncounter", serde_json::json!(-4), 3)
+        );
         assert!(k.error.is_none());
         let tomb = envelope::encode(&Record::Tombstone).unwrap();
-        assert_eq!(describe_record(&record("t", tomb.clone()), &registry).data_type, "deleted");
+        assert_eq!(
+            describe_record(&record("t", tomb.clone()), &registry).data_type,
+            "deleted"
+        );
         let mut bad = data.clone();
         bad[12] ^= 0xff;
-        assert!(describe_record(&record("b", bad), &registry).error.is_some());
+        assert!(
+            describe_record(&record("b", bad), &registry)
+                .error
+                .is_some()
+        );
 
         let store: Arc<dyn DurableStateStore> = Arc::new(MemoryStore::new());
         store.put("a", "c", None, Bytes::from(data)).await.unwrap();
@@ -290,8 +313,14 @@ mod tests {
         assert_eq!(report.replicas.len(), 1);
         assert_eq!(report.replicas[0].keys.len(), 2);
         let table = render_table(&report);
-        assert!(table.contains("pncounter") && table.contains("-4"), "{table}");
+        assert!(
+            table.contains("pncounter") && table.contains("-4"),
+            "{table}"
+        );
         let missing = inspect_store(&store, &["zz".to_owned()]).await.unwrap_err();
-        assert!(missing.to_string().contains("replicas there: a"), "{missing}");
+        assert!(
+            missing.to_string().contains("replicas there: a"),
+            "{missing}"
+        );
     }
 }

@@ -25,7 +25,9 @@ pub enum ClusterError {
         source: std::io::Error,
     },
     /// A node did not become healthy in time.
-    #[error("replica {replica} did not become healthy within {timeout:?} ({detail}); its log: {log}")]
+    #[error(
+        "replica {replica} did not become healthy within {timeout:?} ({detail}); its log: {log}"
+    )]
     NotHealthy {
         /// The replica.
         replica: String,
@@ -223,7 +225,12 @@ impl LocalCluster {
                 .arg(format!("{}=127.0.0.1:{}", peer.name, peer.cluster_port));
         }
         // Settings come from the flags above only.
-        for var in ["DD_NODE_CONFIG", "DD_NODE_PEERS", "DD_NODE_DURABLE_KEYS", "DD_NODE_CLUSTER_NAME"] {
+        for var in [
+            "DD_NODE_CONFIG",
+            "DD_NODE_PEERS",
+            "DD_NODE_DURABLE_KEYS",
+            "DD_NODE_CLUSTER_NAME",
+        ] {
             cmd.env_remove(var);
         }
         if std::env::var_os("RUST_LOG").is_none() {
@@ -258,7 +265,11 @@ impl LocalCluster {
         Ok(())
     }
 
-    async fn wait_node_healthy(&mut self, client: &reqwest::Client, i: usize) -> Result<(), ClusterError> {
+    async fn wait_node_healthy(
+        &mut self,
+        client: &reqwest::Client,
+        i: usize,
+    ) -> Result<(), ClusterError> {
         let deadline = Instant::now() + self.options.health_timeout;
         let url = format!("{}/health", self.specs[i].url());
         loop {
@@ -351,7 +362,11 @@ impl LocalCluster {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             let all: Vec<&str> = text.lines().collect();
             let tail = &all[all.len().saturating_sub(lines)..];
-            out.push_str(&format!("--- {} ---\n{}\n", path.display(), tail.join("\n")));
+            out.push_str(&format!(
+                "--- {} ---\n{}\n",
+                path.display(),
+                tail.join("\n")
+            ));
         }
         out
     }

@@ -75,13 +75,23 @@ struct DurableCollector {
     store: OnceLock<Arc<DurableDistributedDataStore>>,
 }
 
-fn write_counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Result<(), std::fmt::Error> {
+fn write_counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
     let metric = ConstCounter::new(value);
     let e = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
     metric.encode(e)
 }
 
-fn write_gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: f64) -> Result<(), std::fmt::Error> {
+fn write_gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: f64,
+) -> Result<(), std::fmt::Error> {
     let metric = ConstGauge::new(value);
     let e = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
     metric.encode(e)
@@ -94,11 +104,36 @@ impl Collector for DurableCollector {
         };
         let s = store.stats();
         let e = &mut encoder;
-        write_counter(e, "dd_durable_records_written", "Records written to the durable store.", s.records_written)?;
-        write_counter(e, "dd_durable_batches_written", "Batches the durable store acknowledged.", s.batches_written)?;
-        write_counter(e, "dd_durable_write_errors", "Failed durable writes (batches and keys).", s.write_errors)?;
-        write_counter(e, "dd_durable_conflicts_merged", "Conflicts with another writer of this replica that were merged.", s.conflicts_merged)?;
-        write_gauge(e, "dd_durable_pending_entries", "Entries queued for write-behind, not yet written.", s.pending as f64)?;
+        write_counter(
+            e,
+            "dd_durable_records_written",
+            "Records written to the durable store.",
+            s.records_written,
+        )?;
+        write_counter(
+            e,
+            "dd_durable_batches_written",
+            "Batches the durable store acknowledged.",
+            s.batches_written,
+        )?;
+        write_counter(
+            e,
+            "dd_durable_write_errors",
+            "Failed durable writes (batches and keys).",
+            s.write_errors,
+        )?;
+        write_counter(
+            e,
+            "dd_durable_conflicts_merged",
+            "Conflicts with another writer of this replica that were merged.",
+            s.conflicts_merged,
+        )?;
+        write_gauge(
+            e,
+            "dd_durable_pending_entries",
+            "Entries queued for write-behind, not yet written.",
+            s.pending as f64,
+        )?;
         write_gauge(
             e,
             "dd_durable_last_batch_latency_seconds",
@@ -129,16 +164,56 @@ impl Metrics {
             gossip: GossipCounters::default(),
             durable: Arc::new(DurableCollector::default()),
         };
-        registry.register("dd_node_updates", "Successful update requests.", m.updates.clone());
-        registry.register("dd_node_update_operations", "Operations applied by successful update requests.", m.update_operations.clone());
-        registry.register("dd_node_reads", "Successful read requests.", m.reads.clone());
-        registry.register("dd_node_deletes", "Successful delete requests.", m.deletes.clone());
-        registry.register("dd_node_http_errors", "Error responses of the HTTP API.", m.errors.clone());
-        registry.register("dd_node_update_duration_seconds", "Duration of update requests, including the durable write in sync mode.", m.update_duration.clone());
-        registry.register("dd_node_gossip_sent_messages", "Replicator messages sent to peers.", m.gossip.sent_messages.clone());
-        registry.register("dd_node_gossip_sent_bytes", "Encoded bytes of replicator messages sent to peers.", m.gossip.sent_bytes.clone());
-        registry.register("dd_node_gossip_received_messages", "Replicator messages received from peers.", m.gossip.received_messages.clone());
-        registry.register("dd_node_gossip_received_bytes", "Encoded bytes of replicator messages received from peers.", m.gossip.received_bytes.clone());
+        registry.register(
+            "dd_node_updates",
+            "Successful update requests.",
+            m.updates.clone(),
+        );
+        registry.register(
+            "dd_node_update_operations",
+            "Operations applied by successful update requests.",
+            m.update_operations.clone(),
+        );
+        registry.register(
+            "dd_node_reads",
+            "Successful read requests.",
+            m.reads.clone(),
+        );
+        registry.register(
+            "dd_node_deletes",
+            "Successful delete requests.",
+            m.deletes.clone(),
+        );
+        registry.register(
+            "dd_node_http_errors",
+            "Error responses of the HTTP API.",
+            m.errors.clone(),
+        );
+        registry.register(
+            "dd_node_update_duration_seconds",
+            "Duration of update requests, including the durable write in sync mode.",
+            m.update_duration.clone(),
+        );
+        registry.register(
+            "dd_node_gossip_sent_messages",
+            "Replicator messages sent to peers.",
+            m.gossip.sent_messages.clone(),
+        );
+        registry.register(
+            "dd_node_gossip_sent_bytes",
+            "Encoded bytes of replicator messages sent to peers.",
+            m.gossip.sent_bytes.clone(),
+        );
+        registry.register(
+            "dd_node_gossip_received_messages",
+            "Replicator messages received from peers.",
+            m.gossip.received_messages.clone(),
+        );
+        registry.register(
+            "dd_node_gossip_received_bytes",
+            "Encoded bytes of replicator messages received from peers.",
+            m.gossip.received_bytes.clone(),
+        );
         registry.register_collector(Box::new(Arc::clone(&m.durable)));
         Self { registry, ..m }
     }
@@ -216,7 +291,11 @@ impl<T: Transport> MeteredTransport<T> {
 
 impl<T: Transport> Transport for MeteredTransport<T> {
     fn send(&self, to: &ReplicaId, message: Message) {
-        GossipCounters::count(&self.counters.sent_messages, &self.counters.sent_bytes, &message);
+        GossipCounters::count(
+            &self.counters.sent_messages,
+            &self.counters.sent_bytes,
+            &message,
+        );
         self.inner.send(to, message);
     }
 
@@ -256,10 +335,22 @@ mod tests {
             &Message::WriteAck { request: 7 },
         );
         let text = m.encode().unwrap();
-        assert!(text.contains("dd_node_updates_total{data_type=\"pncounter\"} 1"), "{text}");
-        assert!(text.contains("dd_node_update_operations_total{data_type=\"pncounter\"} 2"), "{text}");
-        assert!(text.contains("dd_node_gossip_sent_messages_total{kind=\"write_ack\"} 1"), "{text}");
+        assert!(
+            text.contains("dd_node_updates_total{data_type=\"pncounter\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dd_node_update_operations_total{data_type=\"pncounter\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dd_node_gossip_sent_messages_total{kind=\"write_ack\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("dd_node_gossip_sent_bytes_total 2"), "{text}");
-        assert!(text.contains("dd_node_update_duration_seconds_count 1"), "{text}");
+        assert!(
+            text.contains("dd_node_update_duration_seconds_count 1"),
+            "{text}"
+        );
     }
 }

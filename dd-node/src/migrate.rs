@@ -15,7 +15,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use clap::Args;
-use dd_core::store::{DEFAULT_SCAN_PAGE_SIZE, DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
+use dd_core::store::{
+    DEFAULT_SCAN_PAGE_SIZE, DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome,
+};
 use futures::TryStreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -66,7 +68,9 @@ pub enum MigrateError {
     #[error("replica '{0}' has no records in the source")]
     NoSuchReplica(String),
     /// The target has different data and `--force` was not given; nothing was written.
-    #[error("the target already holds different data for {count} record(s), e.g. {examples}; nothing was written (use --force to overwrite them)")]
+    #[error(
+        "the target already holds different data for {count} record(s), e.g. {examples}; nothing was written (use --force to overwrite them)"
+    )]
     Conflicts {
         /// How many records differ.
         count: usize,
@@ -74,7 +78,9 @@ pub enum MigrateError {
         examples: String,
     },
     /// A record of the target changed while migrating.
-    #[error("target record {replica}/{key} changed during the migration (revision now {actual}); run the migration again")]
+    #[error(
+        "target record {replica}/{key} changed during the migration (revision now {actual}); run the migration again"
+    )]
     Raced {
         /// The replica.
         replica: String,
@@ -172,7 +178,11 @@ pub async fn migrate(
     // 1. plan
     let mut plans: Vec<(String, HashMap<String, Plan>)> = Vec::new();
     let mut conflicts = Vec::new();
-    let planning = if quiet { ProgressBar::hidden() } else { ProgressBar::new_spinner() };
+    let planning = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner()
+    };
     planning.set_message("comparing with the target");
     for replica in &selected {
         let mut plan = HashMap::new();
@@ -345,7 +355,10 @@ pub async fn run(args: MigrateArgs) -> Result<(), MigrateError> {
         false,
     )
     .await?;
-    print!("{}", render_report(&report, &source.describe(), &target.describe()));
+    print!(
+        "{}",
+        render_report(&report, &source.describe(), &target.describe())
+    );
     Ok(())
 }
 
@@ -367,23 +380,41 @@ mod tests {
     async fn copies_verifies_and_refuses_to_overwrite() {
         let source = store_with(&[("a", "k1", "1"), ("a", "k2", "2"), ("b", "k1", "3")]).await;
         let target = store_with(&[("a", "k1", "1")]).await;
-        let report = migrate(&source, &target, &[], false, 1, true).await.unwrap();
+        let report = migrate(&source, &target, &[], false, 1, true)
+            .await
+            .unwrap();
         assert_eq!(report.records(), 3);
         assert_eq!(report.replicas[0].identical, 1);
         assert_eq!(report.replicas[0].copied, 1);
         assert_eq!(report.replicas[1].verified, 1);
-        assert_eq!(target.get("b", "k1").await.unwrap().unwrap().value, Bytes::from("3"));
+        assert_eq!(
+            target.get("b", "k1").await.unwrap().unwrap().value,
+            Bytes::from("3")
+        );
 
         let other = store_with(&[("a", "k2", "different")]).await;
-        let err = migrate(&source, &other, &[], false, 10, true).await.unwrap_err();
-        assert!(matches!(err, MigrateError::Conflicts { count: 1, .. }), "{err}");
+        let err = migrate(&source, &other, &[], false, 10, true)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, MigrateError::Conflicts { count: 1, .. }),
+            "{err}"
+        );
         // nothing was written
         assert!(other.get("a", "k1").await.unwrap().is_none());
-        let report = migrate(&source, &other, &["a".to_owned()], true, 10, true).await.unwrap();
+        let report = migrate(&source, &other, &["a".to_owned()], true, 10, true)
+            .await
+            .unwrap();
         assert_eq!(report.replicas[0].overwritten, 1);
-        assert_eq!(other.get("a", "k2").await.unwrap().unwrap().value, Bytes::from("2"));
+        assert_eq!(
+            other.get("a", "k2").await.unwrap().unwrap().value,
+            Bytes::from("2")
+        );
         // the source is untouched
-        assert_eq!(source.get("a", "k2").await.unwrap().unwrap().revision, Revision::FIRST);
+        assert_eq!(
+            source.get("a", "k2").await.unwrap().unwrap().revision,
+            Revision::FIRST
+        );
         assert!(matches!(
             migrate(&source, &other, &["zz".to_owned()], false, 10, true).await,
             Err(MigrateError::NoSuchReplica(_))

@@ -441,7 +441,11 @@ mod tests {
             }]
         );
         assert_eq!(
-            parse(DataType::PNCounterMap, r#"{"op":"increment","key":"k","by":2}"#).unwrap(),
+            parse(
+                DataType::PNCounterMap,
+                r#"{"op":"increment","key":"k","by":2}"#
+            )
+            .unwrap(),
             vec![Operation::Increment {
                 key: Some("k".into()),
                 by: 2
@@ -456,7 +460,11 @@ mod tests {
             vec![Operation::RemoveKey { key: "k".into() }]
         );
         assert_eq!(
-            parse(DataType::ORMultiMap, r#"{"op":"put","key":"k","values":["a","b"]}"#).unwrap(),
+            parse(
+                DataType::ORMultiMap,
+                r#"{"op":"put","key":"k","values":["a","b"]}"#
+            )
+            .unwrap(),
             vec![Operation::PutBindings {
                 key: "k".into(),
                 values: vec!["a".into(), "b".into()]

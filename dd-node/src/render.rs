@@ -106,11 +106,7 @@ impl<T: Element> RenderJson for LWWMap<String, T> {
 
 impl RenderJson for PNCounterMap<String> {
     fn render(&self) -> Value {
-        object(
-            self.entries()
-                .into_iter()
-                .map(|(k, v)| (k, number_i128(v))),
-        )
+        object(self.entries().into_iter().map(|(k, v)| (k, number_i128(v))))
     }
 }
 
@@ -132,7 +128,10 @@ impl<V: RenderJson + dd_core::crdt::Crdt> RenderJson for ORMap<String, V> {
 
 impl RenderJson for VersionVector {
     fn render(&self) -> Value {
-        object(self.iter().map(|(node, v)| (node.to_string(), Value::from(v))))
+        object(
+            self.iter()
+                .map(|(node, v)| (node.to_string(), Value::from(v))),
+        )
     }
 }
 

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{AppState, router};
 use crate::config::{NodeConfig, write_mode_name};
-use crate::metrics::{Metrics, MeteredTransport};
+use crate::metrics::{MeteredTransport, Metrics};
 use crate::store_url::open_state_store;
 
 /// Why a node could not start or stop cleanly.
@@ -71,7 +71,12 @@ pub async fn resolve_addr(what: &'static str, addr: &str) -> Result<SocketAddr, 
         .await
         .map_err(err)?
         .next()
-        .ok_or_else(|| err(std::io::Error::new(std::io::ErrorKind::NotFound, "no address")))
+        .ok_or_else(|| {
+            err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no address",
+            ))
+        })
 }
 
 /// Cancels `token` on the first SIGTERM or SIGINT (Ctrl-C).
@@ -165,12 +170,13 @@ async fn start_replica(
     config: &NodeConfig,
     metrics: &Metrics,
 ) -> Result<(dd_core::Replicator, StaticCluster), ServeError> {
-    let state_store = open_state_store(&config.store)
-        .await
-        .map_err(|source| ServeError::Store {
-            url: config.store.clone(),
-            source,
-        })?;
+    let state_store =
+        open_state_store(&config.store)
+            .await
+            .map_err(|source| ServeError::Store {
+                url: config.store.clone(),
+                source,
+            })?;
     let durable = Arc::new(DurableDistributedDataStore::from_arc(
         state_store,
         DurableOptions {
@@ -190,7 +196,10 @@ async fn start_replica(
     .await?;
     let mut peers = Vec::new();
     for (name, addr) in &config.peers {
-        peers.push((name.clone(), Some(resolve_addr("peer address", addr).await?)));
+        peers.push((
+            name.clone(),
+            Some(resolve_addr("peer address", addr).await?),
+        ));
     }
     let cluster = StaticCluster::with_addresses(id, Some(transport.local_addr()), peers);
     tracing::info!(cluster = %transport.local_addr(), peers = config.peers.len(), "cluster transport listening");

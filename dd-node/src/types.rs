@@ -138,6 +138,9 @@ mod tests {
             assert_eq!(DataType::from_crdt_type_name(&t.crdt_type_name()), Some(t));
         }
         let err = "PNCounter".parse::<DataType>().unwrap_err();
-        assert!(err.to_string().contains("expected one of gcounter, pncounter"));
+        assert!(
+            err.to_string()
+                .contains("expected one of gcounter, pncounter")
+        );
     }
 }
