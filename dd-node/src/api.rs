@@ -446,6 +446,7 @@ async fn subscribe_key(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -474,6 +475,49 @@ mod tests {
         });
         assert_eq!(e.status, StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(e.details["applied_locally"], json!(true));
+    }
+
+    #[tokio::test]
+    async fn health_is_503_until_ready_then_200() {
+        use dd_core::cluster::StaticCluster;
+        use dd_core::replicator::{DistributedData, Settings};
+        use dd_core::transport::memory::{Faults, MemoryNetwork};
+        use dd_core::{ReplicaId, UniqueReplicaId};
+
+        let state = AppState::new(
+            "a",
+            "memory:",
+            "sync",
+            Arc::new(Metrics::new()),
+            CancellationToken::new(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(axum::serve(listener, router(state.clone())).into_future());
+        let client = reqwest::Client::new();
+        let health = client.get(format!("{base}/health")).send().await.unwrap();
+        assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let keys = client.get(format!("{base}/keys")).send().await.unwrap();
+        assert_eq!(keys.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: Value = keys.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains("is starting"),
+            "{body}"
+        );
+
+        let net = MemoryNetwork::new(1, Faults::default());
+        let id = UniqueReplicaId::new_incarnation(ReplicaId::new("a"));
+        let cluster = StaticCluster::new(id.clone(), []);
+        let r = DistributedData::start(cluster.clone(), net.join(id), Settings::default())
+            .await
+            .unwrap();
+        state.set_ready(r.clone(), dd_core::cluster::Cluster::members(&cluster));
+        let health = client.get(format!("{base}/health")).send().await.unwrap();
+        assert_eq!(health.status(), StatusCode::OK);
+        let body: Value = health.json().await.unwrap();
+        assert_eq!(body["members"], json!({"a": null}));
+        r.shutdown().await.unwrap();
+        server.abort();
     }
 
     #[test]

@@ -293,6 +293,7 @@ pub async fn update(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use dd_core::ReplicaId;

@@ -355,6 +355,7 @@ pub fn resolve(args: &ServeArgs, file: ConfigFile) -> Result<NodeConfig, ConfigE
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

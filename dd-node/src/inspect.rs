@@ -259,6 +259,7 @@ pub async fn run(args: InspectArgs) -> Result<(), InspectError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use bytes::Bytes;

@@ -294,15 +294,17 @@ impl LocalCluster {
     /// Fails if replica `i` was started and has exited.
     pub fn check_running(&mut self, i: usize) -> Result<(), ClusterError> {
         let log = self.log_path(i).display().to_string();
-        if let Some(child) = &mut self.children[i] {
-            if let Some(status) = child.try_wait().map_err(io("checking a child process"))? {
-                self.children[i] = None;
-                return Err(ClusterError::Exited {
-                    replica: self.specs[i].name.clone(),
-                    status: status.to_string(),
-                    log,
-                });
-            }
+        let exited = match &mut self.children[i] {
+            Some(child) => child.try_wait().map_err(io("checking a child process"))?,
+            None => None,
+        };
+        if let Some(status) = exited {
+            self.children[i] = None;
+            return Err(ClusterError::Exited {
+                replica: self.specs[i].name.clone(),
+                status: status.to_string(),
+                log,
+            });
         }
         Ok(())
     }
@@ -376,10 +378,11 @@ impl LocalCluster {
 fn send_sigterm(child: &Child) {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
-    if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
-        if let Err(e) = kill(Pid::from_raw(pid), Signal::SIGTERM) {
-            tracing::warn!(pid, error = %e, "sending SIGTERM failed");
-        }
+    let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) else {
+        return;
+    };
+    if let Err(e) = kill(Pid::from_raw(pid), Signal::SIGTERM) {
+        tracing::warn!(pid, error = %e, "sending SIGTERM failed");
     }
 }
 

@@ -322,6 +322,7 @@ impl<T: Transport> Transport for MeteredTransport<T> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -363,6 +363,7 @@ pub async fn run(args: MigrateArgs) -> Result<(), MigrateError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use bytes::Bytes;

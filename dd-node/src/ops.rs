@@ -374,6 +374,7 @@ fn bad_json_message(body: &[u8], e: &serde_json::Error) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

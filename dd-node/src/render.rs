@@ -186,6 +186,7 @@ pub fn render_erased(value: &dyn ErasedData) -> Option<Value> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use dd_core::UniqueReplicaId;

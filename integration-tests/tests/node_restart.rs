@@ -127,3 +127,48 @@ async fn every_type_converges_and_survives_sigkill_of_the_cluster() {
     // A graceful stop after the restart succeeds too.
     tc.cluster.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_flushes_write_behind_data() {
+    // An interval far beyond the test: only the flush on SIGTERM can write the data.
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = dd_node::local_cluster::ClusterOptions::new(exe(), dir.path().to_owned());
+    options.names = vec!["solo".into()];
+    options.write_mode = "write-behind=3600000".into();
+    options.health_timeout = BOUND;
+    options.stop_timeout = BOUND;
+    let mut cluster = dd_node::local_cluster::LocalCluster::new(options).unwrap();
+    let client = reqwest::Client::new();
+    cluster.start().unwrap();
+    cluster.wait_healthy(&client).await.unwrap();
+    let base = cluster.nodes()[0].url();
+    let (status, _) = send(
+        client
+            .post(format!("{base}/keys/orset/queued"))
+            .body(r#"{"op":"add","element":"kept"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, health) = send(client.get(format!("{base}/health"))).await;
+    assert_eq!(health["write_mode"], json!("write-behind=3600000"));
+    let store = cluster.nodes()[0].store.clone();
+    let nothing_yet = inspect(&store).await;
+    assert_eq!(
+        nothing_yet,
+        json!([]),
+        "nothing may be written before the flush"
+    );
+
+    cluster.stop().await.unwrap();
+    let stored = inspect(&store).await;
+    assert_eq!(stored[0]["keys"][0]["value"], json!(["kept"]), "{stored}");
+
+    cluster.start().unwrap();
+    cluster.wait_healthy(&client).await.unwrap();
+    let (status, body) = send(client.get(format!("{base}/keys/orset/queued"))).await;
+    assert_eq!(
+        (status, body["value"].clone()),
+        (StatusCode::OK, json!(["kept"]))
+    );
+    cluster.stop().await.unwrap();
+}
