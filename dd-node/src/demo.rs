@@ -58,6 +58,9 @@ pub enum DemoError {
     /// Ctrl-C.
     #[error("interrupted; the cluster was stopped")]
     Interrupted,
+    /// A bad flag.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// One key the demo writes.
@@ -352,6 +355,7 @@ fn table(
 
 /// Runs the demo; the cluster is stopped (and its processes killed if need be) on every path.
 pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
+    crate::config::parse_write_mode(&args.write_mode)?;
     let exe = std::env::current_exe().map_err(|source| DemoError::Io {
         context: "locating the dd-node executable".into(),
         source,

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::render::render_erased;
-use crate::store_url::open_state_store;
+use crate::store_url::open_existing_store;
 use crate::types::DataType;
 
 /// The flags of `dd-node inspect`.
@@ -232,7 +232,7 @@ pub fn render_table(report: &StoreReport) -> String {
 
 /// Runs `dd-node inspect`.
 pub async fn run(args: InspectArgs) -> Result<(), InspectError> {
-    let store = open_state_store(&args.store)
+    let store = open_existing_store(&args.store)
         .await
         .map_err(|source| InspectError::Open {
             url: args.store.clone(),

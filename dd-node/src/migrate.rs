@@ -21,7 +21,7 @@ use dd_core::store::{
 use futures::TryStreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::store_url::open_state_store;
+use crate::store_url::{open_existing_store, open_state_store};
 
 /// The flags of `dd-node migrate`.
 #[derive(Debug, Clone, Args)]
@@ -332,7 +332,7 @@ pub async fn run(args: MigrateArgs) -> Result<(), MigrateError> {
     if args.from == args.to {
         return Err(MigrateError::SameStore(args.from));
     }
-    let source = open_state_store(&args.from)
+    let source = open_existing_store(&args.from)
         .await
         .map_err(|source| MigrateError::Open {
             role: "source",

@@ -23,6 +23,35 @@ pub async fn open_state_store(url: &str) -> Result<Arc<dyn DurableStateStore>, O
     dd_durable::open_store(url).await
 }
 
+/// The local path a `sqlite:` or `fs:` URL names, when dd-node is built with that backend.
+fn local_path(url: &str) -> Option<std::path::PathBuf> {
+    #[cfg(feature = "sqlite")]
+    if url.starts_with("sqlite:") {
+        return dd_store_sqlite::parse_url(url).ok().map(|(path, _)| path);
+    }
+    #[cfg(feature = "fs")]
+    if url.starts_with("fs:") {
+        return dd_store_fs::parse_url(url).ok();
+    }
+    let _ = url;
+    None
+}
+
+/// Opens an existing store for the read-only tools (`inspect`, the source of `migrate`): a
+/// `sqlite:` or `fs:` URL whose file or directory does not exist is an error instead of a new,
+/// empty store.
+pub async fn open_existing_store(url: &str) -> Result<Arc<dyn DurableStateStore>, OpenError> {
+    if let Some(path) = local_path(url) {
+        if !path.exists() {
+            return Err(OpenError::Store(dd_core::store::StoreError::Config {
+                backend: url.split(':').next().unwrap_or("store").to_owned(),
+                message: format!("{} does not exist (nothing to read)", path.display()),
+            }));
+        }
+    }
+    open_state_store(url).await
+}
+
 /// A `scheme://` URL for an absolute or relative path, percent-encoding what a URL path cannot
 /// hold as is (spaces, `%`, `?`, `#`, non-ASCII).
 ///

@@ -132,6 +132,11 @@ async fn sqlite_to_fs_and_back_keeps_every_record() {
         "{}",
         out.stderr
     );
+    let missing = dir.join("missing.db");
+    let out = run_cli(&["inspect", "--store", &url("sqlite", &missing)]).await;
+    assert!(!out.success);
+    assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
+    assert!(!missing.exists(), "inspect must not create a store");
     let out = run_cli(&["migrate", "--from", &fs, "--to", &fs]).await;
     assert!(!out.success);
     assert!(out.stderr.contains("same store"), "{}", out.stderr);
