@@ -41,13 +41,11 @@ fn local_path(url: &str) -> Option<std::path::PathBuf> {
 /// `sqlite:` or `fs:` URL whose file or directory does not exist is an error instead of a new,
 /// empty store.
 pub async fn open_existing_store(url: &str) -> Result<Arc<dyn DurableStateStore>, OpenError> {
-    if let Some(path) = local_path(url) {
-        if !path.exists() {
-            return Err(OpenError::Store(dd_core::store::StoreError::Config {
-                backend: url.split(':').next().unwrap_or("store").to_owned(),
-                message: format!("{} does not exist (nothing to read)", path.display()),
-            }));
-        }
+    if let Some(path) = local_path(url).filter(|p| !p.exists()) {
+        return Err(OpenError::Store(dd_core::store::StoreError::Config {
+            backend: url.split(':').next().unwrap_or("store").to_owned(),
+            message: format!("{} does not exist (nothing to read)", path.display()),
+        }));
     }
     open_state_store(url).await
 }
