@@ -27,7 +27,8 @@ pub use crdt::{DeltaReplicatedData, RemovedNodePruning, ReplicatedData, TypeName
 pub use key::Key;
 pub use replica::{ReplicaId, UniqueReplicaId};
 pub use replicator::{
-    DistributedData, ReadConsistency, Replicator, ReplicatorError, Settings, WriteConsistency,
+    DistributedData, ReadConsistency, Replicator, ReplicatorError, ReplicatorStatus, Settings,
+    WriteConsistency,
 };
 
 #[cfg(doctest)]

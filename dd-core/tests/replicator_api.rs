@@ -455,6 +455,14 @@ async fn removed_member_is_pruned_without_changing_values() {
         1 + 3,
         "collapsed into r0, the lowest member"
     );
+    let status = rs[0].status().await.unwrap();
+    assert!(status.removed.contains(&gone));
+    assert_eq!(status.members.len(), 2);
+    assert_eq!(status.keys, 1);
+    assert_eq!(
+        status.peer_incarnations.get(&all[1]),
+        Some(&rs[1].self_id())
+    );
 }
 
 /// A transport that records the largest gossip message it was asked to send.

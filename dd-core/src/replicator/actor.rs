@@ -412,6 +412,29 @@ impl Replica {
                     .collect();
                 let _ = reply.send(keys);
             }
+            Command::Status { reply } => {
+                let _ = reply.send(super::ReplicatorStatus {
+                    self_id: self.self_id.clone(),
+                    members: self.members.clone(),
+                    peer_incarnations: self
+                        .incarnations
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    removed: self.removed.clone(),
+                    keys: self
+                        .data
+                        .values()
+                        .filter(|e| matches!(e.env.value, Value::Data(_)))
+                        .count(),
+                    tombstones: self
+                        .data
+                        .values()
+                        .filter(|e| matches!(e.env.value, Value::Deleted))
+                        .count(),
+                    durable_store: self.settings.durable_store.as_ref().map(|s| s.describe()),
+                });
+            }
             Command::Shutdown { .. } => {}
         }
     }
@@ -594,7 +617,7 @@ impl Replica {
                 reply,
             } => {
                 if let Some(env) = merged {
-                    if let Some(Value::Data(d)) = Some(&env.value)
+                    if let Value::Data(d) = &env.value
                         && d.data_type_name() != type_name
                     {
                         let _ = reply.send(Err(ReplicatorError::WrongType {

@@ -44,6 +44,9 @@ pub(crate) enum Command {
     Keys {
         reply: oneshot::Sender<BTreeSet<String>>,
     },
+    Status {
+        reply: oneshot::Sender<super::ReplicatorStatus>,
+    },
     Shutdown {
         reply: oneshot::Sender<Result<(), ReplicatorError>>,
     },

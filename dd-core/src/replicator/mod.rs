@@ -99,11 +99,11 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Members};
 use crate::crdt::Crdt;
 use crate::data::{ErasedData, TypeRegistry};
 use crate::key::Key;
-use crate::replica::UniqueReplicaId;
+use crate::replica::{ReplicaId, UniqueReplicaId};
 use crate::transport::Transport;
 
 mod actor;
@@ -198,6 +198,25 @@ impl DistributedData {
             registry,
         })
     }
+}
+
+/// A snapshot of a replica's view of the cluster, for status pages and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicatorStatus {
+    /// This replica's identity.
+    pub self_id: UniqueReplicaId,
+    /// The current members (including this replica), with addresses where known.
+    pub members: Members,
+    /// The incarnation of each peer this replica has heard from.
+    pub peer_incarnations: BTreeMap<ReplicaId, UniqueReplicaId>,
+    /// Incarnations considered removed (left the cluster or restarted); their entries are pruned.
+    pub removed: BTreeSet<UniqueReplicaId>,
+    /// Keys with a value.
+    pub keys: usize,
+    /// Deleted keys (tombstones).
+    pub tombstones: usize,
+    /// The durable store, if any.
+    pub durable_store: Option<String>,
 }
 
 /// A handle to a running replica. Cheap to clone; all clones talk to the same replica task.
@@ -360,6 +379,11 @@ impl Replicator {
     /// The ids of every key that has a value (deleted keys excluded).
     pub async fn keys(&self) -> Result<BTreeSet<String>, ReplicatorError> {
         self.call(|reply| Command::Keys { reply }).await
+    }
+
+    /// This replica's view of the cluster (members, peer incarnations, key counts).
+    pub async fn status(&self) -> Result<ReplicatorStatus, ReplicatorError> {
+        self.call(|reply| Command::Status { reply }).await
     }
 
     /// Stops the replica: no more gossip, durable storage flushed, task ended. Later calls on
