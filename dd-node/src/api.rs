@@ -282,6 +282,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/keys/{type}/{key}/subscribe", get(subscribe_key))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -289,6 +290,13 @@ async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "no such endpoint: see /health, /metrics, /keys and /keys/{type}/{key}[/subscribe]",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed: /keys/{type}/{key} takes GET, POST and DELETE; the others GET",
     )
 }
 

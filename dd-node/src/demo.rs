@@ -55,7 +55,7 @@ pub enum DemoError {
     /// Values differ after the restart.
     #[error("{0} value(s) differ after the restart (see the table)")]
     Differs(usize),
-    /// Ctrl-C.
+    /// Ctrl-C (SIGINT) or SIGTERM.
     #[error("interrupted; the cluster was stopped")]
     Interrupted,
     /// A bad flag.
@@ -382,9 +382,14 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let mut options = ClusterOptions::new(exe, dir.clone());
     options.write_mode = args.write_mode.clone();
     let mut cluster = LocalCluster::new(options)?;
+    let interrupted = tokio_util::sync::CancellationToken::new();
+    crate::serve::cancel_on_signals(interrupted.clone()).map_err(|e| DemoError::Io {
+        context: "installing signal handlers".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     let result = tokio::select! {
         r = demo(&mut cluster, &dir) => r,
-        _ = tokio::signal::ctrl_c() => Err(DemoError::Interrupted),
+        _ = interrupted.cancelled() => Err(DemoError::Interrupted),
     };
     if result.is_err() {
         // Best effort: a graceful stop, then the drop of `cluster` kills whatever still runs.

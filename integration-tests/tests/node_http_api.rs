@@ -163,6 +163,16 @@ async fn health_errors_and_refused_operations() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["error"].is_string());
 
+    let (status, body) = send(tc.client.put(format!("{}/keys/orset/s", tc.url(0)))).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("GET, POST and DELETE"),
+        "{body}"
+    );
+
     // metrics
     let text = tc
         .client
@@ -182,6 +192,18 @@ async fn health_errors_and_refused_operations() {
         "{text}"
     );
     assert!(text.contains("dd_durable_records_written_total"), "{text}");
+
+    // a key id with a slash, percent-encoded
+    let (status, body) = tc
+        .post(0, "/keys/gset/user%2F42", r#"{"op":"add","element":"e"}"#)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["key"], json!("user/42"));
+    let (_, body) = tc.get(0, "/keys").await;
+    assert!(
+        body["keys"].as_array().unwrap().contains(&json!("user/42")),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
