@@ -119,10 +119,44 @@ async fn every_type_converges_and_survives_sigkill_of_the_cluster() {
         "{keys}"
     );
 
+    // A write that every replica acknowledges, and a read that asks every replica. Adding an
+    // element is idempotent, so a timed-out attempt (connections still being set up) is retried.
+    poll_until("a write with consistency=all", || async {
+        let (status, body) = tc
+            .post(
+                0,
+                "/keys/gset/everywhere?consistency=all&timeout_ms=3000",
+                r#"{"op":"add","element":"q"}"#,
+            )
+            .await;
+        if status == StatusCode::OK {
+            Ok(())
+        } else {
+            Err(format!("{status} {body}"))
+        }
+    })
+    .await;
+    let (status, body) = tc
+        .get(2, "/keys/gset/everywhere?consistency=all&timeout_ms=10000")
+        .await;
+    assert_eq!(
+        (status, body["value"].clone()),
+        (StatusCode::OK, json!(["q"])),
+        "{body}"
+    );
+
     tc.cluster.kill().await.unwrap();
     tc.cluster.start().unwrap();
     tc.healthy().await;
     wait_everywhere(&tc, "after SIGKILL and restart").await;
+    for i in 0..3 {
+        let (status, body) = tc.get(i, "/keys/gset/everywhere").await;
+        assert_eq!(
+            (status, body["value"].clone()),
+            (StatusCode::OK, json!(["q"])),
+            "node {i}: {body}"
+        );
+    }
 
     // A graceful stop after the restart succeeds too.
     tc.cluster.stop().await.unwrap();
