@@ -99,3 +99,55 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "dd-node",
+            "serve",
+            "--replica",
+            "a",
+            "--peer",
+            "b=127.0.0.1:7001,c=127.0.0.1:7002",
+            "--peer",
+            "d=localhost:7003",
+            "--durable-keys",
+            "user-*,config",
+            "--write-mode",
+            "write-behind=50",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.peers.len(), 3);
+        let config = args.resolve().unwrap();
+        assert_eq!(config.peers.len(), 3);
+        assert_eq!(config.settings.durable_keys, vec!["user-*", "config"]);
+        assert!(Cli::try_parse_from(["dd-node", "migrate", "--from", "x:"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "dd-node",
+                "migrate",
+                "--from",
+                "a:",
+                "--to",
+                "b:",
+                "--batch-size",
+                "0"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn error_chain_joins_sources() {
+        let e = crate::serve::ServeError::Http(std::io::Error::other("boom"));
+        assert_eq!(error_chain(&e), "HTTP server: boom");
+    }
+}
