@@ -49,11 +49,11 @@ pub struct ServeArgs {
     )]
     pub peers: Vec<String>,
     /// Durable store URL, e.g. sqlite:///var/lib/dd/a.db, fs:///var/lib/dd, memory:
-    /// [default: sqlite://<cwd>/dd-<replica>.db].
+    /// [default: sqlite://CWD/dd-REPLICA.db].
     #[arg(long, env = "DD_NODE_STORE", value_name = "URL")]
     pub store: Option<String>,
     /// When durable writes happen: `sync` (an acknowledged update is stored) or
-    /// `write-behind=<ms>` (batched every <ms> milliseconds) [default: sync].
+    /// `write-behind=N` (batched every N milliseconds) [default: sync].
     #[arg(long, env = "DD_NODE_WRITE_MODE", value_name = "MODE")]
     pub write_mode: Option<String>,
     /// Which keys are durable: exact ids or prefixes ending in `*` (comma-separated)
