@@ -12,7 +12,7 @@ use dd_core::cluster::{ChitchatCluster, ChitchatClusterConfig, Cluster};
 use dd_core::crdt::GCounter;
 use dd_core::replicator::{DistributedData, Replicator, WriteConsistency};
 use dd_core::transport::tcp::{TcpConfig, TcpTransport};
-use dd_core::{Key, ReplicaId, UniqueReplicaId};
+use dd_core::{Key, RemovedNodePruning, ReplicaId, UniqueReplicaId};
 use replicator_support::*;
 
 fn free_udp_port() -> SocketAddr {
@@ -21,6 +21,14 @@ fn free_udp_port() -> SocketAddr {
 }
 
 async fn start_node(name: &str, seeds: Vec<String>) -> (Replicator, ChitchatCluster, SocketAddr) {
+    start_node_with(name, seeds, Duration::from_secs(3600)).await
+}
+
+async fn start_node_with(
+    name: &str,
+    seeds: Vec<String>,
+    dead_node_grace_period: Duration,
+) -> (Replicator, ChitchatCluster, SocketAddr) {
     let id = UniqueReplicaId::new_incarnation(ReplicaId::new(name));
     let transport = TcpTransport::bind(
         id.clone(),
@@ -35,6 +43,7 @@ async fn start_node(name: &str, seeds: Vec<String>) -> (Replicator, ChitchatClus
     config.replicator_address = Some(transport.local_addr());
     config.gossip_interval = Duration::from_millis(100);
     config.refresh_interval = Duration::from_millis(50);
+    config.dead_node_grace_period = dead_node_grace_period;
     let cluster = ChitchatCluster::start(id, config).await.unwrap();
     let r = DistributedData::start(cluster.clone(), transport, fast_settings())
         .await
@@ -84,4 +93,50 @@ async fn chitchat_membership_and_tcp_data_converge_and_a_late_node_catches_up() 
     for c in [c0, c1, c2, c3] {
         c.shutdown().await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stays_dead_is_removed_and_pruned() {
+    let grace = Duration::from_secs(2);
+    let (r0, c0, seed) = start_node_with("m0", Vec::new(), grace).await;
+    let seeds = vec![seed.to_string()];
+    let (r1, c1, _) = start_node_with("m1", seeds.clone(), grace).await;
+    let (r2, c2, _) = start_node_with("m2", seeds, grace).await;
+    wait_members(&[&c0, &c1, &c2], 3).await;
+    let rs = vec![r0, r1, r2];
+    let key: Key<GCounter> = Key::new("dead");
+    for r in &rs {
+        let me = r.self_id();
+        r.update(&key, GCounter::new(), WriteConsistency::Local, move |c| {
+            c.increment(&me, 3)
+        })
+        .await
+        .unwrap();
+    }
+    converge_counter(&rs, &key, 9).await;
+    let gone = rs[2].self_id();
+    rs[2].shutdown().await.unwrap();
+    c2.shutdown().await.unwrap();
+    eventually(
+        "m2 removed from membership and pruned everywhere",
+        LONG,
+        || async {
+            for (r, c) in rs[..2].iter().zip([&c0, &c1]) {
+                if c.members().borrow().len() != 2 {
+                    return false;
+                }
+                match r.get(&key, dd_core::ReadConsistency::Local).await {
+                    Ok(v) if v.value() == 9 && !v.modified_by_nodes().contains(&gone) => {}
+                    _ => return false,
+                }
+            }
+            true
+        },
+    )
+    .await;
+    for r in &rs[..2] {
+        r.shutdown().await.unwrap();
+    }
+    c0.shutdown().await.unwrap();
+    c1.shutdown().await.unwrap();
 }

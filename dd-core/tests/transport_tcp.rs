@@ -114,10 +114,18 @@ async fn handshake(
     addr: SocketAddr,
     cluster: &str,
 ) -> (Framed<TcpStream, LengthDelimitedCodec>, Handshake) {
+    handshake_with(addr, cluster, PROTOCOL_VERSION).await
+}
+
+async fn handshake_with(
+    addr: SocketAddr,
+    cluster: &str,
+    protocol: u32,
+) -> (Framed<TcpStream, LengthDelimitedCodec>, Handshake) {
     let stream = TcpStream::connect(addr).await.unwrap();
     let mut framed = Framed::new(stream, LengthDelimitedCodec::new());
     let hello = Handshake::Hello {
-        protocol: PROTOCOL_VERSION,
+        protocol,
         cluster: cluster.into(),
         from: UniqueReplicaId::new("intruder", 1),
     };
@@ -148,11 +156,22 @@ async fn closed(framed: &mut Framed<TcpStream, LengthDelimitedCodec>) -> bool {
 }
 
 #[tokio::test]
-async fn wrong_cluster_name_is_refused() {
+async fn wrong_cluster_name_or_protocol_version_is_refused() {
     let (rs, transports) = start_tcp_cluster(1).await;
     let (mut framed, reply) = handshake(transports[0].local_addr(), "other-cluster").await;
     assert!(
         matches!(&reply, Handshake::Rejected { reason } if reason.contains("other-cluster")),
+        "{reply:?}"
+    );
+    assert!(closed(&mut framed).await);
+    let (mut framed, reply) = handshake_with(
+        transports[0].local_addr(),
+        "test-cluster",
+        PROTOCOL_VERSION + 1,
+    )
+    .await;
+    assert!(
+        matches!(&reply, Handshake::Rejected { reason } if reason.contains("protocol version")),
         "{reply:?}"
     );
     assert!(closed(&mut framed).await);

@@ -281,3 +281,51 @@ async fn write_behind_keeps_a_key_whose_record_is_corrupt() {
     );
     assert!(backend.get("r", "good").await.unwrap().is_some());
 }
+
+/// The same on a multi-threaded runtime, with writers racing the background task and `flush()`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_behind_loses_nothing_with_concurrent_writers_and_a_flaky_backend() {
+    let backend = TestStore::new(MemoryStore::new());
+    let options = DurableOptions {
+        max_batch_size: 4,
+        max_retry_backoff: Duration::from_millis(20),
+        ..write_behind(Duration::from_millis(5))
+    };
+    let durable = std::sync::Arc::new(DurableDistributedDataStore::new(backend.clone(), options));
+    let replica = ReplicaId::new("r");
+    backend.set_failing(true);
+    let writers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let durable = std::sync::Arc::clone(&durable);
+            let replica = replica.clone();
+            tokio::spawn(async move {
+                for n in 1..=50u64 {
+                    let key = format!("w{w}-k{}", n % 5);
+                    let entries = vec![entry(&key, counter(&[("r", w, n)]))];
+                    durable.store(&replica, &registry(), entries).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    eventually(PATIENCE, || {
+        backend.failed_batches.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    backend.set_failing(false);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    durable.flush().await.unwrap();
+    let loaded = load_all(durable.as_ref(), &replica).await;
+    assert_eq!(loaded.len(), 20);
+    for (key, value) in &loaded {
+        // Key w{w}-k{m} was last written with the largest n <= 50 with n % 5 == m.
+        let (w, m): (u64, u64) = {
+            let (w, m) = key[1..].split_once("-k").unwrap();
+            (w.parse().unwrap(), m.parse().unwrap())
+        };
+        let last = (1..=50u64).filter(|n| n % 5 == m).max().unwrap();
+        assert_eq!(as_counter(value), counter(&[("r", w, last)]), "{key}");
+    }
+}

@@ -65,6 +65,14 @@ pub enum FsError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A replica name or key is empty (the store interface requires non-empty names).
+    #[error("fs:{}: the {what} name is empty; replica names and keys must be non-empty", dir.display())]
+    EmptyName {
+        /// The store directory.
+        dir: PathBuf,
+        /// "replica" or "key".
+        what: &'static str,
+    },
     /// A blocking file-system task panicked or was cancelled.
     #[error("fs:{}: a file-system task failed: {message}", dir.display())]
     Task {
@@ -116,6 +124,7 @@ impl From<FsError> for StoreError {
             },
             FsError::Io { ref dir, .. }
             | FsError::ForeignEntry { ref dir, .. }
+            | FsError::EmptyName { ref dir, .. }
             | FsError::Task { ref dir, .. } => StoreError::Backend {
                 backend: backend(dir),
                 message: e.to_string(),

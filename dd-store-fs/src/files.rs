@@ -23,6 +23,8 @@ pub const MARKER_CONTENT: &str = "dd-store-fs layout 1\n";
 pub const REPLICA_NAME_FILE: &str = ".replica";
 /// The prefix of temporary files.
 pub const TEMP_PREFIX: &str = ".tmp-";
+/// How many threads write and sync the files of one batch at most.
+pub const SYNC_WORKERS: usize = 8;
 /// Longest key accepted when listing hashed names (guards against damaged headers).
 const MAX_LISTED_KEY_LEN: usize = 16 * 1024 * 1024;
 
@@ -61,7 +63,7 @@ impl StoreDir {
         }
         // A replica being written right now (its lock is held) may have a live temporary file;
         // its leftovers, if any, are removed at a later open.
-        for replica_dir in store.replica_dirs()? {
+        for replica_dir in store.replica_dirs(false)? {
             if let Some(_lock) = DirLock::try_acquire(&store.dir, &replica_dir)? {
                 store.remove_temp_files(&replica_dir)?;
             }
@@ -126,13 +128,16 @@ impl StoreDir {
         Ok(())
     }
 
-    fn replica_dirs(&self) -> Result<Vec<PathBuf>, FsError> {
+    /// The replica directories. With `strict`, any other entry (except dot files and a file
+    /// system's `lost+found`) is an [`FsError::ForeignEntry`]; otherwise it is skipped.
+    fn replica_dirs(&self, strict: bool) -> Result<Vec<PathBuf>, FsError> {
         let mut dirs = Vec::new();
         let entries = fs::read_dir(&self.dir).map_err(|e| self.io("list", &self.dir, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| self.io("list", &self.dir, e))?;
             let name = entry.file_name();
-            if name.to_string_lossy().starts_with('.') {
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || name == "lost+found" {
                 continue;
             }
             let file_type = entry
@@ -140,9 +145,26 @@ impl StoreDir {
                 .map_err(|e| self.io("stat", &entry.path(), e))?;
             if file_type.is_dir() {
                 dirs.push(entry.path());
+            } else if strict {
+                return Err(FsError::ForeignEntry {
+                    dir: self.dir.clone(),
+                    path: entry.path(),
+                    reason: "a file where only replica directories belong".to_owned(),
+                });
             }
         }
         Ok(dirs)
+    }
+
+    /// Refuses an empty replica name or key (the trait requires non-empty names).
+    fn check_name(&self, what: &'static str, name: &str) -> Result<(), FsError> {
+        if name.is_empty() {
+            return Err(FsError::EmptyName {
+                dir: self.dir.clone(),
+                what,
+            });
+        }
+        Ok(())
     }
 
     /// The directory of `replica` and whether its name is hashed.
@@ -168,24 +190,90 @@ impl StoreDir {
             .map_err(|e| self.io("sync directory", dir, e))
     }
 
-    /// Writes `bytes` to a temporary file in `dir`, syncs it and renames it over `target`. The
+    /// Writes `bytes` to a new temporary file in `dir` and syncs it; returns its path.
+    fn write_temp(&self, dir: &Path, bytes: &[u8]) -> Result<PathBuf, FsError> {
+        let temp = dir.join(temp_name());
+        let written = File::create_new(&temp).and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_data()
+        });
+        match written {
+            Ok(()) => Ok(temp),
+            Err(e) => {
+                // Best effort: a leftover temporary file is removed at the next open.
+                let _ = fs::remove_file(&temp);
+                Err(self.io("write temporary file", &temp, e))
+            }
+        }
+    }
+
+    /// Writes and syncs one temporary file per entry of `files`, on up to [`SYNC_WORKERS`]
+    /// threads (concurrent syncs share journal commits, which is many times faster than syncing
+    /// one file after the other). Returns the temporary paths in the order of `files`; on error
+    /// removes the ones written and returns the first error.
+    fn write_temps(&self, dir: &Path, files: &[Vec<u8>]) -> Result<Vec<PathBuf>, FsError> {
+        let write_chunk = |chunk: &[Vec<u8>]| -> Vec<Result<PathBuf, FsError>> {
+            chunk
+                .iter()
+                .map(|bytes| self.write_temp(dir, bytes))
+                .collect()
+        };
+        let workers = files.len().clamp(1, SYNC_WORKERS);
+        let results: Vec<Result<PathBuf, FsError>> = if workers == 1 {
+            write_chunk(files)
+        } else {
+            let chunk_len = files.len().div_ceil(workers);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = files
+                    .chunks(chunk_len)
+                    .map(|chunk| (chunk.len(), scope.spawn(move || write_chunk(chunk))))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|(len, handle)| {
+                        handle.join().unwrap_or_else(|_| {
+                            (0..len)
+                                .map(|_| {
+                                    Err(FsError::Task {
+                                        dir: self.dir.clone(),
+                                        message: "a file-writing thread panicked".to_owned(),
+                                    })
+                                })
+                                .collect()
+                        })
+                    })
+                    .collect()
+            })
+        };
+        let mut temps = Vec::with_capacity(results.len());
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(temp) => temps.push(temp),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            None => Ok(temps),
+            Some(e) => {
+                for temp in temps {
+                    let _ = fs::remove_file(temp);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes `bytes` to a synced temporary file in `dir` and renames it over `target`. The
     /// caller syncs `dir` afterwards.
     fn write_atomically(&self, dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), FsError> {
-        let temp = dir.join(temp_name());
-        let written = File::create_new(&temp)
-            .and_then(|mut f| {
-                f.write_all(bytes)?;
-                f.sync_data()
-            })
-            .map_err(|e| self.io("write temporary file", &temp, e))
-            .and_then(|()| {
-                fs::rename(&temp, target).map_err(|e| self.io("rename into place", target, e))
-            });
-        if written.is_err() {
-            // Best effort: a leftover temporary file is removed at the next open.
+        let temp = self.write_temp(dir, bytes)?;
+        fs::rename(&temp, target).map_err(|e| {
             let _ = fs::remove_file(&temp);
-        }
-        written
+            self.io("rename into place", target, e)
+        })
     }
 
     /// Reads the record of `key` in `dir`; `None` if there is none.
@@ -216,6 +304,8 @@ impl StoreDir {
 
     /// Reads one record.
     pub fn get(&self, replica: &str, key: &str) -> Result<Option<StoredRecord>, FsError> {
+        self.check_name("replica", replica)?;
+        self.check_name("key", key)?;
         let (dir, _) = self.replica_dir(replica);
         Ok(self
             .read_record(&dir, replica, key)?
@@ -271,6 +361,10 @@ impl StoreDir {
     ) -> Result<Vec<WriteOutcome>, FsError> {
         if ops.is_empty() {
             return Ok(Vec::new());
+        }
+        self.check_name("replica", replica)?;
+        for op in &ops {
+            self.check_name("key", op.key())?;
         }
         let (dir, hashed) = self.replica_dir(replica);
         match fs::create_dir(&dir) {
@@ -329,23 +423,39 @@ impl StoreDir {
             };
             outcomes.push(outcome);
         }
-        let mut changed = false;
+        // Every new record is written and synced before the first rename, so a failure here
+        // leaves the replica as it was.
+        let mut targets = Vec::new();
+        let mut contents = Vec::new();
+        let mut removals = Vec::new();
         for (key, state) in states.into_iter().filter(|(_, s)| s.dirty) {
             let path = dir.join(FileName::for_name(&key).as_str());
             match (state.revision, state.value) {
                 (Some(revision), Some(value)) => {
-                    let bytes = record::encode(&key, revision, &value);
-                    self.write_atomically(&dir, &path, &bytes)?;
+                    contents.push(record::encode(&key, revision, &value));
+                    targets.push(path);
                 }
-                _ => match fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(self.io("remove", &path, e)),
-                },
+                _ => removals.push(path),
             }
-            changed = true;
         }
-        if changed {
+        let temps = self.write_temps(&dir, &contents)?;
+        drop(contents);
+        for (i, (temp, target)) in temps.iter().zip(&targets).enumerate() {
+            if let Err(e) = fs::rename(temp, target) {
+                for unused in &temps[i..] {
+                    let _ = fs::remove_file(unused);
+                }
+                return Err(self.io("rename into place", target, e));
+            }
+        }
+        for path in &removals {
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io("remove", path, e)),
+            }
+        }
+        if !targets.is_empty() || !removals.is_empty() {
             self.sync_dir(&dir)?;
         }
         debug!(dir = %dir.display(), ops = outcomes.len(), "batch written");
@@ -412,6 +522,7 @@ impl StoreDir {
         limit: usize,
     ) -> Result<ScanPage, FsError> {
         let limit = limit.max(1);
+        self.check_name("replica", replica)?;
         let (dir, _) = self.replica_dir(replica);
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -471,7 +582,7 @@ impl StoreDir {
     /// The names of the replicas that have at least one record, sorted.
     pub fn replicas(&self) -> Result<Vec<String>, FsError> {
         let mut names = Vec::new();
-        for dir in self.replica_dirs()? {
+        for dir in self.replica_dirs(true)? {
             let dir_name = dir
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

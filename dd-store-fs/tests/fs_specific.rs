@@ -267,3 +267,25 @@ async fn url_forms_open_the_same_store() {
     assert_eq!(again.dir(), store.dir());
     assert!(again.get("r", "k").await.expect("get").is_some());
 }
+
+/// Empty names are refused with a clear error; a stray file among the replica directories is
+/// reported by `replicas()`.
+#[tokio::test]
+async fn empty_names_and_stray_files_are_reported() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = FsStore::open(tmp.path()).await.expect("open");
+    let err = store
+        .put("r", "", None, "v".into())
+        .await
+        .expect_err("empty key");
+    assert!(err.to_string().contains("key name is empty"), "{err}");
+    let err = store.get("", "k").await.expect_err("empty replica");
+    assert!(err.to_string().contains("replica name is empty"), "{err}");
+    store.put("r", "k", None, "v".into()).await.expect("put");
+    fs::write(store.dir().join("stray.txt"), "x").expect("write");
+    let err = store.replicas().await.expect_err("stray file");
+    assert!(err.to_string().contains("stray.txt"), "{err}");
+    // Reads and writes of replicas are unaffected, and reopening still works.
+    assert!(store.get("r", "k").await.expect("get").is_some());
+    drop(FsStore::open(tmp.path()).await.expect("reopen"));
+}

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::TestEndpoint;
-use common::proxy::Proxy;
+use common::proxy::{Mode, Proxy};
 use dd_core::store::{DurableStateStore, Revision, StoreError, WriteOutcome};
 use dd_store_s3::{S3Options, S3Store};
 
@@ -98,7 +98,7 @@ async fn a_server_that_ignores_conditional_writes_is_refused_unless_single_write
     assert!(direct.server_features().conditional_put);
 
     // Behind the stripping proxy it does not: open refuses with a clear configuration error.
-    let proxy = Proxy::start(&server.endpoint, true).await;
+    let proxy = Proxy::start(&server.endpoint, Mode::StripConditions).await;
     let err = S3Store::open(anonymous_options(&proxy.endpoint(), &prefix).build())
         .await
         .expect_err("a server ignoring If-None-Match must be refused");

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::TestEndpoint;
-use common::proxy::Proxy;
+use common::proxy::{Mode, Proxy};
 use dd_core::store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
 use dd_store_s3::{S3Options, S3Store};
 
@@ -52,7 +52,7 @@ async fn writes_fail_while_the_endpoint_is_away_and_nothing_is_lost() {
     let Some(server) = TestEndpoint::from_env() else {
         return;
     };
-    let mut proxy = Proxy::start(&server.endpoint, false).await;
+    let mut proxy = Proxy::start(&server.endpoint, Mode::Forward).await;
     let prefix = common::unique_prefix("outage");
     let options = server
         .options_at(&proxy.endpoint(), &prefix)

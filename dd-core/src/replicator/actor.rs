@@ -617,7 +617,7 @@ impl Replica {
                 reply,
             } => {
                 if let Some(env) = merged {
-                    if let Some(Value::Data(d)) = Some(&env.value)
+                    if let Value::Data(d) = &env.value
                         && d.data_type_name() != type_name
                     {
                         let _ = reply.send(Err(ReplicatorError::WrongType {

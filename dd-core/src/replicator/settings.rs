@@ -269,4 +269,19 @@ mod tests {
         assert_eq!(s.durable_keys, vec!["a*".to_owned()]);
         assert_eq!(s.gossip_interval, Duration::from_secs(2));
     }
+
+    #[test]
+    fn toml_file_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replicator.toml");
+        std::fs::write(&path, "notify_interval_ms = 250\nmax_gossip_bytes = 4096\n").unwrap();
+        let s = Settings::from_toml_file(&path).unwrap();
+        assert_eq!(s.notify_interval, Duration::from_millis(250));
+        assert_eq!(s.max_gossip_bytes, 4096);
+        std::fs::write(&path, "max_gossip_bytes = \"big\"\n").unwrap();
+        let err = Settings::from_toml_file(&path).unwrap_err().to_string();
+        assert!(err.contains("replicator.toml"), "{err}");
+        let missing = Settings::from_toml_file(dir.path().join("nope.toml")).unwrap_err();
+        assert!(missing.to_string().contains("nope.toml"), "{missing}");
+    }
 }
