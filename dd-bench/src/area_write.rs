@@ -1,6 +1,7 @@
 //! Area 1: durable update throughput per backend, Sync and WriteBehind, against the raw backend
 //! writing the same bytes with the same durability.
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,6 +47,13 @@ const VARIANTS: [Variant; 5] = [
 ];
 
 impl Variant {
+    fn is_write_behind(self) -> bool {
+        matches!(
+            self,
+            Variant::StoreWriteBehind | Variant::ReplicatorWriteBehind
+        )
+    }
+
     fn label(self) -> &'static str {
         match self {
             Variant::Raw => "raw",
@@ -102,8 +110,9 @@ fn round_value(round: usize) -> Result<(GCounter, Bytes)> {
 }
 
 impl Subjects {
-    /// Runs one round of `n` updates (keys 0..n, each once) of `variant`; returns the seconds.
-    async fn round(&self, variant: Variant, round: usize, n: usize) -> Result<f64> {
+    /// Updates the keys `keys` (each once) to their state of round `round` through `variant`;
+    /// write-behind variants end with `flush()`. Returns the seconds.
+    async fn ops(&self, variant: Variant, round: usize, keys: Range<usize>) -> Result<f64> {
         let (counter, bytes) = round_value(round)?;
         let started = Instant::now();
         match variant {
@@ -111,7 +120,7 @@ impl Subjects {
                 let Some(raw) = &self.raw else {
                     return Ok(0.0);
                 };
-                for i in 0..n {
+                for i in keys {
                     raw.write(&key_name(i), bytes.clone()).await?;
                 }
             }
@@ -121,17 +130,19 @@ impl Subjects {
                 } else {
                     (&self.write_behind, ReplicaId::new("store-wb"))
                 };
-                for i in 0..n {
+                for i in keys {
                     let entry = (key_name(i), DurableValue::Data(Box::new(counter.clone())));
                     store
                         .store(&replica, &self.registry, vec![entry])
                         .await
                         .context(|| format!("{} of key {i}", variant.label()))?;
                 }
-                store
-                    .flush()
-                    .await
-                    .context(|| format!("flush after {}", variant.label()))?;
+                if variant.is_write_behind() {
+                    store
+                        .flush()
+                        .await
+                        .context(|| format!("flush after {}", variant.label()))?;
+                }
             }
             Variant::ReplicatorSync | Variant::ReplicatorWriteBehind => {
                 let (replicator, store) = if variant == Variant::ReplicatorSync {
@@ -139,7 +150,7 @@ impl Subjects {
                 } else {
                     &self.repl_write_behind
                 };
-                for i in 0..n {
+                for i in keys {
                     let me = replicator.self_id();
                     replicator
                         .update(
@@ -151,10 +162,12 @@ impl Subjects {
                         .await
                         .context(|| format!("{} of key {i}", variant.label()))?;
                 }
-                store
-                    .flush()
-                    .await
-                    .context(|| format!("flush after {}", variant.label()))?;
+                if variant.is_write_behind() {
+                    store
+                        .flush()
+                        .await
+                        .context(|| format!("flush after {}", variant.label()))?;
+                }
             }
         }
         Ok(started.elapsed().as_secs_f64())
@@ -199,18 +212,37 @@ async fn measure_backend(
     let n = sizes.write_updates;
     // Round 0 creates every key (creates cost more than updates on some backends); not counted.
     for v in &variants {
-        subjects.round(*v, 0, n).await?;
+        subjects.ops(*v, 0, 0..n).await?;
     }
+    let per_update: Vec<usize> = (0..variants.len())
+        .filter(|i| !variants[*i].is_write_behind())
+        .collect();
+    let batched: Vec<usize> = (0..variants.len())
+        .filter(|i| variants[*i].is_write_behind())
+        .collect();
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
     for round in 1..=sizes.write_rounds {
-        // Alternate the order so that no variant always runs first (or last) on a busy machine.
-        let mut order: Vec<usize> = (0..variants.len()).collect();
+        let mut seconds = vec![0.0; variants.len()];
+        // The raw baseline and the Sync variants alternate update by update (rotating which
+        // goes first), so that all of them see the same moments of a busy disk.
+        for k in 0..n {
+            let mut order = per_update.clone();
+            let shift = k % order.len().max(1);
+            order.rotate_left(shift);
+            for i in order {
+                seconds[i] += subjects.ops(variants[i], round, k..k + 1).await?;
+            }
+        }
+        // Write-behind rounds (which batch) run whole, in alternating order.
+        let mut order = batched.clone();
         if round % 2 == 0 {
             order.reverse();
         }
         for i in order {
-            let seconds = subjects.round(variants[i], round, n).await?;
-            rates[i].push(n as f64 / seconds.max(1e-9));
+            seconds[i] = subjects.ops(variants[i], round, 0..n).await?;
+        }
+        for (i, s) in seconds.into_iter().enumerate() {
+            rates[i].push(n as f64 / s.max(1e-9));
         }
     }
     subjects
@@ -238,10 +270,12 @@ pub async fn run(backends: &Backends, root: &Path, sizes: &Sizes) -> Result<Tabl
         "1. Durable update throughput",
         format!(
             "Each round updates {n} distinct keys once (a `GCounter` state, {bytes} bytes with its \
-             envelope), one update at a time, waiting for each; WriteBehind rounds (interval \
-             {wb} ms, batches of at most 500) end with `flush()`, so their time includes writing \
-             everything. A first round creates the keys and is not counted; then {r} rounds per \
-             variant, the variants alternating in order; the figure is the median rate. The raw \
+             envelope), one update at a time, waiting for each. The raw baseline and the Sync \
+             variants alternate update by update (rotating which goes first), so that they share \
+             the same moments of a busy disk. WriteBehind rounds (interval {wb} ms, batches of at \
+             most 500) run whole, alternating in order, and end with `flush()`, so their time \
+             includes writing everything. A first round creates the keys and is not counted; then \
+             {r} measured rounds; the figure is the median of the per-round rates. The raw \
              baseline writes the same bytes to the same backend with the same durability (its \
              own table / directory / prefix). Ratio = candidate rate / raw rate (raw = 1).",
             n = sizes.write_updates,
