@@ -75,6 +75,9 @@ fn orset_with(node: &UniqueReplicaId, elements: std::ops::Range<u64>) -> ORSet<u
     let mut s = ORSet::new();
     for e in elements {
         s.add(node, e);
+        if (e + 1) % DELTA_RESET_EVERY == 0 {
+            s.reset_delta_for_bench();
+        }
     }
     s.reset_delta_for_bench();
     s
@@ -189,7 +192,10 @@ pub fn run(sizes: &Sizes) -> Result<Table> {
     let full_ours = orset_with(&a, 0..n);
     let full_theirs = orswot_with(&a, 0..n);
     workloads.push(alternate(
-        format!("ORSet: {n} removes from a set of {n}"),
+        format!(
+            "ORSet: {n} removes from a set of {n}, pending delta reset every \
+             {DELTA_RESET_EVERY} removes"
+        ),
         runs,
         || {
             time(
@@ -197,6 +203,9 @@ pub fn run(sizes: &Sizes) -> Result<Table> {
                 |mut s| {
                     for e in 0..n {
                         s.remove(&a, &e);
+                        if (e + 1) % DELTA_RESET_EVERY == 0 {
+                            s.reset_delta_for_bench();
+                        }
                     }
                     black_box(s);
                 },
