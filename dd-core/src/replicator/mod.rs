@@ -96,7 +96,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::{Cluster, Members};
@@ -113,16 +113,20 @@ mod coordinator;
 mod durable_writer;
 mod envelope;
 mod error;
+mod load;
 pub mod protocol;
+mod pruning_record;
 mod settings;
 
 pub use consistency::{ReadConsistency, WriteConsistency};
 pub use error::{BoxError, ReplicatorError};
+pub use pruning_record::RESERVED_PREFIX;
 pub use settings::{Settings, SettingsBuilder};
 
 use actor::{Inputs, Replica};
 use command::{Command, ModifyFn};
-use envelope::{Envelope, Value};
+use envelope::Value;
+use pruning_record::{PrunedIncarnations, RemovedIncarnations};
 
 /// Starts replicators.
 #[derive(Debug, Clone, Copy)]
@@ -146,36 +150,18 @@ impl DistributedData {
             .incoming()
             .map_err(|e| ReplicatorError::Transport(e.to_string()))?;
         let registry = settings.registry.clone();
-        let mut recovered = BTreeMap::<String, Envelope>::new();
-        if let Some(store) = &settings.durable_store {
-            let mut entries = store.load(self_id.replica(), &registry);
-            while let Some(item) = entries.next().await {
-                let (key, value) = item.map_err(|source| {
+        registry.register::<PrunedIncarnations>();
+        registry.register::<RemovedIncarnations>();
+        let recovered = match &settings.durable_store {
+            Some(store) => match load::load_durable(store.as_ref(), &self_id, &registry).await {
+                Ok(r) => r,
+                Err(e) => {
                     transport.shutdown();
-                    ReplicatorError::LoadFailure {
-                        store: store.describe(),
-                        source: Box::new(source),
-                    }
-                })?;
-                let env = Envelope::from_durable(value);
-                match recovered.get_mut(&key) {
-                    None => {
-                        recovered.insert(key, env);
-                    }
-                    Some(existing) => {
-                        existing.merge(env).map_err(|source| {
-                            transport.shutdown();
-                            ReplicatorError::Data {
-                                key,
-                                source: Box::new(source),
-                            }
-                        })?;
-                    }
+                    return Err(e);
                 }
-            }
-            tracing::info!(replica = %self_id, store = %store.describe(),
-                keys = recovered.len(), "durable data loaded");
-        }
+            },
+            None => load::Recovered::default(),
+        };
         let members_rx = cluster.members();
         let members = members_rx.borrow().clone();
         transport.follow_members(cluster.members());

@@ -1,0 +1,337 @@
+//! Pruning with durable data: a replica that comes back from its store after pruning it did not
+//! see (the pruning leader itself restarted meanwhile, so no marker survives in memory) keeps
+//! every value exact, and restarts of a replica do not make CRDTs grow.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod replicator_support;
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dd_core::cluster::StaticCluster;
+use dd_core::crdt::{GCounter, ORSet, PNCounter, PNCounterMap};
+use dd_core::replicator::{
+    DistributedData, ReadConsistency, Replicator, ReplicatorError, Settings, WriteConsistency,
+};
+use dd_core::transport::memory::{Faults, MemoryNetwork};
+use dd_core::{Key, RemovedNodePruning, ReplicaId, UniqueReplicaId};
+use replicator_support::*;
+
+fn settings(store: &Arc<MapStore>, pruning: Duration) -> Settings {
+    Settings::builder()
+        .gossip_interval(Duration::from_millis(50))
+        .delta_propagation_interval(Duration::from_millis(20))
+        .notify_interval(Duration::from_millis(20))
+        .pruning_interval(pruning)
+        .build()
+        .unwrap()
+        .durable_store(store.clone())
+}
+
+async fn start(
+    net: &MemoryNetwork,
+    name: &ReplicaId,
+    incarnation: u64,
+    peers: &[&ReplicaId],
+    store: &Arc<MapStore>,
+    pruning: Duration,
+) -> (Replicator, StaticCluster) {
+    let id = UniqueReplicaId::new(name.clone(), incarnation);
+    let cluster = StaticCluster::new(id.clone(), peers.iter().map(|p| (*p).clone()));
+    let r = DistributedData::start(cluster.clone(), net.join(id), settings(store, pruning))
+        .await
+        .unwrap();
+    (r, cluster)
+}
+
+struct Keys {
+    counter: Key<GCounter>,
+    pn: Key<PNCounter>,
+    set: Key<ORSet<String>>,
+    map: Key<PNCounterMap<String>>,
+}
+
+fn keys() -> Keys {
+    Keys {
+        counter: Key::new("counter"),
+        pn: Key::new("pn"),
+        set: Key::new("set"),
+        map: Key::new("map"),
+    }
+}
+
+/// Every replica writes to every key, so each value has entries of every incarnation.
+async fn write_all(r: &Replicator, k: &Keys, i: u64) {
+    let me = r.self_id();
+    let name = me.replica().to_string();
+    let m = me.clone();
+    r.update(
+        &k.counter,
+        GCounter::new(),
+        WriteConsistency::Local,
+        move |c| c.increment(&m, 10 + i),
+    )
+    .await
+    .unwrap();
+    let m = me.clone();
+    r.update(&k.pn, PNCounter::new(), WriteConsistency::Local, move |c| {
+        c.increment(&m, 7)?;
+        c.decrement(&m, i)
+    })
+    .await
+    .unwrap();
+    let m = me.clone();
+    let n = name.clone();
+    r.update(&k.set, ORSet::new(), WriteConsistency::Local, move |s| {
+        s.add(&m, format!("{n}-a"));
+        s.add(&m, format!("{n}-b"));
+        s.remove(&m, &format!("{n}-b"));
+        Ok::<(), Infallible>(())
+    })
+    .await
+    .unwrap();
+    let m = me.clone();
+    r.update(
+        &k.map,
+        PNCounterMap::new(),
+        WriteConsistency::Local,
+        move |c| {
+            c.increment(&m, "shared".to_owned(), 3)?;
+            c.increment(&m, name, i + 1)
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Values {
+    counter: u128,
+    pn: i128,
+    set: BTreeSet<String>,
+    map: std::collections::BTreeMap<String, i128>,
+}
+
+async fn values(r: &Replicator, k: &Keys) -> Option<Values> {
+    Some(Values {
+        counter: r
+            .get(&k.counter, ReadConsistency::Local)
+            .await
+            .ok()?
+            .value(),
+        pn: r.get(&k.pn, ReadConsistency::Local).await.ok()?.value(),
+        set: r.get(&k.set, ReadConsistency::Local).await.ok()?.elements(),
+        map: r.get(&k.map, ReadConsistency::Local).await.ok()?.entries(),
+    })
+}
+
+/// Every incarnation that still has entries in any of the values.
+async fn incarnations(r: &Replicator, k: &Keys) -> BTreeSet<UniqueReplicaId> {
+    let mut out = BTreeSet::new();
+    if let Ok(v) = r.get(&k.counter, ReadConsistency::Local).await {
+        out.extend(v.modified_by_nodes());
+    }
+    if let Ok(v) = r.get(&k.pn, ReadConsistency::Local).await {
+        out.extend(v.modified_by_nodes());
+    }
+    if let Ok(v) = r.get(&k.set, ReadConsistency::Local).await {
+        out.extend(v.modified_by_nodes());
+    }
+    if let Ok(v) = r.get(&k.map, ReadConsistency::Local).await {
+        out.extend(v.modified_by_nodes());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_returning_after_pruning_it_missed_keeps_every_value() {
+    let net = MemoryNetwork::new(7, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let [r0n, r1n, r2n] = ["r0", "r1", "r2"].map(ReplicaId::new);
+    let pruning = Duration::from_millis(100);
+    let (r0, c0) = start(&net, &r0n, 1, &[&r1n, &r2n], &store, pruning).await;
+    let (r1, c1) = start(&net, &r1n, 1, &[&r0n, &r2n], &store, pruning).await;
+    let (r2, _c2) = start(&net, &r2n, 1, &[&r0n, &r1n], &store, pruning).await;
+    let k = keys();
+    for (i, r) in [&r0, &r1, &r2].into_iter().enumerate() {
+        write_all(r, &k, i as u64).await;
+    }
+    let expected = Values {
+        counter: 10 + 11 + 12,
+        pn: 21 - 3,
+        set: ["r0-a", "r1-a", "r2-a"].map(String::from).into(),
+        map: [
+            ("shared".to_owned(), 9),
+            ("r0".to_owned(), 1),
+            ("r1".to_owned(), 2),
+            ("r2".to_owned(), 3),
+        ]
+        .into(),
+    };
+    eventually("all three replicas hold every write", LONG, || async {
+        for r in [&r0, &r1, &r2] {
+            if values(r, &k).await.as_ref() != Some(&expected) {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    // Make sure r2's store holds entries of all three incarnations before it goes away.
+    eventually("r2 holds entries of every incarnation", LONG, || async {
+        incarnations(&r2, &k).await.len() == 3
+    })
+    .await;
+
+    // r2 goes down for a long time; the failure detector removes it. Then r1 leaves for good.
+    r2.shutdown().await.unwrap();
+    c0.remove_member(&r2n);
+    c1.remove_member(&r2n);
+    r1.shutdown().await.unwrap();
+    c0.remove_member(&r1n);
+    drop(c1);
+
+    // r0 leads and prunes both removed incarnations into its own.
+    let r0_id = r0.self_id();
+    eventually("r0 pruned r1#1 and r2#1 everywhere", LONG, || async {
+        incarnations(&r0, &k).await == BTreeSet::from([r0_id.clone()])
+    })
+    .await;
+    assert_eq!(values(&r0, &k).await.as_ref(), Some(&expected));
+
+    // The pruning leader restarts as well: nothing of the pruning survives in memory anywhere.
+    r0.shutdown().await.unwrap();
+    drop(c0);
+    let (r0, c0) = start(&net, &r0n, 2, &[], &store, pruning).await;
+    assert_eq!(values(&r0, &k).await.as_ref(), Some(&expected));
+    let r0_id = r0.self_id();
+    eventually("r0#2 pruned its own earlier incarnation", LONG, || async {
+        incarnations(&r0, &k).await == BTreeSet::from([r0_id.clone()])
+    })
+    .await;
+
+    // r2 comes back from its store, which predates all of that pruning.
+    c0.add_member(r2n.clone(), None);
+    let (r2, _c2) = start(&net, &r2n, 2, &[&r0n], &store, pruning).await;
+    // No value ever changes on either replica while r2 catches up, ...
+    let r2_id = r2.self_id();
+    let mut rounds = 0;
+    loop {
+        for (name, r) in [("r0", &r0), ("r2", &r2)] {
+            let v = values(r, &k).await;
+            assert_eq!(v.as_ref(), Some(&expected), "{name} after {rounds} rounds");
+        }
+        let live = BTreeSet::from([r0_id.clone(), r2_id.clone()]);
+        let settled = incarnations(&r2, &k).await.is_subset(&live)
+            && incarnations(&r0, &k).await.is_subset(&live);
+        // ... and the stale entries of r1#1, r2#1 and r0#1 are gone from both.
+        if settled && rounds >= 20 {
+            break;
+        }
+        rounds += 1;
+        assert!(
+            rounds < 1200,
+            "stale entries not pruned from r2: {:?}",
+            incarnations(&r2, &k).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A new write after the return counts once.
+    let me = r2.self_id();
+    r2.update(
+        &k.counter,
+        GCounter::new(),
+        WriteConsistency::Local,
+        move |c| c.increment(&me, 5),
+    )
+    .await
+    .unwrap();
+    converge_counter(&[r0.clone(), r2.clone()], &k.counter, expected.counter + 5).await;
+    r0.shutdown().await.unwrap();
+    r2.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_restarts_keep_values_exact_and_entries_bounded() {
+    let net = MemoryNetwork::new(11, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let name = ReplicaId::new("solo");
+    let k = keys();
+    let mut expected_set = BTreeSet::new();
+    for restart in 1..=100u64 {
+        let (r, _c) = start(&net, &name, restart, &[], &store, Duration::from_millis(10)).await;
+        let me = r.self_id();
+        let m = me.clone();
+        r.update(
+            &k.counter,
+            GCounter::new(),
+            WriteConsistency::Local,
+            move |c| c.increment(&m, 1),
+        )
+        .await
+        .unwrap();
+        let m = me.clone();
+        r.update(&k.pn, PNCounter::new(), WriteConsistency::Local, move |c| {
+            c.increment(&m, 2)?;
+            c.decrement(&m, 1)
+        })
+        .await
+        .unwrap();
+        let m = me.clone();
+        let element = format!("e{}", restart % 7);
+        expected_set.insert(element.clone());
+        r.update(&k.set, ORSet::new(), WriteConsistency::Local, move |s| {
+            s.add(&m, element);
+            Ok::<(), Infallible>(())
+        })
+        .await
+        .unwrap();
+        let c = r.get(&k.counter, ReadConsistency::Local).await.unwrap();
+        assert_eq!(c.value(), u128::from(restart), "restart {restart}");
+        let p = r.get(&k.pn, ReadConsistency::Local).await.unwrap();
+        assert_eq!(p.value(), i128::from(restart), "restart {restart}");
+        let s = r.get(&k.set, ReadConsistency::Local).await.unwrap();
+        assert_eq!(s.elements(), expected_set, "restart {restart}");
+        // The previous incarnation is pruned into this one: entries stay bounded.
+        eventually(
+            &format!("restart {restart}: earlier incarnations pruned"),
+            LONG,
+            || async { incarnations(&r, &k).await == BTreeSet::from([me.clone()]) },
+        )
+        .await;
+        let c = r.get(&k.counter, ReadConsistency::Local).await.unwrap();
+        assert_eq!((c.value(), c.len()), (u128::from(restart), 1));
+        r.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_keys_are_refused() {
+    let net = MemoryNetwork::new(1, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let (r, _c) = start(
+        &net,
+        &ReplicaId::new("a"),
+        1,
+        &[],
+        &store,
+        Duration::from_secs(1),
+    )
+    .await;
+    let key: Key<GCounter> = Key::new("__dd/pruning/x");
+    let me = r.self_id();
+    let err = r
+        .update(&key, GCounter::new(), WriteConsistency::Local, move |c| {
+            c.increment(&me, 1)
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ReplicatorError::ReservedKey { .. }), "{err}");
+    let err = r.get(&key, ReadConsistency::Local).await.unwrap_err();
+    assert!(matches!(err, ReplicatorError::ReservedKey { .. }), "{err}");
+    assert!(r.keys().await.unwrap().is_empty());
+    r.shutdown().await.unwrap();
+}
