@@ -71,6 +71,9 @@ pub(crate) struct Replica {
     removed: BTreeSet<UniqueReplicaId>,
     /// The removed set last handed to the durable store.
     stored_removed: BTreeSet<UniqueReplicaId>,
+    /// Replicas that left the membership since this replica started: every incarnation of
+    /// theirs found in the data is removed, also ones never heard from directly.
+    departed: BTreeSet<ReplicaId>,
     /// When each peer was last heard from (for choosing a reachable pruning leader).
     last_heard: HashMap<ReplicaId, Instant>,
     pending: HashMap<u64, mpsc::UnboundedSender<Incoming>>,
@@ -160,6 +163,7 @@ impl Replica {
             incarnations: HashMap::new(),
             removed: recovered.removed,
             stored_removed: BTreeSet::new(),
+            departed: BTreeSet::new(),
             last_heard: HashMap::new(),
             pending: HashMap::new(),
             next_request: 1,
@@ -270,6 +274,14 @@ impl Replica {
     }
 
     fn on_members(&mut self, members: Members) {
+        for gone in self.members.keys() {
+            if !members.contains_key(gone) && gone != self.self_id.replica() {
+                self.departed.insert(gone.clone());
+            }
+        }
+        for back in members.keys() {
+            self.departed.remove(back);
+        }
         for gone in self.members.keys() {
             if !members.contains_key(gone)
                 && let Some(inc) = self.incarnations.remove(gone)
@@ -1135,10 +1147,17 @@ impl Replica {
         })
     }
 
-    /// Whether `owner` can no longer finish a pruning it started.
+    /// Whether `owner` can no longer finish a pruning it started: it was removed, is an earlier
+    /// incarnation of this replica or of a peer, or its replica is no longer a member.
     fn is_gone(&self, owner: &UniqueReplicaId) -> bool {
         self.removed.contains(owner)
             || (owner.replica() == self.self_id.replica() && *owner != self.self_id)
+            || (owner.replica() != self.self_id.replica()
+                && !self.members.contains_key(owner.replica()))
+            || self
+                .incarnations
+                .get(owner.replica())
+                .is_some_and(|current| current != owner)
     }
 
     /// Drops "pruning initialized" markers whose owner was removed (for example a pruning
@@ -1172,14 +1191,41 @@ impl Replica {
         let data = &self.data;
         self.removed.retain(|x| {
             data.values().any(|e| {
-                e.env.pruning.get(x).is_some_and(|p| !p.is_performed())
-                    || matches!(&e.env.value, Value::Data(d) if d.needs_pruning_from(x))
+                e.env.pruning.iter().any(|(removed, p)| match p {
+                    // Kept while it owns an unfinished pruning, so that marker is dropped.
+                    Pruning::Initialized { owner, .. } => removed == x || owner == x,
+                    Pruning::Performed { .. } => false,
+                }) || matches!(&e.env.value, Value::Data(d) if d.needs_pruning_from(x))
             })
         });
     }
 
+    /// Adds every incarnation of a departed replica found in the data to the removed set.
+    fn note_departed_incarnations(&mut self) {
+        if self.departed.is_empty() {
+            return;
+        }
+        let mut found = BTreeSet::new();
+        for e in self.data.values() {
+            if let Value::Data(d) = &e.env.value {
+                found.extend(
+                    d.modified_by_nodes()
+                        .into_iter()
+                        .filter(|n| self.departed.contains(n.replica())),
+                );
+            }
+        }
+        for inc in found {
+            if self.removed.insert(inc.clone()) {
+                tracing::info!(replica = %self.self_id, removed = %inc,
+                    "incarnation of a departed replica found in the data");
+            }
+        }
+    }
+
     /// Removed-replica pruning, led by the lowest reachable member.
     fn pruning_tick(&mut self) {
+        self.note_departed_incarnations();
         self.drop_orphaned_markers();
         self.compact_removed();
         self.persist_removed();
