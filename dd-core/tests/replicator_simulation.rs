@@ -235,26 +235,6 @@ async fn run_seed(seed: u64) -> usize {
                     async move {
                         for r in others {
                             let st = r.status().await.unwrap();
-                            if std::env::var("DD_DEBUG").is_ok() {
-                                let c = r
-                                    .get(&Key::<GCounter>::new("c0"), ReadConsistency::Local)
-                                    .await
-                                    .map(|c| c.modified_by_nodes());
-                                let s = r
-                                    .get(&Key::<ORSet<String>>::new("set"), ReadConsistency::Local)
-                                    .await
-                                    .map(|c| c.modified_by_nodes());
-                                let p = r
-                                    .get(&Key::<PNCounter>::new("pn"), ReadConsistency::Local)
-                                    .await
-                                    .map(|c| c.modified_by_nodes());
-                                eprintln!(
-                                    "{} members {:?} removed {:?} c0 {c:?} set {s:?} pn {p:?}",
-                                    st.self_id,
-                                    st.members.keys().collect::<Vec<_>>(),
-                                    st.removed
-                                );
-                            }
                             if st.removed.contains(gone) {
                                 return false;
                             }

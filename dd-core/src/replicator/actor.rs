@@ -1229,9 +1229,9 @@ impl Replica {
         self.drop_orphaned_markers();
         self.compact_removed();
         self.persist_removed();
-        if !self.is_pruning_leader() || self.removed.is_empty() {
-            return;
-        }
+        // Only the leader starts pruning; an owner finishes what it started even when another
+        // replica leads by now (the markers carry its identity, nobody else may collapse).
+        let leader = self.is_pruning_leader();
         let me = self.self_id.replica().clone();
         let members: BTreeSet<ReplicaId> = self.members.keys().cloned().collect();
         let mut changed = Vec::new();
@@ -1240,33 +1240,42 @@ impl Replica {
                 continue;
             };
             let mut key_changed = false;
-            for removed in &self.removed {
-                match entry.env.pruning.get(removed) {
-                    None => {
-                        if value.needs_pruning_from(removed) {
-                            entry.env.pruning.insert(
-                                removed.clone(),
-                                Pruning::Initialized {
-                                    owner: self.self_id.clone(),
-                                    seen: BTreeSet::from([me.clone()]),
-                                },
-                            );
-                            key_changed = true;
-                        }
-                    }
-                    Some(Pruning::Initialized { owner, seen })
+            let ready: Vec<UniqueReplicaId> = entry
+                .env
+                .pruning
+                .iter()
+                .filter_map(|(removed, p)| match p {
+                    Pruning::Initialized { owner, seen }
                         if *owner == self.self_id && members.is_subset(seen) =>
                     {
-                        value.prune(removed, &self.self_id);
+                        Some(removed.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            for removed in ready {
+                value.prune(&removed, &self.self_id);
+                entry.env.pruning.insert(
+                    removed,
+                    Pruning::Performed {
+                        owner: Some(self.self_id.clone()),
+                    },
+                );
+                key_changed = true;
+            }
+            if leader {
+                for removed in &self.removed {
+                    if !entry.env.pruning.contains_key(removed) && value.needs_pruning_from(removed)
+                    {
                         entry.env.pruning.insert(
                             removed.clone(),
-                            Pruning::Performed {
-                                owner: Some(self.self_id.clone()),
+                            Pruning::Initialized {
+                                owner: self.self_id.clone(),
+                                seen: BTreeSet::from([me.clone()]),
                             },
                         );
                         key_changed = true;
                     }
-                    Some(_) => {}
                 }
             }
             if key_changed {
