@@ -1,2 +1,5 @@
-//! `dd-node`: the runnable node (work in progress).
-fn main() {}
+//! `dd-node`: a durable-dd replica as a process (see the README).
+
+fn main() -> std::process::ExitCode {
+    dd_node::cli::main()
+}

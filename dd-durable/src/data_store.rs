@@ -1,0 +1,215 @@
+//! [`DurableDistributedDataStore`]: the replicator's [`DurableDataStore`] over any
+//! [`DurableStateStore`].
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dd_core::ReplicaId;
+use dd_core::data::TypeRegistry;
+use dd_core::durable::{
+    DurableDataStore, DurableEntryStream, DurableError, DurableValue, StoreReport,
+};
+use dd_core::store::{DurableStateStore, StoreError};
+use futures::StreamExt;
+
+use crate::core::{Core, run_write_behind};
+use crate::known::Known;
+use crate::lock;
+use crate::open::{OpenError, open_store};
+use crate::options::{DurableOptions, WriteMode};
+use crate::stats::DurableStats;
+
+/// Durable Distributed Data over a [`DurableStateStore`] `S` (by default any store, as
+/// `dyn DurableStateStore`).
+///
+/// It wraps every value in the versioned, checksummed [envelope](crate::envelope), remembers the
+/// revision of every key it loaded or wrote and writes conditionally on it, merges a conflicting
+/// record (another process writing under the same replica name) instead of overwriting it, never
+/// overwrites a record it cannot decode, and writes synchronously or write-behind
+/// ([`WriteMode`]).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use dd_core::crdt::GCounter;
+/// use dd_core::data::TypeRegistry;
+/// use dd_core::durable::{DurableDataStore, DurableValue};
+/// use dd_core::store::memory::MemoryStore;
+/// use dd_core::{ReplicaId, UniqueReplicaId};
+/// use dd_durable::{DurableDistributedDataStore, DurableOptions};
+/// use futures::TryStreamExt;
+///
+/// let registry = TypeRegistry::with_builtin_types();
+/// let replica = ReplicaId::new("node-a");
+/// let backend = MemoryStore::new();
+/// let durable = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
+/// let mut hits = GCounter::new();
+/// hits.increment(&UniqueReplicaId::new("node-a", 1), 3).unwrap();
+/// let entries = vec![("hits".to_owned(), DurableValue::Data(Box::new(hits)))];
+/// durable.store(&replica, &registry, entries).await.unwrap();
+///
+/// // After a restart: a new instance over the same backend loads what was stored.
+/// let reopened = DurableDistributedDataStore::new(backend, DurableOptions::default());
+/// let loaded: Vec<_> = reopened.load(&replica, &registry).try_collect().await.unwrap();
+/// let DurableValue::Data(value) = &loaded[0].1 else { panic!("not data") };
+/// assert_eq!(value.downcast_ref::<GCounter>().unwrap().value(), 3);
+/// # });
+/// ```
+pub struct DurableDistributedDataStore<S: ?Sized + DurableStateStore = dyn DurableStateStore> {
+    core: Arc<Core<S>>,
+    /// Stops the write-behind task when dropped (it then writes the queue one last time).
+    write_behind: Mutex<Option<tokio::sync::watch::Sender<()>>>,
+}
+
+impl<S: DurableStateStore> DurableDistributedDataStore<S> {
+    /// Durable data over `store`.
+    pub fn new(store: S, options: DurableOptions) -> Self {
+        Self::from_arc(Arc::new(store), options)
+    }
+}
+
+impl DurableDistributedDataStore<dyn DurableStateStore> {
+    /// Opens the store at `url` (see [`open_store`]) and puts durable data over it.
+    pub async fn open_url(url: &str, options: DurableOptions) -> Result<Self, OpenError> {
+        Ok(Self::from_arc(open_store(url).await?, options))
+    }
+}
+
+impl<S: ?Sized + DurableStateStore> DurableDistributedDataStore<S> {
+    /// Durable data over a shared store, for example an `Arc<dyn DurableStateStore>`.
+    pub fn from_arc(store: Arc<S>, options: DurableOptions) -> Self {
+        Self {
+            core: Arc::new(Core::new(store, options)),
+            write_behind: Mutex::new(None),
+        }
+    }
+
+    /// The underlying store.
+    pub fn state_store(&self) -> &Arc<S> {
+        &self.core.store
+    }
+
+    /// The options this store was created with.
+    pub fn options(&self) -> &DurableOptions {
+        &self.core.options
+    }
+
+    /// A snapshot of the write counters, for metrics.
+    pub fn stats(&self) -> DurableStats {
+        self.core.stats.snapshot(self.core.pending.len())
+    }
+
+    /// Writes everything queued and stops the write-behind task. Dropping the store without
+    /// closing it also stops the task, which then writes the queue best-effort.
+    pub async fn close(self) -> Result<(), DurableError> {
+        self.core.flush_pending().await
+    }
+
+    /// Starts the write-behind task unless it runs already.
+    fn ensure_write_behind(&self, interval: Duration) -> Result<(), DurableError> {
+        let mut running = lock(&self.write_behind);
+        if running.is_some() {
+            return Ok(());
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| StoreError::Config {
+            backend: self.core.backend.clone(),
+            message: format!("write-behind needs a tokio runtime: {e}"),
+        })?;
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        runtime.spawn(run_write_behind(Arc::clone(&self.core), interval, stopped));
+        *running = Some(stop);
+        Ok(())
+    }
+
+    async fn store_sync(
+        &self,
+        replica: &ReplicaId,
+        registry: &TypeRegistry,
+        entries: Vec<(String, DurableValue)>,
+    ) -> Result<StoreReport, DurableError> {
+        let result = self.core.write_entries(replica, registry, &entries).await?;
+        let mut failed = result.failed.into_iter();
+        let succeeded = failed.len() == 0;
+        // Every merge is merged into later writes of its key until the replicator's value
+        // includes it: a value the replicator queued before adopting it must not drop it. If this
+        // call succeeds it returns the merges; if it fails, the next call hands them out.
+        for (key, value) in &result.merged {
+            self.core
+                .merged
+                .remember(replica, key, value.clone_boxed(), succeeded);
+        }
+        let Some((first_key, first_error)) = failed.next() else {
+            let mut merged_conflicts = self.core.merged.hand_out(replica);
+            merged_conflicts.extend(result.merged);
+            return Ok(StoreReport { merged_conflicts });
+        };
+        for (key, e) in failed {
+            tracing::error!(backend = %self.core.backend, replica = %replica, key, error = %e,
+                "durable write of a key failed");
+        }
+        tracing::error!(backend = %self.core.backend, replica = %replica, key = first_key,
+            error = %first_error, "durable write of a key failed");
+        Err(first_error)
+    }
+}
+
+impl<S: ?Sized + DurableStateStore> fmt::Debug for DurableDistributedDataStore<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DurableDistributedDataStore")
+            .field("backend", &self.core.backend)
+            .field("options", &self.core.options)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl<S: ?Sized + DurableStateStore> DurableDataStore for DurableDistributedDataStore<S> {
+    fn describe(&self) -> String {
+        self.core.backend.clone()
+    }
+
+    fn load<'a>(
+        &'a self,
+        replica: &'a ReplicaId,
+        registry: &'a TypeRegistry,
+    ) -> DurableEntryStream<'a> {
+        let core = &*self.core;
+        let records = core
+            .store
+            .scan(replica.as_str(), core.options.scan_page_size);
+        Box::pin(records.map(move |item| {
+            let record = item?;
+            let value = core.decode_record(replica, registry, &record)?;
+            let known = Known {
+                revision: record.revision,
+                tombstone: matches!(value, DurableValue::Deleted),
+            };
+            core.known.set(replica, &record.key, known);
+            Ok((record.key, value))
+        }))
+    }
+
+    async fn store(
+        &self,
+        replica: &ReplicaId,
+        registry: &TypeRegistry,
+        entries: Vec<(String, DurableValue)>,
+    ) -> Result<StoreReport, DurableError> {
+        match self.core.options.write_mode {
+            WriteMode::Sync => self.store_sync(replica, registry, entries).await,
+            WriteMode::WriteBehind { interval } => {
+                self.ensure_write_behind(interval)?;
+                self.core.pending.enqueue(replica, registry, entries);
+                Ok(StoreReport {
+                    merged_conflicts: self.core.merged.hand_out(replica),
+                })
+            }
+        }
+    }
+
+    async fn flush(&self) -> Result<(), DurableError> {
+        self.core.flush_pending().await
+    }
+}

@@ -1,0 +1,169 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dd_core::crdt::GCounter;
+use dd_core::data::TypeRegistry;
+use dd_core::durable::{DurableDataStore, DurableValue};
+use dd_core::store::memory::MemoryStore;
+use dd_core::store::{
+    DurableStateStore, ScanPage, StoreError, StoredRecord, WriteOp, WriteOutcome,
+};
+use dd_core::{ReplicaId, UniqueReplicaId};
+use futures::TryStreamExt;
+
+pub fn registry() -> TypeRegistry {
+    TypeRegistry::with_builtin_types()
+}
+
+/// A counter with the given slots.
+pub fn counter(slots: &[(&str, u64, u64)]) -> GCounter {
+    let mut c = GCounter::new();
+    for (name, incarnation, n) in slots {
+        c.increment(&UniqueReplicaId::new(*name, *incarnation), *n)
+            .unwrap();
+    }
+    c
+}
+
+pub fn data(c: GCounter) -> DurableValue {
+    DurableValue::Data(Box::new(c))
+}
+
+pub fn entry(key: &str, c: GCounter) -> (String, DurableValue) {
+    (key.to_owned(), data(c))
+}
+
+/// The GCounter inside a value (panics on anything else).
+pub fn as_counter(value: &DurableValue) -> GCounter {
+    match value {
+        DurableValue::Data(v) => v.downcast_ref::<GCounter>().unwrap().clone(),
+        DurableValue::Deleted => panic!("expected a GCounter, found a tombstone"),
+    }
+}
+
+/// Everything `durable` loads for `replica`, failing on the first error.
+pub async fn load_all(
+    durable: &dyn DurableDataStore,
+    replica: &ReplicaId,
+) -> Vec<(String, DurableValue)> {
+    let registry = registry();
+    durable
+        .load(replica, &registry)
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+/// Polls `condition` every 10 ms, at most `limit` long; panics if it never holds.
+pub async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A MemoryStore that records every batch written and can be made to fail (as if it were down).
+#[derive(Clone, Default)]
+pub struct TestStore {
+    pub inner: MemoryStore,
+    pub batches: Arc<Mutex<Vec<Vec<WriteOp>>>>,
+    pub failing: Arc<AtomicBool>,
+    pub failed_batches: Arc<AtomicUsize>,
+    pub scan_pages: Arc<AtomicUsize>,
+}
+
+impl TestStore {
+    pub fn new(inner: MemoryStore) -> Self {
+        Self {
+            inner,
+            ..Self::default()
+        }
+    }
+
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// The batches written so far (successfully).
+    pub fn batches(&self) -> Vec<Vec<WriteOp>> {
+        self.batches.lock().unwrap().clone()
+    }
+
+    /// The puts written so far for `key`.
+    pub fn writes_of(&self, key: &str) -> usize {
+        self.batches()
+            .iter()
+            .flatten()
+            .filter(|op| op.key() == key)
+            .count()
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            self.failed_batches.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::Unavailable {
+                backend: self.describe(),
+                source: "test store is down".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DurableStateStore for TestStore {
+    fn describe(&self) -> String {
+        "test-store".to_owned()
+    }
+
+    async fn get(&self, replica: &str, key: &str) -> Result<Option<StoredRecord>, StoreError> {
+        self.check()?;
+        self.inner.get(replica, key).await
+    }
+
+    async fn write_batch(
+        &self,
+        replica: &str,
+        ops: Vec<WriteOp>,
+    ) -> Result<Vec<WriteOutcome>, StoreError> {
+        self.check()?;
+        self.batches.lock().unwrap().push(ops.clone());
+        self.inner.write_batch(replica, ops).await
+    }
+
+    async fn scan_page(
+        &self,
+        replica: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        self.check()?;
+        self.scan_pages.fetch_add(1, Ordering::SeqCst);
+        self.inner.scan_page(replica, after, limit).await
+    }
+
+    async fn replicas(&self) -> Result<Vec<String>, StoreError> {
+        self.check()?;
+        self.inner.replicas().await
+    }
+}
+
+/// Decodes a hex fixture (whitespace ignored).
+pub fn from_hex(text: &str) -> Vec<u8> {
+    let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    assert!(digits.len().is_multiple_of(2), "odd number of hex digits");
+    digits
+        .chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+        .collect()
+}

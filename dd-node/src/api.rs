@@ -1,0 +1,537 @@
+//! The HTTP/JSON API (axum). See the README for the full reference.
+//!
+//! | method and path | what it does |
+//! | --- | --- |
+//! | `GET /health` | 503 while the durable state loads, then 200 with the replica, members and store |
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /keys` | the ids of every key with a value |
+//! | `GET /keys/{type}/{key}` | reads a key (`?consistency=&timeout_ms=`) |
+//! | `POST /keys/{type}/{key}` | applies operations (JSON body) |
+//! | `DELETE /keys/{type}/{key}` | deletes a key for good |
+//! | `GET /keys/{type}/{key}/subscribe` | server-sent events: the value now and after every change |
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use dd_core::cluster::Members;
+use dd_core::{Replicator, ReplicatorError};
+use futures::StreamExt;
+use serde_json::{Map, Value, json};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::apply;
+use crate::consistency::ConsistencyQuery;
+use crate::metrics::{Metrics, StatusLabel};
+use crate::ops::{OpError, parse_body};
+use crate::types::DataType;
+
+/// An error response: a status and a JSON body `{"error": "...", ...details}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// Further fields of the body.
+    pub details: Map<String, Value>,
+}
+
+impl ApiError {
+    /// An error with no details.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            details: Map::new(),
+        }
+    }
+
+    /// Adds a detail field.
+    pub fn with(mut self, field: &str, value: impl Into<Value>) -> Self {
+        self.details.insert(field.to_owned(), value.into());
+        self
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("error".into(), Value::String(self.message.clone()));
+        body.extend(self.details.clone());
+        Value::Object(body)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
+    }
+}
+
+/// The API name of a dd-core type name where there is one, else the dd-core name.
+fn api_type_name(crdt_name: &str) -> String {
+    DataType::from_crdt_type_name(crdt_name)
+        .map(|t| t.name().to_owned())
+        .unwrap_or_else(|| crdt_name.to_owned())
+}
+
+impl From<ReplicatorError> for ApiError {
+    fn from(e: ReplicatorError) -> Self {
+        let message = e.to_string();
+        match e {
+            ReplicatorError::NotFound { key } => {
+                ApiError::new(StatusCode::NOT_FOUND, message).with("key", key)
+            }
+            ReplicatorError::Deleted { key } => {
+                ApiError::new(StatusCode::GONE, message).with("key", key)
+            }
+            ReplicatorError::WrongType {
+                key,
+                expected,
+                found,
+            } => ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "key '{key}' is of type {}, not {}; nothing was applied",
+                    api_type_name(&found),
+                    api_type_name(&expected)
+                ),
+            )
+            .with("key", key)
+            .with("expected", api_type_name(&expected))
+            .with("found", api_type_name(&found)),
+            ReplicatorError::Timeout {
+                key,
+                required,
+                received,
+                applied_locally,
+            } => ApiError::new(StatusCode::GATEWAY_TIMEOUT, message)
+                .with("key", key)
+                .with("required", required)
+                .with("received", received)
+                .with("applied_locally", applied_locally),
+            ReplicatorError::ModifyFailed { key, .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{message}; nothing was applied"),
+            )
+            .with("key", key),
+            ReplicatorError::StoreFailure { key, .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+                    .with("key", key)
+                    .with("applied_locally", true)
+            }
+            ReplicatorError::Shutdown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+            _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message),
+        }
+    }
+}
+
+impl From<OpError> for ApiError {
+    fn from(e: OpError) -> Self {
+        let err = ApiError::new(StatusCode::BAD_REQUEST, e.to_string());
+        match &e {
+            OpError::Unsupported {
+                data_type,
+                supported,
+                ..
+            } => err
+                .with("type", data_type.name())
+                .with("supported", supported.clone())
+                .with("usage", crate::ops::usage(*data_type)),
+            OpError::Missing { data_type, .. } | OpError::Unexpected { data_type, .. } => err
+                .with("type", data_type.name())
+                .with("usage", crate::ops::usage(*data_type)),
+            _ => err,
+        }
+    }
+}
+
+fn parse_type(name: &str) -> Result<DataType, ApiError> {
+    name.parse::<DataType>().map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+            .with("type", name)
+            .with("supported", DataType::names())
+    })
+}
+
+fn query(q: Result<Query<ConsistencyQuery>, QueryRejection>) -> Result<ConsistencyQuery, ApiError> {
+    match q {
+        Ok(Query(q)) => Ok(q),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "bad query: {}; parameters are consistency and timeout_ms",
+                e.body_text()
+            ),
+        )),
+    }
+}
+
+fn bad_consistency(e: crate::consistency::ConsistencyError) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+}
+
+/// What `/health` reports once the replica serves.
+#[derive(Debug)]
+struct Ready {
+    replicator: Replicator,
+    members: watch::Receiver<Members>,
+}
+
+/// The shared state of the handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    replica: String,
+    store: String,
+    write_mode: String,
+    ready: OnceLock<Ready>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// State of a node that is starting (every key request answers 503 until
+    /// [`set_ready`](Self::set_ready)).
+    pub fn new(
+        replica: impl Into<String>,
+        store: impl Into<String>,
+        write_mode: impl Into<String>,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                replica: replica.into(),
+                store: store.into(),
+                write_mode: write_mode.into(),
+                ready: OnceLock::new(),
+                metrics,
+                shutdown,
+            }),
+        }
+    }
+
+    /// The replica serves: requests go to `replicator` from now on.
+    pub fn set_ready(&self, replicator: Replicator, members: watch::Receiver<Members>) {
+        // Set once at start; a second call would be a bug in the caller and is ignored.
+        let _ = self.inner.ready.set(Ready {
+            replicator,
+            members,
+        });
+    }
+
+    fn replicator(&self) -> Result<&Replicator, ApiError> {
+        self.inner
+            .ready
+            .get()
+            .map(|r| &r.replicator)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "replica '{}' is starting: loading durable state from {}",
+                        self.inner.replica, self.inner.store
+                    ),
+                )
+            })
+    }
+
+    fn count_error(&self, e: &ApiError) {
+        self.inner
+            .metrics
+            .errors
+            .get_or_create(&StatusLabel {
+                status: e.status.as_u16(),
+            })
+            .inc();
+    }
+
+    fn observe<T>(&self, result: Result<T, ApiError>) -> Result<T, ApiError> {
+        if let Err(e) = &result {
+            self.count_error(e);
+        }
+        result
+    }
+}
+
+/// The router of the API over `state`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/keys", get(list_keys))
+        .route(
+            "/keys/{type}/{key}",
+            get(read_key).post(update_key).delete(delete_key),
+        )
+        .route("/keys/{type}/{key}/subscribe", get(subscribe_key))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such endpoint: see /health, /metrics, /keys and /keys/{type}/{key}[/subscribe]",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed: /keys/{type}/{key} takes GET, POST and DELETE; the others GET",
+    )
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let inner = &state.inner;
+    match inner.ready.get() {
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "starting",
+                "replica": inner.replica,
+                "store": inner.store,
+            })),
+        )
+            .into_response(),
+        Some(ready) => {
+            let members: BTreeMap<String, Option<String>> = ready
+                .members
+                .borrow()
+                .iter()
+                .map(|(r, a)| (r.to_string(), a.map(|a: SocketAddr| a.to_string())))
+                .collect();
+            Json(json!({
+                "status": "ok",
+                "replica": inner.replica,
+                "incarnation": ready.replicator.self_id().to_string(),
+                "members": members,
+                "store": inner.store,
+                "write_mode": inner.write_mode,
+            }))
+            .into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    match state.inner.metrics.encode() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics: {e}"),
+        )
+        .into_response(),
+    }
+}
+
+async fn list_keys(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let result = async {
+        let keys = state.replicator()?.keys().await?;
+        Ok(Json(json!({ "keys": keys })))
+    }
+    .await;
+    state.observe(result)
+}
+
+fn value_body(data_type: DataType, key: &str, value: Value) -> Json<Value> {
+    Json(json!({ "key": key, "type": data_type.name(), "value": value }))
+}
+
+async fn read_key(
+    State(state): State<AppState>,
+    Path((type_name, key)): Path<(String, String)>,
+    q: Result<Query<ConsistencyQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let result = async {
+        let data_type = parse_type(&type_name)?;
+        let consistency = query(q)?.read().map_err(bad_consistency)?;
+        let value = apply::read(state.replicator()?, data_type, &key, consistency).await?;
+        state
+            .inner
+            .metrics
+            .reads
+            .get_or_create(&crate::metrics::TypeLabel {
+                data_type: data_type.name().to_owned(),
+            })
+            .inc();
+        Ok(value_body(data_type, &key, value))
+    }
+    .await;
+    state.observe(result)
+}
+
+async fn update_key(
+    State(state): State<AppState>,
+    Path((type_name, key)): Path<(String, String)>,
+    q: Result<Query<ConsistencyQuery>, QueryRejection>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let result = async {
+        let data_type = parse_type(&type_name)?;
+        let consistency = query(q)?.write().map_err(bad_consistency)?;
+        let ops = parse_body(data_type, &body)?;
+        let count = ops.len();
+        let started = Instant::now();
+        let value = apply::update(state.replicator()?, data_type, &key, ops, consistency).await?;
+        state
+            .inner
+            .metrics
+            .record_update(data_type.name(), count, started.elapsed());
+        Ok(value_body(data_type, &key, value))
+    }
+    .await;
+    state.observe(result)
+}
+
+async fn delete_key(
+    State(state): State<AppState>,
+    Path((type_name, key)): Path<(String, String)>,
+    q: Result<Query<ConsistencyQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let result = async {
+        let data_type = parse_type(&type_name)?;
+        let consistency = query(q)?.write().map_err(bad_consistency)?;
+        apply::delete(state.replicator()?, data_type, &key, consistency).await?;
+        state
+            .inner
+            .metrics
+            .deletes
+            .get_or_create(&crate::metrics::TypeLabel {
+                data_type: data_type.name().to_owned(),
+            })
+            .inc();
+        Ok(Json(
+            json!({ "key": key, "type": data_type.name(), "deleted": true }),
+        ))
+    }
+    .await;
+    state.observe(result)
+}
+
+async fn subscribe_key(
+    State(state): State<AppState>,
+    Path((type_name, key)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let result = async {
+        let data_type = parse_type(&type_name)?;
+        let values = apply::subscribe(state.replicator()?, data_type, &key).await?;
+        let shutdown = state.inner.shutdown.clone().cancelled_owned();
+        let events = values
+            .map(|v| Ok::<Event, Infallible>(Event::default().event("value").data(v.to_string())))
+            .take_until(shutdown);
+        Ok(Sse::new(events)
+            .keep_alive(KeepAlive::default())
+            .into_response())
+    }
+    .await;
+    state.observe(result)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicator_errors_map_to_statuses() {
+        let e = ApiError::from(ReplicatorError::WrongType {
+            key: "k".into(),
+            expected: "GCounter".into(),
+            found: "ORSet<String>".into(),
+        });
+        assert_eq!(e.status, StatusCode::CONFLICT);
+        assert_eq!(
+            e.body(),
+            json!({
+                "error": "key 'k' is of type orset, not gcounter; nothing was applied",
+                "key": "k", "expected": "gcounter", "found": "orset"
+            })
+        );
+        let e = ApiError::from(ReplicatorError::NotFound { key: "k".into() });
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
+        let e = ApiError::from(ReplicatorError::Timeout {
+            key: "k".into(),
+            required: 3,
+            received: 1,
+            applied_locally: true,
+        });
+        assert_eq!(e.status, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(e.details["applied_locally"], json!(true));
+    }
+
+    #[tokio::test]
+    async fn health_is_503_until_ready_then_200() {
+        use dd_core::cluster::StaticCluster;
+        use dd_core::replicator::{DistributedData, Settings};
+        use dd_core::transport::memory::{Faults, MemoryNetwork};
+        use dd_core::{ReplicaId, UniqueReplicaId};
+
+        let state = AppState::new(
+            "a",
+            "memory:",
+            "sync",
+            Arc::new(Metrics::new()),
+            CancellationToken::new(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(axum::serve(listener, router(state.clone())).into_future());
+        let client = reqwest::Client::new();
+        let health = client.get(format!("{base}/health")).send().await.unwrap();
+        assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let keys = client.get(format!("{base}/keys")).send().await.unwrap();
+        assert_eq!(keys.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: Value = keys.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains("is starting"),
+            "{body}"
+        );
+
+        let net = MemoryNetwork::new(1, Faults::default());
+        let id = UniqueReplicaId::new_incarnation(ReplicaId::new("a"));
+        let cluster = StaticCluster::new(id.clone(), []);
+        let r = DistributedData::start(cluster.clone(), net.join(id), Settings::default())
+            .await
+            .unwrap();
+        state.set_ready(r.clone(), dd_core::cluster::Cluster::members(&cluster));
+        let health = client.get(format!("{base}/health")).send().await.unwrap();
+        assert_eq!(health.status(), StatusCode::OK);
+        let body: Value = health.json().await.unwrap();
+        assert_eq!(body["members"], json!({"a": null}));
+        r.shutdown().await.unwrap();
+        server.abort();
+    }
+
+    #[test]
+    fn unknown_type_lists_the_supported_ones() {
+        let e = parse_type("counter").unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.details["supported"][0], json!("gcounter"));
+    }
+}
