@@ -386,6 +386,30 @@ impl Replica {
 
     /// Merges a received envelope. Returns whether the stored value changed.
     fn merge_envelope(&mut self, key: String, env: Envelope, from: &str) -> bool {
+        if let Some(Entry {
+            env:
+                Envelope {
+                    value: Value::Data(mine),
+                    pruning,
+                    ..
+                },
+            ..
+        }) = self.data.get(&key)
+        {
+            for (removed, p) in &env.pruning {
+                if p.is_performed()
+                    && removed.replica() == self.self_id.replica()
+                    && !pruning.get(removed).is_some_and(Pruning::is_performed)
+                    && mine.needs_pruning_from(removed)
+                {
+                    tracing::warn!(replica = %self.self_id, key, from, earlier = %removed,
+                        "entries of an earlier incarnation of this replica were pruned while it \
+                         was away; its stored entries are dropped in favour of the collapsed \
+                         ones (updates it made that reached no other replica before it was \
+                         removed are not in them)");
+                }
+            }
+        }
         match self.data.get_mut(&key) {
             None => {
                 let value_changed = true;

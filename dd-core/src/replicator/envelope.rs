@@ -343,7 +343,7 @@ pub(crate) fn is_durable_key(patterns: &[String], key: &str) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::crdt::GCounter;
+    use crate::crdt::{GCounter, RemovedNodePruning};
 
     fn counter(node: &UniqueReplicaId, n: u64) -> Box<dyn ErasedData> {
         let mut c = GCounter::new();
@@ -388,6 +388,34 @@ mod tests {
             panic!("deleted")
         };
         assert_eq!(d.downcast_ref::<GCounter>().unwrap().value(), 5);
+    }
+
+    #[test]
+    fn loaded_markers_drop_stale_entries_or_finish_own_collapse() {
+        let x = UniqueReplicaId::new("x", 1);
+        let other = UniqueReplicaId::new("o", 1);
+        let me_before = UniqueReplicaId::new("m", 1);
+        let me = ReplicaId::new("m");
+        let value = |c: &Envelope| match &c.value {
+            Value::Data(d) => d.downcast_ref::<GCounter>().unwrap().clone(),
+            Value::Deleted => panic!("deleted"),
+        };
+        // Pruned elsewhere: the stale entries go (the owner holds their contribution).
+        let mut stale = Envelope::data(counter(&x, 5));
+        let mut markers = PrunedIncarnations::default();
+        markers.performed.insert(x.clone(), Some(other.clone()));
+        let done = stale.apply_loaded_markers(markers, &me);
+        assert_eq!(done.len(), 1);
+        assert_eq!(value(&stale).value(), 0);
+        assert!(stale.pruning.get(&x).unwrap().is_performed());
+        // Collapsed by this replica, crash before the value was stored: collapse again.
+        let mut own = Envelope::data(counter(&x, 5));
+        let mut markers = PrunedIncarnations::default();
+        markers.performed.insert(x.clone(), Some(me_before.clone()));
+        own.apply_loaded_markers(markers, &me);
+        assert_eq!(value(&own).value(), 5);
+        assert_eq!(value(&own).slot(&me_before), 5);
+        assert!(!RemovedNodePruning::needs_pruning_from(&value(&own), &x));
     }
 
     #[test]
