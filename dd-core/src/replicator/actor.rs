@@ -355,7 +355,13 @@ impl Replica {
                 continue;
             };
             let markers = e.env.performed_markers();
-            if markers != e.stored_markers {
+            if matches!(e.env.value, Value::Deleted) {
+                if !e.stored_markers.performed.is_empty() {
+                    // The tombstone makes the stored markers useless: remove them.
+                    out.push((markers_key(k), crate::durable::DurableValue::Deleted));
+                    e.stored_markers = PrunedIncarnations::default();
+                }
+            } else if markers != e.stored_markers {
                 out.push((
                     markers_key(k),
                     crate::durable::DurableValue::Data(Box::new(markers.clone())),
@@ -700,8 +706,16 @@ impl Replica {
             }
             Ok(_) => {}
         }
-        self.data
-            .insert(key.clone(), Entry::new(Envelope::deleted()));
+        match self.data.get_mut(&key) {
+            Some(e) => {
+                e.env = Envelope::deleted();
+                e.digest = None;
+            }
+            None => {
+                self.data
+                    .insert(key.clone(), Entry::new(Envelope::deleted()));
+            }
+        }
         self.deltas_pending.remove(&key);
         self.touched(&key);
         let done = self.write_out(key, consistency);

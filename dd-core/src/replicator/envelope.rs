@@ -116,6 +116,10 @@ impl Envelope {
         me: &ReplicaId,
     ) -> Vec<(UniqueReplicaId, &'static str)> {
         let mut done = Vec::new();
+        if matches!(self.value, Value::Deleted) {
+            // A tombstone wins over any value; markers are of no use to it.
+            return done;
+        }
         for (removed, owner) in markers.performed {
             if let Value::Data(d) = &mut self.value
                 && d.needs_pruning_from(&removed)
