@@ -335,3 +335,73 @@ async fn reserved_keys_are_refused() {
     assert!(r.keys().await.unwrap().is_empty());
     r.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_of_leader_and_peer_in_a_cluster_keep_counters_exact_and_small() {
+    let net = MemoryNetwork::new(5, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let names = ["r0", "r1", "r2"].map(ReplicaId::new);
+    let peers_of = |i: usize| -> Vec<&ReplicaId> {
+        names
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, n)| n)
+            .collect()
+    };
+    let pruning = Duration::from_millis(50);
+    let mut rs = Vec::new();
+    for i in 0..3 {
+        rs.push(
+            start(&net, &names[i], 1, &peers_of(i), &store, pruning)
+                .await
+                .0,
+        );
+    }
+    let key: Key<GCounter> = Key::new("hits");
+    let all = WriteConsistency::All {
+        timeout: Duration::from_secs(30),
+    };
+    let mut expected = 0u128;
+    for restart in 0..16u64 {
+        // Alternate between the pruning leader (r0) and a peer (r1).
+        let i = (restart % 2) as usize;
+        rs[i].shutdown().await.unwrap();
+        rs[i] = start(&net, &names[i], restart + 2, &peers_of(i), &store, pruning)
+            .await
+            .0;
+        // Loaded from its store: the value is exact at once.
+        assert_eq!(counter(&rs[i], &key).await, expected, "restart {restart}");
+        let me = rs[i].self_id();
+        let v = rs[i]
+            .update(&key, GCounter::new(), all, move |c| c.increment(&me, 1))
+            .await
+            .unwrap();
+        expected += 1;
+        assert_eq!(v.value(), expected, "restart {restart}");
+        for (j, r) in rs.iter().enumerate() {
+            assert_eq!(
+                counter(r, &key).await,
+                expected,
+                "r{j} after restart {restart}"
+            );
+        }
+    }
+    eventually(
+        "earlier incarnations pruned on every replica",
+        LONG,
+        || async {
+            for r in &rs {
+                match r.get(&key, ReadConsistency::Local).await {
+                    Ok(c) if c.len() <= 3 && c.value() == expected => {}
+                    _ => return false,
+                }
+            }
+            true
+        },
+    )
+    .await;
+    for r in &rs {
+        r.shutdown().await.unwrap();
+    }
+}
