@@ -351,12 +351,8 @@ async fn restarts_of_leader_and_peer_in_a_cluster_keep_counters_exact_and_small(
     };
     let pruning = Duration::from_millis(50);
     let mut rs = Vec::new();
-    for i in 0..3 {
-        rs.push(
-            start(&net, &names[i], 1, &peers_of(i), &store, pruning)
-                .await
-                .0,
-        );
+    for (i, name) in names.iter().enumerate() {
+        rs.push(start(&net, name, 1, &peers_of(i), &store, pruning).await.0);
     }
     let key: Key<GCounter> = Key::new("hits");
     let all = WriteConsistency::All {
