@@ -162,7 +162,7 @@ impl Replica {
             members,
             incarnations: HashMap::new(),
             removed: recovered.removed,
-            stored_removed: BTreeSet::new(),
+            stored_removed: recovered.stored_removed,
             departed: BTreeSet::new(),
             last_heard: HashMap::new(),
             pending: HashMap::new(),

@@ -27,6 +27,8 @@ pub(crate) struct Recovered {
     /// Incarnations still to be pruned: the stored removed set plus this replica's own earlier
     /// incarnations that still have entries.
     pub(crate) removed: BTreeSet<UniqueReplicaId>,
+    /// The removed set as it is in the store.
+    pub(crate) stored_removed: BTreeSet<UniqueReplicaId>,
 }
 
 fn reserved_value<T: Clone + 'static>(
@@ -112,6 +114,7 @@ pub(crate) async fn load_durable(
             }
         }
     }
+    let stored_removed = removed.removed.clone();
     let mut removed = removed.removed;
     for env in data.values() {
         if let super::envelope::Value::Data(d) = &env.value {
@@ -125,5 +128,9 @@ pub(crate) async fn load_durable(
     removed.remove(self_id);
     tracing::info!(replica = %self_id, store = %store.describe(), keys = data.len(),
         removed = removed.len(), "durable data loaded");
-    Ok(Recovered { data, removed })
+    Ok(Recovered {
+        data,
+        removed,
+        stored_removed,
+    })
 }
