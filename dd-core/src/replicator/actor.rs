@@ -792,6 +792,10 @@ impl Replica {
     /// Adopts values the store merged with a concurrent writer's (the store already holds them).
     fn on_conflicts(&mut self, conflicts: Conflicts) {
         for (key, value) in conflicts {
+            if is_reserved(&key) {
+                // The store merged our pruning record with the one it held; it keeps the union.
+                continue;
+            }
             let env = Envelope::from_durable(crate::durable::DurableValue::Data(value));
             self.merge_envelope(key, env, "durable store");
         }
