@@ -401,3 +401,45 @@ async fn restarts_of_leader_and_peer_in_a_cluster_keep_counters_exact_and_small(
         r.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_leader_still_prunes_a_replica_that_left_before() {
+    let net = MemoryNetwork::new(3, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let [an, bn] = ["a", "b"].map(ReplicaId::new);
+    // No pruning tick gets to prune while the first incarnation of `a` runs.
+    let never = Duration::from_secs(3600);
+    let (a, ca) = start(&net, &an, 1, &[&bn], &store, never).await;
+    let (b, _cb) = start(&net, &bn, 1, &[&an], &store, never).await;
+    let key: Key<GCounter> = Key::new("hits");
+    for r in [&a, &b] {
+        let me = r.self_id();
+        r.update(&key, GCounter::new(), WriteConsistency::Local, move |c| {
+            c.increment(&me, 4)
+        })
+        .await
+        .unwrap();
+    }
+    converge_counter(&[a.clone(), b.clone()], &key, 8).await;
+    b.shutdown().await.unwrap();
+    ca.remove_member(&bn);
+    eventually("a knows b#1 is removed", LONG, || async {
+        a.status()
+            .await
+            .unwrap()
+            .removed
+            .contains(&UniqueReplicaId::new(bn.clone(), 1))
+    })
+    .await;
+    a.shutdown().await.unwrap();
+    drop(ca);
+    // a#2 never heard of b: only its stored removed set tells it to prune b#1 (and a#1).
+    let (a, _ca) = start(&net, &an, 2, &[], &store, Duration::from_millis(20)).await;
+    let me = a.self_id();
+    eventually("a#2 pruned b#1 and a#1", LONG, || async {
+        let c = a.get(&key, ReadConsistency::Local).await.unwrap();
+        c.value() == 8 && c.modified_by_nodes() == BTreeSet::from([me.clone()])
+    })
+    .await;
+    a.shutdown().await.unwrap();
+}
