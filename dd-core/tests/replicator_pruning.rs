@@ -1,6 +1,10 @@
 //! Pruning with durable data: a replica that comes back from its store after pruning it did not
 //! see (the pruning leader itself restarted meanwhile, so no marker survives in memory) keeps
 //! every value exact, and restarts of a replica do not make CRDTs grow.
+//!
+//! "Pruning performed" markers have no lifetime in this design (they are stored with each key
+//! and kept), so there is no clock to move: the returning replica is tested against the worst
+//! case instead, where no replica holds any marker in memory any more.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
