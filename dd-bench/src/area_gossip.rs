@@ -347,6 +347,26 @@ pub async fn run(sizes: &Sizes) -> Result<Table> {
         format!("{} / {}", fmt_secs(d_upd), fmt_secs(f_upd)),
     ));
     for (name, label) in [("deltas", "with deltas"), ("full", "full-state only")] {
+        let runs: Vec<String> = results
+            .get(name)
+            .map(|v| {
+                v.iter()
+                    .map(|o| {
+                        format!(
+                            "{} ({})",
+                            fmt_bytes(per_update(o)),
+                            fmt_secs(o.converge_seconds)
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        table.notes.push(format!(
+            "every run, {label}: bytes per update (convergence time): {}",
+            runs.join(", ")
+        ));
+    }
+    for (name, label) in [("deltas", "with deltas"), ("full", "full-state only")] {
         if let Some(o) = results.get(name).and_then(|v| v.first()) {
             table.notes.push(format!(
                 "first run, {label}: {} messages; bytes by kind: deltas {}, gossip (full states) \
