@@ -214,7 +214,9 @@ pub(crate) async fn accept(
     if cluster != cluster_name {
         return Err(refuse(
             conn,
-            format!("cluster name '{cluster}' does not match cluster '{cluster_name}' of replica {me}"),
+            format!(
+                "cluster name '{cluster}' does not match cluster '{cluster_name}' of replica {me}"
+            ),
         )
         .await);
     }

@@ -428,13 +428,15 @@ async fn serve_connection(
         };
         Counters::bump(&inner.counters.frames_received);
         if let Some(limit) = config.max_frames_per_second {
+            if window.elapsed() >= Duration::from_secs(1) {
+                window = Instant::now();
+                in_window = 0;
+            }
             in_window += 1;
             if in_window > limit {
                 Counters::bump(&inner.counters.rate_limited);
                 tracing::debug!(%me, peer = %from, limit, "frame rate limit reached; pausing this connection");
                 tokio::time::sleep_until(window + Duration::from_secs(1)).await;
-            }
-            if window.elapsed() >= Duration::from_secs(1) {
                 window = Instant::now();
                 in_window = 1;
             }
