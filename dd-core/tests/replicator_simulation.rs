@@ -1,7 +1,9 @@
 //! A seeded randomized simulation over the in-memory transport: message loss, duplication,
-//! reordering, partitions and restarts with a new incarnation (over a durable store). Checks
-//! that every replica converges, that no acknowledged update is lost, and that deltas of a
-//! causal-delivery type are never applied out of order.
+//! reordering, partitions, restarts with a new incarnation (over a durable store) of any replica
+//! including the pruning leader, and long downtimes during which the failure detector removes the
+//! replica and its incarnations are pruned (it then comes back from its stale store). Checks
+//! that every replica converges, that no acknowledged update is lost or counted twice, and that
+//! deltas of a causal-delivery type are never applied out of order.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -112,22 +114,82 @@ fn settings(store: &Arc<MapStore>) -> Settings {
     s
 }
 
+/// Starts replica `i`; its cluster knows every replica but `down` (removed by the failure
+/// detector while it is away).
 async fn start(
     net: &MemoryNetwork,
     all: &[ReplicaId],
     i: usize,
     incarnation: u64,
     store: &Arc<MapStore>,
-) -> Replicator {
+    down: Option<usize>,
+) -> (Replicator, StaticCluster) {
     let id = UniqueReplicaId::new(all[i].clone(), incarnation);
-    let peers = all.iter().filter(|p| **p != all[i]).cloned();
+    let peers = all
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i && Some(*j) != down)
+        .map(|(_, p)| p.clone());
     let cluster = StaticCluster::new(id.clone(), peers);
-    DistributedData::start(cluster, net.join(id), settings(store))
+    let r = DistributedData::start(cluster.clone(), net.join(id), settings(store))
         .await
-        .unwrap()
+        .unwrap();
+    (r, cluster)
 }
 
-async fn run_seed(seed: u64) {
+/// What every replica must eventually hold.
+struct Expected {
+    counters: Vec<(Key<GCounter>, u128)>,
+    set: Key<ORSet<String>>,
+    expected_set: BTreeSet<String>,
+    all_added: BTreeSet<String>,
+    pn: Key<PNCounter>,
+    expected_pn: i128,
+    log: Key<SeqLog>,
+    appended: usize,
+}
+
+/// Whether the given replicas hold exactly what `e` expects (counters exact, never more).
+async fn converged(rs: &[&Replicator], e: &Expected) -> bool {
+    for r in rs {
+        for (key, acked) in &e.counters {
+            if *acked > 0 && counter(r, key).await != *acked {
+                return false;
+            }
+        }
+        if e.expected_pn != 0 {
+            match r.get(&e.pn, ReadConsistency::Local).await {
+                Ok(c) if c.value() == e.expected_pn => {}
+                _ => return false,
+            }
+        }
+        if e.appended > 0 {
+            match r.get(&e.log, ReadConsistency::Local).await {
+                Ok(l) if l.entries.len() == e.appended => assert!(l.gap_free()),
+                _ => return false,
+            }
+        }
+    }
+    if e.all_added.is_empty() {
+        return true;
+    }
+    // Every replica ends with the same set, holding every acknowledged add that was not
+    // removed. A remove concurrent with the pruning of the element adder's incarnation can
+    // be undone (pruning re-dots the element for the leader, as in Akka), so removed
+    // elements may reappear; nothing that was never added may.
+    let mut seen = Vec::new();
+    for r in rs {
+        match r.get(&e.set, ReadConsistency::Local).await {
+            Ok(s) => seen.push(s.elements()),
+            Err(_) => return false,
+        }
+    }
+    seen.windows(2).all(|w| w[0] == w[1])
+        && e.expected_set.is_subset(&seen[0])
+        && seen[0].is_subset(&e.all_added)
+}
+
+async fn run_seed(seed: u64) -> usize {
     let mut rng = StdRng::seed_from_u64(seed);
     let faults = Faults {
         drop_probability: 0.15,
@@ -141,9 +203,15 @@ async fn run_seed(seed: u64) {
         .collect();
     let mut incarnations = [1u64; REPLICAS];
     let mut rs = Vec::new();
+    let mut clusters = Vec::new();
     for (i, store) in stores.iter().enumerate() {
-        rs.push(start(&net, &all, i, 1, store).await);
+        let (r, c) = start(&net, &all, i, 1, store, None).await;
+        rs.push(r);
+        clusters.push(c);
     }
+    // A replica away for a long time: (index, steps until it comes back).
+    let mut down: Option<(usize, usize)> = None;
+    let mut downtimes = 0;
     let counters: Vec<Key<GCounter>> = (0..3).map(|k| Key::new(format!("c{k}"))).collect();
     let log: Key<SeqLog> = Key::new("log");
     let mut acked = vec![0u128; counters.len()];
@@ -155,8 +223,46 @@ async fn run_seed(seed: u64) {
     let mut all_added = BTreeSet::<String>::new();
     let mut expected_pn = 0i128;
     for _step in 0..STEPS {
-        let i = rng.random_range(0..REPLICAS);
-        match rng.random_range(0..14u32) {
+        if let Some((d, left)) = down {
+            if left == 0 {
+                // Away long enough for every other replica to prune its incarnation.
+                let gone = UniqueReplicaId::new(all[d].clone(), incarnations[d]);
+                net.heal();
+                eventually(&format!("seed {seed}: {gone} pruned"), LONG, || {
+                    let others: Vec<&Replicator> =
+                        (0..REPLICAS).filter(|j| *j != d).map(|j| &rs[j]).collect();
+                    let gone = &gone;
+                    async move {
+                        for r in others {
+                            let st = r.status().await.unwrap();
+                            if st.removed.contains(gone) {
+                                return false;
+                            }
+                        }
+                        true
+                    }
+                })
+                .await;
+                // Back from a long downtime, from a store that predates the pruning of its
+                // incarnation (and maybe of others).
+                for (j, c) in clusters.iter().enumerate() {
+                    if j != d {
+                        c.add_member(all[d].clone(), None);
+                    }
+                }
+                incarnations[d] += 1;
+                let (r, c) = start(&net, &all, d, incarnations[d], &stores[d], None).await;
+                rs[d] = r;
+                clusters[d] = c;
+                down = None;
+            } else {
+                down = Some((d, left - 1));
+            }
+        }
+        let down_index = down.map(|(d, _)| d);
+        let up: Vec<usize> = (0..REPLICAS).filter(|j| Some(*j) != down_index).collect();
+        let i = up[rng.random_range(0..up.len())];
+        match rng.random_range(0..15u32) {
             10..=11 => {
                 // Add a fresh element, or remove one this replica added and still sees.
                 let current = rs[i]
@@ -242,14 +348,49 @@ async fn run_seed(seed: u64) {
                 net.partition(&all[..split], &all[split..]);
             }
             8 => net.heal(),
-            _ => {
-                // Restart a replica (never r0, which leads pruning and keeps its markers in
-                // memory) with a new incarnation over its durable store.
-                if i != 0 {
-                    rs[i].shutdown().await.unwrap();
-                    incarnations[i] += 1;
-                    rs[i] = start(&net, &all, i, incarnations[i], &stores[i]).await;
+            14 if down.is_none() && downtimes < 2 => {
+                // A long downtime: once its updates reached the others (a replica removed with
+                // updates nobody else has loses them to pruning, by design), the replica stops,
+                // the failure detector removes it and its incarnation is pruned.
+                downtimes += 1;
+                net.heal();
+                let e = expected(
+                    &counters,
+                    &acked,
+                    &set,
+                    &expected_set,
+                    &all_added,
+                    &pn,
+                    expected_pn,
+                    &log,
+                    appended,
+                );
+                eventually(
+                    &format!("seed {seed}: converged before r{i} goes down"),
+                    LONG,
+                    || {
+                        let all_rs: Vec<&Replicator> = rs.iter().collect();
+                        let e = &e;
+                        async move { converged(&all_rs, e).await }
+                    },
+                )
+                .await;
+                rs[i].shutdown().await.unwrap();
+                for (j, c) in clusters.iter().enumerate() {
+                    if j != i {
+                        c.remove_member(&all[i]);
+                    }
                 }
+                down = Some((i, rng.random_range(5..20usize)));
+            }
+            _ => {
+                // Restart a replica (any, the pruning leader included) with a new incarnation
+                // over its durable store.
+                rs[i].shutdown().await.unwrap();
+                incarnations[i] += 1;
+                let (r, c) = start(&net, &all, i, incarnations[i], &stores[i], down_index).await;
+                rs[i] = r;
+                clusters[i] = c;
             }
         }
         if let Ok(l) = rs[i].get(&log, ReadConsistency::Local).await {
@@ -257,70 +398,67 @@ async fn run_seed(seed: u64) {
         }
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..15u64))).await;
     }
+    if let Some((d, _)) = down {
+        for (j, c) in clusters.iter().enumerate() {
+            if j != d {
+                c.add_member(all[d].clone(), None);
+            }
+        }
+        incarnations[d] += 1;
+        let (r, c) = start(&net, &all, d, incarnations[d], &stores[d], None).await;
+        rs[d] = r;
+        clusters[d] = c;
+    }
     net.heal();
     net.set_faults(Faults::default());
-    for (k, key) in counters.iter().enumerate() {
-        if acked[k] > 0 {
-            converge_counter(&rs, key, acked[k]).await;
-        }
-    }
-    if added > 0 {
-        // Every replica ends with the same set, holding every acknowledged add that was not
-        // removed. A remove concurrent with the pruning of the element adder's incarnation can
-        // be undone (pruning re-dots the element for the leader, as in Akka), so removed
-        // elements may reappear; nothing that was never added may.
-        eventually(
-            &format!("seed {seed}: sets converge and hold {expected_set:?}"),
-            LONG,
-            || async {
-                let mut seen = Vec::new();
-                for r in &rs {
-                    match r.get(&set, ReadConsistency::Local).await {
-                        Ok(s) => seen.push(s.elements()),
-                        Err(_) => return false,
-                    }
-                }
-                seen.windows(2).all(|w| w[0] == w[1])
-                    && expected_set.is_subset(&seen[0])
-                    && seen[0].is_subset(&all_added)
-            },
-        )
-        .await;
-    }
-    if expected_pn != 0 {
-        eventually(
-            &format!("seed {seed}: PNCounters converge to {expected_pn}"),
-            LONG,
-            || async {
-                for r in &rs {
-                    match r.get(&pn, ReadConsistency::Local).await {
-                        Ok(c) if c.value() == expected_pn => {}
-                        _ => return false,
-                    }
-                }
-                true
-            },
-        )
-        .await;
-    }
-    if appended > 0 {
-        eventually(&format!("seed {seed}: logs converge"), LONG, || async {
-            let mut values = Vec::new();
-            for r in &rs {
-                match r.get(&log, ReadConsistency::Local).await {
-                    Ok(l) => {
-                        assert!(l.gap_free(), "seed {seed}: gap: {l:?}");
-                        values.push(l.entries.len());
-                    }
-                    Err(_) => return false,
-                }
-            }
-            values.iter().all(|n| *n == appended)
-        })
-        .await;
-    }
+    let e = expected(
+        &counters,
+        &acked,
+        &set,
+        &expected_set,
+        &all_added,
+        &pn,
+        expected_pn,
+        &log,
+        appended,
+    );
+    eventually(&format!("seed {seed}: every replica converges to {:?}, {expected_set:?}, {expected_pn}, {appended}", acked), LONG, || {
+        let all_rs: Vec<&Replicator> = rs.iter().collect();
+        let e = &e;
+        async move { converged(&all_rs, e).await }
+    })
+    .await;
     for r in &rs {
         r.shutdown().await.unwrap();
+    }
+    downtimes
+}
+
+#[allow(clippy::too_many_arguments)]
+fn expected(
+    counters: &[Key<GCounter>],
+    acked: &[u128],
+    set: &Key<ORSet<String>>,
+    expected_set: &BTreeSet<String>,
+    all_added: &BTreeSet<String>,
+    pn: &Key<PNCounter>,
+    expected_pn: i128,
+    log: &Key<SeqLog>,
+    appended: usize,
+) -> Expected {
+    Expected {
+        counters: counters
+            .iter()
+            .cloned()
+            .zip(acked.iter().copied())
+            .collect(),
+        set: set.clone(),
+        expected_set: expected_set.clone(),
+        all_added: all_added.clone(),
+        pn: pn.clone(),
+        expected_pn,
+        log: log.clone(),
+        appended,
     }
 }
 
@@ -334,7 +472,9 @@ async fn randomized_simulation_converges_without_losing_acknowledged_updates() {
             Some(a.parse().ok()?..b.parse().ok()?)
         })
         .unwrap_or(0..SEEDS);
+    let mut downtimes = 0;
     for seed in range {
-        run_seed(seed).await;
+        downtimes += run_seed(seed).await;
     }
+    assert!(downtimes > 0, "no seed took a replica down for long");
 }

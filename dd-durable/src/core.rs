@@ -369,7 +369,7 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
                 }
                 Ok(result) => {
                     for (key, value) in result.merged {
-                        self.merged.remember(&batch.replica, &key, value);
+                        self.merged.remember(&batch.replica, &key, value, false);
                     }
                     if !result.failed.is_empty() {
                         let failed: HashSet<&str> =

@@ -130,16 +130,20 @@ impl<S: ?Sized + DurableStateStore> DurableDistributedDataStore<S> {
     ) -> Result<StoreReport, DurableError> {
         let result = self.core.write_entries(replica, registry, &entries).await?;
         let mut failed = result.failed.into_iter();
+        let succeeded = failed.len() == 0;
+        // Every merge is merged into later writes of its key until the replicator's value
+        // includes it: a value the replicator queued before adopting it must not drop it. If this
+        // call succeeds it returns the merges; if it fails, the next call hands them out.
+        for (key, value) in &result.merged {
+            self.core
+                .merged
+                .remember(replica, key, value.clone_boxed(), succeeded);
+        }
         let Some((first_key, first_error)) = failed.next() else {
             let mut merged_conflicts = self.core.merged.hand_out(replica);
             merged_conflicts.extend(result.merged);
             return Ok(StoreReport { merged_conflicts });
         };
-        // The call fails, so the merges of the keys that were written reach the replicator with
-        // the next call; until then they are merged into every write of their key.
-        for (key, value) in result.merged {
-            self.core.merged.remember(replica, &key, value);
-        }
         for (key, e) in failed {
             tracing::error!(backend = %self.core.backend, replica = %replica, key, error = %e,
                 "durable write of a key failed");

@@ -1,9 +1,10 @@
 //! Values merged from a conflicting writer that the replicator has not adopted yet.
 //!
 //! When a write conflicts, the stored value and ours are merged and the merge written; the merge
-//! is handed to the replicator in a later [`StoreReport`](dd_core::durable::StoreReport). Until
-//! the replicator's own value of the key includes it, every write of that key merges it in again,
-//! so that a value the replicator queued before adopting the merge cannot overwrite it.
+//! reaches the replicator in a [`StoreReport`](dd_core::durable::StoreReport) (of the same call in
+//! sync mode, of the next call otherwise), and the replicator adopts it asynchronously. Until a
+//! value the replicator stores includes the merge, every write of that key merges it in again, so
+//! that a value queued before the adoption cannot drop the other writer's updates.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -25,8 +26,16 @@ pub(crate) struct UnadoptedMerges {
 }
 
 impl UnadoptedMerges {
-    /// Remembers a merged value to hand out and to merge into later writes of `key`.
-    pub(crate) fn remember(&self, replica: &ReplicaId, key: &str, value: Box<dyn ErasedData>) {
+    /// Remembers a merged value to merge into later writes of `key` until the replicator's value
+    /// includes it, and to hand out unless `handed_out` (it was returned to the replicator
+    /// already).
+    pub(crate) fn remember(
+        &self,
+        replica: &ReplicaId,
+        key: &str,
+        value: Box<dyn ErasedData>,
+        handed_out: bool,
+    ) {
         let mut map = lock(&self.map);
         let entries = map.entry(replica.clone()).or_default();
         let value = match entries.remove(key) {
@@ -36,13 +45,7 @@ impl UnadoptedMerges {
             },
             None => value,
         };
-        entries.insert(
-            key.to_owned(),
-            Unadopted {
-                value,
-                handed_out: false,
-            },
-        );
+        entries.insert(key.to_owned(), Unadopted { value, handed_out });
     }
 
     /// Drops what is remembered for `key` (it was deleted).
@@ -113,7 +116,7 @@ mod tests {
     fn merge_is_applied_until_adopted_and_handed_out_once() {
         let merges = UnadoptedMerges::default();
         let r = ReplicaId::new("r");
-        merges.remember(&r, "k", Box::new(counter(&[(1, 3), (2, 5)])));
+        merges.remember(&r, "k", Box::new(counter(&[(1, 3), (2, 5)])), false);
         let out = merges.hand_out(&r);
         assert_eq!(out.len(), 1);
         assert!(merges.hand_out(&r).is_empty());

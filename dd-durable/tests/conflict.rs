@@ -337,3 +337,51 @@ async fn merges_of_a_failed_call_are_handed_out_by_the_next_call() {
         .unwrap();
     assert_eq!(merged_counter(&report, "shared"), merged);
 }
+
+#[tokio::test]
+async fn a_value_queued_before_the_merge_was_adopted_does_not_drop_it() {
+    let backend = MemoryStore::new();
+    let other = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
+    let durable = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
+    let replica = ReplicaId::new("r");
+    let reg = registry();
+    other
+        .store(&replica, &reg, vec![entry("k", counter(&[("r", 1, 3)]))])
+        .await
+        .unwrap();
+    let report = durable
+        .store(&replica, &reg, vec![entry("k", counter(&[("r", 2, 1)]))])
+        .await
+        .unwrap();
+    assert_eq!(
+        merged_counter(&report, "k"),
+        counter(&[("r", 1, 3), ("r", 2, 1)])
+    );
+
+    // The replicator adopts the merge asynchronously; a newer local value without it is stored
+    // first. The other writer's increments stay in the store.
+    let report = durable
+        .store(&replica, &reg, vec![entry("k", counter(&[("r", 2, 2)]))])
+        .await
+        .unwrap();
+    assert!(report.merged_conflicts.is_empty());
+    let stored = as_counter(&load_all(&other, &replica).await[0].1);
+    assert_eq!(stored, counter(&[("r", 1, 3), ("r", 2, 2)]));
+
+    // Once a value of the replicator includes the merge, it is forgotten: values are written as
+    // given (here a deliberately smaller one, to show it).
+    durable
+        .store(
+            &replica,
+            &reg,
+            vec![entry("k", counter(&[("r", 1, 3), ("r", 2, 3)]))],
+        )
+        .await
+        .unwrap();
+    durable
+        .store(&replica, &reg, vec![entry("k", counter(&[("r", 2, 4)]))])
+        .await
+        .unwrap();
+    let stored = as_counter(&load_all(&other, &replica).await[0].1);
+    assert_eq!(stored, counter(&[("r", 2, 4)]));
+}

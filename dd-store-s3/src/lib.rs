@@ -1,1 +1,24 @@
-//! `dd-store-s3`: see the crate README (work in progress).
+//! `dd-store-s3`: the S3 backend of durable-dd's [`DurableStateStore`].
+//!
+//! One object per `(replica, key)` under a key prefix of a bucket; revisions in the object
+//! metadata and body header; optimistic concurrency through S3 conditional writes
+//! (`If-None-Match: *` to create, `If-Match: <etag>` to replace). Open a store with
+//! [`S3Store::open`] and [`S3Options`], or with [`open_url`] and an `s3://` URL. See the crate
+//! README for the layout, the open-time probe and single-writer mode.
+//!
+//! [`DurableStateStore`]: dd_core::store::DurableStateStore
+
+mod body;
+mod client;
+mod error;
+pub mod layout;
+mod listing;
+mod objects;
+mod options;
+mod probe;
+mod store;
+
+pub use error::{S3Error, S3ErrorKind};
+pub use options::{S3Options, S3OptionsBuilder, StaticCredentials};
+pub use probe::ServerFeatures;
+pub use store::{S3Store, open_url};

@@ -16,7 +16,11 @@ use super::coordinator::{Replies, await_write, collect_reads};
 use super::durable_writer::{Conflicts, DurableWriter};
 use super::envelope::{Envelope, Pruning, Value, is_durable_key};
 use super::error::ReplicatorError;
+use super::load::Recovered;
 use super::protocol::{Message, WireDelta, WireEntry, WireState};
+use super::pruning_record::{
+    PrunedIncarnations, REMOVED_KEY, RemovedIncarnations, is_reserved, markers_key,
+};
 use super::settings::Settings;
 use crate::cluster::Members;
 use crate::data::{ErasedData, TypeRegistry};
@@ -27,6 +31,32 @@ use crate::transport::{Incoming, IncomingStream, Transport};
 struct Entry {
     env: Envelope,
     digest: Option<u64>,
+    /// The "pruning performed" markers last handed to the durable store for this key.
+    stored_markers: PrunedIncarnations,
+    /// False for a value loaded from the durable store until a peer's full state of the key was
+    /// merged (or found equal): until then it may predate pruning this replica has not seen, so
+    /// deltas (which carry no pruning markers) are not applied to it.
+    confirmed: bool,
+}
+
+impl Entry {
+    fn new(env: Envelope) -> Self {
+        Self {
+            env,
+            digest: None,
+            stored_markers: PrunedIncarnations::default(),
+            confirmed: true,
+        }
+    }
+
+    fn loaded(env: Envelope) -> Self {
+        Self {
+            stored_markers: env.performed_markers(),
+            env,
+            digest: None,
+            confirmed: false,
+        }
+    }
 }
 
 /// Everything the replica task owns.
@@ -39,6 +69,13 @@ pub(crate) struct Replica {
     members: Members,
     incarnations: HashMap<ReplicaId, UniqueReplicaId>,
     removed: BTreeSet<UniqueReplicaId>,
+    /// The removed set last handed to the durable store.
+    stored_removed: BTreeSet<UniqueReplicaId>,
+    /// Replicas that left the membership since this replica started: every incarnation of
+    /// theirs found in the data is removed, also ones never heard from directly.
+    departed: BTreeSet<ReplicaId>,
+    /// When each peer was last heard from (for choosing a reachable pruning leader).
+    last_heard: HashMap<ReplicaId, Instant>,
     pending: HashMap<u64, mpsc::UnboundedSender<Incoming>>,
     next_request: u64,
     watchers: HashMap<String, watch::Sender<Option<Value>>>,
@@ -62,13 +99,39 @@ fn chunk_of(key: &str, total: u32) -> u32 {
     u32::try_from(h % u64::from(total.max(1))).unwrap_or(0)
 }
 
+/// Answers a command on a reserved key with [`ReplicatorError::ReservedKey`]; passes others on.
+fn refuse_reserved(cmd: Command) -> Result<Command, ()> {
+    let reserved = |key: &str| ReplicatorError::ReservedKey {
+        key: key.to_owned(),
+    };
+    match cmd {
+        Command::Get { key, reply, .. } if is_reserved(&key) => {
+            let _ = reply.send(Err(reserved(&key)));
+            Err(())
+        }
+        Command::Update { key, reply, .. } if is_reserved(&key) => {
+            let _ = reply.send(Err(reserved(&key)));
+            Err(())
+        }
+        Command::Delete { key, reply, .. } if is_reserved(&key) => {
+            let _ = reply.send(Err(reserved(&key)));
+            Err(())
+        }
+        Command::Subscribe { key, reply, .. } if is_reserved(&key) => {
+            let _ = reply.send(Err(reserved(&key)));
+            Err(())
+        }
+        other => Ok(other),
+    }
+}
+
 impl Replica {
     /// Builds the replica over recovered `data` (from the durable store).
     pub(crate) fn new(
         self_id: UniqueReplicaId,
         settings: Settings,
         transport: Arc<dyn Transport>,
-        recovered: BTreeMap<String, Envelope>,
+        recovered: Recovered,
         members: Members,
     ) -> (
         Self,
@@ -92,12 +155,16 @@ impl Replica {
             registry,
             transport,
             data: recovered
+                .data
                 .into_iter()
-                .map(|(k, env)| (k, Entry { env, digest: None }))
+                .map(|(k, env)| (k, Entry::loaded(env)))
                 .collect(),
             members,
             incarnations: HashMap::new(),
-            removed: BTreeSet::new(),
+            removed: recovered.removed,
+            stored_removed: recovered.stored_removed,
+            departed: BTreeSet::new(),
+            last_heard: HashMap::new(),
             pending: HashMap::new(),
             next_request: 1,
             watchers: HashMap::new(),
@@ -208,6 +275,14 @@ impl Replica {
 
     fn on_members(&mut self, members: Members) {
         for gone in self.members.keys() {
+            if !members.contains_key(gone) && gone != self.self_id.replica() {
+                self.departed.insert(gone.clone());
+            }
+        }
+        for back in members.keys() {
+            self.departed.remove(back);
+        }
+        for gone in self.members.keys() {
             if !members.contains_key(gone)
                 && let Some(inc) = self.incarnations.remove(gone)
             {
@@ -216,6 +291,7 @@ impl Replica {
             }
         }
         self.members = members;
+        self.persist_removed();
     }
 
     /// Learns the current incarnation of a peer; an older one is then removed.
@@ -223,6 +299,8 @@ impl Replica {
         if self.removed.contains(from) || from == &self.self_id {
             return;
         }
+        self.last_heard
+            .insert(from.replica().clone(), Instant::now());
         match self.incarnations.get(from.replica()) {
             Some(current) if current == from => {}
             Some(current) => {
@@ -230,6 +308,7 @@ impl Replica {
                 self.removed.insert(current.clone());
                 self.incarnations
                     .insert(from.replica().clone(), from.clone());
+                self.persist_removed();
             }
             None => {
                 self.incarnations
@@ -260,23 +339,87 @@ impl Replica {
         }
     }
 
-    /// Durable entries for the given keys' current states.
+    /// Durable entries for the given keys' current states. A key whose "pruning performed"
+    /// markers changed since they were last stored gets its markers record first, in the same
+    /// batch, so a value from which pruned entries were removed is never stored without them.
     fn durable_entries<'a>(
-        &self,
+        &mut self,
         keys: impl IntoIterator<Item = &'a String>,
     ) -> Vec<(String, crate::durable::DurableValue)> {
-        keys.into_iter()
-            .filter(|k| self.is_durable(k))
-            .filter_map(|k| self.data.get(k).map(|e| (k.clone(), e.env.to_durable())))
-            .collect()
+        let mut out = Vec::new();
+        for k in keys {
+            if !self.is_durable(k) {
+                continue;
+            }
+            let Some(e) = self.data.get_mut(k) else {
+                continue;
+            };
+            let markers = e.env.performed_markers();
+            if matches!(e.env.value, Value::Deleted) {
+                if !e.stored_markers.performed.is_empty() {
+                    // The tombstone makes the stored markers useless: remove them.
+                    out.push((markers_key(k), crate::durable::DurableValue::Deleted));
+                    e.stored_markers = PrunedIncarnations::default();
+                }
+            } else if markers != e.stored_markers {
+                out.push((
+                    markers_key(k),
+                    crate::durable::DurableValue::Data(Box::new(markers.clone())),
+                ));
+                e.stored_markers = markers;
+            }
+            out.push((k.clone(), e.env.to_durable()));
+        }
+        out
+    }
+
+    /// Stores the removed set if it changed since it was last stored.
+    fn persist_removed(&mut self) {
+        if self.removed == self.stored_removed {
+            return;
+        }
+        if let Some(d) = &self.durable {
+            let record = RemovedIncarnations {
+                removed: self.removed.clone(),
+            };
+            d.store_detached(vec![(
+                REMOVED_KEY.to_owned(),
+                crate::durable::DurableValue::Data(Box::new(record)),
+            )]);
+            self.stored_removed = self.removed.clone();
+        }
     }
 
     /// Merges a received envelope. Returns whether the stored value changed.
     fn merge_envelope(&mut self, key: String, env: Envelope, from: &str) -> bool {
+        if let Some(Entry {
+            env:
+                Envelope {
+                    value: Value::Data(mine),
+                    pruning,
+                    ..
+                },
+            ..
+        }) = self.data.get(&key)
+        {
+            for (removed, p) in &env.pruning {
+                if p.is_performed()
+                    && removed.replica() == self.self_id.replica()
+                    && !pruning.get(removed).is_some_and(Pruning::is_performed)
+                    && mine.needs_pruning_from(removed)
+                {
+                    tracing::warn!(replica = %self.self_id, key, from, earlier = %removed,
+                        "entries of an earlier incarnation of this replica were pruned while it \
+                         was away; its stored entries are dropped in favour of the collapsed \
+                         ones (updates it made that reached no other replica before it was \
+                         removed are not in them)");
+                }
+            }
+        }
         match self.data.get_mut(&key) {
             None => {
                 let value_changed = true;
-                self.data.insert(key.clone(), Entry { env, digest: None });
+                self.data.insert(key.clone(), Entry::new(env));
                 self.touched(&key);
                 value_changed
             }
@@ -296,6 +439,13 @@ impl Replica {
                     }
                 }
             }
+        }
+    }
+
+    /// Marks a loaded value as confirmed by a peer's full state (see [`Entry::confirmed`]).
+    fn confirm(&mut self, key: &str) {
+        if let Some(e) = self.data.get_mut(key) {
+            e.confirmed = true;
         }
     }
 
@@ -360,6 +510,10 @@ impl Replica {
     // ----- commands ---------------------------------------------------------------------
 
     fn on_command(&mut self, cmd: Command) {
+        let cmd = match refuse_reserved(cmd) {
+            Ok(cmd) => cmd,
+            Err(()) => return,
+        };
         match cmd {
             Command::Get {
                 key,
@@ -522,13 +676,8 @@ impl Replica {
         match self.data.get_mut(&key) {
             Some(e) => e.env.value = Value::Data(new_value),
             None => {
-                self.data.insert(
-                    key.clone(),
-                    Entry {
-                        env: Envelope::data(new_value),
-                        digest: None,
-                    },
-                );
+                self.data
+                    .insert(key.clone(), Entry::new(Envelope::data(new_value)));
             }
         }
         self.touched(&key);
@@ -557,13 +706,16 @@ impl Replica {
             }
             Ok(_) => {}
         }
-        self.data.insert(
-            key.clone(),
-            Entry {
-                env: Envelope::deleted(),
-                digest: None,
-            },
-        );
+        match self.data.get_mut(&key) {
+            Some(e) => {
+                e.env = Envelope::deleted();
+                e.digest = None;
+            }
+            None => {
+                self.data
+                    .insert(key.clone(), Entry::new(Envelope::deleted()));
+            }
+        }
         self.deltas_pending.remove(&key);
         self.touched(&key);
         let done = self.write_out(key, consistency);
@@ -579,7 +731,7 @@ impl Replica {
         key: String,
         consistency: WriteConsistency,
     ) -> impl Future<Output = Result<(), ReplicatorError>> + Send + 'static {
-        let store = match &self.durable {
+        let store = match self.durable.clone() {
             Some(d) if self.is_durable(&key) => Some(d.store(self.durable_entries([&key]))),
             _ => None,
         };
@@ -630,6 +782,7 @@ impl Replica {
                     if self.merge_envelope(key.clone(), env, "read") {
                         self.persist_detached([key.clone()]);
                     }
+                    self.confirm(&key);
                 }
                 let _ = reply.send(self.local_value(&key, &type_name));
             }
@@ -639,13 +792,17 @@ impl Replica {
     /// Adopts values the store merged with a concurrent writer's (the store already holds them).
     fn on_conflicts(&mut self, conflicts: Conflicts) {
         for (key, value) in conflicts {
+            if is_reserved(&key) {
+                // The store merged our pruning record with the one it held; it keeps the union.
+                continue;
+            }
             let env = Envelope::from_durable(crate::durable::DurableValue::Data(value));
             self.merge_envelope(key, env, "durable store");
         }
     }
 
-    fn persist_detached(&self, keys: impl IntoIterator<Item = String>) {
-        if let Some(d) = &self.durable {
+    fn persist_detached(&mut self, keys: impl IntoIterator<Item = String>) {
+        if let Some(d) = self.durable.clone() {
             let keys: Vec<String> = keys.into_iter().collect();
             d.store_detached(self.durable_entries(&keys));
         }
@@ -671,11 +828,16 @@ impl Replica {
             Message::Deltas { deltas } => self.on_deltas(&from, deltas),
             Message::Write { request, entry } => {
                 let key = entry.key.clone();
+                if is_reserved(&key) {
+                    tracing::warn!(replica = %self.self_id, %from, key, "reserved key in write ignored");
+                    return;
+                }
                 let ok = match Envelope::from_wire(entry, &self.registry) {
                     Ok((key, env)) => {
                         if self.merge_envelope(key.clone(), env, &from.to_string()) {
                             self.touched(&key);
                         }
+                        self.confirm(&key);
                         true
                     }
                     Err(e) => {
@@ -689,7 +851,7 @@ impl Replica {
                 }
                 let transport = self.transport.clone();
                 let to = from.replica().clone();
-                match &self.durable {
+                match self.durable.clone() {
                     Some(d) if self.is_durable(&key) => {
                         let done = d.store(self.durable_entries([&key]));
                         tokio::spawn(async move {
@@ -720,11 +882,16 @@ impl Replica {
         let mut changed = Vec::new();
         for entry in entries {
             let key = entry.key.clone();
+            if is_reserved(&key) {
+                tracing::warn!(replica = %self.self_id, %from, key, "reserved key in gossip ignored");
+                continue;
+            }
             match Envelope::from_wire(entry, &self.registry) {
                 Ok((key, env)) => {
                     if self.merge_envelope(key.clone(), env, &from.to_string()) {
-                        changed.push(key);
+                        changed.push(key.clone());
                     }
+                    self.confirm(&key);
                 }
                 Err(e) => tracing::warn!(replica = %self.self_id, %from, key, error = %e,
                     "undecodable gossip entry"),
@@ -771,7 +938,7 @@ impl Replica {
                     send.push(key.clone());
                     request.push(key.clone());
                 }
-                Some(_) => {}
+                Some(_) => self.confirm(key),
             }
         }
         for key in theirs.keys() {
@@ -845,6 +1012,9 @@ impl Replica {
 
     /// Applies one delta if it is the next from `from` (for causal types) and new.
     fn apply_delta(&mut self, from: &UniqueReplicaId, d: &WireDelta) -> Result<bool, String> {
+        if is_reserved(&d.key) {
+            return Err("reserved key".into());
+        }
         let entry = match self.data.get_mut(&d.key) {
             Some(e) => e,
             None => {
@@ -856,19 +1026,29 @@ impl Replica {
                 if zero.requires_causal_delivery() && d.seq != 1 {
                     return Err("gap before first delta; waiting for full state".into());
                 }
-                self.data.insert(
-                    d.key.clone(),
-                    Entry {
-                        env: Envelope::data(zero),
-                        digest: None,
-                    },
-                );
+                self.data
+                    .insert(d.key.clone(), Entry::new(Envelope::data(zero)));
                 self.data.get_mut(&d.key).ok_or("entry vanished")?
             }
         };
+        if !entry.confirmed {
+            return Err(
+                "value loaded from the durable store is not yet confirmed by a peer's \
+                full state (it may predate pruning); waiting for full state"
+                    .into(),
+            );
+        }
+        if entry.env.pruning.values().any(|p| !p.is_performed()) {
+            return Err("pruning under way; waiting for full state".into());
+        }
         let Value::Data(value) = &mut entry.env.value else {
             return Ok(false);
         };
+        if self.removed.iter().any(|x| value.needs_pruning_from(x)) {
+            return Err(
+                "value holds entries of removed incarnations; waiting for full state".into(),
+            );
+        }
         if value.data_type_name() != d.type_name {
             return Err(format!("type mismatch: have {}", value.data_type_name()));
         }
@@ -993,13 +1173,108 @@ impl Replica {
         }
     }
 
-    /// Removed-replica pruning, led by the lowest live member.
-    fn pruning_tick(&mut self) {
-        let me = self.self_id.replica().clone();
-        let leader = self.members.keys().next().cloned().unwrap_or(me.clone());
-        if leader != me || self.removed.is_empty() {
+    /// Whether this replica leads pruning: no lower-named member was heard from recently (an
+    /// unreachable member does not hold pruning up; two replicas that both think they lead are
+    /// safe, as the lower owner's marker wins and only the owner collapses).
+    fn is_pruning_leader(&self) -> bool {
+        let window = self.settings.gossip_interval.saturating_mul(20);
+        let me = self.self_id.replica();
+        let now = Instant::now();
+        !self.members.keys().any(|m| {
+            m < me
+                && self
+                    .last_heard
+                    .get(m)
+                    .is_some_and(|t| now.saturating_duration_since(*t) <= window)
+        })
+    }
+
+    /// Whether `owner` can no longer finish a pruning it started: it was removed, is an earlier
+    /// incarnation of this replica or of a peer, or its replica is no longer a member.
+    fn is_gone(&self, owner: &UniqueReplicaId) -> bool {
+        self.removed.contains(owner)
+            || (owner.replica() == self.self_id.replica() && *owner != self.self_id)
+            || (owner.replica() != self.self_id.replica()
+                && !self.members.contains_key(owner.replica()))
+            || self
+                .incarnations
+                .get(owner.replica())
+                .is_some_and(|current| current != owner)
+    }
+
+    /// Drops "pruning initialized" markers whose owner was removed (for example a pruning
+    /// leader that restarted): nothing was collapsed yet, and the current leader starts over.
+    fn drop_orphaned_markers(&mut self) {
+        let this = &*self;
+        let mut gone: Vec<(String, UniqueReplicaId)> = Vec::new();
+        for (k, e) in &this.data {
+            for (removed, p) in &e.env.pruning {
+                if let Pruning::Initialized { owner, .. } = p
+                    && this.is_gone(owner)
+                {
+                    gone.push((k.clone(), removed.clone()));
+                }
+            }
+        }
+        for (key, removed) in gone {
+            if let Some(e) = self.data.get_mut(&key) {
+                tracing::debug!(replica = %self.self_id, key, %removed,
+                    "pruning marker of a removed owner dropped");
+                e.env.pruning.remove(&removed);
+                e.digest = None;
+            }
+        }
+    }
+
+    /// Forgets removed incarnations that no local value mentions and no pruning is under way
+    /// for (so the removed set stays small). A stored value that brings one back later only
+    /// keeps its (correct) entries unpruned; "pruning performed" markers are kept per key.
+    fn compact_removed(&mut self) {
+        let data = &self.data;
+        self.removed.retain(|x| {
+            data.values().any(|e| {
+                e.env.pruning.iter().any(|(removed, p)| match p {
+                    // Kept while it owns an unfinished pruning, so that marker is dropped.
+                    Pruning::Initialized { owner, .. } => removed == x || owner == x,
+                    Pruning::Performed { .. } => false,
+                }) || matches!(&e.env.value, Value::Data(d) if d.needs_pruning_from(x))
+            })
+        });
+    }
+
+    /// Adds every incarnation of a departed replica found in the data to the removed set.
+    fn note_departed_incarnations(&mut self) {
+        if self.departed.is_empty() {
             return;
         }
+        let mut found = BTreeSet::new();
+        for e in self.data.values() {
+            if let Value::Data(d) = &e.env.value {
+                found.extend(
+                    d.modified_by_nodes()
+                        .into_iter()
+                        .filter(|n| self.departed.contains(n.replica())),
+                );
+            }
+        }
+        for inc in found {
+            if self.removed.insert(inc.clone()) {
+                tracing::info!(replica = %self.self_id, removed = %inc,
+                    "incarnation of a departed replica found in the data");
+            }
+        }
+    }
+
+    /// Removed-replica pruning, led by the lowest reachable member.
+    fn pruning_tick(&mut self) {
+        self.note_departed_incarnations();
+        self.drop_orphaned_markers();
+        self.compact_removed();
+        self.persist_removed();
+        // Only the leader starts pruning; an owner finishes what it started even when another
+        // replica leads by now (the markers carry its identity, nobody else may collapse).
+        let leader = self.is_pruning_leader();
+        let me = self.self_id.replica().clone();
         let members: BTreeSet<ReplicaId> = self.members.keys().cloned().collect();
         let mut changed = Vec::new();
         for (key, entry) in self.data.iter_mut() {
@@ -1007,31 +1282,42 @@ impl Replica {
                 continue;
             };
             let mut key_changed = false;
-            for removed in &self.removed {
-                match entry.env.pruning.get(removed) {
-                    None => {
-                        if value.needs_pruning_from(removed) {
-                            entry.env.pruning.insert(
-                                removed.clone(),
-                                Pruning::Initialized {
-                                    owner: self.self_id.clone(),
-                                    seen: BTreeSet::from([me.clone()]),
-                                },
-                            );
-                            key_changed = true;
-                        }
-                    }
-                    Some(Pruning::Initialized { owner, seen })
+            let ready: Vec<UniqueReplicaId> = entry
+                .env
+                .pruning
+                .iter()
+                .filter_map(|(removed, p)| match p {
+                    Pruning::Initialized { owner, seen }
                         if *owner == self.self_id && members.is_subset(seen) =>
                     {
-                        value.prune(removed, &self.self_id);
-                        entry
-                            .env
-                            .pruning
-                            .insert(removed.clone(), Pruning::Performed);
+                        Some(removed.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            for removed in ready {
+                value.prune(&removed, &self.self_id);
+                entry.env.pruning.insert(
+                    removed,
+                    Pruning::Performed {
+                        owner: Some(self.self_id.clone()),
+                    },
+                );
+                key_changed = true;
+            }
+            if leader {
+                for removed in &self.removed {
+                    if !entry.env.pruning.contains_key(removed) && value.needs_pruning_from(removed)
+                    {
+                        entry.env.pruning.insert(
+                            removed.clone(),
+                            Pruning::Initialized {
+                                owner: self.self_id.clone(),
+                                seen: BTreeSet::from([me.clone()]),
+                            },
+                        );
                         key_changed = true;
                     }
-                    Some(_) => {}
                 }
             }
             if key_changed {

@@ -8,6 +8,7 @@ use crate::durable::DurableValue;
 use crate::replica::{ReplicaId, UniqueReplicaId};
 
 use super::protocol::{WireEntry, WirePruning, WireState};
+use super::pruning_record::PrunedIncarnations;
 
 /// A key's value or tombstone.
 #[derive(Debug, Clone)]
@@ -23,7 +24,15 @@ pub(crate) enum Pruning {
         owner: UniqueReplicaId,
         seen: BTreeSet<ReplicaId>,
     },
-    Performed,
+    /// The entries of the removed incarnation were collapsed; `owner` is the incarnation they
+    /// were collapsed into when this replica did it (it is not sent over the wire).
+    Performed { owner: Option<UniqueReplicaId> },
+}
+
+impl Pruning {
+    pub(crate) fn is_performed(&self) -> bool {
+        matches!(self, Pruning::Performed { .. })
+    }
 }
 
 /// One key's replicated state.
@@ -82,16 +91,71 @@ impl Envelope {
         }
     }
 
+    /// The "pruning performed" markers of this key, as they are stored durably.
+    pub(crate) fn performed_markers(&self) -> PrunedIncarnations {
+        PrunedIncarnations {
+            performed: self
+                .pruning
+                .iter()
+                .filter_map(|(removed, p)| match p {
+                    Pruning::Performed { owner } => Some((removed.clone(), owner.clone())),
+                    Pruning::Initialized { .. } => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// Applies markers loaded from the durable store to a value loaded with them. Entries of a
+    /// pruned incarnation that are still in the value are either collapsed again (this replica,
+    /// `me`, was the owner and the collapsed value did not reach the store before a crash) or
+    /// dropped (their contribution was already collapsed into a live incarnation elsewhere).
+    /// Returns what was done, per incarnation, for the log.
+    pub(crate) fn apply_loaded_markers(
+        &mut self,
+        markers: PrunedIncarnations,
+        me: &ReplicaId,
+    ) -> Vec<(UniqueReplicaId, &'static str)> {
+        let mut done = Vec::new();
+        if matches!(self.value, Value::Deleted) {
+            // A tombstone wins over any value; markers are of no use to it.
+            return done;
+        }
+        for (removed, owner) in markers.performed {
+            if let Value::Data(d) = &mut self.value
+                && d.needs_pruning_from(&removed)
+            {
+                match &owner {
+                    Some(o) if o.replica() == me && o != &removed => {
+                        d.prune(&removed, o);
+                        done.push((removed.clone(), "collapsed again (unfinished own pruning)"));
+                    }
+                    _ => {
+                        d.prune_cleanup(&removed);
+                        done.push((removed.clone(), "stale entries dropped (pruned elsewhere)"));
+                    }
+                }
+            }
+            let merged = match self.pruning.remove(&removed) {
+                Some(Pruning::Performed { owner: mine }) => mine.or(owner),
+                _ => owner,
+            };
+            self.pruning
+                .insert(removed, Pruning::Performed { owner: merged });
+        }
+        self.clean();
+        done
+    }
+
     /// Drops entries (and delta versions) of incarnations whose pruning was performed.
     fn clean(&mut self) {
         for (removed, p) in &self.pruning {
-            if *p == Pruning::Performed {
+            if p.is_performed() {
                 self.delta_versions.remove(removed);
             }
         }
         if let Value::Data(d) = &mut self.value {
             for (removed, p) in &self.pruning {
-                if *p == Pruning::Performed && d.needs_pruning_from(removed) {
+                if p.is_performed() && d.needs_pruning_from(removed) {
                     d.prune_cleanup(removed);
                 }
             }
@@ -126,7 +190,10 @@ impl Envelope {
         for (removed, p) in std::mem::take(&mut other.pruning) {
             let merged = match (self.pruning.remove(&removed), p) {
                 (None, p) => p,
-                (Some(Pruning::Performed), _) | (_, Pruning::Performed) => Pruning::Performed,
+                (Some(Pruning::Performed { owner: a }), Pruning::Performed { owner: b }) => {
+                    Pruning::Performed { owner: a.or(b) }
+                }
+                (Some(p @ Pruning::Performed { .. }), _) | (_, p @ Pruning::Performed { .. }) => p,
                 (
                     Some(Pruning::Initialized {
                         owner: o1,
@@ -158,7 +225,7 @@ impl Envelope {
             self.pruning.insert(removed, merged);
         }
         for (removed, p) in &self.pruning {
-            if *p == Pruning::Performed && theirs.needs_pruning_from(removed) {
+            if p.is_performed() && theirs.needs_pruning_from(removed) {
                 theirs.prune_cleanup(removed);
             }
         }
@@ -215,7 +282,7 @@ impl Envelope {
                             owner: owner.clone(),
                             seen: seen.iter().cloned().collect(),
                         },
-                        Pruning::Performed => WirePruning::Performed,
+                        Pruning::Performed { .. } => WirePruning::Performed,
                     };
                     (k.clone(), p)
                 })
@@ -242,7 +309,7 @@ impl Envelope {
                         owner,
                         seen: seen.into_iter().collect(),
                     },
-                    WirePruning::Performed => Pruning::Performed,
+                    WirePruning::Performed => Pruning::Performed { owner: None },
                 };
                 (k, p)
             })
@@ -280,7 +347,7 @@ pub(crate) fn is_durable_key(patterns: &[String], key: &str) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::crdt::GCounter;
+    use crate::crdt::{GCounter, RemovedNodePruning};
 
     fn counter(node: &UniqueReplicaId, n: u64) -> Box<dyn ErasedData> {
         let mut c = GCounter::new();
@@ -307,7 +374,12 @@ mod tests {
         if let Value::Data(d) = &mut pruned.value {
             d.prune(&a, &b);
         }
-        pruned.pruning.insert(a.clone(), Pruning::Performed);
+        pruned.pruning.insert(
+            a.clone(),
+            Pruning::Performed {
+                owner: Some(b.clone()),
+            },
+        );
         // A stale replica still has a's entry.
         pruned.merge(Envelope::data(counter(&a, 5))).unwrap();
         let Value::Data(d) = &pruned.value else {
@@ -320,6 +392,34 @@ mod tests {
             panic!("deleted")
         };
         assert_eq!(d.downcast_ref::<GCounter>().unwrap().value(), 5);
+    }
+
+    #[test]
+    fn loaded_markers_drop_stale_entries_or_finish_own_collapse() {
+        let x = UniqueReplicaId::new("x", 1);
+        let other = UniqueReplicaId::new("o", 1);
+        let me_before = UniqueReplicaId::new("m", 1);
+        let me = ReplicaId::new("m");
+        let value = |c: &Envelope| match &c.value {
+            Value::Data(d) => d.downcast_ref::<GCounter>().unwrap().clone(),
+            Value::Deleted => panic!("deleted"),
+        };
+        // Pruned elsewhere: the stale entries go (the owner holds their contribution).
+        let mut stale = Envelope::data(counter(&x, 5));
+        let mut markers = PrunedIncarnations::default();
+        markers.performed.insert(x.clone(), Some(other.clone()));
+        let done = stale.apply_loaded_markers(markers, &me);
+        assert_eq!(done.len(), 1);
+        assert_eq!(value(&stale).value(), 0);
+        assert!(stale.pruning.get(&x).unwrap().is_performed());
+        // Collapsed by this replica, crash before the value was stored: collapse again.
+        let mut own = Envelope::data(counter(&x, 5));
+        let mut markers = PrunedIncarnations::default();
+        markers.performed.insert(x.clone(), Some(me_before.clone()));
+        own.apply_loaded_markers(markers, &me);
+        assert_eq!(value(&own).value(), 5);
+        assert_eq!(value(&own).slot(&me_before), 5);
+        assert!(!RemovedNodePruning::needs_pruning_from(&value(&own), &x));
     }
 
     #[test]

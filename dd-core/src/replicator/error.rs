@@ -89,6 +89,13 @@ pub enum ReplicatorError {
     /// The transport could not be used (e.g. its incoming stream was already taken).
     #[error("transport: {0}")]
     Transport(String),
+    /// The key starts with the prefix reserved for the replicator's own records
+    /// ([`RESERVED_PREFIX`](super::RESERVED_PREFIX)).
+    #[error("key '{key}' uses the prefix reserved for the replicator's records")]
+    ReservedKey {
+        /// The key.
+        key: String,
+    },
     /// Invalid settings.
     #[error("invalid settings: {0}")]
     Settings(String),

@@ -85,6 +85,26 @@
 //! # });
 //! ```
 //!
+//! ## Pruning, and replicas that come back after any downtime
+//!
+//! When a replica incarnation leaves (its replica leaves the membership, or restarts with a new
+//! incarnation), its entries in every value (counter slots, dots) are collapsed into a live
+//! incarnation, as in Akka: the pruning leader (the lowest-named member heard from recently)
+//! marks the key "pruning initialized", and once every member has seen the marker the owner
+//! collapses the entries and marks the key "pruning performed". A performed marker makes every
+//! replica drop entries of that incarnation that still arrive (from a stale replica), because
+//! their contribution was already collapsed.
+//!
+//! The performed markers are stored durably next to each key (under
+//! `__dd/pruning/<key>`, see [`RESERVED_PREFIX`]), in the same batch as and before the value,
+//! and they never expire. A replica that starts from its durable store therefore applies every
+//! marker it had stored before it loads a value into gossip, and learns markers it missed with
+//! the first full state of each key from a peer (markers are merged before values). Until then
+//! a loaded key takes no deltas (they carry no markers) but waits for a full state. A replica
+//! that restarts also prunes its own earlier incarnations (found in its stored values), so
+//! restarts do not make counters or version vectors grow; the removed incarnations still to be
+//! pruned are stored as well (`__dd/removed`), so a restarted leader carries on.
+//!
 //! ## Dependencies
 //!
 //! `tokio-util` (length-delimited framing of TCP messages), `postcard` (the compact wire format
@@ -96,7 +116,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::{Cluster, Members};
@@ -113,16 +133,37 @@ mod coordinator;
 mod durable_writer;
 mod envelope;
 mod error;
+mod load;
 pub mod protocol;
+mod pruning_record;
 mod settings;
 
 pub use consistency::{ReadConsistency, WriteConsistency};
 pub use error::{BoxError, ReplicatorError};
+pub use pruning_record::RESERVED_PREFIX;
 pub use settings::{Settings, SettingsBuilder};
 
 use actor::{Inputs, Replica};
 use command::{Command, ModifyFn};
-use envelope::{Envelope, Value};
+use envelope::Value;
+use pruning_record::{PrunedIncarnations, RemovedIncarnations};
+
+/// Registers the types of the replicator's own durable records (pruning markers and removed
+/// incarnations, stored under keys starting with [`RESERVED_PREFIX`]) in `registry`, so that a
+/// tool reading a durable store directly (an inspector, a migration) can decode them.
+/// [`DistributedData::start`] does this itself.
+///
+/// ```
+/// use dd_core::data::TypeRegistry;
+/// let registry = TypeRegistry::with_builtin_types();
+/// dd_core::replicator::register_record_types(&registry);
+/// assert!(registry.contains("dd.PrunedIncarnations"));
+/// assert!(registry.contains("dd.RemovedIncarnations"));
+/// ```
+pub fn register_record_types(registry: &TypeRegistry) {
+    registry.register::<PrunedIncarnations>();
+    registry.register::<RemovedIncarnations>();
+}
 
 /// Starts replicators.
 #[derive(Debug, Clone, Copy)]
@@ -146,36 +187,17 @@ impl DistributedData {
             .incoming()
             .map_err(|e| ReplicatorError::Transport(e.to_string()))?;
         let registry = settings.registry.clone();
-        let mut recovered = BTreeMap::<String, Envelope>::new();
-        if let Some(store) = &settings.durable_store {
-            let mut entries = store.load(self_id.replica(), &registry);
-            while let Some(item) = entries.next().await {
-                let (key, value) = item.map_err(|source| {
+        register_record_types(&registry);
+        let recovered = match &settings.durable_store {
+            Some(store) => match load::load_durable(store.as_ref(), &self_id, &registry).await {
+                Ok(r) => r,
+                Err(e) => {
                     transport.shutdown();
-                    ReplicatorError::LoadFailure {
-                        store: store.describe(),
-                        source: Box::new(source),
-                    }
-                })?;
-                let env = Envelope::from_durable(value);
-                match recovered.get_mut(&key) {
-                    None => {
-                        recovered.insert(key, env);
-                    }
-                    Some(existing) => {
-                        existing.merge(env).map_err(|source| {
-                            transport.shutdown();
-                            ReplicatorError::Data {
-                                key,
-                                source: Box::new(source),
-                            }
-                        })?;
-                    }
+                    return Err(e);
                 }
-            }
-            tracing::info!(replica = %self_id, store = %store.describe(),
-                keys = recovered.len(), "durable data loaded");
-        }
+            },
+            None => load::Recovered::default(),
+        };
         let members_rx = cluster.members();
         let members = members_rx.borrow().clone();
         transport.follow_members(cluster.members());

@@ -1,0 +1,162 @@
+//! The durable part of pruning: which removed incarnations were pruned out of which key, and
+//! which incarnations this replica knows to be removed.
+//!
+//! Both travel to the durable store through the ordinary [`DurableValue`] path, under keys with
+//! the reserved prefix [`RESERVED_PREFIX`] (so the `DurableDataStore` trait needs nothing new):
+//!
+//! - `__dd/pruning/<key>` holds a [`PrunedIncarnations`]: the incarnations whose entries were
+//!   pruned from `<key>` ("pruning performed" markers), each with the incarnation they were
+//!   collapsed into when this replica did the collapsing. It is written in the same batch as
+//!   `<key>` and before it, so a crash between the two writes leaves a marker whose collapse is
+//!   redone on load (when this replica was the owner) or whose stale entries are dropped.
+//! - `__dd/removed` holds a [`RemovedIncarnations`]: incarnations that left the cluster or
+//!   restarted and still have to be pruned, so that a restarted pruning leader carries on.
+//!
+//! Markers never expire: a replica may come back from its durable data after any downtime,
+//! and only the marker tells it that its stale entries of a pruned incarnation were already
+//! counted elsewhere.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::crdt::{DeltaReplicatedData, RemovedNodePruning, ReplicatedData, TypeName};
+use crate::replica::UniqueReplicaId;
+
+/// Keys starting with this prefix belong to the replicator; user keys may not use it.
+pub const RESERVED_PREFIX: &str = "__dd/";
+
+const MARKERS_PREFIX: &str = "__dd/pruning/";
+
+/// The durable key of the removed-incarnations record.
+pub(crate) const REMOVED_KEY: &str = "__dd/removed";
+
+/// The durable key holding the pruning markers of `key`.
+pub(crate) fn markers_key(key: &str) -> String {
+    format!("{MARKERS_PREFIX}{key}")
+}
+
+/// The user key whose markers a durable key holds, if it is a markers key.
+pub(crate) fn marked_key(durable_key: &str) -> Option<&str> {
+    durable_key.strip_prefix(MARKERS_PREFIX)
+}
+
+/// Whether `key` is reserved for the replicator.
+pub(crate) fn is_reserved(key: &str) -> bool {
+    key.starts_with(RESERVED_PREFIX)
+}
+
+/// The "pruning performed" markers of one key: pruned incarnation -> the incarnation its
+/// entries were collapsed into, when this replica collapsed them (else `None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PrunedIncarnations {
+    pub(crate) performed: BTreeMap<UniqueReplicaId, Option<UniqueReplicaId>>,
+}
+
+impl TypeName for PrunedIncarnations {
+    fn type_name() -> String {
+        "dd.PrunedIncarnations".into()
+    }
+}
+
+impl ReplicatedData for PrunedIncarnations {
+    fn merge(&mut self, other: &Self) {
+        for (removed, owner) in &other.performed {
+            let slot = self.performed.entry(removed.clone()).or_insert(None);
+            if slot.is_none() {
+                *slot = owner.clone();
+            }
+        }
+    }
+}
+
+impl DeltaReplicatedData for PrunedIncarnations {
+    type Delta = ();
+    fn delta(&self) -> Option<()> {
+        None
+    }
+    fn reset_delta(&mut self) {}
+    fn merge_delta(&mut self, _delta: &()) {}
+    fn zero() -> Option<Self> {
+        None
+    }
+}
+
+impl RemovedNodePruning for PrunedIncarnations {
+    fn modified_by_nodes(&self) -> BTreeSet<UniqueReplicaId> {
+        BTreeSet::new()
+    }
+    fn needs_pruning_from(&self, _removed: &UniqueReplicaId) -> bool {
+        false
+    }
+    fn prune(&mut self, _removed: &UniqueReplicaId, _collapse_into: &UniqueReplicaId) {}
+    fn prune_cleanup(&mut self, _removed: &UniqueReplicaId) {}
+}
+
+/// Incarnations known to be removed (left the cluster or restarted) that may still need pruning.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RemovedIncarnations {
+    pub(crate) removed: BTreeSet<UniqueReplicaId>,
+}
+
+impl TypeName for RemovedIncarnations {
+    fn type_name() -> String {
+        "dd.RemovedIncarnations".into()
+    }
+}
+
+impl ReplicatedData for RemovedIncarnations {
+    fn merge(&mut self, other: &Self) {
+        self.removed.extend(other.removed.iter().cloned());
+    }
+}
+
+impl DeltaReplicatedData for RemovedIncarnations {
+    type Delta = ();
+    fn delta(&self) -> Option<()> {
+        None
+    }
+    fn reset_delta(&mut self) {}
+    fn merge_delta(&mut self, _delta: &()) {}
+    fn zero() -> Option<Self> {
+        None
+    }
+}
+
+impl RemovedNodePruning for RemovedIncarnations {
+    fn modified_by_nodes(&self) -> BTreeSet<UniqueReplicaId> {
+        BTreeSet::new()
+    }
+    fn needs_pruning_from(&self, _removed: &UniqueReplicaId) -> bool {
+        false
+    }
+    fn prune(&mut self, _removed: &UniqueReplicaId, _collapse_into: &UniqueReplicaId) {}
+    fn prune_cleanup(&mut self, _removed: &UniqueReplicaId) {}
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_keys_round_trip() {
+        let k = markers_key("users/1");
+        assert!(is_reserved(&k));
+        assert_eq!(marked_key(&k), Some("users/1"));
+        assert_eq!(marked_key("users/1"), None);
+        assert!(!is_reserved("users/1"));
+    }
+
+    #[test]
+    fn merge_keeps_known_owner() {
+        let x = UniqueReplicaId::new("x", 1);
+        let o = UniqueReplicaId::new("o", 1);
+        let mut a = PrunedIncarnations::default();
+        a.performed.insert(x.clone(), None);
+        let mut b = PrunedIncarnations::default();
+        b.performed.insert(x.clone(), Some(o.clone()));
+        a.merge(&b);
+        assert_eq!(a.performed.get(&x), Some(&Some(o)));
+    }
+}

@@ -1,0 +1,449 @@
+//! Pruning with durable data: a replica that comes back from its store after pruning it did not
+//! see (the pruning leader itself restarted meanwhile, so no marker survives in memory) keeps
+//! every value exact, and restarts of a replica do not make CRDTs grow.
+//!
+//! "Pruning performed" markers have no lifetime in this design (they are stored with each key
+//! and kept), so there is no clock to move: the returning replica is tested against the worst
+//! case instead, where no replica holds any marker in memory any more.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod replicator_support;
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dd_core::cluster::StaticCluster;
+use dd_core::crdt::{GCounter, ORSet, PNCounter, PNCounterMap};
+use dd_core::replicator::{
+    DistributedData, ReadConsistency, Replicator, ReplicatorError, Settings, WriteConsistency,
+};
+use dd_core::transport::memory::{Faults, MemoryNetwork};
+use dd_core::{Key, RemovedNodePruning, ReplicaId, UniqueReplicaId};
+use replicator_support::*;
+
+fn settings(store: &Arc<MapStore>, pruning: Duration) -> Settings {
+    Settings::builder()
+        .gossip_interval(Duration::from_millis(50))
+        .delta_propagation_interval(Duration::from_millis(20))
+        .notify_interval(Duration::from_millis(20))
+        .pruning_interval(pruning)
+        .build()
+        .unwrap()
+        .durable_store(store.clone())
+}
+
+async fn start(
+    net: &MemoryNetwork,
+    name: &ReplicaId,
+    incarnation: u64,
+    peers: &[&ReplicaId],
+    store: &Arc<MapStore>,
+    pruning: Duration,
+) -> (Replicator, StaticCluster) {
+    let id = UniqueReplicaId::new(name.clone(), incarnation);
+    let cluster = StaticCluster::new(id.clone(), peers.iter().map(|p| (*p).clone()));
+    let r = DistributedData::start(cluster.clone(), net.join(id), settings(store, pruning))
+        .await
+        .unwrap();
+    (r, cluster)
+}
+
+struct Keys {
+    counter: Key<GCounter>,
+    pn: Key<PNCounter>,
+    set: Key<ORSet<String>>,
+    map: Key<PNCounterMap<String>>,
+}
+
+fn keys() -> Keys {
+    Keys {
+        counter: Key::new("counter"),
+        pn: Key::new("pn"),
+        set: Key::new("set"),
+        map: Key::new("map"),
+    }
+}
+
+/// Every replica writes to every key, so each value has entries of every incarnation.
+async fn write_all(r: &Replicator, k: &Keys, i: u64) {
+    let me = r.self_id();
+    let name = me.replica().to_string();
+    let m = me.clone();
+    r.update(
+        &k.counter,
+        GCounter::new(),
+        WriteConsistency::Local,
+        move |c| c.increment(&m, 10 + i),
+    )
+    .await
+    .unwrap();
+    let m = me.clone();
+    r.update(&k.pn, PNCounter::new(), WriteConsistency::Local, move |c| {
+        c.increment(&m, 7)?;
+        c.decrement(&m, i)
+    })
+    .await
+    .unwrap();
+    let m = me.clone();
+    let n = name.clone();
+    r.update(&k.set, ORSet::new(), WriteConsistency::Local, move |s| {
+        s.add(&m, format!("{n}-a"));
+        s.add(&m, format!("{n}-b"));
+        s.remove(&m, &format!("{n}-b"));
+        Ok::<(), Infallible>(())
+    })
+    .await
+    .unwrap();
+    let m = me.clone();
+    r.update(
+        &k.map,
+        PNCounterMap::new(),
+        WriteConsistency::Local,
+        move |c| {
+            c.increment(&m, "shared".to_owned(), 3)?;
+            c.increment(&m, name, i + 1)
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Values {
+    counter: u128,
+    pn: i128,
+    set: BTreeSet<String>,
+    map: std::collections::BTreeMap<String, i128>,
+}
+
+async fn values(r: &Replicator, k: &Keys) -> Option<Values> {
+    Some(Values {
+        counter: r
+            .get(&k.counter, ReadConsistency::Local)
+            .await
+            .ok()?
+            .value(),
+        pn: r.get(&k.pn, ReadConsistency::Local).await.ok()?.value(),
+        set: r.get(&k.set, ReadConsistency::Local).await.ok()?.elements(),
+        map: r.get(&k.map, ReadConsistency::Local).await.ok()?.entries(),
+    })
+}
+
+/// Every incarnation that still has entries in any of the values.
+async fn incarnations(r: &Replicator, k: &Keys) -> BTreeSet<UniqueReplicaId> {
+    let mut out = BTreeSet::new();
+    if let Ok(v) = r.get(&k.counter, ReadConsistency::Local).await {
+        out.extend(v.modified_by_nodes());
+    }
+    if let Ok(v) = r.get(&k.pn, ReadConsistency::Local).await {
+        out.extend(v.modified_by_nodes());
+    }
+    if let Ok(v) = r.get(&k.set, ReadConsistency::Local).await {
+        out.extend(v.modified_by_nodes());
+    }
+    if let Ok(v) = r.get(&k.map, ReadConsistency::Local).await {
+        out.extend(v.modified_by_nodes());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_returning_after_pruning_it_missed_keeps_every_value() {
+    let net = MemoryNetwork::new(7, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let [r0n, r1n, r2n] = ["r0", "r1", "r2"].map(ReplicaId::new);
+    let pruning = Duration::from_millis(100);
+    let (r0, c0) = start(&net, &r0n, 1, &[&r1n, &r2n], &store, pruning).await;
+    let (r1, c1) = start(&net, &r1n, 1, &[&r0n, &r2n], &store, pruning).await;
+    let (r2, _c2) = start(&net, &r2n, 1, &[&r0n, &r1n], &store, pruning).await;
+    let k = keys();
+    for (i, r) in [&r0, &r1, &r2].into_iter().enumerate() {
+        write_all(r, &k, i as u64).await;
+    }
+    let expected = Values {
+        counter: 10 + 11 + 12,
+        pn: 21 - 3,
+        set: ["r0-a", "r1-a", "r2-a"].map(String::from).into(),
+        map: [
+            ("shared".to_owned(), 9),
+            ("r0".to_owned(), 1),
+            ("r1".to_owned(), 2),
+            ("r2".to_owned(), 3),
+        ]
+        .into(),
+    };
+    eventually("all three replicas hold every write", LONG, || async {
+        for r in [&r0, &r1, &r2] {
+            if values(r, &k).await.as_ref() != Some(&expected) {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    // Make sure r2's store holds entries of all three incarnations before it goes away.
+    eventually("r2 holds entries of every incarnation", LONG, || async {
+        incarnations(&r2, &k).await.len() == 3
+    })
+    .await;
+
+    // r2 goes down for a long time; the failure detector removes it. Then r1 leaves for good.
+    r2.shutdown().await.unwrap();
+    c0.remove_member(&r2n);
+    c1.remove_member(&r2n);
+    r1.shutdown().await.unwrap();
+    c0.remove_member(&r1n);
+    drop(c1);
+
+    // r0 leads and prunes both removed incarnations into its own.
+    let r0_id = r0.self_id();
+    eventually("r0 pruned r1#1 and r2#1 everywhere", LONG, || async {
+        incarnations(&r0, &k).await == BTreeSet::from([r0_id.clone()])
+    })
+    .await;
+    assert_eq!(values(&r0, &k).await.as_ref(), Some(&expected));
+
+    // The pruning leader restarts as well: nothing of the pruning survives in memory anywhere.
+    r0.shutdown().await.unwrap();
+    drop(c0);
+    let (r0, c0) = start(&net, &r0n, 2, &[], &store, pruning).await;
+    assert_eq!(values(&r0, &k).await.as_ref(), Some(&expected));
+    let r0_id = r0.self_id();
+    eventually("r0#2 pruned its own earlier incarnation", LONG, || async {
+        incarnations(&r0, &k).await == BTreeSet::from([r0_id.clone()])
+    })
+    .await;
+
+    // r2 comes back from its store, which predates all of that pruning.
+    c0.add_member(r2n.clone(), None);
+    let (r2, _c2) = start(&net, &r2n, 2, &[&r0n], &store, pruning).await;
+    // No value ever changes on either replica while r2 catches up, ...
+    let r2_id = r2.self_id();
+    let mut rounds = 0;
+    loop {
+        for (name, r) in [("r0", &r0), ("r2", &r2)] {
+            let v = values(r, &k).await;
+            assert_eq!(v.as_ref(), Some(&expected), "{name} after {rounds} rounds");
+        }
+        let live = BTreeSet::from([r0_id.clone(), r2_id.clone()]);
+        let settled = incarnations(&r2, &k).await.is_subset(&live)
+            && incarnations(&r0, &k).await.is_subset(&live);
+        // ... and the stale entries of r1#1, r2#1 and r0#1 are gone from both.
+        if settled && rounds >= 20 {
+            break;
+        }
+        rounds += 1;
+        assert!(
+            rounds < 1200,
+            "stale entries not pruned from r2: {:?}",
+            incarnations(&r2, &k).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A new write after the return counts once.
+    let me = r2.self_id();
+    r2.update(
+        &k.counter,
+        GCounter::new(),
+        WriteConsistency::Local,
+        move |c| c.increment(&me, 5),
+    )
+    .await
+    .unwrap();
+    converge_counter(&[r0.clone(), r2.clone()], &k.counter, expected.counter + 5).await;
+    r0.shutdown().await.unwrap();
+    r2.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_restarts_keep_values_exact_and_entries_bounded() {
+    let net = MemoryNetwork::new(11, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let name = ReplicaId::new("solo");
+    let k = keys();
+    let mut expected_set = BTreeSet::new();
+    for restart in 1..=100u64 {
+        let (r, _c) = start(&net, &name, restart, &[], &store, Duration::from_millis(10)).await;
+        let me = r.self_id();
+        let m = me.clone();
+        r.update(
+            &k.counter,
+            GCounter::new(),
+            WriteConsistency::Local,
+            move |c| c.increment(&m, 1),
+        )
+        .await
+        .unwrap();
+        let m = me.clone();
+        r.update(&k.pn, PNCounter::new(), WriteConsistency::Local, move |c| {
+            c.increment(&m, 2)?;
+            c.decrement(&m, 1)
+        })
+        .await
+        .unwrap();
+        let m = me.clone();
+        let element = format!("e{}", restart % 7);
+        expected_set.insert(element.clone());
+        r.update(&k.set, ORSet::new(), WriteConsistency::Local, move |s| {
+            s.add(&m, element);
+            Ok::<(), Infallible>(())
+        })
+        .await
+        .unwrap();
+        let c = r.get(&k.counter, ReadConsistency::Local).await.unwrap();
+        assert_eq!(c.value(), u128::from(restart), "restart {restart}");
+        let p = r.get(&k.pn, ReadConsistency::Local).await.unwrap();
+        assert_eq!(p.value(), i128::from(restart), "restart {restart}");
+        let s = r.get(&k.set, ReadConsistency::Local).await.unwrap();
+        assert_eq!(s.elements(), expected_set, "restart {restart}");
+        // The previous incarnation is pruned into this one: entries stay bounded.
+        eventually(
+            &format!("restart {restart}: earlier incarnations pruned"),
+            LONG,
+            || async { incarnations(&r, &k).await == BTreeSet::from([me.clone()]) },
+        )
+        .await;
+        let c = r.get(&k.counter, ReadConsistency::Local).await.unwrap();
+        assert_eq!((c.value(), c.len()), (u128::from(restart), 1));
+        r.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_keys_are_refused() {
+    let net = MemoryNetwork::new(1, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let (r, _c) = start(
+        &net,
+        &ReplicaId::new("a"),
+        1,
+        &[],
+        &store,
+        Duration::from_secs(1),
+    )
+    .await;
+    let key: Key<GCounter> = Key::new("__dd/pruning/x");
+    let me = r.self_id();
+    let err = r
+        .update(&key, GCounter::new(), WriteConsistency::Local, move |c| {
+            c.increment(&me, 1)
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ReplicatorError::ReservedKey { .. }), "{err}");
+    let err = r.get(&key, ReadConsistency::Local).await.unwrap_err();
+    assert!(matches!(err, ReplicatorError::ReservedKey { .. }), "{err}");
+    assert!(r.keys().await.unwrap().is_empty());
+    r.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_of_leader_and_peer_in_a_cluster_keep_counters_exact_and_small() {
+    let net = MemoryNetwork::new(5, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let names = ["r0", "r1", "r2"].map(ReplicaId::new);
+    let peers_of = |i: usize| -> Vec<&ReplicaId> {
+        names
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, n)| n)
+            .collect()
+    };
+    let pruning = Duration::from_millis(50);
+    let mut rs = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        rs.push(start(&net, name, 1, &peers_of(i), &store, pruning).await.0);
+    }
+    let key: Key<GCounter> = Key::new("hits");
+    let all = WriteConsistency::All {
+        timeout: Duration::from_secs(30),
+    };
+    let mut expected = 0u128;
+    for restart in 0..16u64 {
+        // Alternate between the pruning leader (r0) and a peer (r1).
+        let i = (restart % 2) as usize;
+        rs[i].shutdown().await.unwrap();
+        rs[i] = start(&net, &names[i], restart + 2, &peers_of(i), &store, pruning)
+            .await
+            .0;
+        // Loaded from its store: the value is exact at once.
+        assert_eq!(counter(&rs[i], &key).await, expected, "restart {restart}");
+        let me = rs[i].self_id();
+        let v = rs[i]
+            .update(&key, GCounter::new(), all, move |c| c.increment(&me, 1))
+            .await
+            .unwrap();
+        expected += 1;
+        assert_eq!(v.value(), expected, "restart {restart}");
+        for (j, r) in rs.iter().enumerate() {
+            assert_eq!(
+                counter(r, &key).await,
+                expected,
+                "r{j} after restart {restart}"
+            );
+        }
+    }
+    eventually(
+        "earlier incarnations pruned on every replica",
+        LONG,
+        || async {
+            for r in &rs {
+                match r.get(&key, ReadConsistency::Local).await {
+                    Ok(c) if c.len() <= 3 && c.value() == expected => {}
+                    _ => return false,
+                }
+            }
+            true
+        },
+    )
+    .await;
+    for r in &rs {
+        r.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_leader_still_prunes_a_replica_that_left_before() {
+    let net = MemoryNetwork::new(3, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let [an, bn] = ["a", "b"].map(ReplicaId::new);
+    // No pruning tick gets to prune while the first incarnation of `a` runs.
+    let never = Duration::from_secs(3600);
+    let (a, ca) = start(&net, &an, 1, &[&bn], &store, never).await;
+    let (b, _cb) = start(&net, &bn, 1, &[&an], &store, never).await;
+    let key: Key<GCounter> = Key::new("hits");
+    for r in [&a, &b] {
+        let me = r.self_id();
+        r.update(&key, GCounter::new(), WriteConsistency::Local, move |c| {
+            c.increment(&me, 4)
+        })
+        .await
+        .unwrap();
+    }
+    converge_counter(&[a.clone(), b.clone()], &key, 8).await;
+    b.shutdown().await.unwrap();
+    ca.remove_member(&bn);
+    eventually("a knows b#1 is removed", LONG, || async {
+        a.status()
+            .await
+            .unwrap()
+            .removed
+            .contains(&UniqueReplicaId::new(bn.clone(), 1))
+    })
+    .await;
+    a.shutdown().await.unwrap();
+    drop(ca);
+    // a#2 never heard of b: only its stored removed set tells it to prune b#1 (and a#1).
+    let (a, _ca) = start(&net, &an, 2, &[], &store, Duration::from_millis(20)).await;
+    let me = a.self_id();
+    eventually("a#2 pruned b#1 and a#1", LONG, || async {
+        let c = a.get(&key, ReadConsistency::Local).await.unwrap();
+        c.value() == 8 && c.modified_by_nodes() == BTreeSet::from([me.clone()])
+    })
+    .await;
+    a.shutdown().await.unwrap();
+}
