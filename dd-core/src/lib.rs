@@ -30,7 +30,3 @@ pub use replicator::{
     DistributedData, ReadConsistency, Replicator, ReplicatorError, ReplicatorStatus, Settings,
     WriteConsistency,
 };
-
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;

@@ -34,3 +34,8 @@ pub use replicas::{
 };
 pub use runner::{Outcome, TEST_BOUND, run_on_backend};
 pub use values::{EveryType, EveryTypeKeys, TYPE_COUNT};
+
+/// The Rust examples of the repository's README, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
