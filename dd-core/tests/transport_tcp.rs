@@ -128,6 +128,7 @@ async fn handshake_with(
         protocol,
         cluster: cluster.into(),
         from: UniqueReplicaId::new("intruder", 1),
+        nonce: None,
     };
     framed
         .send(Bytes::from(postcard::to_stdvec(&hello).unwrap()))

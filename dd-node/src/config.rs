@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use dd_core::ReplicaId;
 use dd_core::replicator::Settings;
+use dd_core::transport::tcp::Secret;
 use dd_durable::WriteMode;
 use serde::Deserialize;
 
@@ -39,6 +40,11 @@ pub struct ServeArgs {
     /// Cluster name; only peers with the same name are accepted [default: durable-dd].
     #[arg(long, env = "DD_NODE_CLUSTER_NAME", value_name = "NAME")]
     pub cluster_name: Option<String>,
+    /// A file holding the cluster secret: peers must prove they know it (HMAC challenge/response
+    /// at the TCP handshake). Every replica of the cluster needs the same setting. Without it,
+    /// peers are not authenticated.
+    #[arg(long, env = "DD_NODE_CLUSTER_SECRET_FILE", value_name = "PATH")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// The other replicas, as NAME=HOST:PORT of their cluster address (repeat the flag or
     /// separate with commas).
     #[arg(
@@ -95,6 +101,8 @@ pub struct ConfigFile {
     pub cluster_addr: Option<String>,
     /// See [`ServeArgs::cluster_name`].
     pub cluster_name: Option<String>,
+    /// See [`ServeArgs::cluster_secret_file`].
+    pub cluster_secret_file: Option<PathBuf>,
     /// Replica name → cluster address.
     pub peers: Option<BTreeMap<String, String>>,
     /// See [`ServeArgs::store`].
@@ -148,6 +156,8 @@ pub struct NodeConfig {
     pub cluster_addr: String,
     /// Cluster name.
     pub cluster_name: String,
+    /// The cluster secret peers must prove they know (`None`: peers are not authenticated).
+    pub cluster_secret: Option<Secret>,
     /// Peer name → cluster address (`host:port`).
     pub peers: BTreeMap<ReplicaId, String>,
     /// Durable store URL.
@@ -299,6 +309,18 @@ pub fn resolve(args: &ServeArgs, file: ConfigFile) -> Result<NodeConfig, ConfigE
         .clone()
         .or(file.cluster_name)
         .unwrap_or_else(|| DEFAULT_CLUSTER_NAME.to_owned());
+    let cluster_secret = match args
+        .cluster_secret_file
+        .clone()
+        .or(file.cluster_secret_file)
+    {
+        Some(path) => Some(Secret::from_file(&path).map_err(|e| ConfigError::Invalid {
+            setting: "cluster secret file",
+            value: path.display().to_string(),
+            reason: e.to_string(),
+        })?),
+        None => None,
+    };
     let peers: BTreeMap<ReplicaId, String> = if args.peers.is_empty() {
         let mut peers = BTreeMap::new();
         for (name, addr) in file.peers.unwrap_or_default() {
@@ -347,6 +369,7 @@ pub fn resolve(args: &ServeArgs, file: ConfigFile) -> Result<NodeConfig, ConfigE
         http_addr,
         cluster_addr,
         cluster_name,
+        cluster_secret,
         peers,
         store,
         write_mode,
@@ -392,6 +415,29 @@ mod tests {
         assert_eq!(c.settings.gossip_interval, Duration::from_millis(250));
         assert_eq!(c.peers[&ReplicaId::new("b")], "127.0.0.1:7001");
         assert!(c.store.starts_with("sqlite://") && c.store.ends_with("dd-from-flag.db"));
+    }
+
+    #[test]
+    fn cluster_secret_is_read_from_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "s3cr3t\n").unwrap();
+        let mut a = args(Some("a"));
+        a.cluster_secret_file = Some(path.clone());
+        let config = resolve(&a, ConfigFile::default()).unwrap();
+        assert_eq!(config.cluster_secret, Some(Secret::new("s3cr3t").unwrap()));
+        assert!(
+            resolve(&args(Some("a")), ConfigFile::default())
+                .unwrap()
+                .cluster_secret
+                .is_none()
+        );
+        a.cluster_secret_file = Some(dir.path().join("missing"));
+        let e = resolve(&a, ConfigFile::default()).unwrap_err().to_string();
+        assert!(
+            e.contains("cluster secret file") && e.contains("missing"),
+            "{e}"
+        );
     }
 
     #[test]

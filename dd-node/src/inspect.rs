@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use dd_core::data::TypeRegistry;
+use dd_core::replicator::{RESERVED_PREFIX, register_record_types};
 use dd_core::store::{DEFAULT_SCAN_PAGE_SIZE, DurableStateStore, StoreError, StoredRecord};
 use dd_durable::envelope::{self, Record};
 use futures::TryStreamExt;
@@ -126,6 +127,10 @@ pub fn describe_record(record: &StoredRecord, registry: &TypeRegistry) -> KeyRep
                 Err(e) => report.error = Some(e.to_string()),
                 Ok(value) => match render_erased(value.as_ref()) {
                     Some(v) => report.value = v,
+                    // The replicator's own bookkeeping (pruning markers): shown as it is.
+                    None if record.key.starts_with(RESERVED_PREFIX) => {
+                        report.value = Value::String(format!("{value:?}"))
+                    }
                     None => {
                         report.error = Some(format!("no JSON rendering for type '{type_name}'"))
                     }
@@ -158,6 +163,7 @@ pub async fn inspect_store(
         replicas.to_vec()
     };
     let registry = TypeRegistry::with_builtin_types();
+    register_record_types(&registry);
     let mut report = StoreReport {
         store: store.describe(),
         replicas: Vec::new(),

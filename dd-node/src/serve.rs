@@ -191,7 +191,10 @@ async fn start_replica(
     let transport = TcpTransport::bind(
         id.clone(),
         cluster_addr,
-        TcpConfig::new(config.cluster_name.clone()),
+        TcpConfig {
+            cluster_secret: config.cluster_secret.clone(),
+            ..TcpConfig::new(config.cluster_name.clone())
+        },
     )
     .await?;
     let mut peers = Vec::new();

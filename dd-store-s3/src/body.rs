@@ -5,9 +5,11 @@
 //!        | replica length (u32) | replica (UTF-8) | key length (u32) | key (UTF-8) | value
 //! ```
 //!
-//! (integers big-endian). The revision is also in the object metadata (`x-amz-meta-dd-revision`)
-//! so that a `HEAD` can check it without reading the value; the body copy is the one a `GET`
-//! trusts. The replica and key make every object self-describing: long names are hashed in object
+//! (integers big-endian). The body header is the one authority on the revision: reads decode it,
+//! and conditional writes check it (reading just the header with a ranged `GET`). The metadata copy
+//! (`x-amz-meta-dd-revision`) is informational: a server that does not write objects atomically
+//! (s3s-fs, when the writing client dies mid-request) can leave it behind the body, and such a
+//! torn object is still read and replaced by its body revision. The replica and key make every object self-describing: long names are hashed in object
 //! names (see [`crate::layout`]) and read back from here, and a read checks that the object really
 //! holds the record asked for. The random write id makes the body, and so the ETag (the MD5 of
 //! the body on S3), different for every write, even one that stores the same value again: a
@@ -45,6 +47,12 @@ pub fn encode(revision: Revision, replica: &str, key: &str, value: &[u8]) -> Byt
     put_str(&mut body, key);
     body.put_slice(value);
     body.freeze()
+}
+
+/// The length of the header of a body for `(replica, key)`: the bytes a ranged `GET` must read to
+/// learn a record's revision.
+pub fn header_len(replica: &str, key: &str) -> usize {
+    FIXED_LEN + 4 + replica.len() + 4 + key.len()
 }
 
 fn put_str(body: &mut BytesMut, s: &str) {
@@ -121,6 +129,23 @@ mod tests {
         assert_eq!(
             decode(encode(Revision(1), "r", "k", b"")).map(|b| b.value.len()),
             Ok(0)
+        );
+    }
+
+    #[test]
+    fn the_header_alone_decodes_to_the_revision_and_names() {
+        let full = encode(Revision(42), "replica", "clé", b"a long value");
+        let header = full.slice(..header_len("replica", "clé"));
+        let decoded = decode(header).unwrap();
+        assert_eq!(decoded.revision, Revision(42));
+        assert_eq!(
+            (decoded.replica.as_str(), decoded.key.as_str()),
+            ("replica", "clé")
+        );
+        assert!(decoded.value.is_empty());
+        assert_eq!(
+            encode(Revision(1), "r", "k", b"").len(),
+            header_len("r", "k")
         );
     }
 

@@ -2,6 +2,7 @@
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
 use dd_core::store::Revision;
 
 use crate::body::{self, Body};
@@ -17,13 +18,44 @@ pub(crate) const FORMAT_METADATA: &str = "dd-format";
 /// The value of [`FORMAT_METADATA`].
 pub(crate) const FORMAT_VALUE: &str = "dds3-1";
 
-/// What a `HEAD` tells about an existing object.
+/// The current state of an existing record, from its body header.
 #[derive(Debug, Clone)]
 pub(crate) struct ObjectHead {
-    /// The ETag to make the next write conditional on.
+    /// The ETag to make the next write conditional on, as the server reports it now (for a torn
+    /// object this may not be the MD5 of the body, but it is what the server checks `If-Match`
+    /// against).
     pub etag: String,
-    /// The revision from the object metadata.
+    /// The revision from the body header.
     pub revision: Revision,
+    /// Whether the metadata revision disagrees with the body (a torn object).
+    pub torn: bool,
+}
+
+/// What a `GET` returned.
+struct Fetched {
+    /// The body (or its first bytes).
+    data: Bytes,
+    /// The ETag, if the server sent one.
+    etag: Option<String>,
+    /// The `x-amz-meta-dd-revision` metadata, if any.
+    metadata_revision: Option<String>,
+}
+
+/// Whether the metadata revision of `record` disagrees with its body revision (a torn object:
+/// the server stored the body of a write but not, or not yet, its metadata). Logs a warning if
+/// so; the body revision is the one that counts.
+fn is_torn(record: RecordRef<'_>, body_revision: Revision, metadata: Option<&str>) -> bool {
+    let agrees = metadata.is_some_and(|m| m == body_revision.0.to_string());
+    if !agrees {
+        tracing::warn!(
+            object = record.object,
+            body_revision = body_revision.0,
+            metadata_revision = metadata.unwrap_or("<none>"),
+            "torn S3 object: its x-amz-meta-{REVISION_METADATA} disagrees with the body header \
+             (the server did not store the last write atomically); using the body revision"
+        );
+    }
+    !agrees
 }
 
 /// The precondition of a write.
@@ -149,81 +181,91 @@ impl ObjectClient {
         }
     }
 
-    /// The ETag and revision of an object, `None` if it does not exist.
-    pub async fn head(&self, record: RecordRef<'_>) -> Result<Option<ObjectHead>, S3Error> {
-        let output = match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(record.object)
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(err) => {
-                let missing = err.as_service_error().is_some_and(|e| e.is_not_found())
-                    || status_of(&err) == Some(404);
-                if missing {
-                    return Ok(None);
-                }
-                return Err(self.fail("HeadObject", err));
-            }
+    /// The current state of the record `record` names, from its body header (a ranged `GET` of
+    /// [`body::header_len`] bytes): the ETag to make the next write conditional on and the body
+    /// revision, `None` if the object does not exist. An object whose header is not a
+    /// dd-store-s3 header for exactly this replica and key is [`S3ErrorKind::Corrupt`] (and so
+    /// never overwritten). A torn object (metadata revision disagreeing with the body) is
+    /// reported at its body revision, with the ETag the server reports now.
+    pub async fn current(&self, record: RecordRef<'_>) -> Result<Option<ObjectHead>, S3Error> {
+        let header_len = body::header_len(record.replica, record.key);
+        let Some(fetched) = self.fetch(record, Some(header_len)).await? else {
+            return Ok(None);
         };
-        let etag = output
-            .e_tag()
-            .ok_or_else(|| self.error(record.corrupt("the server sent no ETag".to_owned())))?
-            .to_owned();
-        let format = output.metadata().and_then(|m| m.get(FORMAT_METADATA));
-        if format.map(String::as_str) != Some(FORMAT_VALUE) {
+        let etag = fetched
+            .etag
+            .ok_or_else(|| self.error(record.corrupt("the server sent no ETag".to_owned())))?;
+        let header =
+            body::decode(fetched.data).map_err(|reason| self.error(record.corrupt(reason)))?;
+        if header.replica != record.replica || header.key != record.key {
             return Err(self.error(record.corrupt(format!(
-                "x-amz-meta-{FORMAT_METADATA} is {format:?}, not '{FORMAT_VALUE}' (not written \
-                 by this version of dd-store-s3?)"
+                "the body holds replica '{}' key '{}', not the record asked for",
+                header.replica, header.key
             ))));
         }
-        let revision = output
-            .metadata()
-            .and_then(|m| m.get(REVISION_METADATA))
-            .ok_or_else(|| {
-                self.error(record.corrupt(format!(
-                    "no x-amz-meta-{REVISION_METADATA} metadata (not written by dd-store-s3?)"
-                )))
-            })?;
-        let revision = revision
-            .parse::<u64>()
-            .ok()
-            .filter(|r| *r > 0)
-            .map(Revision)
-            .ok_or_else(|| {
-                self.error(record.corrupt(format!(
-                    "x-amz-meta-{REVISION_METADATA} is '{revision}', not a revision"
-                )))
-            })?;
-        Ok(Some(ObjectHead { etag, revision }))
+        let torn = is_torn(
+            record,
+            header.revision,
+            fetched.metadata_revision.as_deref(),
+        );
+        Ok(Some(ObjectHead {
+            etag,
+            revision: header.revision,
+            torn,
+        }))
     }
 
     /// The decoded body of an object, `None` if it does not exist. `record` names the object
     /// (its replica and key may be unknown yet, for hashed names; they are only used in errors).
+    /// A torn object (see [`ObjectClient::current`]) is read at its body revision.
     pub async fn get(&self, record: RecordRef<'_>) -> Result<Option<Body>, S3Error> {
+        let Some(fetched) = self.fetch(record, None).await? else {
+            return Ok(None);
+        };
+        let body =
+            body::decode(fetched.data).map_err(|reason| self.error(record.corrupt(reason)))?;
+        is_torn(record, body.revision, fetched.metadata_revision.as_deref());
+        Ok(Some(body))
+    }
+
+    /// `GET` of an object (its first `first_bytes` bytes if given), `None` if it does not exist.
+    async fn fetch(
+        &self,
+        record: RecordRef<'_>,
+        first_bytes: Option<usize>,
+    ) -> Result<Option<Fetched>, S3Error> {
         let output = match self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(record.object)
+            .set_range(first_bytes.map(|n| format!("bytes=0-{}", n.saturating_sub(1))))
             .send()
             .await
         {
             Ok(output) => output,
             Err(err) => {
+                let status = status_of(&err);
+                let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&err);
                 let missing = err.as_service_error().is_some_and(|e| e.is_no_such_key())
-                    || (status_of(&err) == Some(404)
-                        && aws_sdk_s3::error::ProvideErrorMetadata::code(&err)
-                            != Some("NoSuchBucket"));
+                    || (status == Some(404) && code != Some("NoSuchBucket"));
                 if missing {
                     return Ok(None);
+                }
+                if status == Some(416) || code == Some("InvalidRange") {
+                    // Only an empty object has no byte 0.
+                    return Err(self.error(
+                        record.corrupt("the object is empty (no dd-store-s3 header)".to_owned()),
+                    ));
                 }
                 return Err(self.fail("GetObject", err));
             }
         };
+        let etag = output.e_tag().map(str::to_owned);
+        let metadata_revision = output
+            .metadata()
+            .and_then(|m| m.get(REVISION_METADATA))
+            .cloned();
         let data = output.body.collect().await.map_err(|e| {
             self.error(S3ErrorKind::Unreachable {
                 endpoint: self.endpoint.clone(),
@@ -231,9 +273,11 @@ impl ObjectClient {
                 detail: format!("reading the body of '{}': {e}", record.object),
             })
         })?;
-        body::decode(data.into_bytes())
-            .map(Some)
-            .map_err(|reason| self.error(record.corrupt(reason)))
+        Ok(Some(Fetched {
+            data: data.into_bytes(),
+            etag,
+            metadata_revision,
+        }))
     }
 
     /// Writes `value` at `revision`, if `precondition` holds.

@@ -178,11 +178,18 @@ impl S3Store {
                 // If-None-Match: * checks absence on the server; no read needed.
                 None
             } else {
-                self.objects.head(record).await?
+                self.objects.current(record).await?
             };
             let actual = current.as_ref().map(|h| h.revision);
             if actual != expected {
                 return Ok(WriteOutcome::Conflict { actual });
+            }
+            if current.as_ref().is_some_and(|h| h.torn) {
+                tracing::info!(
+                    object = record.object,
+                    revision = ?expected,
+                    "replacing a torn object at its body revision"
+                );
             }
             let precondition = match (&current, cas) {
                 (_, false) => Precondition::Unconditional,
@@ -199,7 +206,7 @@ impl S3Store {
                 Applied::PreconditionFailed => {
                     // Someone else wrote in between: report their revision, unless the record is
                     // (again) at the expected one, then try again.
-                    let actual = self.objects.head(record).await?.map(|h| h.revision);
+                    let actual = self.objects.current(record).await?.map(|h| h.revision);
                     if actual != expected {
                         return Ok(WriteOutcome::Conflict { actual });
                     }
@@ -218,7 +225,7 @@ impl S3Store {
         expected: Revision,
     ) -> Result<WriteOutcome, S3Error> {
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let Some(head) = self.objects.head(record).await? else {
+            let Some(head) = self.objects.current(record).await? else {
                 return Ok(WriteOutcome::Conflict { actual: None });
             };
             if head.revision != expected {

@@ -13,12 +13,6 @@ use crate::error::HarnessError;
 /// The environment variable naming the S3 endpoint of the tests (see the README).
 pub const S3_ENDPOINT_VAR: &str = "DD_TEST_S3_ENDPOINT";
 
-/// The environment variable that declares the S3 endpoint's writes atomic even when the client is
-/// killed mid-request (true of AWS S3 and MinIO; not of s3s-fs, which writes the body, then the
-/// metadata, then the ETag, and stops where the cancelled request stops). The S3 crash tests run
-/// only when it is `1`.
-pub const S3_ATOMIC_PUT_VAR: &str = "DD_TEST_S3_ATOMIC_PUT";
-
 /// What a test needs of a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Needs {
@@ -83,15 +77,6 @@ impl BackendKind {
         match self {
             BackendKind::Memory => {
                 Err("an in-process store cannot be opened by another process".to_owned())
-            }
-            BackendKind::S3 if std::env::var(S3_ATOMIC_PUT_VAR).as_deref() != Ok("1") => {
-                Err(format!(
-                    "the S3 endpoint is not declared atomic under client kills (set \
-                 {S3_ATOMIC_PUT_VAR}=1 for AWS S3 or MinIO): s3s-fs writes the body, the metadata \
-                 and the ETag of a PUT one after the other, so a client killed mid-PUT leaves an \
-                 object whose body and metadata revisions differ, and dd-store-s3 then finds \
-                 every later write of that key in conflict"
-                ))
             }
             _ => Ok(()),
         }

@@ -25,8 +25,7 @@ mod runner;
 mod values;
 
 pub use backend::{
-    BackendKind, CASSANDRA_CONTACT_POINTS_VAR, Needs, S3_ATOMIC_PUT_VAR, S3_ENDPOINT_VAR,
-    StoreLocation,
+    BackendKind, CASSANDRA_CONTACT_POINTS_VAR, Needs, S3_ENDPOINT_VAR, StoreLocation,
 };
 pub use error::HarnessError;
 pub use poll::{CONVERGENCE_BOUND, POLL_EVERY, eventually};

@@ -117,10 +117,11 @@ async fn sqlite_to_fs_and_back_keeps_every_record() {
     );
     assert_eq!(inspect(&back).await, changed);
 
-    // With --force the copy is the source again.
+    // With --force the copy holds the source's data again (the restarted node's own pruning
+    // bookkeeping stays: migrate never deletes from the target).
     let out = run_cli(&["migrate", "--from", &fs, "--to", &back, "--force"]).await;
     assert!(out.success, "{}", out.stderr);
-    assert_eq!(inspect(&back).await, before);
+    assert_eq!(user_data(inspect(&back).await), user_data(before.clone()));
     // The source was never written.
     assert_eq!(inspect(&fs).await, before);
 

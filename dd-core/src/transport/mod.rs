@@ -5,8 +5,9 @@
 //!
 //! - [`memory`]: an in-process network with a seeded RNG that can drop, delay, duplicate and
 //!   reorder messages and partition replicas, for tests and simulations;
-//! - [`tcp`]: TCP with length-delimited postcard frames, a handshake (protocol version + cluster
-//!   name), a frame size limit and reconnection with backoff.
+//! - [`tcp`]: TCP with length-delimited postcard frames, a handshake (protocol version, cluster
+//!   name and optional shared-secret authentication), bounded memory per connection and
+//!   reconnection with backoff.
 
 use std::pin::Pin;
 

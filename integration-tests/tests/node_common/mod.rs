@@ -166,3 +166,18 @@ pub async fn inspect(store: &str) -> Value {
 pub fn url(scheme: &str, path: &Path) -> String {
     dd_node::store_url::path_url(scheme, path)
 }
+
+/// An [`inspect`] report without the replicator's own bookkeeping records (keys under
+/// `dd_core::replicator::RESERVED_PREFIX`, such as the pruning markers a restarted replica
+/// writes), i.e. only the user's data.
+pub fn user_data(mut report: Value) -> Value {
+    for replica in report.as_array_mut().unwrap() {
+        replica["keys"].as_array_mut().unwrap().retain(|k| {
+            !k["key"]
+                .as_str()
+                .unwrap()
+                .starts_with(dd_core::replicator::RESERVED_PREFIX)
+        });
+    }
+    report
+}

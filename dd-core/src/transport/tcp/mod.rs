@@ -4,22 +4,38 @@
 //! Every replica listens on one address and dials every cluster member that has an address
 //! (following membership changes, see [`Transport::follow_members`]); a dialled
 //! connection carries messages one way (dialler → listener). A connection starts with a
-//! handshake: the dialler sends its protocol version, cluster name and incarnation; the listener
-//! refuses a mismatch with a clear log line on both sides. Frames larger than
-//! [`TcpConfig::max_frame_bytes`] and frames that do not decode close that connection with a
-//! logged error; the replica keeps running. Lost connections are re-dialled with exponential
-//! backoff; messages for a peer without a connection are queued up to
-//! [`TcpConfig::outbound_queue`] and dropped beyond (gossip repairs losses).
+//! [handshake](handshake): protocol version, cluster name and, when
+//! [`TcpConfig::cluster_secret`] is set, a mutual HMAC-SHA256 challenge/response over fresh
+//! nonces from both sides (so a recorded handshake cannot be replayed). A mismatch is refused
+//! with a warning naming the peer address and the reason on both sides, and no frame of an
+//! unauthenticated peer ever reaches the replicator. Without a secret any process that knows
+//! the cluster name can join; the transport logs that once when it starts.
+//!
+//! Memory per connection is bounded: handshake frames are limited to
+//! [`MAX_HANDSHAKE_FRAME`] bytes and message frames to [`TcpConfig::max_frame_bytes`] (the
+//! length prefix is checked before anything is allocated); received messages go through one
+//! bounded queue of [`TcpConfig::inbound_queue`] messages, and a reader waits for room instead
+//! of reading on, so a slow replicator pushes back on the sockets (TCP flow control) rather
+//! than buffering; a frame that starts and then stalls for [`TcpConfig::frame_timeout`] drops
+//! the connection; at most [`TcpConfig::max_inbound_connections`] inbound connections are
+//! served; [`TcpConfig::max_frames_per_second`] optionally throttles each connection. Frames
+//! that do not decode close that connection with a logged error; the replica keeps running.
+//! Lost connections are re-dialled with exponential backoff; messages for a peer are queued up
+//! to [`TcpConfig::outbound_queue`] and the newest are dropped beyond (counted in
+//! [`TcpStats::outbound_dropped`] and logged; gossip repairs losses).
 //!
 //! ```no_run
 //! use dd_core::cluster::StaticCluster;
 //! use dd_core::replicator::{DistributedData, Settings};
-//! use dd_core::transport::tcp::{TcpConfig, TcpTransport};
+//! use dd_core::transport::tcp::{Secret, TcpConfig, TcpTransport};
 //! use dd_core::{ReplicaId, UniqueReplicaId};
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let me = UniqueReplicaId::new_incarnation(ReplicaId::new("a"));
-//! let transport =
-//!     TcpTransport::bind(me.clone(), "127.0.0.1:7000".parse()?, TcpConfig::new("demo")).await?;
+//! let config = TcpConfig {
+//!     cluster_secret: Some(Secret::from_file("/etc/dd/cluster-secret")?),
+//!     ..TcpConfig::new("demo")
+//! };
+//! let transport = TcpTransport::bind(me.clone(), "127.0.0.1:7000".parse()?, config).await?;
 //! let cluster = StaticCluster::with_addresses(
 //!     me,
 //!     Some(transport.local_addr()),
@@ -36,9 +52,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::time::Instant;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
@@ -46,23 +62,50 @@ use super::{Incoming, IncomingStream, Message, Transport, TransportError};
 use crate::cluster::Members;
 use crate::replica::{ReplicaId, UniqueReplicaId};
 
-/// The wire protocol version; a peer with another version is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub mod handshake;
+mod secret;
+mod stats;
+
+pub use handshake::{Handshake, MAX_HANDSHAKE_FRAME};
+pub use secret::{Secret, SecretError};
+pub use stats::TcpStats;
+
+use handshake::Failure;
+use stats::Counters;
+
+/// The wire protocol version; a peer with another version is refused. Version 2 added the
+/// authenticated handshake.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Settings of a [`TcpTransport`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpConfig {
     /// Only peers with the same cluster name are accepted.
     pub cluster_name: String,
+    /// The shared secret peers must prove knowledge of (default none: peers are not
+    /// authenticated, which is logged once at startup). Every replica of a cluster needs the
+    /// same setting: a replica with a secret refuses one without, and the other way round.
+    pub cluster_secret: Option<Secret>,
     /// The largest frame accepted or sent (default 8 MiB).
     pub max_frame_bytes: usize,
-    /// Messages queued per peer while it is not connected (default 4096).
+    /// Messages queued per peer (default 4096); beyond, new messages are dropped and counted.
     pub outbound_queue: usize,
+    /// Received messages waiting for the replicator, over all connections (default 4096);
+    /// when full, readers stop reading their sockets until there is room.
+    pub inbound_queue: usize,
+    /// Inbound connections served at once (default 256); more are closed on accept.
+    pub max_inbound_connections: usize,
+    /// A connection whose frame started arriving but has not completed within this time is
+    /// dropped (default 30 s). An idle connection (no partial frame) is kept.
+    pub frame_timeout: Duration,
+    /// At most this many frames per second are read from one connection; a faster peer is
+    /// paused (default none: unlimited).
+    pub max_frames_per_second: Option<u32>,
     /// First reconnection delay (default 100 ms), doubled up to `reconnect_max`.
     pub reconnect_min: Duration,
     /// Longest reconnection delay (default 5 s).
     pub reconnect_max: Duration,
-    /// How long a handshake may take (default 5 s).
+    /// How long a whole handshake may take (default 5 s).
     pub handshake_timeout: Duration,
 }
 
@@ -71,37 +114,18 @@ impl TcpConfig {
     pub fn new(cluster_name: impl Into<String>) -> Self {
         Self {
             cluster_name: cluster_name.into(),
+            cluster_secret: None,
             max_frame_bytes: 8 * 1024 * 1024,
             outbound_queue: 4096,
+            inbound_queue: 4096,
+            max_inbound_connections: 256,
+            frame_timeout: Duration::from_secs(30),
+            max_frames_per_second: None,
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(5),
         }
     }
-}
-
-/// The first frames of a connection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Handshake {
-    /// Sent by the dialler.
-    Hello {
-        /// [`PROTOCOL_VERSION`] of the dialler.
-        protocol: u32,
-        /// The dialler's cluster name.
-        cluster: String,
-        /// The dialler's incarnation.
-        from: UniqueReplicaId,
-    },
-    /// The listener accepted.
-    Welcome {
-        /// The listener's incarnation.
-        from: UniqueReplicaId,
-    },
-    /// The listener refused, with the reason.
-    Rejected {
-        /// Why.
-        reason: String,
-    },
 }
 
 struct Peer {
@@ -116,6 +140,8 @@ struct Inner {
     local_addr: SocketAddr,
     peers: Mutex<HashMap<ReplicaId, Peer>>,
     incoming_rx: Mutex<Option<mpsc::Receiver<Incoming>>>,
+    counters: Counters,
+    connections: Arc<Semaphore>,
     cancel: CancellationToken,
 }
 
@@ -157,13 +183,21 @@ impl TcpTransport {
             context: format!("local address of {address}"),
             source,
         })?;
-        let (incoming_tx, incoming_rx) = mpsc::channel(4096);
+        if config.cluster_secret.is_none() {
+            tracing::warn!(me = %self_id, %local_addr, cluster = %config.cluster_name,
+                "no cluster secret configured: peers are not authenticated, any process that \
+                 can reach this address and knows the cluster name can join");
+        }
+        let (incoming_tx, incoming_rx) = mpsc::channel(config.inbound_queue.max(1));
+        let connections = Arc::new(Semaphore::new(config.max_inbound_connections.max(1)));
         let inner = Arc::new(Inner {
             self_id,
             config,
             local_addr,
             peers: Mutex::new(HashMap::new()),
             incoming_rx: Mutex::new(Some(incoming_rx)),
+            counters: Counters::default(),
+            connections,
             cancel: CancellationToken::new(),
         });
         tokio::spawn(accept_loop(inner.clone(), listener, incoming_tx));
@@ -173,6 +207,11 @@ impl TcpTransport {
     /// The address this transport listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
+    }
+
+    /// A snapshot of this transport's counters.
+    pub fn stats(&self) -> TcpStats {
+        self.inner.counters.snapshot()
     }
 
     fn peers(&self) -> MutexGuard<'_, HashMap<ReplicaId, Peer>> {
@@ -223,7 +262,12 @@ impl Transport for TcpTransport {
         match peers.get(to) {
             Some(peer) => {
                 if peer.tx.try_send(message).is_err() {
-                    tracing::debug!(from = %self.inner.self_id, %to, "outbound queue full; message dropped");
+                    let dropped = Counters::bump(&self.inner.counters.outbound_dropped);
+                    if dropped == 1 || dropped.is_multiple_of(1024) {
+                        tracing::warn!(from = %self.inner.self_id, %to, address = %peer.address,
+                            dropped_so_far = dropped,
+                            "outbound queue full; newest message dropped (gossip repairs it)");
+                    }
                 }
             }
             None => {
@@ -238,9 +282,15 @@ impl Transport for TcpTransport {
             Err(p) => p.into_inner().take(),
         };
         let rx = rx.ok_or_else(|| TransportError::IncomingTaken(self.inner.self_id.to_string()))?;
-        Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|m| (m, rx))
-        })))
+        let inner = self.inner.clone();
+        Ok(Box::pin(futures::stream::unfold(
+            (rx, inner),
+            |(mut rx, inner)| async move {
+                let m = rx.recv().await?;
+                inner.counters.dequeued();
+                Some((m, (rx, inner)))
+            },
+        )))
     }
 
     /// Connects to every member that has an address, and follows membership changes (new
@@ -278,6 +328,14 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, incoming: mpsc::S
         };
         match accepted {
             Ok((stream, remote)) => {
+                let Ok(permit) = inner.connections.clone().try_acquire_owned() else {
+                    let n = Counters::bump(&inner.counters.connections_over_limit);
+                    tracing::warn!(me = %inner.self_id, %remote,
+                        max = inner.config.max_inbound_connections, refused_so_far = n,
+                        "too many inbound connections; closing this one");
+                    drop(stream);
+                    continue;
+                };
                 let inner = inner.clone();
                 let incoming = incoming.clone();
                 tokio::spawn(async move {
@@ -286,6 +344,7 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, incoming: mpsc::S
                         _ = cancel.cancelled() => {}
                         _ = serve_connection(inner, stream, remote, incoming) => {}
                     }
+                    drop(permit);
                 });
             }
             Err(e) => {
@@ -296,7 +355,21 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, incoming: mpsc::S
     }
 }
 
-/// Reads the handshake, then messages, from one accepted connection.
+/// Logs and counts a handshake that did not complete.
+fn handshake_failed(inner: &Inner, remote: SocketAddr, side: &str, failure: Failure) {
+    let me = &inner.self_id;
+    match failure {
+        Failure::Refused(reason) => {
+            Counters::bump(&inner.counters.handshakes_refused);
+            tracing::warn!(%me, peer_address = %remote, side, reason, "handshake refused");
+        }
+        Failure::Broken(reason) => {
+            tracing::debug!(%me, peer_address = %remote, side, reason, "handshake failed");
+        }
+    }
+}
+
+/// Runs the listener handshake, then reads messages from one accepted connection.
 async fn serve_connection(
     inner: Arc<Inner>,
     stream: TcpStream,
@@ -304,95 +377,90 @@ async fn serve_connection(
     incoming: mpsc::Sender<Incoming>,
 ) {
     let me = &inner.self_id;
-    let mut framed = Framed::new(stream, codec(inner.config.max_frame_bytes));
-    let first = tokio::time::timeout(inner.config.handshake_timeout, framed.next()).await;
-    let hello = match first {
-        Ok(Some(Ok(frame))) => postcard::from_bytes::<Handshake>(&frame),
-        Ok(Some(Err(e))) => {
-            tracing::error!(%me, %remote, error = %e, "bad handshake frame; closing connection");
-            return;
-        }
-        Ok(None) => return,
+    let config = &inner.config;
+    let mut framed = Framed::new(stream, codec(MAX_HANDSHAKE_FRAME));
+    let accepted = tokio::time::timeout(
+        config.handshake_timeout,
+        handshake::accept(
+            &mut framed,
+            me,
+            &config.cluster_name,
+            config.cluster_secret.as_ref(),
+        ),
+    )
+    .await;
+    let from = match accepted {
+        Ok(Ok(from)) => from,
+        Ok(Err(failure)) => return handshake_failed(&inner, remote, "listener", failure),
         Err(_) => {
-            tracing::error!(%me, %remote, "no handshake in time; closing connection");
+            tracing::warn!(%me, peer_address = %remote, timeout = ?config.handshake_timeout,
+                "handshake not completed in time; closing connection");
             return;
         }
     };
-    let from = match hello {
-        Ok(Handshake::Hello {
-            protocol,
-            cluster,
-            from,
-        }) => {
-            let refusal = if protocol != PROTOCOL_VERSION {
-                Some(format!(
-                    "protocol version {protocol} is not supported (this replica speaks {PROTOCOL_VERSION})"
-                ))
-            } else if cluster != inner.config.cluster_name {
-                Some(format!(
-                    "cluster name '{cluster}' does not match this replica's cluster '{}'",
-                    inner.config.cluster_name
-                ))
-            } else {
-                None
-            };
-            if let Some(reason) = refusal {
-                tracing::error!(%me, %remote, peer = %from, reason, "handshake refused");
-                if let Ok(bytes) = postcard::to_stdvec(&Handshake::Rejected { reason }) {
-                    let _ = framed.send(Bytes::from(bytes)).await;
-                }
-                return;
-            }
-            from
-        }
-        Ok(other) => {
-            tracing::error!(%me, %remote, frame = ?other, "expected a Hello handshake; closing connection");
-            return;
-        }
-        Err(e) => {
-            tracing::error!(%me, %remote, error = %e, "malformed handshake; closing connection");
-            return;
-        }
-    };
-    match postcard::to_stdvec(&Handshake::Welcome { from: me.clone() }) {
-        Ok(bytes) => {
-            if framed.send(Bytes::from(bytes)).await.is_err() {
-                return;
-            }
-        }
-        Err(e) => {
-            tracing::error!(%me, error = %e, "cannot encode Welcome");
-            return;
-        }
-    }
+    framed
+        .codec_mut()
+        .set_max_frame_length(config.max_frame_bytes);
     tracing::debug!(%me, peer = %from, %remote, "inbound connection established");
-    while let Some(frame) = framed.next().await {
+    let mut window = Instant::now();
+    let mut in_window: u32 = 0;
+    loop {
+        let frame = match tokio::time::timeout(config.frame_timeout, framed.next()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return,
+            Err(_) if framed.read_buffer().is_empty() => continue,
+            Err(_) => {
+                Counters::bump(&inner.counters.stalled_connections);
+                tracing::warn!(%me, peer = %from, peer_address = %remote,
+                    buffered = framed.read_buffer().len(), timeout = ?config.frame_timeout,
+                    "a frame stalled part-way; closing connection");
+                return;
+            }
+        };
         let frame = match frame {
             Ok(f) => f,
             Err(e) => {
+                Counters::bump(&inner.counters.bad_frames);
                 tracing::error!(%me, peer = %from, %remote, error = %e,
                     "bad frame (oversized or truncated); closing connection");
                 return;
             }
         };
-        match Message::decode(&frame) {
-            Ok(message) => {
-                let delivered = incoming
-                    .send(Incoming {
-                        from: from.clone(),
-                        message,
-                    })
-                    .await;
-                if delivered.is_err() {
-                    return;
-                }
+        Counters::bump(&inner.counters.frames_received);
+        if let Some(limit) = config.max_frames_per_second {
+            if window.elapsed() >= Duration::from_secs(1) {
+                window = Instant::now();
+                in_window = 0;
             }
+            in_window += 1;
+            if in_window > limit {
+                Counters::bump(&inner.counters.rate_limited);
+                tracing::debug!(%me, peer = %from, limit, "frame rate limit reached; pausing this connection");
+                tokio::time::sleep_until(window + Duration::from_secs(1)).await;
+                window = Instant::now();
+                in_window = 1;
+            }
+        }
+        let message = match Message::decode(&frame) {
+            Ok(message) => message,
             Err(e) => {
+                Counters::bump(&inner.counters.bad_frames);
                 tracing::error!(%me, peer = %from, %remote, error = %e, bytes = frame.len(),
                     "malformed message frame; closing connection");
                 return;
             }
-        }
+        };
+        drop(frame);
+        // Waiting here (instead of buffering) stops reading this socket while the queue is
+        // full: TCP flow control then slows the peer down.
+        let Ok(permit) = incoming.reserve().await else {
+            return;
+        };
+        inner.counters.enqueued();
+        permit.send(Incoming {
+            from: from.clone(),
+            message,
+        });
     }
 }
 
@@ -443,9 +511,8 @@ async fn dial_loop(
                     }
                 }
             }
-            Err(reason) => {
-                tracing::debug!(%me, %peer, %address, reason, "cannot connect; retrying");
-            }
+            Err(Some(failure)) => handshake_failed(&inner, address, "dialler", failure),
+            Err(None) => {}
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -455,40 +522,37 @@ async fn dial_loop(
     }
 }
 
+/// Connects and runs the dialler handshake; `Err(None)` when the connection itself failed
+/// (logged at debug level: the peer may simply be down).
 async fn connect(
     inner: &Inner,
     address: SocketAddr,
-) -> Result<(Framed<TcpStream, LengthDelimitedCodec>, UniqueReplicaId), String> {
-    let stream = TcpStream::connect(address)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let mut framed = Framed::new(stream, codec(inner.config.max_frame_bytes));
-    let hello = Handshake::Hello {
-        protocol: PROTOCOL_VERSION,
-        cluster: inner.config.cluster_name.clone(),
-        from: inner.self_id.clone(),
-    };
-    let bytes = postcard::to_stdvec(&hello).map_err(|e| format!("encode hello: {e}"))?;
-    framed
-        .send(Bytes::from(bytes))
-        .await
-        .map_err(|e| format!("send hello: {e}"))?;
-    let reply = tokio::time::timeout(inner.config.handshake_timeout, framed.next())
-        .await
-        .map_err(|_| "no handshake reply in time".to_owned())?;
-    let frame = match reply {
-        Some(Ok(f)) => f,
-        Some(Err(e)) => return Err(format!("handshake reply: {e}")),
-        None => return Err("closed during handshake".into()),
-    };
-    match postcard::from_bytes::<Handshake>(&frame) {
-        Ok(Handshake::Welcome { from }) => Ok((framed, from)),
-        Ok(Handshake::Rejected { reason }) => {
-            tracing::error!(me = %inner.self_id, %address, reason, "peer refused the handshake");
-            Err(format!("refused: {reason}"))
+) -> Result<(Framed<TcpStream, LengthDelimitedCodec>, UniqueReplicaId), Option<Failure>> {
+    let me = &inner.self_id;
+    let config = &inner.config;
+    let stream = match TcpStream::connect(address).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(%me, %address, error = %e, "cannot connect; retrying");
+            return Err(None);
         }
-        Ok(other) => Err(format!("unexpected handshake reply {other:?}")),
-        Err(e) => Err(format!("malformed handshake reply: {e}")),
-    }
+    };
+    let _ = stream.set_nodelay(true);
+    let mut framed = Framed::new(stream, codec(MAX_HANDSHAKE_FRAME));
+    let dialled = tokio::time::timeout(
+        config.handshake_timeout,
+        handshake::dial(
+            &mut framed,
+            me,
+            &config.cluster_name,
+            config.cluster_secret.as_ref(),
+        ),
+    )
+    .await
+    .map_err(|_| Some(Failure::Broken("no handshake reply in time".into())))?;
+    let from = dialled.map_err(Some)?;
+    framed
+        .codec_mut()
+        .set_max_frame_length(config.max_frame_bytes);
+    Ok((framed, from))
 }
