@@ -4,30 +4,11 @@
 
 mod common;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
-use common::TestEndpoint;
+use common::{TestEndpoint, raw_client};
 use dd_core::store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
 use dd_store_s3::S3Store;
 use dd_store_s3::layout::escape;
-
-fn raw_client(server: &TestEndpoint) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(server.region.clone()))
-        .endpoint_url(server.endpoint.clone())
-        .force_path_style(true)
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .credentials_provider(Credentials::new(
-            server.access_key.clone(),
-            server.secret_key.clone(),
-            None,
-            None,
-            "test",
-        ))
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_object_is_corrupt_and_left_alone() {

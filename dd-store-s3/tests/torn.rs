@@ -7,31 +7,12 @@
 
 mod common;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::{BufMut, Bytes, BytesMut};
-use common::TestEndpoint;
+use common::{TestEndpoint, raw_client};
 use dd_core::store::{DurableStateStore, Revision, StoreError, StoredRecord, WriteOutcome};
 use dd_store_s3::S3Store;
 use dd_store_s3::layout::escape;
-
-fn raw_client(server: &TestEndpoint) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(server.region.clone()))
-        .endpoint_url(server.endpoint.clone())
-        .force_path_style(true)
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .credentials_provider(Credentials::new(
-            server.access_key.clone(),
-            server.secret_key.clone(),
-            None,
-            None,
-            "test",
-        ))
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
 
 /// A dd-store-s3 body (format 1, as documented in the crate README), built independently of
 /// the crate so that the test pins the format down.

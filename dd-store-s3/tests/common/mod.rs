@@ -72,3 +72,24 @@ impl TestEndpoint {
 pub fn unique_prefix(name: &str) -> String {
     format!("{name}-{:016x}", rand::random::<u64>())
 }
+
+/// A plain aws-sdk-s3 client on the test endpoint (path-style, plain HTTP), for tests that put
+/// objects the store itself would never write.
+pub fn raw_client(server: &TestEndpoint) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(server.region.clone()))
+        .endpoint_url(server.endpoint.clone())
+        .force_path_style(true)
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .credentials_provider(Credentials::new(
+            server.access_key.clone(),
+            server.secret_key.clone(),
+            None,
+            None,
+            "test",
+        ))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
