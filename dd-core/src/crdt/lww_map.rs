@@ -1,13 +1,10 @@
 //! Map of last-writer-wins registers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Clock, DeltaReplicatedData, Element, LWWRegister, ORMap, RemovedNodePruning, ReplicatedData,
-    TypeName,
-};
+use super::{Clock, Element, LWWRegister, ORMap, TypeName};
 use crate::replica::UniqueReplicaId;
 
 /// A map whose values are last-writer-wins registers (Akka's `LWWMap`): an
@@ -113,51 +110,4 @@ impl<K: TypeName + Ord, V: TypeName> TypeName for LWWMap<K, V> {
     }
 }
 
-impl<K: Element, V: Element> ReplicatedData for LWWMap<K, V> {
-    fn merge(&mut self, other: &Self) {
-        self.map.merge(&other.map);
-    }
-}
-
-impl<K: Element, V: Element> DeltaReplicatedData for LWWMap<K, V> {
-    type Delta = LWWMap<K, V>;
-
-    fn delta(&self) -> Option<Self> {
-        self.map.delta().map(|map| Self { map })
-    }
-
-    fn reset_delta(&mut self) {
-        self.map.reset_delta();
-    }
-
-    fn merge_delta(&mut self, delta: &Self) {
-        self.map.merge_delta(&delta.map);
-    }
-
-    fn zero() -> Option<Self> {
-        Some(Self::new())
-    }
-
-    fn requires_causal_delivery() -> bool {
-        true
-    }
-}
-
-/// See [`ORMap`]'s pruning.
-impl<K: Element, V: Element> RemovedNodePruning for LWWMap<K, V> {
-    fn modified_by_nodes(&self) -> BTreeSet<UniqueReplicaId> {
-        self.map.modified_by_nodes()
-    }
-
-    fn needs_pruning_from(&self, removed: &UniqueReplicaId) -> bool {
-        self.map.needs_pruning_from(removed)
-    }
-
-    fn prune(&mut self, removed: &UniqueReplicaId, collapse_into: &UniqueReplicaId) {
-        self.map.prune(removed, collapse_into);
-    }
-
-    fn prune_cleanup(&mut self, removed: &UniqueReplicaId) {
-        self.map.prune_cleanup(removed);
-    }
-}
+delegate_crdt_to_ormap!([K: Element, V: Element] LWWMap<K, V>);

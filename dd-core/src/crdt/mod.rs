@@ -45,6 +45,67 @@ use serde::de::DeserializeOwned;
 
 use crate::replica::UniqueReplicaId;
 
+/// Implements [`ReplicatedData`], [`DeltaReplicatedData`] and [`RemovedNodePruning`] for a map
+/// type whose only field `map` is an [`ORMap`] (`LWWMap`, `PNCounterMap`, `ORMultiMap`), by
+/// delegating to it: the wrapper is its own delta, and pruning is [`ORMap`]'s.
+macro_rules! delegate_crdt_to_ormap {
+    ([$($generics:tt)*] $ty:ty) => {
+        impl<$($generics)*> $crate::crdt::ReplicatedData for $ty {
+            fn merge(&mut self, other: &Self) {
+                $crate::crdt::ReplicatedData::merge(&mut self.map, &other.map);
+            }
+        }
+
+        impl<$($generics)*> $crate::crdt::DeltaReplicatedData for $ty {
+            type Delta = Self;
+
+            fn delta(&self) -> Option<Self> {
+                $crate::crdt::DeltaReplicatedData::delta(&self.map).map(|map| Self { map })
+            }
+
+            fn reset_delta(&mut self) {
+                $crate::crdt::DeltaReplicatedData::reset_delta(&mut self.map);
+            }
+
+            fn merge_delta(&mut self, delta: &Self) {
+                $crate::crdt::DeltaReplicatedData::merge_delta(&mut self.map, &delta.map);
+            }
+
+            fn zero() -> Option<Self> {
+                Some(Self::new())
+            }
+
+            fn requires_causal_delivery() -> bool {
+                true
+            }
+        }
+
+        impl<$($generics)*> $crate::crdt::RemovedNodePruning for $ty {
+            fn modified_by_nodes(
+                &self,
+            ) -> ::std::collections::BTreeSet<$crate::replica::UniqueReplicaId> {
+                $crate::crdt::RemovedNodePruning::modified_by_nodes(&self.map)
+            }
+
+            fn needs_pruning_from(&self, removed: &$crate::replica::UniqueReplicaId) -> bool {
+                $crate::crdt::RemovedNodePruning::needs_pruning_from(&self.map, removed)
+            }
+
+            fn prune(
+                &mut self,
+                removed: &$crate::replica::UniqueReplicaId,
+                collapse_into: &$crate::replica::UniqueReplicaId,
+            ) {
+                $crate::crdt::RemovedNodePruning::prune(&mut self.map, removed, collapse_into);
+            }
+
+            fn prune_cleanup(&mut self, removed: &$crate::replica::UniqueReplicaId) {
+                $crate::crdt::RemovedNodePruning::prune_cleanup(&mut self.map, removed);
+            }
+        }
+    };
+}
+
 mod causal_context;
 mod clock;
 mod dot;

@@ -4,9 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    DeltaReplicatedData, Element, ORMap, ORSet, RemovedNodePruning, ReplicatedData, TypeName,
-};
+use super::{Element, ORMap, ORSet, TypeName};
 use crate::replica::UniqueReplicaId;
 
 /// A map from keys to sets of values (Akka's `ORMultiMap`): an
@@ -133,51 +131,4 @@ impl<K: TypeName + Ord, V: TypeName + Ord> TypeName for ORMultiMap<K, V> {
     }
 }
 
-impl<K: Element, V: Element> ReplicatedData for ORMultiMap<K, V> {
-    fn merge(&mut self, other: &Self) {
-        self.map.merge(&other.map);
-    }
-}
-
-impl<K: Element, V: Element> DeltaReplicatedData for ORMultiMap<K, V> {
-    type Delta = ORMultiMap<K, V>;
-
-    fn delta(&self) -> Option<Self> {
-        self.map.delta().map(|map| Self { map })
-    }
-
-    fn reset_delta(&mut self) {
-        self.map.reset_delta();
-    }
-
-    fn merge_delta(&mut self, delta: &Self) {
-        self.map.merge_delta(&delta.map);
-    }
-
-    fn zero() -> Option<Self> {
-        Some(Self::new())
-    }
-
-    fn requires_causal_delivery() -> bool {
-        true
-    }
-}
-
-/// See [`ORMap`]'s pruning.
-impl<K: Element, V: Element> RemovedNodePruning for ORMultiMap<K, V> {
-    fn modified_by_nodes(&self) -> BTreeSet<UniqueReplicaId> {
-        self.map.modified_by_nodes()
-    }
-
-    fn needs_pruning_from(&self, removed: &UniqueReplicaId) -> bool {
-        self.map.needs_pruning_from(removed)
-    }
-
-    fn prune(&mut self, removed: &UniqueReplicaId, collapse_into: &UniqueReplicaId) {
-        self.map.prune(removed, collapse_into);
-    }
-
-    fn prune_cleanup(&mut self, removed: &UniqueReplicaId) {
-        self.map.prune_cleanup(removed);
-    }
-}
+delegate_crdt_to_ormap!([K: Element, V: Element] ORMultiMap<K, V>);

@@ -1,13 +1,10 @@
 //! Map of counters.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    CrdtError, DeltaReplicatedData, Element, ORMap, PNCounter, RemovedNodePruning, ReplicatedData,
-    TypeName,
-};
+use super::{CrdtError, Element, ORMap, PNCounter, TypeName};
 use crate::replica::UniqueReplicaId;
 
 /// A map of named counters (Akka's `PNCounterMap`): an [`ORMap`]`<K, `[`PNCounter`]`>` with a
@@ -119,51 +116,4 @@ impl<K: TypeName + Ord> TypeName for PNCounterMap<K> {
     }
 }
 
-impl<K: Element> ReplicatedData for PNCounterMap<K> {
-    fn merge(&mut self, other: &Self) {
-        self.map.merge(&other.map);
-    }
-}
-
-impl<K: Element> DeltaReplicatedData for PNCounterMap<K> {
-    type Delta = PNCounterMap<K>;
-
-    fn delta(&self) -> Option<Self> {
-        self.map.delta().map(|map| Self { map })
-    }
-
-    fn reset_delta(&mut self) {
-        self.map.reset_delta();
-    }
-
-    fn merge_delta(&mut self, delta: &Self) {
-        self.map.merge_delta(&delta.map);
-    }
-
-    fn zero() -> Option<Self> {
-        Some(Self::new())
-    }
-
-    fn requires_causal_delivery() -> bool {
-        true
-    }
-}
-
-/// See [`ORMap`]'s pruning.
-impl<K: Element> RemovedNodePruning for PNCounterMap<K> {
-    fn modified_by_nodes(&self) -> BTreeSet<UniqueReplicaId> {
-        self.map.modified_by_nodes()
-    }
-
-    fn needs_pruning_from(&self, removed: &UniqueReplicaId) -> bool {
-        self.map.needs_pruning_from(removed)
-    }
-
-    fn prune(&mut self, removed: &UniqueReplicaId, collapse_into: &UniqueReplicaId) {
-        self.map.prune(removed, collapse_into);
-    }
-
-    fn prune_cleanup(&mut self, removed: &UniqueReplicaId) {
-        self.map.prune_cleanup(removed);
-    }
-}
+delegate_crdt_to_ormap!([K: Element] PNCounterMap<K>);
