@@ -120,13 +120,15 @@ mod mv_register;
 mod ormap;
 mod ormultimap;
 mod orset;
+mod pending_delta;
 mod pncounter;
 mod pncounter_map;
 mod type_name;
 mod version_vector;
 
 pub(crate) use causal_context::CausalContext;
-pub(crate) use dot_kernel::DotKernel;
+pub(crate) use dot_kernel::{DotKernel, LocalDelta};
+pub(crate) use pending_delta::PendingDelta;
 
 pub use clock::{Clock, ReverseClock, WallClock};
 pub use dot::Dot;
