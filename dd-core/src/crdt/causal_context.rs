@@ -55,7 +55,7 @@ impl CausalContext {
             .max(highest_in_cloud)
             .saturating_add(1);
         let dot = Dot::new(node.clone(), counter);
-        self.insert_ref(&dot);
+        let _new = self.insert_ref(&dot);
         dot
     }
 
@@ -65,31 +65,38 @@ impl CausalContext {
             Place::Covered => {}
             Place::Extends => self.extend_vector(dot.node(), dot.counter()),
             Place::Cloud => {
+                // A dot already in the cloud is simply not inserted again.
                 self.cloud.insert(dot);
             }
         }
     }
 
-    /// Records `dot` as seen, cloning it only if it must be kept in the cloud.
-    fn insert_ref(&mut self, dot: &Dot) {
+    /// Records `dot` as seen, cloning it only if it must be kept in the cloud; returns whether
+    /// it was new (not seen before).
+    pub(crate) fn insert_ref(&mut self, dot: &Dot) -> bool {
         match self.place(dot) {
-            Place::Covered => {}
-            Place::Extends => self.extend_vector(dot.node(), dot.counter()),
+            Place::Covered => false,
+            Place::Extends => {
+                self.extend_vector(dot.node(), dot.counter());
+                true
+            }
             Place::Cloud => {
-                self.cloud.insert(dot.clone());
+                let new = !self.cloud.contains(dot);
+                if new {
+                    self.cloud.insert(dot.clone());
+                }
+                new
             }
         }
     }
 
-    /// Where `dot` belongs in the canonical representation.
+    /// Where `dot` belongs in the canonical representation, judged by the vector alone.
     fn place(&self, dot: &Dot) -> Place {
         let seen = self.vector.get(dot.node());
         if dot.counter() <= seen {
             Place::Covered
         } else if dot.counter() == seen + 1 {
             Place::Extends
-        } else if self.cloud.contains(dot) {
-            Place::Covered
         } else {
             Place::Cloud
         }
@@ -128,7 +135,7 @@ impl CausalContext {
     pub(crate) fn merge(&mut self, other: &Self) {
         self.merge_vector(&other.vector);
         for dot in &other.cloud {
-            self.insert_ref(dot);
+            let _new = self.insert_ref(dot);
         }
     }
 
@@ -170,11 +177,11 @@ impl CausalContext {
 
 /// Where a dot goes in a canonical [`CausalContext`].
 enum Place {
-    /// Already seen (covered by the vector or in the cloud).
+    /// Covered by the vector.
     Covered,
     /// The next dot of its node: extends the vector.
     Extends,
-    /// Seen out of order: kept in the cloud.
+    /// Beyond the next dot of its node: belongs in the cloud (it may be there already).
     Cloud,
 }
 

@@ -41,6 +41,8 @@ impl<K: Ord, V> Default for DotKernel<K, V> {
 #[derive(Debug, Clone)]
 pub(crate) struct LocalDelta<K, V> {
     change: Change<K, V>,
+    /// The dots the mutation witnessed, except the new dot of a write (kept in `change` only,
+    /// so that it is not cloned for a context that is merged away at once).
     witnessed: CausalContext,
 }
 
@@ -60,15 +62,14 @@ impl<K: Ord, V> LocalDelta<K, V> {
     /// the mutation witnessed.
     pub(crate) fn into_kernel(self) -> DotKernel<K, V> {
         let mut entries = BTreeMap::new();
+        let mut context = self.witnessed;
         if let Change::Write { key, dot, value } = self.change {
+            context.insert(dot.clone());
             let mut dots = BTreeMap::new();
             dots.insert(dot, value);
             entries.insert(key, dots);
         }
-        DotKernel {
-            entries,
-            context: self.witnessed,
-        }
+        DotKernel { entries, context }
     }
 }
 
@@ -89,9 +90,9 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
         let mut fresh = BTreeMap::new();
         fresh.insert(dot.clone(), value.clone());
         let previous = self.entries.insert(key.clone(), fresh);
-        let mut witnessed =
-            CausalContext::from_dots(previous.into_iter().flat_map(BTreeMap::into_keys));
-        witnessed.insert(dot.clone());
+        let witnessed = previous.map_or_else(CausalContext::default, |dots| {
+            CausalContext::from_dots(dots.into_keys())
+        });
         LocalDelta {
             change: Change::Write { key, dot, value },
             witnessed,
@@ -145,6 +146,11 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
                 return;
             }
         };
+        // Whether the written dot was seen before this mutation (the general merge checks the
+        // context as it was); then the pending context records it.
+        let written_seen = written
+            .as_ref()
+            .is_some_and(|(dot, _)| !self.context.insert_ref(dot));
         match self.entries.get_mut(&key) {
             Some(mine) => {
                 mine.retain(|dot, value| match &written {
@@ -155,8 +161,8 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
                     _ => !witnessed.contains(dot),
                 });
                 if let Some((dot, value)) = written
+                    && !written_seen
                     && !mine.contains_key(&dot)
-                    && !self.context.contains(&dot)
                 {
                     mine.insert(dot, value);
                 }
@@ -166,7 +172,7 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
             }
             None => {
                 if let Some((dot, value)) = written
-                    && !self.context.contains(&dot)
+                    && !written_seen
                 {
                     let mut dots = BTreeMap::new();
                     dots.insert(dot, value);
