@@ -94,7 +94,8 @@ pub enum Request {
         /// Where the filler file is.
         dir: PathBuf,
     },
-    /// Open the store at `url` (`dd_durable::open_store`); it replaces the open one.
+    /// Open the store at `url` (`dd_durable::open_store`); it replaces the open store and drops
+    /// the durable layer, unless it fails: then both stay as they were.
     Open {
         /// The store URL.
         url: String,
@@ -239,7 +240,13 @@ impl FaultChild {
         let mut command = match mode {
             FaultMode::Namespace => {
                 let mut c = Command::new("unshare");
-                c.args(["--user", "--map-root-user", "--mount", "--propagation", "private"]);
+                c.args([
+                    "--user",
+                    "--map-root-user",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                ]);
                 c.arg(exe);
                 c
             }
@@ -330,7 +337,9 @@ impl FaultChild {
                     let _ =
                         tokio::time::timeout(REPLY_BOUND, stderr.read_to_string(&mut text)).await;
                 }
-                Err(format!("the child exited with {status}; its stderr:\n{text}"))
+                Err(format!(
+                    "the child exited with {status}; its stderr:\n{text}"
+                ))
             }
             Ok(Err(e)) => Err(format!("waiting for the child: {e}")),
             Err(_) => Err(format!("the child did not exit within {REPLY_BOUND:?}")),
@@ -338,20 +347,59 @@ impl FaultChild {
     }
 }
 
-/// Probes whether a child can mount a tmpfs in its own namespace here: starts one in
-/// [`FaultMode::Namespace`] and has it mount a 64 KiB tmpfs on `probe_dir`. `Ok` with the
-/// namespace mode, else the reason (the caller then falls back to
-/// [`FaultMode::FileSizeLimit`]).
-pub async fn probe_namespace(exe: &Path, probe_dir: &Path) -> Result<FaultMode, String> {
-    let mut child = FaultChild::spawn(exe, FaultMode::Namespace)
-        .map_err(|e| format!("cannot start `unshare`: {e}"))?;
-    let reply = child
-        .call(&Request::MountTmpfs {
-            dir: probe_dir.to_path_buf(),
-            size_bytes: 64 * 1024,
-        })
-        .await?;
-    reply.map_err(|e| e.message)?;
-    child.finish().await?;
-    Ok(FaultMode::Namespace)
+/// The environment variable that forces a [`FaultMode`] (`namespace` or `file-size-limit`)
+/// instead of probing, e.g. to run the fallback where namespaces work.
+pub const FAULT_MODE_VAR: &str = "DD_DISK_FAULT_MODE";
+
+/// Starts the child `exe` with a small disk at `mount_point` (an existing, empty directory).
+///
+/// In [`FaultMode::Namespace`] (tried first) the child mounts a tmpfs of `size_bytes` there.
+/// If that is not possible here (no `unshare`, user namespaces disabled, mounting refused), the
+/// reason is printed and a child in [`FaultMode::FileSizeLimit`] is started instead, with
+/// `mount_point` an ordinary directory. [`FAULT_MODE_VAR`] forces one mode (no fallback then).
+/// Prints the mode used.
+pub async fn start_with_small_disk(
+    exe: &Path,
+    mount_point: &Path,
+    size_bytes: u64,
+) -> Result<FaultChild, String> {
+    let forced = match std::env::var(FAULT_MODE_VAR) {
+        Ok(value) => Some(FaultMode::from_arg(&value).ok_or_else(|| {
+            format!("{FAULT_MODE_VAR}={value:?}: expected namespace or file-size-limit")
+        })?),
+        Err(_) => None,
+    };
+    if forced != Some(FaultMode::FileSizeLimit) {
+        let attempt = async {
+            let mut child = FaultChild::spawn(exe, FaultMode::Namespace)
+                .map_err(|e| format!("cannot start `unshare`: {e}"))?;
+            child
+                .call(&Request::MountTmpfs {
+                    dir: mount_point.to_path_buf(),
+                    size_bytes,
+                })
+                .await?
+                .map_err(|e| e.message)?;
+            Ok::<FaultChild, String>(child)
+        };
+        match attempt.await {
+            Ok(child) => {
+                eprintln!(
+                    "disk faults: a {size_bytes}-byte tmpfs on {} in a user and mount namespace \
+                     (ENOSPC, EROFS)",
+                    mount_point.display()
+                );
+                return Ok(child);
+            }
+            Err(reason) if forced.is_none() => eprintln!(
+                "disk faults: no mount namespace here ({reason}); falling back to the \
+                 RLIMIT_FSIZE file-size limit (EFBIG)"
+            ),
+            Err(reason) => return Err(format!("{FAULT_MODE_VAR}=namespace: {reason}")),
+        }
+    } else {
+        eprintln!("disk faults: {FAULT_MODE_VAR} forces the RLIMIT_FSIZE file-size limit (EFBIG)");
+    }
+    FaultChild::spawn(exe, FaultMode::FileSizeLimit)
+        .map_err(|e| format!("cannot start the child with `sh`: {e}"))
 }

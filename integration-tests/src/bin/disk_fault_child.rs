@@ -12,11 +12,11 @@ mod linux {
     use std::time::Duration;
 
     use bytes::Bytes;
-    use dd_core::{ReplicaId, UniqueReplicaId};
     use dd_core::crdt::GCounter;
     use dd_core::data::TypeRegistry;
     use dd_core::durable::{DurableDataStore, DurableError, DurableValue};
-        use dd_core::store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
+    use dd_core::store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
+    use dd_core::{ReplicaId, UniqueReplicaId};
     use dd_durable::{DurableDistributedDataStore, DurableOptions, WriteMode};
     use futures::TryStreamExt;
     use integration_tests::disk_fault::{
@@ -197,9 +197,8 @@ mod linux {
             Request::Free { dir } => match state.mode {
                 FaultMode::Namespace => {
                     let path = dir.join(FILLER);
-                    fs::remove_file(&path).map_err(|e| {
-                        other("Io", format!("removing {}: {e}", path.display()))
-                    })?;
+                    fs::remove_file(&path)
+                        .map_err(|e| other("Io", format!("removing {}: {e}", path.display())))?;
                     Ok(Answer::Done)
                 }
                 FaultMode::FileSizeLimit => {
@@ -208,13 +207,13 @@ mod linux {
                 }
             },
             Request::Open { url } => {
-                state.durable = None;
-                state.store = None;
+                // The open store stays open if the new one cannot be opened.
                 let store = dd_durable::open_store(&url).await.map_err(|e| match e {
                     dd_durable::OpenError::Store(e) => store_error(&e),
                     e => other("OpenError", e),
                 })?;
                 let describe = store.describe();
+                state.durable = None;
                 state.store = Some(store);
                 Ok(Answer::Opened(describe))
             }
