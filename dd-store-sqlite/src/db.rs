@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use dd_core::store::{Revision, ScanPage, StoredRecord, WriteOp, WriteOutcome};
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, MAIN_DB, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tracing::{debug, info, warn};
 
 use crate::error::SqliteError;
@@ -57,6 +57,27 @@ fn on_read_only_file_system(_path: &Path) -> bool {
     false
 }
 
+/// [`SqliteError::ReadOnly`] for `path`, with what SQLite said (`detail`) if anything.
+fn read_only(path: &Path, detail: Option<String>) -> SqliteError {
+    let detail = detail.map(|d| format!(" ({d})")).unwrap_or_default();
+    let reason = if on_read_only_file_system(path) {
+        format!(
+            "its file system is read-only (EROFS){detail}; in WAL mode SQLite must also create \
+             the -wal and -shm files next to the database. Remount the file system read-write, \
+             then open the store again"
+        )
+    } else {
+        format!(
+            "the database file or its directory is not writable by this process{detail}. Make \
+             them writable, then open the store again"
+        )
+    };
+    SqliteError::ReadOnly {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
 /// `replica 'r' key 'k'`, or `replica 'r' keys 'a', 'b' (and 3 more)`, for errors of a batch.
 fn batch_subject(replica: &str, keys: &[&str]) -> String {
     const NAMED: usize = 5;
@@ -76,19 +97,19 @@ fn batch_subject(replica: &str, keys: &[&str]) -> String {
 impl Database {
     /// Opens (creating if needed) the database at `path`: WAL mode, the `synchronous` setting,
     /// the busy timeout, the schema (created in a fresh database, checked in an existing one) and
-    /// the size cap. On a read-only file system this fails with
-    /// [`SqliteError::ReadOnlyFileSystem`].
+    /// the size cap. A database that can only be opened read-only is refused with
+    /// [`SqliteError::ReadOnly`].
     pub fn open(path: &Path, options: &SqliteOptions) -> Result<Database, SqliteError> {
-        Self::open_read_write(path, options).map_err(|e| match e {
-            SqliteError::Sqlite { op, source, .. } if on_read_only_file_system(path) => {
-                SqliteError::ReadOnlyFileSystem {
-                    path: path.to_path_buf(),
-                    op,
-                    source,
-                }
+        match Self::open_read_write(path, options) {
+            // SQLite opens a database it cannot write read-only (when its -wal and -shm files
+            // exist); every write would then fail, so the store refuses to open instead.
+            Ok(db) if db.conn.is_readonly(MAIN_DB).unwrap_or(false) => Err(read_only(path, None)),
+            Ok(db) => Ok(db),
+            Err(SqliteError::Sqlite { op, source, .. }) if on_read_only_file_system(path) => {
+                Err(read_only(path, Some(format!("{op} failed: {source}"))))
             }
-            other => other,
-        })
+            Err(e) => Err(e),
+        }
     }
 
     fn open_read_write(path: &Path, options: &SqliteOptions) -> Result<Database, SqliteError> {

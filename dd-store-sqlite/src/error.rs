@@ -25,18 +25,15 @@ pub enum SqliteError {
         #[source]
         source: rusqlite::Error,
     },
-    /// The store cannot be opened because the database's file system is read-only.
-    #[error("sqlite:{}: {op} failed: {source}. The database's file system is read-only (EROFS); \
-             in WAL mode SQLite must create the -wal and -shm files next to the database even to \
-             read it. Remount the file system read-write, then open the store again", path.display())]
-    ReadOnlyFileSystem {
+    /// The database can only be opened read-only: its file system is read-only, or its file or
+    /// directory is not writable by this process. The store refuses to open rather than fail
+    /// every write later; it opens once the database is writable again.
+    #[error("sqlite:{}: cannot open the database for writing: {reason}", path.display())]
+    ReadOnly {
         /// The database file.
         path: PathBuf,
-        /// What was being done.
-        op: &'static str,
-        /// The SQLite error.
-        #[source]
-        source: rusqlite::Error,
+        /// Why, and what to do.
+        reason: String,
     },
     /// The file is not an SQLite database, or the database is damaged.
     #[error("sqlite:{}: the database file is damaged or not an SQLite database ({op}): {source}", path.display())]
@@ -130,7 +127,7 @@ impl SqliteError {
     pub fn is_transient(&self) -> bool {
         let source = match self {
             SqliteError::Sqlite { source, .. } => source,
-            SqliteError::ReadOnlyFileSystem { .. } => return true,
+            SqliteError::ReadOnly { .. } => return true,
             _ => return false,
         };
         matches!(
@@ -183,8 +180,7 @@ fn backend(path: &Path) -> String {
 impl From<SqliteError> for StoreError {
     fn from(e: SqliteError) -> StoreError {
         if e.is_transient()
-            && let SqliteError::Sqlite { path, .. } | SqliteError::ReadOnlyFileSystem { path, .. } =
-                &e
+            && let SqliteError::Sqlite { path, .. } | SqliteError::ReadOnly { path, .. } = &e
         {
             return StoreError::Unavailable {
                 backend: backend(path),
@@ -213,7 +209,7 @@ impl From<SqliteError> for StoreError {
                 message: e.to_string(),
             },
             SqliteError::Sqlite { ref path, .. }
-            | SqliteError::ReadOnlyFileSystem { ref path, .. }
+            | SqliteError::ReadOnly { ref path, .. }
             | SqliteError::Task { ref path, .. } => StoreError::Backend {
                 backend: backend(path),
                 message: e.to_string(),

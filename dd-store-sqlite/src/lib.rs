@@ -53,9 +53,9 @@ fn lock(db: &Mutex<Database>) -> MutexGuard<'_, Database> {
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`. The parent directory must exist.
     /// Refuses a file that is not an SQLite database, a database of another application and a
-    /// newer schema version, with an error naming the path. On a read-only file system it fails
-    /// with [`SqliteError::ReadOnlyFileSystem`] (transient: it opens once the file system is
-    /// remounted read-write).
+    /// newer schema version, with an error naming the path. A database that can only be opened
+    /// read-only (read-only file system, file or directory not writable) is refused with
+    /// [`SqliteError::ReadOnly`] (transient: it opens once the database is writable).
     pub async fn open(
         path: impl AsRef<Path>,
         options: SqliteOptions,

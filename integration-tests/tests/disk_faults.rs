@@ -495,8 +495,10 @@ async fn fs_read_only_store_reads_refuses_writes_and_recovers() {
 }
 
 /// SQLite on a read-only file system: opening fails with a clear transient read-only error
-/// naming the database (in WAL mode SQLite cannot even read without creating its -shm file);
-/// nothing is damaged, and once remounted read-write the store opens and writes again.
+/// naming the database, both after a clean close (SQLite could not even read without creating
+/// its -shm file) and with the -wal and -shm files left behind (where SQLite could open it
+/// read-only, but every write would fail); nothing is damaged, and once remounted read-write the
+/// store opens and writes again.
 #[tokio::test]
 async fn sqlite_read_only_store_refuses_to_open_and_recovers() {
     let Some(mut disk) =
@@ -506,6 +508,7 @@ async fn sqlite_read_only_store_refuses_to_open_and_recovers() {
     };
     let url = Backend::Sqlite.url(&disk.mnt);
     let location = Backend::Sqlite.location(&disk.mnt);
+    let read_only_words = [location.as_str(), "read-only (EROFS)", "Remount"];
     disk.open(&url).await;
     let mut expected = BTreeMap::new();
     for i in 0..4u64 {
@@ -521,8 +524,30 @@ async fn sqlite_read_only_store_refuses_to_open_and_recovers() {
 
     remount(&mut disk, true).await;
     let e = disk.fails(Request::Open { url: url.clone() }).await;
-    assert_read_only(&e, &[&location, "read-only (EROFS)", "Remount"]);
+    assert_read_only(&e, &read_only_words);
     assert_eq!(disk.files().await, files_before, "nothing changed on disk");
+    remount(&mut disk, false).await;
+
+    // Closed while the disk is full: the final checkpoint, which must grow the database file
+    // for the pages of "grow" (still only in the -wal file), fails, and the -wal and -shm files
+    // stay.
+    disk.open(&url).await;
+    let v = value(11, 64 * 1024);
+    assert_eq!(written(disk.put("grow", None, v.clone()).await), 1);
+    expected.insert("grow".to_owned(), (1, v));
+    disk.fill().await;
+    let e = disk.put("lost", None, value(20, BIG)).await.unwrap_err();
+    assert!(e.transient, "{e:?}");
+    disk.ok(Request::Close).await;
+    let files = disk.files().await;
+    assert!(
+        files.iter().any(|f| f == "dd.db-wal") && files.iter().any(|f| f == "dd.db-shm"),
+        "the write-ahead log stays after a close on a full disk: {files:?}"
+    );
+    disk.free().await;
+    remount(&mut disk, true).await;
+    let e = disk.fails(Request::Open { url: url.clone() }).await;
+    assert_read_only(&e, &read_only_words);
 
     remount(&mut disk, false).await;
     disk.open(&url).await;
