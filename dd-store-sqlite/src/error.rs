@@ -18,7 +18,7 @@ pub enum SqliteError {
         /// The database file.
         path: PathBuf,
         /// Which records were being written (`replica 'r' key 'k'`), where known.
-        subject: Option<String>,
+        subject: Option<Box<str>>,
         /// What was being done.
         op: &'static str,
         /// The SQLite error.
@@ -115,7 +115,7 @@ impl SqliteError {
                 source,
             } => SqliteError::Sqlite {
                 path,
-                subject: Some(subject()),
+                subject: Some(subject().into_boxed_str()),
                 op,
                 source,
             },
