@@ -587,6 +587,7 @@ impl Replica {
                         .filter(|e| matches!(e.env.value, Value::Deleted))
                         .count(),
                     durable_store: self.settings.durable_store.as_ref().map(|s| s.describe()),
+                    durable_health: self.settings.durable_store.as_ref().map(|s| s.health()),
                 });
             }
             Command::Shutdown { .. } => {}
