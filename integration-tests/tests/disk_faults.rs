@@ -307,8 +307,29 @@ async fn full_disk_fails_clearly_keeps_records_and_recovers(backend: Backend) {
     disk.child.finish().await.expect("the child exits cleanly");
 }
 
-/// The dd-durable scenario of a full disk for `backend`: `Sync` fails, `WriteBehind` keeps the
-/// entries queued, `flush` writes them once there is room.
+/// Waits (bounded) until the durable layer counts a failed write and has `pending` entries
+/// queued: the background task tried, failed, and kept them.
+async fn wait_until_failed_and_queued(disk: &mut Disk, pending: usize) {
+    let waited = tokio::time::timeout(WRITE_BEHIND_BOUND, async {
+        loop {
+            let stats = disk.durable_stats().await;
+            if stats.1 > 0 && stats.0 == pending {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "no failed write with {pending} entries queued within {WRITE_BEHIND_BOUND:?}: {:?}",
+        disk.durable_stats().await
+    );
+}
+
+/// The dd-durable scenario of a full disk for `backend`: a `Sync` store fails with the full-disk
+/// error and keeps the entry for a retry; `WriteBehind` keeps the entries queued; `flush` writes
+/// them once there is room.
 async fn durable_writes_wait_for_space(backend: Backend) {
     let mut disk = Disk::start(DISK_BYTES).await;
     let mode = disk.mode();
@@ -328,27 +349,21 @@ async fn durable_writes_wait_for_space(backend: Backend) {
     disk.fill().await;
     let e = disk.fails(store("sync", 2)).await;
     assert_full_disk(&e, backend, mode, &disk.mnt, &["key 'sync'"]);
+    wait_until_failed_and_queued(&mut disk, 1).await;
+    let e = disk.fails(Request::DurableFlush).await;
+    assert_full_disk(&e, backend, mode, &disk.mnt, &["key 'sync'"]);
+    disk.free().await;
+    disk.ok(Request::DurableFlush).await;
+    assert_eq!(disk.durable_stats().await.0, 0, "written by the flush");
 
     // Write-behind over the same store: the entry stays queued while the disk is full.
     disk.ok(Request::Durable {
         write_behind_ms: Some(20),
     })
     .await;
+    disk.fill().await;
     disk.ok(store("queued", 3)).await;
-    let waited = tokio::time::timeout(WRITE_BEHIND_BOUND, async {
-        loop {
-            let (pending, errors) = disk.durable_stats().await;
-            if errors > 0 && pending == 1 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(
-        waited.is_ok(),
-        "the write-behind task did not fail on the full disk within {WRITE_BEHIND_BOUND:?}"
-    );
+    wait_until_failed_and_queued(&mut disk, 1).await;
     let e = disk.fails(Request::DurableFlush).await;
     assert_full_disk(&e, backend, mode, &disk.mnt, &["key 'queued'"]);
     assert_eq!(
@@ -356,12 +371,11 @@ async fn durable_writes_wait_for_space(backend: Backend) {
         1,
         "still queued after a failed flush"
     );
-
     disk.free().await;
     disk.ok(Request::DurableFlush).await;
     assert_eq!(disk.durable_stats().await.0, 0, "written by the flush");
 
-    // A fresh open loads what was acknowledged: not the failed Sync write, the flushed entry.
+    // A fresh open loads every value, each once written after the disk had room again.
     disk.open(&url).await;
     disk.ok(Request::Durable {
         write_behind_ms: None,
@@ -378,7 +392,11 @@ async fn durable_writes_wait_for_space(backend: Backend) {
     let loaded: BTreeMap<String, u64> = loaded.into_iter().collect();
     assert_eq!(
         loaded,
-        BTreeMap::from([("before".to_owned(), 1), ("queued".to_owned(), 3)])
+        BTreeMap::from([
+            ("before".to_owned(), 1),
+            ("queued".to_owned(), 3),
+            ("sync".to_owned(), 2),
+        ])
     );
     disk.child.finish().await.expect("the child exits cleanly");
 }

@@ -272,6 +272,7 @@ mod linux {
                 };
                 let options = DurableOptions {
                     write_mode,
+                    retry_interval: Duration::from_millis(20),
                     max_retry_backoff: Duration::from_millis(200),
                     ..DurableOptions::default()
                 };
