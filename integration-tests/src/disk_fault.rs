@@ -392,8 +392,9 @@ pub async fn start_with_small_disk(
                 return Ok(child);
             }
             Err(reason) if forced.is_none() => eprintln!(
-                "disk faults: no mount namespace here ({reason}); falling back to the \
-                 RLIMIT_FSIZE file-size limit (EFBIG)"
+                "disk faults: no mount namespace here ({}); falling back to the RLIMIT_FSIZE \
+                 file-size limit (EFBIG)",
+                reason.trim().replace('\n', " ")
             ),
             Err(reason) => return Err(format!("{FAULT_MODE_VAR}=namespace: {reason}")),
         }
