@@ -9,10 +9,13 @@ use crate::data::{ErasedData, TypeRegistry};
 use crate::durable::{DurableDataStore, DurableError, DurableValue};
 use crate::replica::ReplicaId;
 
+/// Called with the outcome of a store, on the writer task.
+pub(crate) type StoreDone = Box<dyn FnOnce(Result<(), DurableError>) + Send>;
+
 enum Job {
     Store {
         entries: Vec<(String, DurableValue)>,
-        done: Option<oneshot::Sender<Result<(), DurableError>>>,
+        done: Option<StoreDone>,
     },
     Flush {
         done: oneshot::Sender<Result<(), DurableError>>,
@@ -38,6 +41,9 @@ impl DurableWriter {
     ) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
         tokio::spawn(async move {
+            // Only the first failure of a run is logged as an error: while the store keeps
+            // failing every write fails, and the store reports its health itself.
+            let mut failing = false;
             while let Some(job) = rx.recv().await {
                 match job {
                     Job::Store { entries, done } => {
@@ -47,22 +53,37 @@ impl DurableWriter {
                         } else {
                             match store.store(&replica, &registry, entries).await {
                                 Ok(report) => {
+                                    if failing {
+                                        failing = false;
+                                        tracing::info!(store = %store.describe(), replica = %replica,
+                                            "durable store writes succeed again");
+                                    }
                                     if !report.merged_conflicts.is_empty() {
                                         let _ = conflicts.send(report.merged_conflicts);
                                     }
                                     Ok(())
                                 }
                                 Err(e) => {
-                                    tracing::error!(
-                                        store = %store.describe(), replica = %replica,
-                                        keys = ?keys, error = %e, "durable store failed"
-                                    );
+                                    if failing {
+                                        tracing::debug!(
+                                            store = %store.describe(), replica = %replica,
+                                            keys = ?keys, error = %e, "durable store failed"
+                                        );
+                                    } else {
+                                        failing = true;
+                                        tracing::error!(
+                                            store = %store.describe(), replica = %replica,
+                                            keys = ?keys, error = %e,
+                                            "durable store failed; values stay in memory (later \
+                                             failures are logged at debug level until a write succeeds)"
+                                        );
+                                    }
                                     Err(e)
                                 }
                             }
                         };
                         if let Some(done) = done {
-                            let _ = done.send(result);
+                            done(result);
                         }
                     }
                     Job::Flush { done } => {
@@ -80,12 +101,23 @@ impl DurableWriter {
         &self,
         entries: Vec<(String, DurableValue)>,
     ) -> oneshot::Receiver<Result<(), DurableError>> {
-        let (done, rx) = oneshot::channel();
+        let (tx, rx) = oneshot::channel();
+        self.store_then(
+            entries,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
+        rx
+    }
+
+    /// Queues a store of `entries` and calls `done` with its outcome on the writer task, without
+    /// a task or channel per store. `done` is dropped uncalled if the writer has stopped.
+    pub(crate) fn store_then(&self, entries: Vec<(String, DurableValue)>, done: StoreDone) {
         let _ = self.tx.send(Job::Store {
             entries,
             done: Some(done),
         });
-        rx
     }
 
     /// Queues a store without waiting for it (errors are logged).
