@@ -29,6 +29,7 @@ mod files;
 mod lock;
 pub mod name;
 pub mod record;
+mod scan;
 mod url;
 
 use std::path::{Path, PathBuf};
@@ -138,35 +139,12 @@ impl DurableStateStore for FsStore {
     }
 
     /// Lists the replica directory once, when the stream is first polled, then reads the records
-    /// page by page along that sorted listing: a scan costs one listing plus the records, where
-    /// paging with [`scan_page`](DurableStateStore::scan_page) lists the directory for every page.
-    /// A key created after the listing is not part of the scan (as with `readdir`); a record
-    /// deleted since is left out, and every record is read as it is when its page is read.
+    /// page by page along that sorted listing, one page ahead of the caller: a scan costs one
+    /// listing plus the records, where paging with
+    /// [`scan_page`](DurableStateStore::scan_page) lists the directory for every page. A key
+    /// created after the listing is not part of the scan (as with `readdir`); a record deleted
+    /// since is left out, and every record is read as it is when its page is read.
     fn scan<'a>(&'a self, replica: &'a str, page_size: usize) -> RecordStream<'a> {
-        let limit = page_size.max(1);
-        let pages = futures::stream::try_unfold(None, move |listing| async move {
-            let mut keys: std::vec::IntoIter<String> = match listing {
-                Some(keys) => keys,
-                None => {
-                    let replica = replica.to_owned();
-                    self.blocking(move |dir| dir.list_keys(&replica, None))
-                        .await?
-                        .into_iter()
-                }
-            };
-            if keys.len() == 0 {
-                return Ok::<_, StoreError>(None);
-            }
-            let page: Vec<String> = keys.by_ref().take(limit).collect();
-            let replica = replica.to_owned();
-            let records = self
-                .blocking(move |dir| dir.read_records(&replica, page))
-                .await?;
-            Ok(Some((
-                futures::stream::iter(records.into_iter().map(Ok)),
-                Some(keys),
-            )))
-        });
-        Box::pin(futures::TryStreamExt::try_flatten(pages))
+        scan::records(&self.dir, replica, page_size)
     }
 }
