@@ -431,7 +431,7 @@ pub fn run(sizes: &Sizes) -> Result<Table> {
     let mut table = Table::new(
         "4. CRDT operations and merges against the `crdts` crate",
         format!(
-            "The same workload on dd-core's CRDTs and on `crdts` 7 (`Orswot`, `GCounter`, \
+            "The same workload on dd-core's CRDTs and on `crdts` 7 (`Orswot`, `Map`, `GCounter`, \
              `PNCounter`), both with `UniqueReplicaId` as the actor, single-threaded, inputs \
              built (and cloned) outside the timed part; `crdts` merges take the other state by \
              value, so its inputs are cloned before timing too. {runs} runs per side, \
