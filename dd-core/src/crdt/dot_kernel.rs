@@ -244,8 +244,12 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
     }
 
     /// Re-tags every live value under a dot of `removed` with a new dot of `collapse_into` and
-    /// forgets `removed` in the context: the observed entries are unchanged.
+    /// forgets `removed` in the context: the observed entries are unchanged. Pruning a replica
+    /// into itself does nothing (re-tagging would mint dots the context already holds).
     pub(crate) fn prune(&mut self, removed: &UniqueReplicaId, collapse_into: &UniqueReplicaId) {
+        if removed == collapse_into {
+            return;
+        }
         for dots in self.entries.values_mut() {
             let of_removed: Vec<Dot> = dots
                 .keys()
@@ -307,6 +311,17 @@ mod tests {
         stale.write(&node("a"), "x", 1);
         stale.merge(&other, |_, _| {});
         assert!(stale.get(&"x").is_some());
+    }
+
+    #[test]
+    fn pruning_a_replica_into_itself_changes_nothing() {
+        let mut k: DotKernel<&str, u8> = DotKernel::default();
+        k.write(&node("a"), "x", 1);
+        k.write(&node("a"), "y", 2);
+        k.write(&node("b"), "z", 3);
+        let before = k.clone();
+        k.prune(&node("a"), &node("a"));
+        assert_eq!(k, before);
     }
 
     #[test]

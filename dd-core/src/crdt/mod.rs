@@ -208,7 +208,7 @@ pub trait RemovedNodePruning {
     fn needs_pruning_from(&self, removed: &UniqueReplicaId) -> bool;
 
     /// Moves the entries of `removed` into `collapse_into` so that the observed value is
-    /// unchanged and `removed` no longer appears.
+    /// unchanged and `removed` no longer appears. Pruning a replica into itself changes nothing.
     fn prune(&mut self, removed: &UniqueReplicaId, collapse_into: &UniqueReplicaId);
 
     /// Drops any entries of `removed` that arrived after pruning (from replicas that had not yet
