@@ -176,7 +176,7 @@ fn samples_over<T: SampleElement>() -> Vec<Box<dyn ErasedData>> {
 }
 
 /// A sample value of every built-in CRDT type, each with its accumulated delta.
-fn sample_values() -> Result<Vec<Box<dyn ErasedData>>, SeedError> {
+pub(crate) fn sample_values() -> Result<Vec<Box<dyn ErasedData>>, SeedError> {
     let (a, b) = (node_a(), node_b());
     let counter_error = |e: dd_core::crdt::CrdtError| encode_error("counter sample", e);
 
