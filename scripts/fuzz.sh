@@ -45,7 +45,13 @@ for target in "${TARGETS[@]}"; do
         execs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)"
         echo "   $target: no crash, ${execs:-?} executions in ${SECONDS_PER_TARGET}s"
     else
-        tail -n 60 "$log"
+        # From the panic (or libFuzzer's error) on: the message, the input's path, the replay hints.
+        first="$(grep -n -m1 -E 'panicked at|ERROR: libFuzzer' "$log" | cut -d: -f1 || true)"
+        if [ -n "$first" ]; then
+            tail -n "+$first" "$log" | head -n 80
+        else
+            tail -n 60 "$log"
+        fi
         inputs="$(grep -o 'Test unit written to .*' "$log" | sed 's/^Test unit written to //' || true)"
         echo "!! $target CRASHED; crashing input: ${inputs:-none written (see the log above)}"
         FAILED+=("$target: ${inputs:-see its log above}")
