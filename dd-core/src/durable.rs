@@ -88,6 +88,44 @@ pub struct StoreReport {
     pub merged_conflicts: Vec<(String, Box<dyn ErasedData>)>,
 }
 
+/// Whether a durable store keeps up with the writes handed to it, for `/health` and metrics.
+///
+/// A store is unhealthy from its first failed write until every entry whose write failed has
+/// been written. Meanwhile the replicator serves from memory and the store retries with backoff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurableHealth {
+    /// False while writes fail or entries whose write failed still wait for a retry.
+    pub healthy: bool,
+    /// Entries handed to the store and not yet written (the write-behind queue and failed
+    /// writes waiting for a retry).
+    pub pending: usize,
+    /// Failed write attempts since the store was last healthy.
+    pub consecutive_failures: u64,
+    /// How long the store has been unhealthy.
+    pub unhealthy_for: Option<std::time::Duration>,
+    /// The last write error since the store was last healthy.
+    pub last_error: Option<String>,
+}
+
+impl DurableHealth {
+    /// A healthy store with nothing pending.
+    pub fn healthy() -> Self {
+        Self {
+            healthy: true,
+            pending: 0,
+            consecutive_failures: 0,
+            unhealthy_for: None,
+            last_error: None,
+        }
+    }
+}
+
+impl Default for DurableHealth {
+    fn default() -> Self {
+        Self::healthy()
+    }
+}
+
 /// Durable storage as the replicator sees it. Implemented by `dd_durable::DurableDistributedDataStore`.
 #[async_trait]
 pub trait DurableDataStore: Send + Sync + 'static {
@@ -105,6 +143,11 @@ pub trait DurableDataStore: Send + Sync + 'static {
     /// Stores the current state of the given keys of `replica`. Depending on the write mode this
     /// returns after the store acknowledged the write (`Sync`) or after the entries were queued
     /// (`WriteBehind`).
+    ///
+    /// A newer state of a key replaces an older one. When the write fails, the error is returned
+    /// and an implementation should keep the entries and retry them in the background until they
+    /// are written (reporting this in [`health`](Self::health)); a later `store` of the same key
+    /// supersedes the kept entry.
     async fn store(
         &self,
         replica: &ReplicaId,
@@ -112,6 +155,13 @@ pub trait DurableDataStore: Send + Sync + 'static {
         entries: Vec<(String, DurableValue)>,
     ) -> Result<StoreReport, DurableError>;
 
-    /// Writes everything still queued (write-behind) and returns once it is stored.
+    /// Writes everything still queued (write-behind, or kept after a failed write) and returns
+    /// once it is stored.
     async fn flush(&self) -> Result<(), DurableError>;
+
+    /// Whether the store keeps up with the writes. The default says healthy, for stores that
+    /// neither queue nor retry.
+    fn health(&self) -> DurableHealth {
+        DurableHealth::healthy()
+    }
 }

@@ -2,7 +2,8 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,7 +16,9 @@ use dd_core::store::{
 
 use crate::alarm::ConflictAlarm;
 use crate::envelope::{self, Record};
+use crate::health::HealthTracker;
 use crate::known::{Known, KnownRevisions};
+use crate::lock;
 use crate::merged::UnadoptedMerges;
 use crate::options::DurableOptions;
 use crate::pending::{PendingBatch, PendingQueue};
@@ -30,7 +33,7 @@ pub(crate) struct WriteResult {
     pub(crate) failed: Vec<(String, DurableError)>,
 }
 
-/// The state shared by a store handle and its write-behind task.
+/// The state shared by a store handle and its background writer.
 pub(crate) struct Core<S: ?Sized> {
     pub(crate) store: Arc<S>,
     pub(crate) backend: String,
@@ -39,6 +42,10 @@ pub(crate) struct Core<S: ?Sized> {
     pub(crate) merged: UnadoptedMerges,
     pub(crate) pending: PendingQueue,
     pub(crate) stats: StatsCounters,
+    pub(crate) health: HealthTracker,
+    /// Keys of batches that failed or timed out: they may have landed anyway, so a conflict on
+    /// their next write is expected (our own write), not another writer.
+    uncertain: Mutex<HashSet<(ReplicaId, String)>>,
     alarm: ConflictAlarm,
     /// Serialises writes, so that two writes of this process never conflict with each other.
     write_lock: tokio::sync::Mutex<()>,
@@ -82,9 +89,61 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
             merged: UnadoptedMerges::default(),
             pending: PendingQueue::default(),
             stats: StatsCounters::default(),
+            health: HealthTracker::default(),
+            uncertain: Mutex::new(HashSet::new()),
             write_lock: tokio::sync::Mutex::new(()),
             flush_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Runs one backend call within the operation timeout; a call that takes longer fails as
+    /// unavailable (it is dropped, and may or may not have been applied).
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let Some(limit) = self.options.operation_timeout else {
+            return call.await;
+        };
+        match tokio::time::timeout(limit, call).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable {
+                backend: self.backend.clone(),
+                source: format!("{what} did not finish within the operation timeout of {limit:?}")
+                    .into(),
+            }),
+        }
+    }
+
+    /// Records a failed write attempt for health and logs the change to unhealthy.
+    fn note_failure(&self, replica: &ReplicaId, error: &DurableError, whole_batch: bool) {
+        self.stats.add_error();
+        if self.health.failed(error, whole_batch) {
+            tracing::error!(backend = %self.backend, replica = %replica, error = %error,
+                "durable store unhealthy: writes fail; values are served from memory and the \
+                 failed writes are retried with backoff until they succeed");
+        }
+    }
+
+    /// Records that every write that had failed is written now.
+    pub(crate) fn note_caught_up(&self) {
+        if self.health.caught_up() {
+            tracing::info!(backend = %self.backend,
+                "durable store healthy again: every write that had failed is written");
+        }
+    }
+
+    fn mark_uncertain<'k>(&self, replica: &ReplicaId, keys: impl IntoIterator<Item = &'k str>) {
+        let mut uncertain = lock(&self.uncertain);
+        for key in keys {
+            uncertain.insert((replica.clone(), key.to_owned()));
+        }
+    }
+
+    /// Whether `key`'s last write failed or timed out (and so may have landed); forgets it.
+    fn take_uncertain(&self, replica: &ReplicaId, key: &str) -> bool {
+        lock(&self.uncertain).remove(&(replica.clone(), key.to_owned()))
     }
 
     fn data_error(&self, replica: &ReplicaId, key: &str, source: DataError) -> DurableError {
@@ -187,7 +246,7 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
                     planned.push((key, outgoing));
                 }
                 Err(e) => {
-                    self.stats.add_error();
+                    self.note_failure(replica, &e, false);
                     result.failed.push((key.clone(), e));
                 }
             }
@@ -197,25 +256,30 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
         }
         let count = ops.len();
         let started = Instant::now();
-        let outcomes = match self.store.write_batch(replica.as_str(), ops).await {
-            Ok(outcomes) => outcomes,
+        let batch = self.store.write_batch(replica.as_str(), ops);
+        let outcomes = match self.bounded("a batch write", batch).await {
+            Ok(outcomes) if outcomes.len() == count => outcomes,
+            Ok(outcomes) => {
+                let e = DurableError::from(StoreError::Backend {
+                    backend: self.backend.clone(),
+                    message: format!(
+                        "a batch of {count} writes for replica '{replica}' returned {} outcomes",
+                        outcomes.len()
+                    ),
+                    source: None,
+                });
+                self.mark_uncertain(replica, planned.iter().map(|(k, _)| *k));
+                self.note_failure(replica, &e, true);
+                return Err(e);
+            }
             Err(e) => {
-                self.stats.add_error();
-                return Err(e.into());
+                let e = DurableError::from(e);
+                self.mark_uncertain(replica, planned.iter().map(|(k, _)| *k));
+                self.note_failure(replica, &e, true);
+                return Err(e);
             }
         };
-        if outcomes.len() != count {
-            self.stats.add_error();
-            return Err(StoreError::Backend {
-                backend: self.backend.clone(),
-                message: format!(
-                    "a batch of {count} writes for replica '{replica}' returned {} outcomes",
-                    outcomes.len()
-                ),
-                source: None,
-            }
-            .into());
-        }
+        self.health.batch_succeeded();
         let written = outcomes
             .iter()
             .filter(|o| matches!(o, WriteOutcome::Written(_)))
@@ -224,6 +288,7 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
         for ((key, value), outcome) in planned.into_iter().zip(outcomes) {
             match outcome {
                 WriteOutcome::Written(revision) => {
+                    self.take_uncertain(replica, key);
                     let tombstone = is_deleted(&value);
                     self.known.set(
                         replica,
@@ -242,7 +307,7 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
                         Ok(Some(merged)) => result.merged.push((key.to_owned(), merged)),
                         Ok(None) => {}
                         Err(e) => {
-                            self.stats.add_error();
+                            self.note_failure(replica, &e, false);
                             result.failed.push((key.to_owned(), e));
                         }
                     }
@@ -264,16 +329,26 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
         actual: Option<Revision>,
     ) -> Result<Option<Box<dyn ErasedData>>, DurableError> {
         let expected = self.known.get(replica, key).map(|k| k.revision);
-        tracing::warn!(
-            backend = %self.backend, replica = %replica, key,
-            expected = ?expected, actual = ?actual,
-            "write conflict: the stored record changed since this process last saw it; \
-             merging it with ours"
-        );
-        self.alarm.raise(&self.backend, replica, key);
+        if self.take_uncertain(replica, key) {
+            tracing::info!(
+                backend = %self.backend, replica = %replica, key,
+                expected = ?expected, actual = ?actual,
+                "an earlier write of this key whose outcome was unknown (failed or timed out) \
+                 may have landed; merging the stored record with ours"
+            );
+        } else {
+            tracing::warn!(
+                backend = %self.backend, replica = %replica, key,
+                expected = ?expected, actual = ?actual,
+                "write conflict: the stored record changed since this process last saw it; \
+                 merging it with ours"
+            );
+            self.alarm.raise(&self.backend, replica, key);
+        }
         let attempts = self.options.max_conflict_retries.max(1);
         for _ in 0..attempts {
-            let stored = self.store.get(replica.as_str(), key).await?;
+            let read = self.store.get(replica.as_str(), key);
+            let stored = self.bounded("a read of a conflicting record", read).await?;
             let (expected, merged) = match stored {
                 None => (None, ours.clone()),
                 Some(record) => {
@@ -288,11 +363,12 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
                 }
             };
             let bytes = self.encode_value(replica, key, &merged)?;
-            match self
-                .store
-                .put(replica.as_str(), key, expected, bytes)
-                .await?
-            {
+            let put = self.store.put(replica.as_str(), key, expected, bytes);
+            let written = self
+                .bounded("a write of a merged record", put)
+                .await
+                .inspect_err(|_| self.mark_uncertain(replica, [key]))?;
+            match written {
                 WriteOutcome::Written(revision) => {
                     self.stats.add_records(1);
                     return Ok(self.settle(replica, key, revision, merged));
@@ -344,8 +420,80 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
         }
     }
 
-    /// Writes everything queued for write-behind, in batches. Entries that fail are put back
-    /// (unless a newer state was queued meanwhile); the first error is returned.
+    /// Writes `entries` now ([`WriteMode::Sync`](crate::WriteMode::Sync)). Queued older states
+    /// of the same keys are dropped first (these supersede them), and the write holds the flush
+    /// lock, so a retry of an older state can never land after this one. Entries whose write
+    /// fails are queued for the background writer, which retries them until they are written.
+    pub(crate) async fn write_now(
+        &self,
+        replica: &ReplicaId,
+        registry: &TypeRegistry,
+        entries: Vec<(String, DurableValue)>,
+    ) -> Result<WriteResult, DurableError> {
+        if let Some(e) = self.queue_while_down(replica, registry, &entries) {
+            return Err(e);
+        }
+        let _no_flush_meanwhile = self.flush_lock.lock().await;
+        // A retry that held the lock may just have found the backend down.
+        if let Some(e) = self.queue_while_down(replica, registry, &entries) {
+            return Err(e);
+        }
+        self.pending
+            .remove_keys(replica, entries.iter().map(|(k, _)| k.as_str()));
+        match self.write_entries(replica, registry, &entries).await {
+            Err(e) => {
+                self.pending.enqueue(replica, registry, entries);
+                Err(e)
+            }
+            Ok(result) => {
+                if !result.failed.is_empty() {
+                    let failed: HashSet<&str> =
+                        result.failed.iter().map(|(k, _)| k.as_str()).collect();
+                    let retry: Vec<(String, DurableValue)> = entries
+                        .iter()
+                        .filter(|(k, _)| failed.contains(k.as_str()))
+                        .cloned()
+                        .collect();
+                    self.pending.enqueue(replica, registry, retry);
+                } else if self.pending.len() == 0 {
+                    self.note_caught_up();
+                }
+                Ok(result)
+            }
+        }
+    }
+
+    /// While the backend is down (its last batch failed as a whole), queues `entries` for the
+    /// background writer, which probes the backend with backoff, and returns the error for the
+    /// caller; this keeps writes from piling up behind a dead or hanging backend. Queuing without
+    /// the flush lock is safe: a newer state replaces a queued one, and a retry that fails puts
+    /// an older state back only where no newer one is queued.
+    fn queue_while_down(
+        &self,
+        replica: &ReplicaId,
+        registry: &TypeRegistry,
+        entries: &[(String, DurableValue)],
+    ) -> Option<DurableError> {
+        let (down_for, last_error) = self.health.backend_down()?;
+        self.pending.enqueue(replica, registry, entries.to_vec());
+        self.stats.add_error();
+        Some(
+            StoreError::Unavailable {
+                backend: self.backend.clone(),
+                source: format!(
+                    "not written yet: the store has been failing for {:.1}s (last error: \
+                     {last_error}); the entries are queued and written once it answers again",
+                    down_for.as_secs_f64()
+                )
+                .into(),
+            }
+            .into(),
+        )
+    }
+
+    /// Writes everything queued (write-behind entries and entries of failed writes), in
+    /// batches. Entries that fail are put back (unless a newer state was queued meanwhile); the
+    /// first error is returned.
     pub(crate) async fn flush_pending(&self) -> Result<(), DurableError> {
         let _one_flush_at_a_time = self.flush_lock.lock().await;
         let mut batches = self
@@ -361,7 +509,7 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
                 Err(e) => {
                     tracing::warn!(backend = %self.backend, replica = %batch.replica,
                         entries = batch.entries.len(), error = %e,
-                        "write-behind batch failed; its entries stay queued");
+                        "writing a queued batch failed; its entries stay queued");
                     self.pending.requeue(batch);
                     // The backend is failing: keep the rest queued too instead of trying each.
                     batches.by_ref().for_each(|b| self.pending.requeue(b));
@@ -382,7 +530,7 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
                             .collect();
                         for (key, e) in &result.failed {
                             tracing::error!(backend = %self.backend, replica = %batch.replica,
-                                key, error = %e, "write-behind write of a key failed; it stays queued");
+                                key, error = %e, "writing a queued key failed; it stays queued");
                         }
                         self.pending.requeue(PendingBatch {
                             replica: batch.replica,
@@ -396,13 +544,28 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
                 }
             }
         }
-        first_error.map_or(Ok(()), Err)
+        match first_error {
+            None => {
+                // In write-behind a non-empty queue is normal; otherwise what was queued during
+                // this flush (the backend still counted as down) goes with the next one.
+                let write_behind = matches!(
+                    self.options.write_mode,
+                    crate::WriteMode::WriteBehind { .. }
+                );
+                if write_behind || self.pending.len() == 0 {
+                    self.note_caught_up();
+                }
+                Ok(())
+            }
+            Some(e) => Err(e),
+        }
     }
 }
 
-/// The write-behind task: writes the queue every `interval`, backing off while the backend
-/// fails, until `stop` fires or its sender is dropped; then writes the queue one last time.
-pub(crate) async fn run_write_behind<S: ?Sized + DurableStateStore>(
+/// The background writer: writes the queue (write-behind entries, or the entries of failed
+/// synchronous writes) every `interval`, backing off while the backend fails, until `stop` fires
+/// or its sender is dropped; then writes the queue one last time.
+pub(crate) async fn run_background_writes<S: ?Sized + DurableStateStore>(
     core: Arc<Core<S>>,
     interval: Duration,
     mut stop: tokio::sync::watch::Receiver<()>,
@@ -424,7 +587,7 @@ pub(crate) async fn run_write_behind<S: ?Sized + DurableStateStore>(
             Err(e) => {
                 delay = delay.saturating_mul(2).min(max_backoff);
                 tracing::warn!(backend = %core.backend, error = %e, retry_in = ?delay,
-                    pending = core.pending.len(), "write-behind flush failed; retrying");
+                    pending = core.pending.len(), "writing the queued entries failed; retrying");
             }
         }
     }
@@ -437,7 +600,7 @@ pub(crate) async fn run_write_behind<S: ?Sized + DurableStateStore>(
         match core.flush_pending().await {
             Ok(()) => return,
             Err(e) => {
-                tracing::warn!(backend = %core.backend, error = %e, "final write-behind flush failed");
+                tracing::warn!(backend = %core.backend, error = %e, "final flush of the queued entries failed");
                 tokio::time::sleep(delay).await;
                 delay = delay.saturating_mul(2).min(max_backoff);
             }
@@ -446,6 +609,6 @@ pub(crate) async fn run_write_behind<S: ?Sized + DurableStateStore>(
     let lost = core.pending.len();
     if lost > 0 {
         tracing::error!(backend = %core.backend, entries = lost,
-            "store closed with write-behind entries that could not be written");
+            "store closed with queued entries that could not be written");
     }
 }

@@ -9,12 +9,12 @@ use async_trait::async_trait;
 use dd_core::ReplicaId;
 use dd_core::data::TypeRegistry;
 use dd_core::durable::{
-    DurableDataStore, DurableEntryStream, DurableError, DurableValue, StoreReport,
+    DurableDataStore, DurableEntryStream, DurableError, DurableHealth, DurableValue, StoreReport,
 };
 use dd_core::store::{DurableStateStore, StoreError};
 use futures::StreamExt;
 
-use crate::core::{Core, run_write_behind};
+use crate::core::{Core, run_background_writes};
 use crate::known::Known;
 use crate::lock;
 use crate::open::{OpenError, open_store};
@@ -29,6 +29,13 @@ use crate::stats::DurableStats;
 /// record (another process writing under the same replica name) instead of overwriting it, never
 /// overwrites a record it cannot decode, and writes synchronously or write-behind
 /// ([`WriteMode`]).
+///
+/// When the backend fails, nothing handed to it is dropped: a synchronous write returns the error
+/// and its entries are kept and retried in the background with backoff (a newer state of a key
+/// replaces the kept one), the write-behind queue is kept likewise, and
+/// [`health`](DurableDataStore::health) reports the store unhealthy until everything is written.
+/// Every backend call is bounded by [`DurableOptions::operation_timeout`], so a hanging backend
+/// counts as failing instead of stalling the replica's writes forever.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -58,8 +65,8 @@ use crate::stats::DurableStats;
 /// ```
 pub struct DurableDistributedDataStore<S: ?Sized + DurableStateStore = dyn DurableStateStore> {
     core: Arc<Core<S>>,
-    /// Stops the write-behind task when dropped (it then writes the queue one last time).
-    write_behind: Mutex<Option<tokio::sync::watch::Sender<()>>>,
+    /// Stops the background writer when dropped (it then writes the queue one last time).
+    background: Mutex<Option<tokio::sync::watch::Sender<()>>>,
 }
 
 impl<S: DurableStateStore> DurableDistributedDataStore<S> {
@@ -81,7 +88,7 @@ impl<S: ?Sized + DurableStateStore> DurableDistributedDataStore<S> {
     pub fn from_arc(store: Arc<S>, options: DurableOptions) -> Self {
         Self {
             core: Arc::new(Core::new(store, options)),
-            write_behind: Mutex::new(None),
+            background: Mutex::new(None),
         }
     }
 
@@ -100,24 +107,34 @@ impl<S: ?Sized + DurableStateStore> DurableDistributedDataStore<S> {
         self.core.stats.snapshot(self.core.pending.len())
     }
 
-    /// Writes everything queued and stops the write-behind task. Dropping the store without
-    /// closing it also stops the task, which then writes the queue best-effort.
+    /// Whether the backend keeps up with the writes; see [`DurableHealth`].
+    pub fn health(&self) -> DurableHealth {
+        self.core.health.snapshot(self.core.pending.len())
+    }
+
+    /// Writes everything queued and stops the background writer. Dropping the store without
+    /// closing it also stops the writer, which then writes the queue best-effort.
     pub async fn close(self) -> Result<(), DurableError> {
         self.core.flush_pending().await
     }
 
-    /// Starts the write-behind task unless it runs already.
-    fn ensure_write_behind(&self, interval: Duration) -> Result<(), DurableError> {
-        let mut running = lock(&self.write_behind);
+    /// Starts the background writer unless it runs already: it writes the write-behind queue
+    /// every `interval`, or retries the entries of failed synchronous writes.
+    fn ensure_background_writer(&self, interval: Duration) -> Result<(), DurableError> {
+        let mut running = lock(&self.background);
         if running.is_some() {
             return Ok(());
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| StoreError::Config {
             backend: self.core.backend.clone(),
-            message: format!("write-behind needs a tokio runtime: {e}"),
+            message: format!("writing in the background needs a tokio runtime: {e}"),
         })?;
         let (stop, stopped) = tokio::sync::watch::channel(());
-        runtime.spawn(run_write_behind(Arc::clone(&self.core), interval, stopped));
+        runtime.spawn(run_background_writes(
+            Arc::clone(&self.core),
+            interval,
+            stopped,
+        ));
         *running = Some(stop);
         Ok(())
     }
@@ -128,7 +145,12 @@ impl<S: ?Sized + DurableStateStore> DurableDistributedDataStore<S> {
         registry: &TypeRegistry,
         entries: Vec<(String, DurableValue)>,
     ) -> Result<StoreReport, DurableError> {
-        let result = self.core.write_entries(replica, registry, &entries).await?;
+        let written = self.core.write_now(replica, registry, entries).await;
+        if self.core.pending.len() > 0 {
+            // Retry what failed in the background; the error still goes to the caller.
+            self.ensure_background_writer(self.core.options.retry_interval)?;
+        }
+        let result = written?;
         let mut failed = result.failed.into_iter();
         let succeeded = failed.len() == 0;
         // Every merge is merged into later writes of its key until the replicator's value
@@ -200,7 +222,7 @@ impl<S: ?Sized + DurableStateStore> DurableDataStore for DurableDistributedDataS
         match self.core.options.write_mode {
             WriteMode::Sync => self.store_sync(replica, registry, entries).await,
             WriteMode::WriteBehind { interval } => {
-                self.ensure_write_behind(interval)?;
+                self.ensure_background_writer(interval)?;
                 self.core.pending.enqueue(replica, registry, entries);
                 Ok(StoreReport {
                     merged_conflicts: self.core.merged.hand_out(replica),
@@ -211,5 +233,9 @@ impl<S: ?Sized + DurableStateStore> DurableDataStore for DurableDistributedDataS
 
     async fn flush(&self) -> Result<(), DurableError> {
         self.core.flush_pending().await
+    }
+
+    fn health(&self) -> DurableHealth {
+        DurableDistributedDataStore::health(self)
     }
 }

@@ -18,6 +18,7 @@ mod alarm;
 mod core;
 mod data_store;
 pub mod envelope;
+mod health;
 mod known;
 mod merged;
 pub mod open;

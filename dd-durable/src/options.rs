@@ -42,9 +42,18 @@ pub struct DurableOptions {
     /// How often a key whose write conflicts is re-read, merged and written again before the
     /// write of that key fails. Default: 5.
     pub max_conflict_retries: u32,
-    /// The longest wait between two attempts to write the write-behind queue while the backend
-    /// fails (the wait starts at the interval and doubles). Default: 30 s.
+    /// In [`WriteMode::Sync`], how long after a failed write its entries are first retried in
+    /// the background (the wait then doubles up to `max_retry_backoff`). Default: 500 ms.
+    pub retry_interval: Duration,
+    /// The longest wait between two attempts to write the write-behind queue, or the entries of
+    /// failed writes, while the backend fails (the wait starts at the write-behind interval or
+    /// `retry_interval` and doubles). Default: 30 s.
     pub max_retry_backoff: Duration,
+    /// How long one backend call (a batch write, a read of a conflicting record) may take before
+    /// it counts as failed; `None` waits as long as the backend does. A batch that timed out may
+    /// still land: the next write of its keys then finds a newer revision than expected and
+    /// merges, so nothing is lost. Default: 30 s.
+    pub operation_timeout: Option<Duration>,
     /// A conflict means another live process writes under the same replica name; this is logged
     /// as an error at most once per key per this interval. Default: 60 s.
     pub conflict_alarm_interval: Duration,
@@ -57,7 +66,9 @@ impl Default for DurableOptions {
             scan_page_size: DEFAULT_SCAN_PAGE_SIZE,
             max_batch_size: 500,
             max_conflict_retries: 5,
+            retry_interval: Duration::from_millis(500),
             max_retry_backoff: Duration::from_secs(30),
+            operation_timeout: Some(Duration::from_secs(30)),
             conflict_alarm_interval: Duration::from_secs(60),
         }
     }

@@ -1,4 +1,5 @@
-//! The write-behind queue: the latest state per key, waiting to be written.
+//! The queue of entries waiting to be written (write-behind, or retried after a failed write):
+//! the latest state per key.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -39,6 +40,24 @@ impl PendingQueue {
         let queue = map.entry(replica.clone()).or_default();
         queue.registry = registry.clone();
         queue.entries.extend(entries);
+    }
+
+    /// Drops the queued states of `keys` (a newer state of them is being written).
+    pub(crate) fn remove_keys<'k>(
+        &self,
+        replica: &ReplicaId,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) {
+        let mut map = lock(&self.map);
+        let Some(queue) = map.get_mut(replica) else {
+            return;
+        };
+        for key in keys {
+            queue.entries.remove(key);
+        }
+        if queue.entries.is_empty() {
+            map.remove(replica);
+        }
     }
 
     /// Puts back entries whose write failed, unless a newer state was queued meanwhile.

@@ -229,7 +229,7 @@ async fn backend_failure_is_an_error_and_writes_nothing() {
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("test-store is unavailable"),
+        err.to_string().contains("faulty(memory) is unavailable"),
         "{err}"
     );
     assert_eq!(durable.stats().write_errors, 1);

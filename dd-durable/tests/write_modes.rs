@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{TestStore, as_counter, counter, entry, eventually, load_all, registry};
@@ -145,10 +144,7 @@ async fn write_behind_keeps_everything_while_the_backend_fails() {
             .unwrap();
     }
     // The task keeps retrying (and failing) in the background.
-    eventually(PATIENCE, || {
-        backend.failed_batches.load(Ordering::SeqCst) >= 3
-    })
-    .await;
+    eventually(PATIENCE, || backend.failed_calls() >= 3).await;
     let err = durable.flush().await.unwrap_err();
     assert!(
         matches!(err, DurableError::Store(ref e) if e.is_transient()),
@@ -308,10 +304,7 @@ async fn write_behind_loses_nothing_with_concurrent_writers_and_a_flaky_backend(
             })
         })
         .collect();
-    eventually(PATIENCE, || {
-        backend.failed_batches.load(Ordering::SeqCst) >= 2
-    })
-    .await;
+    eventually(PATIENCE, || backend.failed_calls() >= 2).await;
     backend.set_failing(false);
     for writer in writers {
         writer.await.unwrap();

@@ -2,7 +2,8 @@
 //!
 //! | method and path | what it does |
 //! | --- | --- |
-//! | `GET /health` | 503 while the durable state loads, then 200 with the replica, members and store |
+//! | `GET /health` | 503 while the durable state loads, then 200 with the replica, members and store; 503 `"degraded"` while the store fails (the node still serves) |
+//! | `GET /health/live` | 200 as long as the process answers (for liveness probes) |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /keys` | the ids of every key with a value |
 //! | `GET /keys/{type}/{key}` | reads a key (`?consistency=&timeout_ms=`) |
@@ -274,6 +275,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/health/live", get(live))
         .route("/metrics", get(metrics))
         .route("/keys", get(list_keys))
         .route(
@@ -319,17 +321,43 @@ async fn health(State(state): State<AppState>) -> Response {
                 .iter()
                 .map(|(r, a)| (r.to_string(), a.map(|a: SocketAddr| a.to_string())))
                 .collect();
-            Json(json!({
-                "status": "ok",
+            let store_health = match ready.replicator.status().await {
+                Ok(status) => status.durable_health,
+                Err(e) => {
+                    return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                        .into_response();
+                }
+            };
+            let healthy = store_health.as_ref().is_none_or(|h| h.healthy);
+            let status = if healthy {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            let body = json!({
+                "status": if healthy { "ok" } else { "degraded" },
                 "replica": inner.replica,
                 "incarnation": ready.replicator.self_id().to_string(),
                 "members": members,
                 "store": inner.store,
                 "write_mode": inner.write_mode,
-            }))
-            .into_response()
+                "store_health": store_health.map(|h| json!({
+                    "healthy": h.healthy,
+                    "pending": h.pending,
+                    "consecutive_failures": h.consecutive_failures,
+                    "unhealthy_for_ms": h.unhealthy_for.map(|d| d.as_millis() as u64),
+                    "last_error": h.last_error,
+                })),
+            });
+            (status, Json(body)).into_response()
         }
     }
+}
+
+/// Liveness: the process answers. A node whose store fails is degraded, not dead: restarting it
+/// would drop the writes it keeps pending in memory.
+async fn live(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "status": "alive", "replica": state.inner.replica }))
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -524,6 +552,115 @@ mod tests {
         assert_eq!(health.status(), StatusCode::OK);
         let body: Value = health.json().await.unwrap();
         assert_eq!(body["members"], json!({"a": null}));
+        r.shutdown().await.unwrap();
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn health_and_metrics_report_a_failing_store_and_its_recovery() {
+        use dd_core::cluster::StaticCluster;
+        use dd_core::replicator::{DistributedData, Settings};
+        use dd_core::store::DurableStateStore;
+        use dd_core::store::fault::{Fault, FaultInjectingStore};
+        use dd_core::store::memory::MemoryStore;
+        use dd_core::transport::memory::{Faults, MemoryNetwork};
+        use dd_core::{ReplicaId, UniqueReplicaId};
+        use dd_durable::{DurableDistributedDataStore, DurableOptions};
+
+        let faulty = FaultInjectingStore::new(MemoryStore::new());
+        let switch = faulty.switch();
+        let store: Arc<dyn DurableStateStore> = Arc::new(faulty);
+        let durable = Arc::new(DurableDistributedDataStore::from_arc(
+            store,
+            DurableOptions {
+                retry_interval: std::time::Duration::from_millis(10),
+                max_retry_backoff: std::time::Duration::from_millis(50),
+                ..DurableOptions::default()
+            },
+        ));
+        let metrics = Arc::new(Metrics::new());
+        metrics.watch_durable(Arc::clone(&durable));
+        let state = AppState::new("a", "faulty", "sync", metrics, CancellationToken::new());
+        let net = MemoryNetwork::new(1, Faults::default());
+        let id = UniqueReplicaId::new_incarnation(ReplicaId::new("a"));
+        let cluster = StaticCluster::new(id.clone(), []);
+        let settings = Settings::default().durable_store(durable);
+        let r = DistributedData::start(cluster.clone(), net.join(id), settings)
+            .await
+            .unwrap();
+        state.set_ready(r.clone(), dd_core::cluster::Cluster::members(&cluster));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(axum::serve(listener, router(state)).into_future());
+        let client = reqwest::Client::new();
+        let metric = |text: &str, name: &str| -> String {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("{name} missing in {text}"))
+                .to_owned()
+        };
+
+        switch.set(Fault::Fail);
+        let update = client
+            .post(format!("{base}/keys/gcounter/hits"))
+            .json(&json!({"op": "increment", "by": 2}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(update.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: Value = update.json().await.unwrap();
+        assert_eq!(body["applied_locally"], json!(true), "{body}");
+        let read: Value = client
+            .get(format!("{base}/keys/gcounter/hits"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(read["value"], json!(2), "served from memory: {read}");
+        let health = client.get(format!("{base}/health")).send().await.unwrap();
+        assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: Value = health.json().await.unwrap();
+        assert_eq!(body["status"], json!("degraded"), "{body}");
+        assert_eq!(body["store_health"]["healthy"], json!(false), "{body}");
+        assert_eq!(body["store_health"]["pending"], json!(1), "{body}");
+        let last_error = body["store_health"]["last_error"].as_str().unwrap();
+        assert!(last_error.contains("injected fault"), "{last_error}");
+        let live = client
+            .get(format!("{base}/health/live"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(live.status(), StatusCode::OK);
+        let text = client.get(format!("{base}/metrics")).send().await.unwrap();
+        let text = text.text().await.unwrap();
+        assert_eq!(
+            metric(&text, "dd_durable_healthy "),
+            "dd_durable_healthy 0.0"
+        );
+        assert_eq!(
+            metric(&text, "dd_durable_pending_entries "),
+            "dd_durable_pending_entries 1.0"
+        );
+
+        switch.clear();
+        let mut healthy = false;
+        for _ in 0..600 {
+            let health = client.get(format!("{base}/health")).send().await.unwrap();
+            if health.status() == StatusCode::OK {
+                healthy = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(healthy, "the store recovered but /health did not say so");
+        let text = client.get(format!("{base}/metrics")).send().await.unwrap();
+        let text = text.text().await.unwrap();
+        assert_eq!(
+            metric(&text, "dd_durable_healthy "),
+            "dd_durable_healthy 1.0"
+        );
         r.shutdown().await.unwrap();
         server.abort();
     }

@@ -131,8 +131,28 @@ impl Collector for DurableCollector {
         write_gauge(
             e,
             "dd_durable_pending_entries",
-            "Entries queued for write-behind, not yet written.",
+            "Entries queued (write-behind, or failed writes waiting for a retry), not yet written.",
             s.pending as f64,
+        )?;
+        let health = store.health();
+        write_gauge(
+            e,
+            "dd_durable_healthy",
+            "1 while the durable store keeps up with the writes, 0 while writes fail or failed \
+             writes wait for a retry.",
+            if health.healthy { 1.0 } else { 0.0 },
+        )?;
+        write_gauge(
+            e,
+            "dd_durable_consecutive_failures",
+            "Failed write attempts since the durable store was last healthy.",
+            health.consecutive_failures as f64,
+        )?;
+        write_gauge(
+            e,
+            "dd_durable_unhealthy_seconds",
+            "How long the durable store has been unhealthy (0 while healthy).",
+            health.unhealthy_for.map(|d| d.as_secs_f64()).unwrap_or(0.0),
         )?;
         write_gauge(
             e,

@@ -4,13 +4,18 @@
 //! store, the cluster transport and the replicator (which loads every durable entry before it
 //! serves); then `/health` turns 200. On SIGTERM or SIGINT the HTTP server stops taking requests
 //! (subscriptions end), and [`Replicator::shutdown`](dd_core::Replicator::shutdown) stops gossip
-//! and flushes write-behind data before the process exits.
+//! and flushes write-behind data before the process exits. If the store fails then, the flush is
+//! retried for [`SHUTDOWN_FLUSH_GRACE`] before the node gives up with an error saying how many
+//! entries were not written.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use dd_core::ReplicatorError;
 use dd_core::UniqueReplicaId;
 use dd_core::cluster::{Cluster, StaticCluster};
+use dd_core::durable::DurableDataStore;
 use dd_core::replicator::DistributedData;
 use dd_core::transport::tcp::{TcpConfig, TcpTransport};
 use dd_durable::{DurableDistributedDataStore, DurableOptions};
@@ -58,6 +63,62 @@ pub enum ServeError {
     /// The HTTP server failed.
     #[error("HTTP server: {0}")]
     Http(std::io::Error),
+    /// At shutdown the durable store still failed after retrying for the shutdown grace period.
+    #[error(
+        "stopping: {pending} entries could not be written to {store} within {grace:?} ({error}); \
+         replicas that received them by gossip still have them"
+    )]
+    Unflushed {
+        /// The store.
+        store: String,
+        /// Entries not written.
+        pending: usize,
+        /// How long the flush was retried.
+        grace: Duration,
+        /// The last error.
+        error: String,
+    },
+}
+
+/// How long a stopping node keeps retrying to write what its failing store has not taken yet
+/// (below Kubernetes' default termination grace period of 30 s).
+pub const SHUTDOWN_FLUSH_GRACE: Duration = Duration::from_secs(20);
+
+/// After a failed flush at shutdown (`first`), retries with backoff until everything pending is
+/// written or `grace` has passed.
+pub async fn flush_within_grace(
+    durable: &DurableDistributedDataStore,
+    first: String,
+    grace: Duration,
+) -> Result<(), ServeError> {
+    let deadline = tokio::time::Instant::now() + grace;
+    let mut delay = Duration::from_millis(100);
+    let mut last = first;
+    loop {
+        let pending = durable.health().pending;
+        tracing::warn!(store = %durable.describe(), pending, error = %last,
+            "stopping: the durable store failed; retrying until everything is written or \
+             {grace:?} have passed");
+        let now = tokio::time::Instant::now();
+        if now + delay >= deadline {
+            return Err(ServeError::Unflushed {
+                store: durable.describe(),
+                pending,
+                grace,
+                error: last,
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+        match tokio::time::timeout_at(deadline, durable.flush()).await {
+            Ok(Ok(())) => {
+                tracing::info!(store = %durable.describe(), "stopping: durable data flushed after retries");
+                return Ok(());
+            }
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = "the flush did not finish before the grace period ended".to_owned(),
+        }
+    }
 }
 
 /// Resolves `host:port` to one socket address.
@@ -137,7 +198,7 @@ pub async fn serve(config: NodeConfig, shutdown: CancellationToken) -> Result<()
             return finish_http(http).await;
         }
     };
-    let (replicator, cluster) = match started {
+    let (replicator, cluster, durable) = match started {
         Ok(v) => v,
         Err(e) => {
             shutdown.cancel();
@@ -152,7 +213,13 @@ pub async fn serve(config: NodeConfig, shutdown: CancellationToken) -> Result<()
 
     shutdown.cancelled().await;
     let http_result = finish_http(http).await;
-    replicator.shutdown().await?;
+    match replicator.shutdown().await {
+        Ok(()) => {}
+        Err(e @ ReplicatorError::StoreFailure { .. }) => {
+            flush_within_grace(&durable, e.to_string(), SHUTDOWN_FLUSH_GRACE).await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
     tracing::info!("stopped; durable data flushed");
     http_result
 }
@@ -169,7 +236,14 @@ async fn finish_http(
 async fn start_replica(
     config: &NodeConfig,
     metrics: &Metrics,
-) -> Result<(dd_core::Replicator, StaticCluster), ServeError> {
+) -> Result<
+    (
+        dd_core::Replicator,
+        StaticCluster,
+        Arc<DurableDistributedDataStore>,
+    ),
+    ServeError,
+> {
     let state_store =
         open_state_store(&config.store)
             .await
@@ -206,8 +280,86 @@ async fn start_replica(
     }
     let cluster = StaticCluster::with_addresses(id, Some(transport.local_addr()), peers);
     tracing::info!(cluster = %transport.local_addr(), peers = config.peers.len(), "cluster transport listening");
-    let settings = config.settings.clone().durable_store(durable);
+    let settings = config
+        .settings
+        .clone()
+        .durable_store(Arc::clone(&durable) as Arc<dyn DurableDataStore>);
     let transport = MeteredTransport::new(transport, metrics.gossip.clone());
     let replicator = DistributedData::start(cluster.clone(), transport, settings).await?;
-    Ok((replicator, cluster))
+    Ok((replicator, cluster, durable))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use dd_core::ReplicaId;
+    use dd_core::crdt::GCounter;
+    use dd_core::data::TypeRegistry;
+    use dd_core::durable::DurableValue;
+    use dd_core::store::DurableStateStore;
+    use dd_core::store::fault::{Fault, FaultInjectingStore, FaultSwitch};
+    use dd_core::store::memory::MemoryStore;
+    use dd_durable::DurableOptions;
+
+    use super::*;
+
+    /// A durable store over a failing memory store, holding one entry it could not write.
+    async fn failing_with_one_pending() -> (DurableDistributedDataStore, FaultSwitch, MemoryStore) {
+        let backend = MemoryStore::new();
+        let faulty = FaultInjectingStore::new(backend.clone());
+        let switch = faulty.switch();
+        let store: Arc<dyn DurableStateStore> = Arc::new(faulty);
+        let durable = DurableDistributedDataStore::from_arc(
+            store,
+            DurableOptions {
+                retry_interval: Duration::from_secs(3600),
+                ..DurableOptions::default()
+            },
+        );
+        switch.set(Fault::Fail);
+        let entry = (
+            "k".to_owned(),
+            DurableValue::Data(Box::new(GCounter::new())),
+        );
+        let registry = TypeRegistry::with_builtin_types();
+        let replica = ReplicaId::new("a");
+        assert!(
+            durable
+                .store(&replica, &registry, vec![entry])
+                .await
+                .is_err()
+        );
+        assert_eq!(durable.health().pending, 1);
+        (durable, switch, backend)
+    }
+
+    #[tokio::test]
+    async fn a_store_that_returns_within_the_grace_period_gets_everything() {
+        let (durable, switch, backend) = failing_with_one_pending().await;
+        let clear = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            switch.clear();
+        });
+        flush_within_grace(&durable, "down".into(), Duration::from_secs(60))
+            .await
+            .unwrap();
+        clear.await.unwrap();
+        assert_eq!(durable.health().pending, 0);
+        assert!(backend.get("a", "k").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_store_still_down_after_the_grace_period_is_an_error_counting_the_loss() {
+        let (durable, _switch, backend) = failing_with_one_pending().await;
+        let err = flush_within_grace(&durable, "down".into(), Duration::from_millis(500))
+            .await
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("1 entries could not be written"),
+            "{message}"
+        );
+        assert!(message.contains("faulty(memory"), "{message}");
+        assert!(backend.get("a", "k").await.unwrap().is_none());
+    }
 }

@@ -32,6 +32,29 @@ fn is_reserved(file_name: &str) -> bool {
     file_name == LOCK_FILE || file_name == REPLICA_NAME_FILE || file_name.starts_with(TEMP_PREFIX)
 }
 
+/// `replica 'r' key 'k'`, for errors.
+fn record_subject(replica: &str, key: &str) -> String {
+    format!("replica '{replica}' key '{key}'")
+}
+
+/// `replica 'r' key 'k'` or `replica 'r' keys 'a', 'b' (and 3 more)`, for errors of a batch.
+fn batch_subject(replica: &str, keys: &[String]) -> String {
+    const NAMED: usize = 5;
+    match keys {
+        [key] => record_subject(replica, key),
+        _ => {
+            let named: Vec<String> = keys.iter().take(NAMED).map(|k| format!("'{k}'")).collect();
+            let more = keys.len().saturating_sub(NAMED);
+            let tail = if more > 0 {
+                format!(" (and {more} more)")
+            } else {
+                String::new()
+            };
+            format!("replica '{replica}' keys {}{tail}", named.join(", "))
+        }
+    }
+}
+
 fn temp_name() -> String {
     format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>())
 }
@@ -56,11 +79,22 @@ impl StoreDir {
         fs::create_dir_all(dir).map_err(|e| FsError::io(dir, "create directory", dir, e))?;
         let dir = fs::canonicalize(dir).map_err(|e| FsError::io(dir, "canonicalize", dir, e))?;
         let store = StoreDir { dir };
-        {
-            let _lock = DirLock::acquire(&store.dir, &store.dir)?;
-            store.check_marker()?;
-            store.remove_temp_files(&store.dir)?;
-        }
+        // On a read-only file system the lock file cannot be opened for writing: the store opens
+        // for reading (writes fail with a read-only error until the file system is remounted
+        // read-write) if it is a store already; a directory that is not one cannot become one.
+        let lock = match DirLock::acquire(&store.dir, &store.dir) {
+            Ok(lock) => Some(lock),
+            Err(e) if e.is_read_only() => None,
+            Err(e) => return Err(e),
+        };
+        store.check_marker()?;
+        let Some(lock) = lock else {
+            warn!(dir = %store.dir.display(), "the store's file system is read-only: records can \
+                be read, writes fail until it is remounted read-write");
+            return Ok(store);
+        };
+        store.remove_temp_files(&store.dir)?;
+        drop(lock);
         // A replica being written right now (its lock is held) may have a live temporary file;
         // its leftovers, if any, are removed at a later open.
         for replica_dir in store.replica_dirs(false)? {
@@ -207,15 +241,23 @@ impl StoreDir {
         }
     }
 
-    /// Writes and syncs one temporary file per entry of `files`, on up to [`SYNC_WORKERS`]
-    /// threads (concurrent syncs share journal commits, which is many times faster than syncing
-    /// one file after the other). Returns the temporary paths in the order of `files`; on error
-    /// removes the ones written and returns the first error.
-    fn write_temps(&self, dir: &Path, files: &[Vec<u8>]) -> Result<Vec<PathBuf>, FsError> {
-        let write_chunk = |chunk: &[Vec<u8>]| -> Vec<Result<PathBuf, FsError>> {
+    /// Writes and syncs one temporary file per `(key, bytes)` of `files`, on up to
+    /// [`SYNC_WORKERS`] threads (concurrent syncs share journal commits, which is many times
+    /// faster than syncing one file after the other). Returns the temporary paths in the order of
+    /// `files`; on error removes the ones written and returns the first error, naming its key.
+    fn write_temps(
+        &self,
+        dir: &Path,
+        replica: &str,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<Vec<PathBuf>, FsError> {
+        let write_chunk = |chunk: &[(String, Vec<u8>)]| -> Vec<Result<PathBuf, FsError>> {
             chunk
                 .iter()
-                .map(|bytes| self.write_temp(dir, bytes))
+                .map(|(key, bytes)| {
+                    self.write_temp(dir, bytes)
+                        .map_err(|e| e.about(|| record_subject(replica, key)))
+                })
                 .collect()
         };
         let workers = files.len().clamp(1, SYNC_WORKERS);
@@ -353,7 +395,8 @@ impl StoreDir {
     }
 
     /// Applies a batch under the replica's lock. All current revisions are read (and checked)
-    /// before anything is written, so a corrupt record fails the batch with nothing written.
+    /// before anything is written, so a corrupt record fails the batch with nothing written. An
+    /// I/O error names the replica and the key (or the keys of the batch) it concerns.
     pub fn write_batch(
         &self,
         replica: &str,
@@ -362,6 +405,12 @@ impl StoreDir {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
+        let keys: Vec<String> = ops.iter().map(|op| op.key().to_owned()).collect();
+        self.apply_batch(replica, ops)
+            .map_err(|e| e.about(|| batch_subject(replica, &keys)))
+    }
+
+    fn apply_batch(&self, replica: &str, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, FsError> {
         self.check_name("replica", replica)?;
         for op in &ops {
             self.check_name("key", op.key())?;
@@ -432,27 +481,34 @@ impl StoreDir {
             let path = dir.join(FileName::for_name(&key).as_str());
             match (state.revision, state.value) {
                 (Some(revision), Some(value)) => {
-                    contents.push(record::encode(&key, revision, &value));
-                    targets.push(path);
+                    let bytes = record::encode(&key, revision, &value);
+                    targets.push((key.clone(), path));
+                    contents.push((key, bytes));
                 }
-                _ => removals.push(path),
+                _ => removals.push((key, path)),
             }
         }
-        let temps = self.write_temps(&dir, &contents)?;
+        let temps = self.write_temps(&dir, replica, &contents)?;
         drop(contents);
-        for (i, (temp, target)) in temps.iter().zip(&targets).enumerate() {
+        for (i, (temp, (key, target))) in temps.iter().zip(&targets).enumerate() {
             if let Err(e) = fs::rename(temp, target) {
                 for unused in &temps[i..] {
                     let _ = fs::remove_file(unused);
                 }
-                return Err(self.io("rename into place", target, e));
+                return Err(self
+                    .io("rename into place", target, e)
+                    .about(|| record_subject(replica, key)));
             }
         }
-        for path in &removals {
+        for (key, path) in &removals {
             match fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(self.io("remove", path, e)),
+                Err(e) => {
+                    return Err(self
+                        .io("remove", path, e)
+                        .about(|| record_subject(replica, key)));
+                }
             }
         }
         if !targets.is_empty() || !removals.is_empty() {

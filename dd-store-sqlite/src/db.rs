@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use dd_core::store::{Revision, ScanPage, StoredRecord, WriteOp, WriteOutcome};
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
-use tracing::{debug, info};
+use rusqlite::{Connection, MAIN_DB, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use tracing::{debug, info, warn};
 
 use crate::error::SqliteError;
 use crate::options::SqliteOptions;
@@ -32,12 +32,87 @@ CREATE TABLE dd_state (
 pub struct Database {
     path: PathBuf,
     conn: Connection,
+    /// SQLite's own `max_page_count` (the limit without a cap).
+    uncapped_max_pages: i64,
+}
+
+/// Whether the file system holding `path` (or, if it does not exist, its directory) is mounted
+/// read-only.
+#[cfg(unix)]
+fn on_read_only_file_system(path: &Path) -> bool {
+    use nix::sys::statvfs::{FsFlags, statvfs};
+    let probe = if path.exists() {
+        path
+    } else {
+        match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        }
+    };
+    statvfs(probe).is_ok_and(|s| s.flags().contains(FsFlags::ST_RDONLY))
+}
+
+#[cfg(not(unix))]
+fn on_read_only_file_system(_path: &Path) -> bool {
+    false
+}
+
+/// [`SqliteError::ReadOnly`] for `path`, with what SQLite said (`detail`) if anything.
+fn read_only(path: &Path, detail: Option<String>) -> SqliteError {
+    let detail = detail.map(|d| format!(" ({d})")).unwrap_or_default();
+    let reason = if on_read_only_file_system(path) {
+        format!(
+            "its file system is read-only (EROFS){detail}; in WAL mode SQLite must also create \
+             the -wal and -shm files next to the database. Remount the file system read-write, \
+             then open the store again"
+        )
+    } else {
+        format!(
+            "the database file or its directory is not writable by this process{detail}. Make \
+             them writable, then open the store again"
+        )
+    };
+    SqliteError::ReadOnly {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// `replica 'r' key 'k'`, or `replica 'r' keys 'a', 'b' (and 3 more)`, for errors of a batch.
+fn batch_subject(replica: &str, keys: &[&str]) -> String {
+    const NAMED: usize = 5;
+    if let [key] = keys {
+        return format!("replica '{replica}' key '{key}'");
+    }
+    let named: Vec<String> = keys.iter().take(NAMED).map(|k| format!("'{k}'")).collect();
+    let more = keys.len().saturating_sub(NAMED);
+    let tail = if more > 0 {
+        format!(" (and {more} more)")
+    } else {
+        String::new()
+    };
+    format!("replica '{replica}' keys {}{tail}", named.join(", "))
 }
 
 impl Database {
     /// Opens (creating if needed) the database at `path`: WAL mode, the `synchronous` setting,
-    /// the busy timeout, and the schema (created in a fresh database, checked in an existing one).
+    /// the busy timeout, the schema (created in a fresh database, checked in an existing one) and
+    /// the size cap. A database that can only be opened read-only is refused with
+    /// [`SqliteError::ReadOnly`].
     pub fn open(path: &Path, options: &SqliteOptions) -> Result<Database, SqliteError> {
+        match Self::open_read_write(path, options) {
+            // SQLite opens a database it cannot write read-only (when its -wal and -shm files
+            // exist); every write would then fail, so the store refuses to open instead.
+            Ok(db) if db.conn.is_readonly(MAIN_DB).unwrap_or(false) => Err(read_only(path, None)),
+            Ok(db) => Ok(db),
+            Err(SqliteError::Sqlite { op, source, .. }) if on_read_only_file_system(path) => {
+                Err(read_only(path, Some(format!("{op} failed: {source}"))))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open_read_write(path: &Path, options: &SqliteOptions) -> Result<Database, SqliteError> {
         let err = |op| move |e| SqliteError::sqlite(path, op, e);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
@@ -56,12 +131,48 @@ impl Database {
         }
         conn.pragma_update(None, "synchronous", options.synchronous.pragma_value())
             .map_err(err("set synchronous"))?;
+        let uncapped_max_pages: i64 = conn
+            .pragma_query_value(None, "max_page_count", |row| row.get(0))
+            .map_err(err("read max_page_count"))?;
         let mut db = Database {
             path: path.to_path_buf(),
             conn,
+            uncapped_max_pages,
         };
         db.init_schema()?;
+        if options.max_size_bytes.is_some() {
+            db.set_max_size_bytes(options.max_size_bytes)?;
+        }
         Ok(db)
+    }
+
+    /// Caps the database file at `max_size_bytes` (rounded down to whole pages; `None` removes
+    /// the cap) with `PRAGMA max_page_count`; returns the cap in effect, in bytes, which is the
+    /// database's current size if that is larger.
+    pub fn set_max_size_bytes(&mut self, max_size_bytes: Option<u64>) -> Result<u64, SqliteError> {
+        let page_size: i64 = self
+            .conn
+            .pragma_query_value(None, "page_size", |row| row.get(0))
+            .map_err(self.err("read page_size"))?;
+        let page_size = u64::try_from(page_size).unwrap_or(1).max(1);
+        let uncapped = self.uncapped_max_pages;
+        let pages = match max_size_bytes {
+            None => uncapped,
+            Some(bytes) => i64::try_from(bytes / page_size)
+                .unwrap_or(i64::MAX)
+                .clamp(1, uncapped.max(1)),
+        };
+        let set: i64 = self
+            .conn
+            .pragma_update_and_check(None, "max_page_count", pages, |row| row.get(0))
+            .map_err(self.err("set max_page_count"))?;
+        let effective = u64::try_from(set).unwrap_or(0).saturating_mul(page_size);
+        if set > pages {
+            warn!(path = %self.path.display(), max_size_bytes, effective,
+                "the database is already larger than max_size_bytes: it is held at its current \
+                 size, writes that need more room fail until records are deleted");
+        }
+        Ok(effective)
     }
 
     fn err(&self, op: &'static str) -> impl Fn(rusqlite::Error) -> SqliteError + '_ {
@@ -195,6 +306,7 @@ impl Database {
 
     /// Applies a batch in one IMMEDIATE transaction (so that the read-check-write of each op is
     /// atomic against other connections too).
+    /// Errors name the replica and the key (or the keys of the batch).
     pub fn write_batch(
         &mut self,
         replica: &str,
@@ -203,6 +315,20 @@ impl Database {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
+        let keys: Vec<String> = ops.iter().map(|op| op.key().to_owned()).collect();
+        self.apply_batch(replica, ops).map_err(|e| {
+            e.about(|| {
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                batch_subject(replica, &keys)
+            })
+        })
+    }
+
+    fn apply_batch(
+        &mut self,
+        replica: &str,
+        ops: Vec<WriteOp>,
+    ) -> Result<Vec<WriteOutcome>, SqliteError> {
         let path = self.path.clone();
         let err = |op| {
             let path = path.clone();

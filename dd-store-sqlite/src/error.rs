@@ -11,16 +11,29 @@ use rusqlite::ErrorCode;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SqliteError {
-    /// An SQLite call failed.
-    #[error("sqlite:{}: {op} failed: {source}", path.display())]
+    /// An SQLite call failed. The message ends with what the error means and what to do for the
+    /// errors an operator can fix (full disk or size cap, read-only database).
+    #[error("sqlite:{}: {}{op} failed: {source}{}", path.display(), subject_prefix(subject.as_deref()), advice(source))]
     Sqlite {
         /// The database file.
         path: PathBuf,
+        /// Which records were being written (`replica 'r' key 'k'`), where known.
+        subject: Option<Box<str>>,
         /// What was being done.
         op: &'static str,
         /// The SQLite error.
         #[source]
         source: rusqlite::Error,
+    },
+    /// The database can only be opened read-only: its file system is read-only, or its file or
+    /// directory is not writable by this process. The store refuses to open rather than fail
+    /// every write later; it opens once the database is writable again.
+    #[error("sqlite:{}: cannot open the database for writing: {reason}", path.display())]
+    ReadOnly {
+        /// The database file.
+        path: PathBuf,
+        /// Why, and what to do.
+        reason: String,
     },
     /// The file is not an SQLite database, or the database is damaged.
     #[error("sqlite:{}: the database file is damaged or not an SQLite database ({op}): {source}", path.display())]
@@ -84,16 +97,38 @@ impl SqliteError {
             }
             _ => SqliteError::Sqlite {
                 path: path.to_path_buf(),
+                subject: None,
                 op,
                 source,
             },
         }
     }
 
+    /// Names the records concerned (`replica 'r' key 'k'`) in an [`SqliteError::Sqlite`] that
+    /// names none yet; other errors are returned as they are.
+    pub(crate) fn about(self, subject: impl FnOnce() -> String) -> SqliteError {
+        match self {
+            SqliteError::Sqlite {
+                path,
+                subject: None,
+                op,
+                source,
+            } => SqliteError::Sqlite {
+                path,
+                subject: Some(subject().into_boxed_str()),
+                op,
+                source,
+            },
+            other => other,
+        }
+    }
+
     /// Whether retrying later may succeed.
     pub fn is_transient(&self) -> bool {
-        let SqliteError::Sqlite { source, .. } = self else {
-            return false;
+        let source = match self {
+            SqliteError::Sqlite { source, .. } => source,
+            SqliteError::ReadOnly { .. } => return true,
+            _ => return false,
         };
         matches!(
             source.sqlite_error_code(),
@@ -111,6 +146,33 @@ impl SqliteError {
     }
 }
 
+fn subject_prefix(subject: Option<&str>) -> String {
+    subject.map(|s| format!("{s}: ")).unwrap_or_default()
+}
+
+/// What an SQLite error an operator can fix means here, and what to do about it (empty for
+/// others).
+fn advice(source: &rusqlite::Error) -> &'static str {
+    match source.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => {
+            ". The database or its disk is full (SQLITE_FULL: no space left on the file system, \
+             or the database reached its max_size_bytes cap): nothing of this batch was written \
+             and the records written before are intact. Free space on the file system or raise \
+             max_size_bytes, then retry: the store writes again without a restart"
+        }
+        Some(ErrorCode::ReadOnly) => {
+            ". The database is read-only (SQLITE_READONLY: the file, its directory or its file \
+             system is not writable): nothing was written. Make it writable, then open the store \
+             again"
+        }
+        Some(ErrorCode::CannotOpen) => {
+            ". SQLite cannot open the database or its -wal/-shm files: check that the directory \
+             exists and is writable and that the file system is mounted read-write"
+        }
+        _ => "",
+    }
+}
+
 fn backend(path: &Path) -> String {
     format!("sqlite:{}", path.display())
 }
@@ -118,7 +180,7 @@ fn backend(path: &Path) -> String {
 impl From<SqliteError> for StoreError {
     fn from(e: SqliteError) -> StoreError {
         if e.is_transient()
-            && let SqliteError::Sqlite { path, .. } = &e
+            && let SqliteError::Sqlite { path, .. } | SqliteError::ReadOnly { path, .. } = &e
         {
             return StoreError::Unavailable {
                 backend: backend(path),
@@ -146,13 +208,13 @@ impl From<SqliteError> for StoreError {
                 backend: format!("sqlite ({input})"),
                 message: e.to_string(),
             },
-            SqliteError::Sqlite { ref path, .. } | SqliteError::Task { ref path, .. } => {
-                StoreError::Backend {
-                    backend: backend(path),
-                    message: e.to_string(),
-                    source: Some(Box::new(e)),
-                }
-            }
+            SqliteError::Sqlite { ref path, .. }
+            | SqliteError::ReadOnly { ref path, .. }
+            | SqliteError::Task { ref path, .. } => StoreError::Backend {
+                backend: backend(path),
+                message: e.to_string(),
+                source: Some(Box::new(e)),
+            },
         }
     }
 }

@@ -53,7 +53,9 @@ fn lock(db: &Mutex<Database>) -> MutexGuard<'_, Database> {
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`. The parent directory must exist.
     /// Refuses a file that is not an SQLite database, a database of another application and a
-    /// newer schema version, with an error naming the path.
+    /// newer schema version, with an error naming the path. A database that can only be opened
+    /// read-only (read-only file system, file or directory not writable) is refused with
+    /// [`SqliteError::ReadOnly`] (transient: it opens once the database is writable).
     pub async fn open(
         path: impl AsRef<Path>,
         options: SqliteOptions,
@@ -77,6 +79,18 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Changes the size cap of the database file (see [`SqliteOptions::max_size_bytes`]; `None`
+    /// removes it) on this open store, for example to let writes continue after the cap was
+    /// reached. Returns the cap in effect, in bytes (whole pages; the database's current size if
+    /// that is larger than the requested cap). Applies to this handle and its clones.
+    pub async fn set_max_size_bytes(
+        &self,
+        max_size_bytes: Option<u64>,
+    ) -> Result<u64, SqliteError> {
+        self.blocking(move |db| db.set_max_size_bytes(max_size_bytes))
+            .await
     }
 
     /// The connection's `PRAGMA synchronous` (2: FULL, 1: NORMAL).

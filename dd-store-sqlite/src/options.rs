@@ -47,6 +47,14 @@ pub struct SqliteOptions {
     /// How long a statement waits for another connection's lock before failing with "database is
     /// busy" ([`dd_core::store::StoreError::Unavailable`]).
     pub busy_timeout: Duration,
+    /// The most bytes the database file may grow to (`None`: no cap but the disk). A write that
+    /// would grow it beyond fails like a full disk (`SQLITE_FULL`,
+    /// [`dd_core::store::StoreError::Unavailable`]), with nothing of its batch written; deleting
+    /// records frees room inside the cap, and [`crate::SqliteStore::set_max_size_bytes`] raises
+    /// it on an open store. Rounded down to whole database pages (4096 bytes by default); a cap
+    /// below the database's current size holds it at that size. The `-wal` file, which shrinks
+    /// back at checkpoints, is not counted.
+    pub max_size_bytes: Option<u64>,
 }
 
 impl Default for SqliteOptions {
@@ -54,6 +62,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             synchronous: Synchronous::Full,
             busy_timeout: Duration::from_secs(10),
+            max_size_bytes: None,
         }
     }
 }
@@ -62,8 +71,8 @@ impl Default for SqliteOptions {
 ///
 /// Forms: `sqlite:///absolute/path/dd.db`, `sqlite://localhost/absolute/path/dd.db`,
 /// `sqlite:/absolute/path/dd.db`, `sqlite:relative/dd.db`, each optionally followed by
-/// `?synchronous=full|normal` and/or `busy_timeout_ms=N` (joined with `&`). `%XX` escapes in the
-/// path are decoded. Anything else is an [`SqliteError::BadConfig`].
+/// `?synchronous=full|normal`, `busy_timeout_ms=N` and/or `max_size_bytes=N` (joined with `&`).
+/// `%XX` escapes in the path are decoded. Anything else is an [`SqliteError::BadConfig`].
 ///
 /// ```
 /// use std::path::PathBuf;
@@ -71,6 +80,8 @@ impl Default for SqliteOptions {
 /// let (path, options) = parse_url("sqlite:///var/lib/dd.db?synchronous=normal").unwrap();
 /// assert_eq!(path, PathBuf::from("/var/lib/dd.db"));
 /// assert_eq!(options.synchronous, Synchronous::Normal);
+/// let (_, capped) = parse_url("sqlite:dd.db?max_size_bytes=1073741824").unwrap();
+/// assert_eq!(capped.max_size_bytes, Some(1 << 30));
 /// assert!(parse_url("sqlite:dd.db?synchronous=sometimes").is_err());
 /// ```
 pub fn parse_url(url: &str) -> Result<(PathBuf, SqliteOptions), SqliteError> {
@@ -140,9 +151,18 @@ pub fn parse_url(url: &str) -> Result<(PathBuf, SqliteOptions), SqliteError> {
                 })?;
                 options.busy_timeout = Duration::from_millis(ms);
             }
+            "max_size_bytes" => {
+                let bytes: u64 = value.parse().map_err(|_| {
+                    bad(format!(
+                        "max_size_bytes must be a number of bytes, not '{value}'"
+                    ))
+                })?;
+                options.max_size_bytes = Some(bytes);
+            }
             other => {
                 return Err(bad(format!(
-                    "unknown option '{other}' (known: synchronous, busy_timeout_ms)"
+                    "unknown option '{other}' (known: synchronous, busy_timeout_ms, \
+                     max_size_bytes)"
                 )));
             }
         }
@@ -187,6 +207,7 @@ mod tests {
             "sqlite:dd.db?synchronous=off",
             "sqlite:dd.db?journal=delete",
             "sqlite:dd.db?busy_timeout_ms=soon",
+            "sqlite:dd.db?max_size_bytes=1GB",
             "sqlite::memory:",
             "sqlite:dir/",
         ] {

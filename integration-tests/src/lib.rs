@@ -12,12 +12,15 @@
 //! - [`EveryTypeKeys`] / [`EveryType`]: every CRDT type under one key each;
 //! - [`eventually`]: bounded polling;
 //! - [`backend_tests!`]: one `#[tokio::test]` per backend for a test written once;
-//! - [`crash`]: the protocol of the `crash_child` binary used by the crash tests.
+//! - [`crash`]: the protocol of the `crash_child` binary used by the crash tests;
+//! - [`disk_fault`]: the protocol and driver of the `disk_fault_child` binary used by the
+//!   full-disk and read-only tests.
 //!
 //! See the README for which tests run on which backend and the environment variables.
 
 mod backend;
 pub mod crash;
+pub mod disk_fault;
 mod error;
 mod poll;
 mod replicas;

@@ -260,7 +260,7 @@ async fn start_fails_on(
     store: &dyn DurableStateStore,
     config: &ReplicaConfig,
     key: &str,
-) {
+) -> String {
     let before = store.get(&config.name, key).await.unwrap().unwrap();
     let err = start_alone(config, location.open().await.unwrap())
         .await
@@ -279,6 +279,7 @@ async fn start_fails_on(
     }
     let after = store.get(&config.name, key).await.unwrap().unwrap();
     assert_eq!(after, before, "the corrupt record is untouched");
+    message
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -292,7 +293,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     message
 }
 
-/// Test 6: A corrupt record (written raw through the DurableStateStore) makes start fail with an
+/// Test 6: A corrupt, truncated, foreign or newer-format record (written raw through the
+/// DurableStateStore) makes start fail with an
 /// error naming backend, replica and key; the record is still there byte for byte.
 async fn corrupt_record_fails_start_and_is_kept(backend: BackendKind) {
     let location = backend.fresh_location("corrupt").await.unwrap();
@@ -343,6 +345,37 @@ async fn corrupt_record_fails_start_and_is_kept(backend: BackendKind) {
         .await
         .unwrap();
     start_fails_on(&location, store.as_ref(), &config, "good").await;
+
+    // A foreign record: a well-formed envelope of a CRDT type this build does not know.
+    let foreign = dd_durable::envelope::encode(&dd_durable::envelope::Record::Data {
+        type_name: "SomeOtherProgramsType",
+        payload: b"\x01\x02",
+    })
+    .unwrap();
+    store
+        .put("solo", "bad/foreign", None, Bytes::from(foreign))
+        .await
+        .unwrap();
+    start_fails_on(&location, store.as_ref(), &config, "bad/foreign").await;
+    let rec = store.get("solo", "bad/foreign").await.unwrap().unwrap();
+    store
+        .delete("solo", "bad/foreign", rec.revision)
+        .await
+        .unwrap();
+
+    // A record written by a newer build (format version 2, valid checksum).
+    let mut newer = intact.value.to_vec();
+    newer[4..6].copy_from_slice(&2u16.to_be_bytes());
+    let body = newer.len() - 4;
+    let crc = crc32fast::hash(&newer[..body]);
+    newer[body..].copy_from_slice(&crc.to_be_bytes());
+    let current = store.get("solo", "good").await.unwrap().unwrap();
+    store
+        .put("solo", "good", Some(current.revision), Bytes::from(newer))
+        .await
+        .unwrap();
+    let message = start_fails_on(&location, store.as_ref(), &config, "good").await;
+    assert!(message.contains("format version 2"), "{message}");
 
     // Repaired (the original bytes written back), the replica starts with the value.
     let current = store.get("solo", "good").await.unwrap().unwrap();

@@ -587,6 +587,7 @@ impl Replica {
                         .filter(|e| matches!(e.env.value, Value::Deleted))
                         .count(),
                     durable_store: self.settings.durable_store.as_ref().map(|s| s.describe()),
+                    durable_health: self.settings.durable_store.as_ref().map(|s| s.health()),
                 });
             }
             Command::Shutdown { .. } => {}
@@ -682,10 +683,7 @@ impl Replica {
         }
         self.touched(&key);
         self.deltas_pending.insert(key.clone());
-        let done = self.write_out(key, consistency);
-        tokio::spawn(async move {
-            let _ = reply.send(done.await.map(|()| result));
-        });
+        self.write_out_then(key, consistency, result, reply);
     }
 
     fn delete(
@@ -718,9 +716,45 @@ impl Replica {
         }
         self.deltas_pending.remove(&key);
         self.touched(&key);
+        self.write_out_then(key, consistency, (), reply);
+    }
+
+    /// Stores `key` (if durable) and sends it to the peers the consistency level needs, then
+    /// answers `value` on `reply`. A write that needs no peer is answered at once, or by the
+    /// durable writer once stored: no task per write on the hot path.
+    fn write_out_then<T: Send + 'static>(
+        &mut self,
+        key: String,
+        consistency: WriteConsistency,
+        value: T,
+        reply: oneshot::Sender<Result<T, ReplicatorError>>,
+    ) {
+        if consistency.required(self.member_count()) <= 1 {
+            match self.durable.clone() {
+                Some(d) if self.is_durable(&key) => {
+                    let entries = self.durable_entries([&key]);
+                    d.store_then(
+                        entries,
+                        Box::new(move |stored| {
+                            let answer = stored.map(|()| value).map_err(|source| {
+                                ReplicatorError::StoreFailure {
+                                    key,
+                                    source: Box::new(source),
+                                }
+                            });
+                            let _ = reply.send(answer);
+                        }),
+                    );
+                }
+                _ => {
+                    let _ = reply.send(Ok(value));
+                }
+            }
+            return;
+        }
         let done = self.write_out(key, consistency);
         tokio::spawn(async move {
-            let _ = reply.send(done.await);
+            let _ = reply.send(done.await.map(|()| value));
         });
     }
 

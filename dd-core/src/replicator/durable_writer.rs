@@ -9,10 +9,13 @@ use crate::data::{ErasedData, TypeRegistry};
 use crate::durable::{DurableDataStore, DurableError, DurableValue};
 use crate::replica::ReplicaId;
 
+/// Called with the outcome of a store, on the writer task.
+pub(crate) type StoreDone = Box<dyn FnOnce(Result<(), DurableError>) + Send>;
+
 enum Job {
     Store {
         entries: Vec<(String, DurableValue)>,
-        done: Option<oneshot::Sender<Result<(), DurableError>>>,
+        done: Option<StoreDone>,
     },
     Flush {
         done: oneshot::Sender<Result<(), DurableError>>,
@@ -62,7 +65,7 @@ impl DurableWriter {
                             }
                         };
                         if let Some(done) = done {
-                            let _ = done.send(result);
+                            done(result);
                         }
                     }
                     Job::Flush { done } => {
@@ -80,12 +83,23 @@ impl DurableWriter {
         &self,
         entries: Vec<(String, DurableValue)>,
     ) -> oneshot::Receiver<Result<(), DurableError>> {
-        let (done, rx) = oneshot::channel();
+        let (tx, rx) = oneshot::channel();
+        self.store_then(
+            entries,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
+        rx
+    }
+
+    /// Queues a store of `entries` and calls `done` with its outcome on the writer task, without
+    /// a task or channel per store. `done` is dropped uncalled if the writer has stopped.
+    pub(crate) fn store_then(&self, entries: Vec<(String, DurableValue)>, done: StoreDone) {
         let _ = self.tx.send(Job::Store {
             entries,
             done: Some(done),
         });
-        rx
     }
 
     /// Queues a store without waiting for it (errors are logged).

@@ -37,8 +37,12 @@ pub enum ReplicatorError {
         /// Whether the write was applied to the local replica.
         applied_locally: bool,
     },
-    /// The durable store failed; an update stays applied in memory.
-    #[error("key '{key}': durable store failed: {source}")]
+    /// The durable store failed; an update stays applied in memory (and is gossiped), and the
+    /// store keeps the value and retries writing it until it succeeds (see
+    /// [`DurableDataStore::health`](crate::durable::DurableDataStore::health)).
+    #[error(
+        "key '{key}': durable store failed (the value is applied in memory and its write is retried): {source}"
+    )]
     StoreFailure {
         /// The key (or keys, comma-separated).
         key: String,

@@ -239,6 +239,9 @@ pub struct ReplicatorStatus {
     pub tombstones: usize,
     /// The durable store, if any.
     pub durable_store: Option<String>,
+    /// Whether the durable store keeps up with the writes, if there is one. While it is
+    /// unhealthy the replica serves from memory and the store retries the failed writes.
+    pub durable_health: Option<crate::durable::DurableHealth>,
 }
 
 /// A handle to a running replica. Cheap to clone; all clones talk to the same replica task.

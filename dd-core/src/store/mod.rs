@@ -15,6 +15,7 @@ use std::pin::Pin;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod fault;
 pub mod memory;
 
 use async_trait::async_trait;

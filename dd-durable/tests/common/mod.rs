@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use dd_core::crdt::GCounter;
 use dd_core::data::TypeRegistry;
 use dd_core::durable::{DurableDataStore, DurableValue};
+use dd_core::store::fault::{Fault, FaultInjectingStore};
 use dd_core::store::memory::MemoryStore;
 use dd_core::store::{
     DurableStateStore, ScanPage, StoreError, StoredRecord, WriteOp, WriteOutcome,
@@ -72,26 +73,34 @@ pub async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) {
     }
 }
 
-/// A MemoryStore that records every batch written and can be made to fail (as if it were down).
-#[derive(Clone, Default)]
+/// A MemoryStore that records every batch written and can be made to fail (as if it were down,
+/// through a `FaultInjectingStore`).
+#[derive(Clone)]
 pub struct TestStore {
     pub inner: MemoryStore,
+    faulty: Arc<FaultInjectingStore<MemoryStore>>,
     pub batches: Arc<Mutex<Vec<Vec<WriteOp>>>>,
-    pub failing: Arc<AtomicBool>,
-    pub failed_batches: Arc<AtomicUsize>,
     pub scan_pages: Arc<AtomicUsize>,
 }
 
 impl TestStore {
     pub fn new(inner: MemoryStore) -> Self {
         Self {
+            faulty: Arc::new(FaultInjectingStore::new(inner.clone())),
             inner,
-            ..Self::default()
+            batches: Arc::default(),
+            scan_pages: Arc::default(),
         }
     }
 
     pub fn set_failing(&self, failing: bool) {
-        self.failing.store(failing, Ordering::SeqCst);
+        let fault = if failing { Fault::Fail } else { Fault::None };
+        self.faulty.switch().set(fault);
+    }
+
+    /// The calls refused because the store was failing.
+    pub fn failed_calls(&self) -> u64 {
+        self.faulty.switch().injected()
     }
 
     /// The batches written so far (successfully).
@@ -107,17 +116,6 @@ impl TestStore {
             .filter(|op| op.key() == key)
             .count()
     }
-
-    fn check(&self) -> Result<(), StoreError> {
-        if self.failing.load(Ordering::SeqCst) {
-            self.failed_batches.fetch_add(1, Ordering::SeqCst);
-            return Err(StoreError::Unavailable {
-                backend: self.describe(),
-                source: "test store is down".into(),
-            });
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -127,8 +125,7 @@ impl DurableStateStore for TestStore {
     }
 
     async fn get(&self, replica: &str, key: &str) -> Result<Option<StoredRecord>, StoreError> {
-        self.check()?;
-        self.inner.get(replica, key).await
+        self.faulty.get(replica, key).await
     }
 
     async fn write_batch(
@@ -136,9 +133,9 @@ impl DurableStateStore for TestStore {
         replica: &str,
         ops: Vec<WriteOp>,
     ) -> Result<Vec<WriteOutcome>, StoreError> {
-        self.check()?;
-        self.batches.lock().unwrap().push(ops.clone());
-        self.inner.write_batch(replica, ops).await
+        let outcomes = self.faulty.write_batch(replica, ops.clone()).await?;
+        self.batches.lock().unwrap().push(ops);
+        Ok(outcomes)
     }
 
     async fn scan_page(
@@ -147,14 +144,13 @@ impl DurableStateStore for TestStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<ScanPage, StoreError> {
-        self.check()?;
+        let page = self.faulty.scan_page(replica, after, limit).await?;
         self.scan_pages.fetch_add(1, Ordering::SeqCst);
-        self.inner.scan_page(replica, after, limit).await
+        Ok(page)
     }
 
     async fn replicas(&self) -> Result<Vec<String>, StoreError> {
-        self.check()?;
-        self.inner.replicas().await
+        self.faulty.replicas().await
     }
 }
 
