@@ -26,6 +26,8 @@ TARGETS=(envelope_decode transport_frame crdt_decode)
 # build and the runs down; panics, failed checks, overflows (debug assertions on), timeouts and
 # OOMs are still caught.
 FUZZ_FLAGS=(--release --debug-assertions --sanitizer none)
+# cargo-fuzz has no --locked: check the committed fuzz/Cargo.lock is current before it builds.
+cargo metadata --manifest-path fuzz/Cargo.toml --locked --format-version 1 >/dev/null
 echo "== building ${#TARGETS[@]} fuzz targets"
 cargo fuzz build "${FUZZ_FLAGS[@]}"
 LOGS="$(mktemp -d)"
