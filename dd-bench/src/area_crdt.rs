@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use crdts::{CmRDT, CvRDT};
-use dd_core::crdt::{GCounter, ORSet, PNCounter};
+use dd_core::crdt::{GCounter, ORMap, ORSet, PNCounter};
 use dd_core::{ReplicatedData, UniqueReplicaId};
 
 use crate::Sizes;
@@ -16,11 +16,14 @@ use crate::stats::{fmt_ratio, fmt_secs, median, ratio};
 type Orswot = crdts::Orswot<u64, UniqueReplicaId>;
 type CrdtsGCounter = crdts::GCounter<UniqueReplicaId>;
 type CrdtsPNCounter = crdts::PNCounter<UniqueReplicaId>;
+type CrdtsMap = crdts::Map<u64, CrdtsPNCounter, UniqueReplicaId>;
 
 /// Adds between two resets of the pending delta in the add workload.
 const DELTA_RESET_EVERY: u64 = 100;
 /// Adds of the burst workload (pending delta never reset).
 const BURST_ADDS: usize = 2_000;
+/// Keys the map-update workload spreads its updates over.
+const MAP_KEYS: u64 = 1_000;
 /// Actors of the counter workloads.
 const ACTORS: usize = 64;
 /// Actors with a slot in each counter of the counter workloads.
@@ -250,6 +253,57 @@ pub fn run(sizes: &Sizes) -> Result<Table> {
         },
     ));
 
+    // Map updates: increments of counters spread over MAP_KEYS keys.
+    let map_keys = MAP_KEYS.min(n);
+    let ours_map_update = |m: &mut ORMap<u64, PNCounter>, i: u64| {
+        let _ = m.update(&a, i % map_keys, PNCounter::new(), |c| c.increment(&a, 1));
+    };
+    let theirs_map_update = |m: &mut CrdtsMap, i: u64| {
+        let ctx = m.read_ctx().derive_add_ctx(a.clone());
+        let op = m.update(i % map_keys, ctx, |c, ctx| c.inc(ctx.dot.actor));
+        m.apply(op);
+    };
+    {
+        let mut ours = ORMap::new();
+        let mut theirs = CrdtsMap::new();
+        for i in 0..n {
+            ours_map_update(&mut ours, i);
+            theirs_map_update(&mut theirs, i);
+        }
+        let ours_first = ours.get(&0).map(|c| c.value().to_string());
+        let theirs_first = theirs.get(&0).val.map(|c| c.read().to_string());
+        check(
+            ours.len() == theirs.len().val && ours_first == theirs_first,
+            "ORMap updates",
+        )?;
+    }
+    workloads.push(alternate(
+        format!(
+            "ORMap<u64, PNCounter>: {n} increments spread over {map_keys} keys by one replica, \
+             pending delta reset every {DELTA_RESET_EVERY} updates (crdts: `Map` of `PNCounter`)"
+        ),
+        runs,
+        || {
+            time(ORMap::<u64, PNCounter>::new, |mut m| {
+                for i in 0..n {
+                    ours_map_update(&mut m, i);
+                    if (i + 1) % DELTA_RESET_EVERY == 0 {
+                        m.reset_delta_for_bench();
+                    }
+                }
+                black_box(m);
+            })
+        },
+        || {
+            time(CrdtsMap::new, |mut m| {
+                for i in 0..n {
+                    theirs_map_update(&mut m, i);
+                }
+                black_box(m);
+            })
+        },
+    ));
+
     let merges = sizes.counter_merges;
     let slots = counter_slots(merges);
     let ours_g: Vec<GCounter> = slots
@@ -377,7 +431,7 @@ pub fn run(sizes: &Sizes) -> Result<Table> {
     let mut table = Table::new(
         "4. CRDT operations and merges against the `crdts` crate",
         format!(
-            "The same workload on dd-core's CRDTs and on `crdts` 7 (`Orswot`, `GCounter`, \
+            "The same workload on dd-core's CRDTs and on `crdts` 7 (`Orswot`, `Map`, `GCounter`, \
              `PNCounter`), both with `UniqueReplicaId` as the actor, single-threaded, inputs \
              built (and cloned) outside the timed part; `crdts` merges take the other state by \
              value, so its inputs are cloned before timing too. {runs} runs per side, \

@@ -570,19 +570,25 @@ impl StoreDir {
         }
     }
 
-    /// One page of a replica's records in ascending key byte order.
-    pub fn scan_page(
+    /// The keys of `replica` after `after` (all keys without it), in ascending key byte order:
+    /// one listing of the replica directory.
+    pub fn list_keys(&self, replica: &str, after: Option<&str>) -> Result<Vec<String>, FsError> {
+        let mut keys = self.list_unsorted_keys(replica, after)?;
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
+    /// The keys of `replica` after `after`, in directory order.
+    fn list_unsorted_keys(
         &self,
         replica: &str,
         after: Option<&str>,
-        limit: usize,
-    ) -> Result<ScanPage, FsError> {
-        let limit = limit.max(1);
+    ) -> Result<Vec<String>, FsError> {
         self.check_name("replica", replica)?;
         let (dir, _) = self.replica_dir(replica);
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ScanPage::default()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(self.io("list", &dir, e)),
         };
         let mut keys = Vec::new();
@@ -603,16 +609,19 @@ impl StoreDir {
                 keys.push(key);
             }
         }
-        let more = keys.len() > limit;
-        if more {
-            keys.select_nth_unstable(limit);
-            keys.truncate(limit);
-        }
-        keys.sort_unstable();
-        let next = if more { keys.last().cloned() } else { None };
-        let mut records = Vec::with_capacity(keys.len());
+        Ok(keys)
+    }
+
+    /// Reads the records of `keys` of `replica`, in the order of `keys`; a key whose record was
+    /// deleted since it was listed is left out.
+    pub fn read_records(
+        &self,
+        replica: &str,
+        keys: impl IntoIterator<Item = String>,
+    ) -> Result<Vec<StoredRecord>, FsError> {
+        let (dir, _) = self.replica_dir(replica);
+        let mut records = Vec::new();
         for key in keys {
-            // A record deleted since the listing is simply not part of the page.
             if let Some(file) = self.read_record(&dir, replica, &key)? {
                 records.push(StoredRecord {
                     key: file.key,
@@ -621,6 +630,29 @@ impl StoreDir {
                 });
             }
         }
+        Ok(records)
+    }
+
+    /// One page of a replica's records in ascending key byte order. Lists the whole replica
+    /// directory (a page is stateless); [`FsStore`](crate::FsStore)'s `scan` lists it once per
+    /// scan instead.
+    pub fn scan_page(
+        &self,
+        replica: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ScanPage, FsError> {
+        let limit = limit.max(1);
+        let mut keys = self.list_unsorted_keys(replica, after)?;
+        let more = keys.len() > limit;
+        if more {
+            keys.select_nth_unstable(limit);
+            keys.truncate(limit);
+        }
+        keys.sort_unstable();
+        let next = if more { keys.last().cloned() } else { None };
+        // A record deleted since the listing is simply not part of the page.
+        let records = self.read_records(replica, keys)?;
         Ok(ScanPage { records, next })
     }
 

@@ -29,6 +29,7 @@ mod files;
 mod lock;
 pub mod name;
 pub mod record;
+mod scan;
 mod url;
 
 use std::path::{Path, PathBuf};
@@ -36,7 +37,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use dd_core::store::{
-    DurableStateStore, ScanPage, StoreError, StoredRecord, WriteOp, WriteOutcome,
+    DurableStateStore, RecordStream, ScanPage, StoreError, StoredRecord, WriteOp, WriteOutcome,
 };
 
 pub use error::FsError;
@@ -135,5 +136,15 @@ impl DurableStateStore for FsStore {
 
     async fn replicas(&self) -> Result<Vec<String>, StoreError> {
         Ok(self.blocking(|dir| dir.replicas()).await?)
+    }
+
+    /// Lists the replica directory once, when the stream is first polled, then reads the records
+    /// page by page along that sorted listing, one page ahead of the caller: a scan costs one
+    /// listing plus the records, where paging with
+    /// [`scan_page`](DurableStateStore::scan_page) lists the directory for every page. A key
+    /// created after the listing is not part of the scan (as with `readdir`); a record deleted
+    /// since is left out, and every record is read as it is when its page is read.
+    fn scan<'a>(&'a self, replica: &'a str, page_size: usize) -> RecordStream<'a> {
+        scan::records(&self.dir, replica, page_size)
     }
 }

@@ -12,6 +12,7 @@ use dd_core::store::{
 };
 use dd_store_fs::name::{FileName, escape};
 use dd_store_fs::{FsStore, open_url};
+use futures::{StreamExt, TryStreamExt};
 
 /// Every record of `replica` via `scan_page`, or the first error.
 async fn collect_scan<S: DurableStateStore>(
@@ -29,6 +30,14 @@ async fn collect_scan<S: DurableStateStore>(
         }
     }
     panic!("scan did not end");
+}
+
+/// Every record of `replica` via the `scan` stream (one listing per scan), or the first error.
+async fn collect_stream<S: DurableStateStore>(
+    store: &S,
+    replica: &str,
+) -> Result<Vec<StoredRecord>, StoreError> {
+    store.scan(replica, 3).try_collect().await
 }
 
 fn record_path(dir: &Path, replica: &str, key: &str) -> PathBuf {
@@ -128,6 +137,11 @@ async fn damaged_records_are_corrupt_and_left_intact() {
                 _ => key.to_owned(),
             };
             assert_corrupt(collect_scan(&store, &replica).await, &replica, &scan_names);
+            assert_corrupt(
+                collect_stream(&store, &replica).await,
+                &replica,
+                &scan_names,
+            );
             assert_eq!(
                 fs::read(&path).expect("read"),
                 damaged,
@@ -155,11 +169,68 @@ async fn foreign_file_names_are_reported() {
     let foreign = store.dir().join("r").join("README.txt");
     fs::write(&foreign, "notes").expect("write");
     assert_corrupt(collect_scan(&store, "r").await, "r", "README.txt");
+    assert_corrupt(collect_stream(&store, "r").await, "r", "README.txt");
     assert!(foreign.exists());
     // A record stored under a name that belongs to another key is detected too.
     let k_path = record_path(store.dir(), "r", "k");
     fs::copy(&k_path, record_path(store.dir(), "r", "j")).expect("copy");
     assert_corrupt(store.get("r", "j").await, "r", "j");
+}
+
+/// `scan` lists the replica directory once, when it starts, and reads each page's records when
+/// the page is reached: a record deleted meanwhile is left out, one replaced meanwhile is read at
+/// its new revision, and a key created after the listing is not part of that scan (the next scan
+/// has it). Plain and hashed (long) keys come in ascending byte order, as with `scan_page`.
+#[tokio::test]
+async fn a_scan_lists_once_and_reads_each_page_when_it_comes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = FsStore::open(tmp.path()).await.expect("open");
+    let mut keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    keys.push(format!("k5{}", "x".repeat(300)));
+    for key in &keys {
+        store.put("r", key, None, "v1".into()).await.expect("put");
+    }
+    keys.sort();
+    let paged = collect_scan(&store, "r").await.expect("scan_page");
+    let streamed = collect_stream(&store, "r").await.expect("scan");
+    assert_eq!(streamed, paged);
+    let scanned: Vec<&String> = streamed.iter().map(|r| &r.key).collect();
+    assert_eq!(scanned, keys.iter().collect::<Vec<_>>());
+
+    let mut scan = store.scan("r", 3);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(scan.next().await.expect("a record").expect("readable"));
+    }
+    store
+        .delete("r", "k6", Revision::FIRST)
+        .await
+        .expect("delete");
+    store
+        .put("r", "k8", Some(Revision::FIRST), "v2".into())
+        .await
+        .expect("replace");
+    store
+        .put("r", "k99", None, "new".into())
+        .await
+        .expect("put");
+    let rest: Vec<StoredRecord> = scan.try_collect().await.expect("rest of the scan");
+    seen.extend(rest);
+    let scanned: Vec<&str> = seen.iter().map(|r| r.key.as_str()).collect();
+    let expected: Vec<&str> = keys
+        .iter()
+        .map(String::as_str)
+        .filter(|k| *k != "k6")
+        .collect();
+    assert_eq!(scanned, expected);
+    let k8 = seen.iter().find(|r| r.key == "k8").expect("k8");
+    assert_eq!(
+        (k8.revision, k8.value.clone()),
+        (Revision(2), Bytes::from("v2"))
+    );
+    let again = collect_stream(&store, "r").await.expect("scan");
+    assert!(again.iter().any(|r| r.key == "k99"));
+    assert_eq!(again, collect_scan(&store, "r").await.expect("scan_page"));
 }
 
 /// Temporary files left by a crash are ignored by reads and scans and removed at the next open.

@@ -367,7 +367,19 @@ async fn merges_from_a_peer_during_an_outage_are_written_later(backend: BackendK
     })
     .await
     .unwrap();
-    assert!(!f.health().await.healthy, "the merges could not be stored");
+    // The merges are stored by the durable writer after they are applied: wait for it to fail.
+    let durable = Arc::clone(&f.durable);
+    eventually(
+        "the merges' failed writes make the store unhealthy",
+        BOUND,
+        || {
+            let healthy = durable.health().healthy;
+            async move { !healthy }
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!f.health().await.healthy);
 
     f.switch.clear();
     f.wait_caught_up().await;

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Dot, ReplicatedData, VersionVector};
+use super::{Dot, VersionVector};
 use crate::replica::UniqueReplicaId;
 
 /// The dots a replica has seen, live or removed: a version vector for the gap-free prefix of each
@@ -14,7 +14,8 @@ use crate::replica::UniqueReplicaId;
 /// Full states normally have an empty cloud; deltas carry exactly the dots they witness in the
 /// cloud, which is what makes applying a delta equal to merging the full state it came from.
 /// The representation is canonical (the cloud never holds a dot the vector covers nor the next
-/// dot of a node), so equal sets of dots compare equal.
+/// dot of a node), so equal sets of dots compare equal. Every operation keeps it canonical
+/// incrementally: recording one dot costs O(log n), whatever the size of the cloud.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct CausalContext {
     vector: VersionVector,
@@ -24,11 +25,10 @@ pub(crate) struct CausalContext {
 impl CausalContext {
     /// A context holding exactly `dots`.
     pub(crate) fn from_dots(dots: impl IntoIterator<Item = Dot>) -> Self {
-        let mut ctx = Self {
-            vector: VersionVector::new(),
-            cloud: dots.into_iter().collect(),
-        };
-        ctx.compact();
+        let mut ctx = Self::default();
+        for dot in dots {
+            ctx.insert(dot);
+        }
         ctx
     }
 
@@ -37,36 +37,122 @@ impl CausalContext {
         self.vector.contains(dot) || self.cloud.contains(dot)
     }
 
+    /// The cloud dots of `node`, in counter order.
+    fn cloud_of<'a>(&'a self, node: &'a UniqueReplicaId) -> impl Iterator<Item = &'a Dot> + 'a {
+        let first = (!self.cloud.is_empty()).then(|| Dot::new(node.clone(), 0));
+        first
+            .into_iter()
+            .flat_map(move |first| self.cloud.range(first..))
+            .take_while(move |d| d.node() == node)
+    }
+
     /// Records a new dot of `node` (one past the highest seen) and returns it.
     pub(crate) fn next_dot(&mut self, node: &UniqueReplicaId) -> Dot {
-        let highest_in_cloud = self
-            .cloud
-            .iter()
-            .filter(|d| d.node() == node)
-            .map(Dot::counter)
-            .max()
-            .unwrap_or(0);
+        let highest_in_cloud = self.cloud_of(node).last().map_or(0, Dot::counter);
         let counter = self
             .vector
             .get(node)
             .max(highest_in_cloud)
             .saturating_add(1);
         let dot = Dot::new(node.clone(), counter);
-        self.insert(dot.clone());
+        let _new = self.insert_ref(&dot);
         dot
     }
 
     /// Records `dot` as seen.
     pub(crate) fn insert(&mut self, dot: Dot) {
-        self.cloud.insert(dot);
-        self.compact();
+        match self.place(&dot) {
+            Place::Covered => {}
+            Place::Extends => self.extend_vector(dot.node(), dot.counter()),
+            Place::Cloud => {
+                // A dot already in the cloud is simply not inserted again.
+                self.cloud.insert(dot);
+            }
+        }
+    }
+
+    /// Records `dot` as seen, cloning it only if it must be kept in the cloud; returns whether
+    /// it was new (not seen before).
+    pub(crate) fn insert_ref(&mut self, dot: &Dot) -> bool {
+        match self.place(dot) {
+            Place::Covered => false,
+            Place::Extends => {
+                self.extend_vector(dot.node(), dot.counter());
+                true
+            }
+            Place::Cloud => {
+                let new = !self.cloud.contains(dot);
+                if new {
+                    self.cloud.insert(dot.clone());
+                }
+                new
+            }
+        }
+    }
+
+    /// Where `dot` belongs in the canonical representation, judged by the vector alone.
+    fn place(&self, dot: &Dot) -> Place {
+        let seen = self.vector.get(dot.node());
+        if dot.counter() <= seen {
+            Place::Covered
+        } else if dot.counter() == seen + 1 {
+            Place::Extends
+        } else {
+            Place::Cloud
+        }
+    }
+
+    /// Raises the vector entry of `node` to at least `counter`, then restores the canonical form
+    /// for `node`: drops the cloud dots the vector now covers and moves the ones that continue it
+    /// into it. Costs O(log n) per cloud dot of `node` dropped or moved.
+    fn extend_vector(&mut self, node: &UniqueReplicaId, counter: u64) {
+        self.vector.observe(node, counter);
+        if self.cloud.is_empty() {
+            return;
+        }
+        let mut seen = self.vector.get(node);
+        let settled: Vec<Dot> = self
+            .cloud_of(node)
+            .take_while(|d| {
+                if d.counter() <= seen {
+                    true
+                } else if d.counter() == seen + 1 {
+                    seen += 1;
+                    true
+                } else {
+                    false
+                }
+            })
+            .cloned()
+            .collect();
+        for dot in &settled {
+            self.cloud.remove(dot);
+        }
+        self.vector.observe(node, seen);
     }
 
     /// Joins `other` into `self`.
     pub(crate) fn merge(&mut self, other: &Self) {
-        self.vector.merge(&other.vector);
-        self.cloud.extend(other.cloud.iter().cloned());
-        self.compact();
+        self.merge_vector(&other.vector);
+        for dot in &other.cloud {
+            let _new = self.insert_ref(dot);
+        }
+    }
+
+    /// Joins `other` into `self`, taking its dots instead of cloning them.
+    pub(crate) fn merge_owned(&mut self, other: Self) {
+        self.merge_vector(&other.vector);
+        for dot in other.cloud {
+            self.insert(dot);
+        }
+    }
+
+    fn merge_vector(&mut self, other: &VersionVector) {
+        for (node, counter) in other.iter() {
+            if counter > self.vector.get(node) {
+                self.extend_vector(node, counter);
+            }
+        }
     }
 
     /// Every node with a seen dot.
@@ -79,7 +165,7 @@ impl CausalContext {
 
     /// Whether any dot of `node` has been seen.
     pub(crate) fn mentions(&self, node: &UniqueReplicaId) -> bool {
-        self.vector.get(node) > 0 || self.cloud.iter().any(|d| d.node() == node)
+        self.vector.get(node) > 0 || self.cloud_of(node).next().is_some()
     }
 
     /// Forgets every dot of `node`.
@@ -87,25 +173,23 @@ impl CausalContext {
         self.vector.remove(node);
         self.cloud.retain(|d| d.node() != node);
     }
+}
 
-    /// Moves cloud dots that extend the vector into it and drops the ones it covers. The cloud is
-    /// ordered by node and then counter, so one pass suffices.
-    fn compact(&mut self) {
-        let cloud = std::mem::take(&mut self.cloud);
-        for dot in cloud {
-            let seen = self.vector.get(dot.node());
-            if dot.counter() == seen.saturating_add(1) {
-                self.vector.observe(dot.node(), dot.counter());
-            } else if dot.counter() > seen {
-                self.cloud.insert(dot);
-            }
-        }
-    }
+/// Where a dot goes in a canonical [`CausalContext`].
+enum Place {
+    /// Covered by the vector.
+    Covered,
+    /// The next dot of its node: extends the vector.
+    Extends,
+    /// Beyond the next dot of its node: belongs in the cloud (it may be there already).
+    Cloud,
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use proptest::prelude::*;
 
     use super::*;
 
@@ -143,5 +227,68 @@ mod tests {
         ctx.remove_node(&a);
         assert!(!ctx.mentions(&a));
         assert_eq!(ctx.nodes().len(), 1);
+    }
+
+    /// The canonical context of a set of dots, computed from scratch.
+    fn canonical(dots: &BTreeSet<Dot>) -> CausalContext {
+        let mut vector = VersionVector::new();
+        for dot in dots {
+            if dot.counter() == vector.get(dot.node()) + 1 {
+                vector.observe(dot.node(), dot.counter());
+            }
+        }
+        let cloud = dots
+            .iter()
+            .filter(|d| !vector.contains(d))
+            .cloned()
+            .collect();
+        CausalContext { vector, cloud }
+    }
+
+    fn arb_dots() -> impl Strategy<Value = Vec<Dot>> {
+        prop::collection::vec(
+            (prop::sample::select(vec!["a", "b", "c"]), 1u64..12).prop_map(|(n, c)| dot(n, c)),
+            0..24,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Inserting dots one by one, merging contexts (borrowed or owned) and drawing new dots
+        /// keep the canonical form of the set of dots seen, in any order.
+        #[test]
+        fn incremental_operations_stay_canonical(
+            first in arb_dots(),
+            second in arb_dots(),
+            fresh in prop::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 0..4),
+        ) {
+            let mut all = BTreeSet::new();
+            let mut ctx = CausalContext::default();
+            for d in &first {
+                ctx.insert(d.clone());
+                all.insert(d.clone());
+                prop_assert_eq!(&ctx, &canonical(&all));
+            }
+            let other = CausalContext::from_dots(second.iter().cloned());
+            all.extend(second.iter().cloned());
+            let mut borrowed = ctx.clone();
+            borrowed.merge(&other);
+            prop_assert_eq!(&borrowed, &canonical(&all));
+            let mut owned = other.clone();
+            owned.merge_owned(ctx.clone());
+            prop_assert_eq!(&owned, &canonical(&all));
+            for name in fresh {
+                let node = UniqueReplicaId::new(name, 1);
+                let highest = all.iter().filter(|d| d.node() == &node).map(Dot::counter).max();
+                let next = owned.next_dot(&node);
+                prop_assert_eq!(next.counter(), highest.unwrap_or(0) + 1);
+                all.insert(next);
+                prop_assert_eq!(&owned, &canonical(&all));
+            }
+            for d in &all {
+                prop_assert!(owned.contains(d));
+            }
+        }
     }
 }

@@ -33,6 +33,46 @@ impl<K: Ord, V> Default for DotKernel<K, V> {
     }
 }
 
+/// The delta of one local mutation of a [`DotKernel`] ([`write`](DotKernel::write),
+/// [`remove`](DotKernel::remove) or [`clear`](DotKernel::clear)): what changed and the dots the
+/// mutation witnessed. [`into_kernel`](Self::into_kernel) makes it a delta kernel;
+/// [`DotKernel::absorb`] joins it into the pending delta of the kernel it came from in
+/// O(log n).
+#[derive(Debug, Clone)]
+pub(crate) struct LocalDelta<K, V> {
+    change: Change<K, V>,
+    /// The dots the mutation witnessed, except the new dot of a write (kept in `change` only,
+    /// so that it is not cloned for a context that is merged away at once).
+    witnessed: CausalContext,
+}
+
+/// What a local mutation changed.
+#[derive(Debug, Clone)]
+enum Change<K, V> {
+    /// `key` now holds `value` under the new `dot`.
+    Write { key: K, dot: Dot, value: V },
+    /// `key` was removed.
+    Remove { key: K },
+    /// Every key was removed.
+    Clear,
+}
+
+impl<K: Ord, V> LocalDelta<K, V> {
+    /// The delta as a kernel: the written entry (if any) and, in its context, exactly the dots
+    /// the mutation witnessed.
+    pub(crate) fn into_kernel(self) -> DotKernel<K, V> {
+        let mut entries = BTreeMap::new();
+        let mut context = self.witnessed;
+        if let Change::Write { key, dot, value } = self.change {
+            context.insert(dot.clone());
+            let mut dots = BTreeMap::new();
+            dots.insert(dot, value);
+            entries.insert(key, dots);
+        }
+        DotKernel { entries, context }
+    }
+}
+
 impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
     /// The live keys with their dot-tagged values.
     pub(crate) fn entries(&self) -> &BTreeMap<K, BTreeMap<Dot, V>> {
@@ -45,44 +85,102 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
     }
 
     /// Replaces every value of `key` this replica has seen by `value`, under a new dot of `node`.
-    pub(crate) fn write(&mut self, node: &UniqueReplicaId, key: K, value: V) -> Self {
+    pub(crate) fn write(&mut self, node: &UniqueReplicaId, key: K, value: V) -> LocalDelta<K, V> {
         let dot = self.context.next_dot(node);
         let mut fresh = BTreeMap::new();
         fresh.insert(dot.clone(), value.clone());
         let previous = self.entries.insert(key.clone(), fresh);
-        let witnessed = previous
-            .into_iter()
-            .flat_map(BTreeMap::into_keys)
-            .chain(std::iter::once(dot.clone()));
-        let mut delta_entry = BTreeMap::new();
-        delta_entry.insert(dot, value);
-        let mut entries = BTreeMap::new();
-        entries.insert(key, delta_entry);
-        Self {
-            entries,
-            context: CausalContext::from_dots(witnessed),
+        let witnessed = previous.map_or_else(CausalContext::default, |dots| {
+            CausalContext::from_dots(dots.into_keys())
+        });
+        LocalDelta {
+            change: Change::Write { key, dot, value },
+            witnessed,
         }
     }
 
     /// Removes every value of `key` this replica has seen; `None` when `key` is absent.
-    pub(crate) fn remove(&mut self, key: &K) -> Option<Self> {
-        let previous = self.entries.remove(key)?;
-        Some(Self {
-            entries: BTreeMap::new(),
-            context: CausalContext::from_dots(previous.into_keys()),
+    pub(crate) fn remove(&mut self, key: &K) -> Option<LocalDelta<K, V>> {
+        let (key, previous) = self.entries.remove_entry(key)?;
+        Some(LocalDelta {
+            change: Change::Remove { key },
+            witnessed: CausalContext::from_dots(previous.into_keys()),
         })
     }
 
     /// Removes every key; `None` when already empty.
-    pub(crate) fn clear(&mut self) -> Option<Self> {
+    pub(crate) fn clear(&mut self) -> Option<LocalDelta<K, V>> {
         if self.entries.is_empty() {
             return None;
         }
         let previous = std::mem::take(&mut self.entries);
-        Some(Self {
-            entries: BTreeMap::new(),
-            context: CausalContext::from_dots(previous.into_values().flat_map(BTreeMap::into_keys)),
+        Some(LocalDelta {
+            change: Change::Clear,
+            witnessed: CausalContext::from_dots(
+                previous.into_values().flat_map(BTreeMap::into_keys),
+            ),
         })
+    }
+
+    /// Joins `local`, the delta of a later mutation of the kernel whose pending delta `self` is,
+    /// into `self`; the result equals [`merge`](Self::merge) with `local`'s kernel.
+    ///
+    /// A write or removal of one key costs O(log n + dots of that key): the dots such a mutation
+    /// witnesses are the dots the kernel held under that key, and a dot of this pending delta
+    /// (created by a write of the kernel, so in its context ever since) can only be under that
+    /// same key in the kernel (a merge never brings in a dot the context has seen; only pruning
+    /// forgets dots, and it resets or cleans the pending delta too). So the join leaves every other
+    /// key of `self` as it is and only has to look at that key. A clear witnesses every key and
+    /// takes the general merge.
+    pub(crate) fn absorb(&mut self, local: LocalDelta<K, V>, join_value: impl Fn(&mut V, &V)) {
+        let LocalDelta { change, witnessed } = local;
+        let (key, written) = match change {
+            Change::Write { key, dot, value } => (key, Some((dot, value))),
+            Change::Remove { key } => (key, None),
+            Change::Clear => {
+                let delta = Self {
+                    entries: BTreeMap::new(),
+                    context: witnessed,
+                };
+                self.merge(&delta, join_value);
+                return;
+            }
+        };
+        // Whether the written dot was seen before this mutation (the general merge checks the
+        // context as it was); then the pending context records it.
+        let written_seen = written
+            .as_ref()
+            .is_some_and(|(dot, _)| !self.context.insert_ref(dot));
+        match self.entries.get_mut(&key) {
+            Some(mine) => {
+                mine.retain(|dot, value| match &written {
+                    Some((written_dot, written_value)) if written_dot == dot => {
+                        join_value(value, written_value);
+                        true
+                    }
+                    _ => !witnessed.contains(dot),
+                });
+                if let Some((dot, value)) = written
+                    && !written_seen
+                    && !mine.contains_key(&dot)
+                {
+                    mine.insert(dot, value);
+                }
+                if mine.is_empty() {
+                    self.entries.remove(&key);
+                }
+            }
+            None => {
+                if let Some((dot, value)) = written
+                    && !written_seen
+                {
+                    let mut dots = BTreeMap::new();
+                    dots.insert(dot, value);
+                    self.entries.insert(key, dots);
+                }
+            }
+        }
+        self.context.merge_owned(witnessed);
     }
 
     /// Joins `other` into `self`; `join_value` joins the two values of a dot both sides hold.
@@ -146,8 +244,12 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
     }
 
     /// Re-tags every live value under a dot of `removed` with a new dot of `collapse_into` and
-    /// forgets `removed` in the context: the observed entries are unchanged.
+    /// forgets `removed` in the context: the observed entries are unchanged. Pruning a replica
+    /// into itself does nothing (re-tagging would mint dots the context already holds).
     pub(crate) fn prune(&mut self, removed: &UniqueReplicaId, collapse_into: &UniqueReplicaId) {
+        if removed == collapse_into {
+            return;
+        }
         for dots in self.entries.values_mut() {
             let of_removed: Vec<Dot> = dots
                 .keys()
@@ -181,7 +283,10 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::crdt::PendingDelta;
 
     fn node(name: &str) -> UniqueReplicaId {
         UniqueReplicaId::new(name, 1)
@@ -191,7 +296,7 @@ mod tests {
     fn a_write_delta_witnesses_the_replaced_dots_only() {
         let mut k: DotKernel<&str, u8> = DotKernel::default();
         k.write(&node("a"), "x", 1);
-        let delta = k.write(&node("a"), "x", 2);
+        let delta = k.write(&node("a"), "x", 2).into_kernel();
         assert_eq!(delta, {
             let mut d = DotKernel::default();
             let mut dots = BTreeMap::new();
@@ -201,7 +306,7 @@ mod tests {
             d
         });
         // a write of another key does not claim to have seen key "x"'s dots
-        let other = k.write(&node("a"), "y", 3);
+        let other = k.write(&node("a"), "y", 3).into_kernel();
         let mut stale = DotKernel::default();
         stale.write(&node("a"), "x", 1);
         stale.merge(&other, |_, _| {});
@@ -209,9 +314,165 @@ mod tests {
     }
 
     #[test]
+    fn pruning_a_replica_into_itself_changes_nothing() {
+        let mut k: DotKernel<&str, u8> = DotKernel::default();
+        k.write(&node("a"), "x", 1);
+        k.write(&node("a"), "y", 2);
+        k.write(&node("b"), "z", 3);
+        let before = k.clone();
+        k.prune(&node("a"), &node("a"));
+        assert_eq!(k, before);
+    }
+
+    #[test]
     fn removing_an_absent_key_makes_no_delta() {
         let mut k: DotKernel<&str, ()> = DotKernel::default();
         assert!(k.remove(&"x").is_none());
         assert!(k.clear().is_none());
+    }
+
+    /// One step of the pending-delta simulation.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Write {
+            replica: usize,
+            node: usize,
+            key: u8,
+            value: u8,
+        },
+        Remove {
+            replica: usize,
+            key: u8,
+        },
+        Clear {
+            replica: usize,
+        },
+        Merge {
+            from: usize,
+            to: usize,
+        },
+        Reset {
+            replica: usize,
+        },
+        Prune {
+            replica: usize,
+            removed: usize,
+            into: usize,
+        },
+        PruneCleanup {
+            replica: usize,
+            removed: usize,
+        },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            6 => (0usize..3, 0usize..3, 0u8..4, any::<u8>())
+                .prop_map(|(replica, node, key, value)| Step::Write { replica, node, key, value }),
+            3 => (0usize..3, 0u8..4).prop_map(|(replica, key)| Step::Remove { replica, key }),
+            1 => (0usize..3).prop_map(|replica| Step::Clear { replica }),
+            3 => (0usize..3, 0usize..3).prop_map(|(from, to)| Step::Merge { from, to }),
+            2 => (0usize..3).prop_map(|replica| Step::Reset { replica }),
+            // Pruning collapses a removed node into another one (never into itself).
+            1 => (0usize..3, 0usize..3, 1usize..3).prop_map(|(replica, removed, offset)| {
+                Step::Prune { replica, removed, into: (removed + offset) % 3 }
+            }),
+            1 => (0usize..3, 0usize..3)
+                .prop_map(|(replica, removed)| Step::PruneCleanup { replica, removed }),
+        ]
+    }
+
+    /// A replica's kernel with its pending delta kept two ways: incrementally, and by the
+    /// general merge of every local delta (the reference).
+    #[derive(Default, Clone)]
+    struct Replica {
+        kernel: DotKernel<u8, u8>,
+        pending: PendingDelta<u8, u8>,
+        reference: Option<DotKernel<u8, u8>>,
+    }
+
+    fn join(a: &mut u8, b: &u8) {
+        *a = (*a).max(*b);
+    }
+
+    impl Replica {
+        fn record(&mut self, local: LocalDelta<u8, u8>) {
+            let delta = local.clone().into_kernel();
+            match self.reference.as_mut() {
+                Some(reference) => reference.merge(&delta, join),
+                None => self.reference = Some(delta),
+            }
+            self.pending.record(local, join);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Joining each local delta into the pending delta incrementally gives exactly (same
+        /// entries, same canonical context) what the general merge gives, however writes by
+        /// several nodes, removals, clears, merges of other replicas' states, resets and
+        /// pruning interleave.
+        #[test]
+        fn incremental_pending_delta_equals_the_general_merge(
+            steps in prop::collection::vec(step(), 0..60),
+        ) {
+            let nodes = [node("a"), node("b"), node("c")];
+            let mut replicas = [Replica::default(), Replica::default(), Replica::default()];
+            for step in steps {
+                let touched = match step {
+                    Step::Write { replica, node, key, value } => {
+                        let r = &mut replicas[replica];
+                        let local = r.kernel.write(&nodes[node], key, value);
+                        r.record(local);
+                        replica
+                    }
+                    Step::Remove { replica, key } => {
+                        let r = &mut replicas[replica];
+                        if let Some(local) = r.kernel.remove(&key) {
+                            r.record(local);
+                        }
+                        replica
+                    }
+                    Step::Clear { replica } => {
+                        let r = &mut replicas[replica];
+                        if let Some(local) = r.kernel.clear() {
+                            r.record(local);
+                        }
+                        replica
+                    }
+                    Step::Merge { from, to } => {
+                        let other = replicas[from].kernel.clone();
+                        replicas[to].kernel.merge(&other, join);
+                        to
+                    }
+                    Step::Reset { replica } => {
+                        replicas[replica].pending.reset();
+                        replicas[replica].reference = None;
+                        replica
+                    }
+                    Step::Prune { replica, removed, into } => {
+                        let r = &mut replicas[replica];
+                        r.kernel.prune(&nodes[removed], &nodes[into]);
+                        r.pending.reset();
+                        r.reference = None;
+                        replica
+                    }
+                    Step::PruneCleanup { replica, removed } => {
+                        let r = &mut replicas[replica];
+                        r.kernel.prune_cleanup(&nodes[removed]);
+                        if let Some(p) = r.pending.get_mut() {
+                            p.prune_cleanup(&nodes[removed]);
+                        }
+                        if let Some(p) = r.reference.as_mut() {
+                            p.prune_cleanup(&nodes[removed]);
+                        }
+                        replica
+                    }
+                };
+                let r = &replicas[touched];
+                prop_assert_eq!(r.pending.get(), r.reference.as_ref());
+            }
+        }
     }
 }

@@ -35,6 +35,16 @@ pub struct GCounter {
     delta: Option<Box<GCounter>>,
 }
 
+/// Sets the slot of `node` to `value`, cloning the node id only for a new slot.
+fn set_slot(state: &mut BTreeMap<UniqueReplicaId, u128>, node: &UniqueReplicaId, value: u128) {
+    match state.get_mut(node) {
+        Some(slot) => *slot = value,
+        None => {
+            state.insert(node.clone(), value);
+        }
+    }
+}
+
 impl GCounter {
     /// An empty counter (value 0).
     pub fn new() -> Self {
@@ -68,9 +78,9 @@ impl GCounter {
             .checked_add(u128::from(n))
             .filter(|v| *v <= u128::from(u64::MAX))
             .ok_or(CrdtError::Overflow("GCounter slot exceeds u64::MAX"))?;
-        self.state.insert(node.clone(), next);
+        set_slot(&mut self.state, node, next);
         let delta = self.delta.get_or_insert_with(Default::default);
-        delta.state.insert(node.clone(), next);
+        set_slot(&mut delta.state, node, next);
         Ok(())
     }
 

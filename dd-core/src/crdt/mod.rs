@@ -120,13 +120,15 @@ mod mv_register;
 mod ormap;
 mod ormultimap;
 mod orset;
+mod pending_delta;
 mod pncounter;
 mod pncounter_map;
 mod type_name;
 mod version_vector;
 
 pub(crate) use causal_context::CausalContext;
-pub(crate) use dot_kernel::DotKernel;
+pub(crate) use dot_kernel::{DotKernel, LocalDelta};
+pub(crate) use pending_delta::PendingDelta;
 
 pub use clock::{Clock, ReverseClock, WallClock};
 pub use dot::Dot;
@@ -206,7 +208,7 @@ pub trait RemovedNodePruning {
     fn needs_pruning_from(&self, removed: &UniqueReplicaId) -> bool;
 
     /// Moves the entries of `removed` into `collapse_into` so that the observed value is
-    /// unchanged and `removed` no longer appears.
+    /// unchanged and `removed` no longer appears. Pruning a replica into itself changes nothing.
     fn prune(&mut self, removed: &UniqueReplicaId, collapse_into: &UniqueReplicaId);
 
     /// Drops any entries of `removed` that arrived after pruning (from replicas that had not yet

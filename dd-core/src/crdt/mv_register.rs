@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DeltaReplicatedData, DotKernel, Element, RemovedNodePruning, ReplicatedData, TypeName,
+    DeltaReplicatedData, DotKernel, Element, LocalDelta, PendingDelta, RemovedNodePruning,
+    ReplicatedData, TypeName,
 };
 use crate::replica::UniqueReplicaId;
 
@@ -33,14 +34,14 @@ use crate::replica::UniqueReplicaId;
 pub struct MVRegister<T> {
     kernel: DotKernel<(), T>,
     #[serde(skip)]
-    delta: Option<Box<DotKernel<(), T>>>,
+    delta: PendingDelta<(), T>,
 }
 
 impl<T> Default for MVRegister<T> {
     fn default() -> Self {
         Self {
             kernel: DotKernel::default(),
-            delta: None,
+            delta: PendingDelta::default(),
         }
     }
 }
@@ -84,11 +85,8 @@ impl<T: Element> MVRegister<T> {
         self.kernel.entries().is_empty()
     }
 
-    fn record(&mut self, delta: DotKernel<(), T>) {
-        match self.delta.as_mut() {
-            Some(existing) => existing.merge(&delta, |_, _| {}),
-            None => self.delta = Some(Box::new(delta)),
-        }
+    fn record(&mut self, delta: LocalDelta<(), T>) {
+        self.delta.record(delta, |_, _| {});
     }
 }
 
@@ -116,14 +114,14 @@ impl<T: Element> DeltaReplicatedData for MVRegister<T> {
     type Delta = MVRegister<T>;
 
     fn delta(&self) -> Option<MVRegister<T>> {
-        self.delta.as_deref().map(|kernel| MVRegister {
+        self.delta.get().map(|kernel| MVRegister {
             kernel: kernel.clone(),
-            delta: None,
+            delta: PendingDelta::default(),
         })
     }
 
     fn reset_delta(&mut self) {
-        self.delta = None;
+        self.delta.reset();
     }
 
     fn merge_delta(&mut self, delta: &MVRegister<T>) {
@@ -155,12 +153,12 @@ impl<T: Element> RemovedNodePruning for MVRegister<T> {
             return;
         }
         self.kernel.prune(removed, collapse_into);
-        self.delta = None;
+        self.delta.reset();
     }
 
     fn prune_cleanup(&mut self, removed: &UniqueReplicaId) {
         self.kernel.prune_cleanup(removed);
-        if let Some(delta) = self.delta.as_mut() {
+        if let Some(delta) = self.delta.get_mut() {
             delta.prune_cleanup(removed);
         }
     }

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Crdt, DeltaReplicatedData, DotKernel, Element, RemovedNodePruning, ReplicatedData, TypeName,
+    Crdt, DeltaReplicatedData, DotKernel, Element, LocalDelta, PendingDelta, RemovedNodePruning,
+    ReplicatedData, TypeName,
 };
 use crate::replica::UniqueReplicaId;
 
@@ -47,14 +48,14 @@ use crate::replica::UniqueReplicaId;
 pub struct ORMap<K: Ord, V> {
     kernel: DotKernel<K, V>,
     #[serde(skip)]
-    delta: Option<Box<DotKernel<K, V>>>,
+    delta: PendingDelta<K, V>,
 }
 
 impl<K: Ord, V> Default for ORMap<K, V> {
     fn default() -> Self {
         Self {
             kernel: DotKernel::default(),
-            delta: None,
+            delta: PendingDelta::default(),
         }
     }
 }
@@ -168,11 +169,8 @@ impl<K: Element, V: Crdt> ORMap<K, V> {
         }
     }
 
-    fn record(&mut self, delta: DotKernel<K, V>) {
-        match self.delta.as_mut() {
-            Some(existing) => existing.merge(&delta, |a, b| a.merge(b)),
-            None => self.delta = Some(Box::new(delta)),
-        }
+    fn record(&mut self, delta: LocalDelta<K, V>) {
+        self.delta.record(delta, |a, b| a.merge(b));
     }
 }
 
@@ -199,14 +197,14 @@ impl<K: Element, V: Crdt> DeltaReplicatedData for ORMap<K, V> {
     type Delta = ORMap<K, V>;
 
     fn delta(&self) -> Option<ORMap<K, V>> {
-        self.delta.as_deref().map(|kernel| ORMap {
+        self.delta.get().map(|kernel| ORMap {
             kernel: kernel.clone(),
-            delta: None,
+            delta: PendingDelta::default(),
         })
     }
 
     fn reset_delta(&mut self) {
-        self.delta = None;
+        self.delta.reset();
     }
 
     fn merge_delta(&mut self, delta: &ORMap<K, V>) {
@@ -267,7 +265,7 @@ impl<K: Element, V: Crdt> RemovedNodePruning for ORMap<K, V> {
         }
         // No live dot of `removed` is left; this drops it from the causal context.
         self.kernel.prune(removed, collapse_into);
-        self.delta = None;
+        self.delta.reset();
     }
 
     fn prune_cleanup(&mut self, removed: &UniqueReplicaId) {
@@ -275,7 +273,7 @@ impl<K: Element, V: Crdt> RemovedNodePruning for ORMap<K, V> {
         for v in self.kernel.values_mut() {
             v.prune_cleanup(removed);
         }
-        if let Some(delta) = self.delta.as_mut() {
+        if let Some(delta) = self.delta.get_mut() {
             delta.prune_cleanup(removed);
             for v in delta.values_mut() {
                 v.prune_cleanup(removed);

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DeltaReplicatedData, DotKernel, Element, RemovedNodePruning, ReplicatedData, TypeName,
+    DeltaReplicatedData, DotKernel, Element, LocalDelta, PendingDelta, RemovedNodePruning,
+    ReplicatedData, TypeName,
 };
 use crate::replica::UniqueReplicaId;
 
@@ -37,14 +38,14 @@ use crate::replica::UniqueReplicaId;
 pub struct ORSet<T: Ord> {
     kernel: DotKernel<T, ()>,
     #[serde(skip)]
-    delta: Option<Box<DotKernel<T, ()>>>,
+    delta: PendingDelta<T, ()>,
 }
 
 impl<T: Ord> Default for ORSet<T> {
     fn default() -> Self {
         Self {
             kernel: DotKernel::default(),
-            delta: None,
+            delta: PendingDelta::default(),
         }
     }
 }
@@ -106,11 +107,8 @@ impl<T: Element> ORSet<T> {
         self.kernel.entries().is_empty()
     }
 
-    fn record(&mut self, delta: DotKernel<T, ()>) {
-        match self.delta.as_mut() {
-            Some(existing) => existing.merge(&delta, |_, _| {}),
-            None => self.delta = Some(Box::new(delta)),
-        }
+    fn record(&mut self, delta: LocalDelta<T, ()>) {
+        self.delta.record(delta, |_, _| {});
     }
 }
 
@@ -137,14 +135,14 @@ impl<T: Element> DeltaReplicatedData for ORSet<T> {
     type Delta = ORSet<T>;
 
     fn delta(&self) -> Option<ORSet<T>> {
-        self.delta.as_deref().map(|kernel| ORSet {
+        self.delta.get().map(|kernel| ORSet {
             kernel: kernel.clone(),
-            delta: None,
+            delta: PendingDelta::default(),
         })
     }
 
     fn reset_delta(&mut self) {
-        self.delta = None;
+        self.delta.reset();
     }
 
     fn merge_delta(&mut self, delta: &ORSet<T>) {
@@ -176,12 +174,12 @@ impl<T: Element> RemovedNodePruning for ORSet<T> {
             return;
         }
         self.kernel.prune(removed, collapse_into);
-        self.delta = None;
+        self.delta.reset();
     }
 
     fn prune_cleanup(&mut self, removed: &UniqueReplicaId) {
         self.kernel.prune_cleanup(removed);
-        if let Some(delta) = self.delta.as_mut() {
+        if let Some(delta) = self.delta.get_mut() {
             delta.prune_cleanup(removed);
         }
     }

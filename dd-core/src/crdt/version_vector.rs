@@ -55,8 +55,12 @@ impl VersionVector {
 
     /// Raises the version of `node` to at least `version`.
     pub fn observe(&mut self, node: &UniqueReplicaId, version: u64) {
-        if version > self.get(node) {
-            self.versions.insert(node.clone(), version);
+        match self.versions.get_mut(node) {
+            Some(seen) => *seen = (*seen).max(version),
+            None if version > 0 => {
+                self.versions.insert(node.clone(), version);
+            }
+            None => {}
         }
     }
 

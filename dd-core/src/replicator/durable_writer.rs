@@ -41,6 +41,9 @@ impl DurableWriter {
     ) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
         tokio::spawn(async move {
+            // Only the first failure of a run is logged as an error: while the store keeps
+            // failing every write fails, and the store reports its health itself.
+            let mut failing = false;
             while let Some(job) = rx.recv().await {
                 match job {
                     Job::Store { entries, done } => {
@@ -50,16 +53,31 @@ impl DurableWriter {
                         } else {
                             match store.store(&replica, &registry, entries).await {
                                 Ok(report) => {
+                                    if failing {
+                                        failing = false;
+                                        tracing::info!(store = %store.describe(), replica = %replica,
+                                            "durable store writes succeed again");
+                                    }
                                     if !report.merged_conflicts.is_empty() {
                                         let _ = conflicts.send(report.merged_conflicts);
                                     }
                                     Ok(())
                                 }
                                 Err(e) => {
-                                    tracing::error!(
-                                        store = %store.describe(), replica = %replica,
-                                        keys = ?keys, error = %e, "durable store failed"
-                                    );
+                                    if failing {
+                                        tracing::debug!(
+                                            store = %store.describe(), replica = %replica,
+                                            keys = ?keys, error = %e, "durable store failed"
+                                        );
+                                    } else {
+                                        failing = true;
+                                        tracing::error!(
+                                            store = %store.describe(), replica = %replica,
+                                            keys = ?keys, error = %e,
+                                            "durable store failed; values stay in memory (later \
+                                             failures are logged at debug level until a write succeeds)"
+                                        );
+                                    }
                                     Err(e)
                                 }
                             }

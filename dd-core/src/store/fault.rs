@@ -32,7 +32,11 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tokio::sync::watch;
 
-use super::{DurableStateStore, ScanPage, StoreError, StoredRecord, WriteOp, WriteOutcome};
+use futures::StreamExt;
+
+use super::{
+    DurableStateStore, RecordStream, ScanPage, StoreError, StoredRecord, WriteOp, WriteOutcome,
+};
 
 /// A fault to inject, until it is changed or cleared.
 #[derive(Debug, Clone, PartialEq)]
@@ -297,6 +301,19 @@ impl<S: ?Sized + DurableStateStore> DurableStateStore for FaultInjectingStore<S>
         self.switch.before(|| self.describe(), Call::Read).await?;
         self.inner.replicas().await
     }
+
+    /// The wrapped store's own scan (which may be cheaper than paging), after the fault check.
+    fn scan<'a>(&'a self, replica: &'a str, page_size: usize) -> RecordStream<'a> {
+        let gate = async move { self.switch.before(|| self.describe(), Call::Read).await };
+        Box::pin(
+            futures::stream::once(gate).flat_map(move |gate| -> RecordStream<'a> {
+                match gate {
+                    Ok(_) => self.inner.scan(replica, page_size),
+                    Err(e) => Box::pin(futures::stream::iter([Err(e)])),
+                }
+            }),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -390,6 +407,19 @@ mod tests {
         let first = outcomes(7).await;
         assert_eq!(first, outcomes(7).await);
         assert!(first.contains(&true) && first.contains(&false));
+    }
+
+    #[tokio::test]
+    async fn scan_forwards_to_the_inner_scan_after_the_fault_check() {
+        use futures::TryStreamExt;
+        let store = FaultInjectingStore::new(MemoryStore::new());
+        let ops = (0..5).map(|i| put(&format!("k{i}"), b"v")).collect();
+        store.write_batch("r", ops).await.unwrap();
+        let all: Vec<StoredRecord> = store.scan("r", 2).try_collect().await.unwrap();
+        assert_eq!(all.len(), 5);
+        store.switch().set(Fault::Fail);
+        let refused: Result<Vec<StoredRecord>, _> = store.scan("r", 2).try_collect().await;
+        assert!(refused.unwrap_err().is_transient());
     }
 
     #[tokio::test]
