@@ -1,25 +1,13 @@
-//! CRDT states from a peer or a durable store: the first byte picks one of the built-in types,
-//! the rest is its serialised state. Decoding must never panic; an accepted state must
-//! re-encode, re-decode and merge with itself.
+//! Fuzz target `crdt_decode`: the checks of [`dd_fuzz_checks::Target::CrdtDecode`].
+//! A failed check panics, which libFuzzer reports as a crash; the regression test of
+//! dd-fuzz-checks replays `fuzz/regressions/crdt_decode/` through the same checks.
 #![no_main]
 
-use dd_core::crdt::builtin_type_names;
-use dd_core::data::TypeRegistry;
+use dd_fuzz_checks::Target;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, bytes)) = data.split_first() else {
-        return;
-    };
-    let names = builtin_type_names();
-    let type_name = &names[usize::from(selector) % names.len()];
-    let registry = TypeRegistry::with_builtin_types();
-    if let Ok(mut value) = registry.decode(type_name, bytes) {
-        let encoded = value.encode().expect("a decoded state encodes");
-        let copy = registry
-            .decode(type_name, &encoded)
-            .expect("a re-encoded state decodes");
-        let _ = value.merge_erased(copy.as_ref());
-        let _ = value.encode_delta();
+    if let Err(failure) = Target::CrdtDecode.check(data) {
+        panic!("{failure}");
     }
 });

@@ -1,14 +1,13 @@
-//! The durable envelope decoder must reject any byte string cleanly, and re-encode what it
-//! accepts to the same bytes.
+//! Fuzz target `envelope_decode`: the checks of [`dd_fuzz_checks::Target::EnvelopeDecode`].
+//! A failed check panics, which libFuzzer reports as a crash; the regression test of
+//! dd-fuzz-checks replays `fuzz/regressions/envelope_decode/` through the same checks.
 #![no_main]
 
-use dd_durable::envelope::{Record, decode, encode};
+use dd_fuzz_checks::Target;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(record) = decode(data) {
-        let again = encode(&record).expect("a decoded record encodes");
-        let decoded: Record<'_> = decode(&again).expect("a re-encoded record decodes");
-        assert_eq!(decoded, record);
+    if let Err(failure) = Target::EnvelopeDecode.check(data) {
+        panic!("{failure}");
     }
 });

@@ -1,18 +1,13 @@
-//! Transport frames from a hostile peer: handshake and message decoding must never panic, and
-//! what decodes re-encodes to something that decodes to the same value.
+//! Fuzz target `transport_frame`: the checks of [`dd_fuzz_checks::Target::TransportFrame`].
+//! A failed check panics, which libFuzzer reports as a crash; the regression test of
+//! dd-fuzz-checks replays `fuzz/regressions/transport_frame/` through the same checks.
 #![no_main]
 
-use dd_core::transport::Message;
-use dd_core::transport::tcp::Handshake;
+use dd_fuzz_checks::Target;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(handshake) = Handshake::decode(data) {
-        let bytes = handshake.encode().expect("a decoded handshake encodes");
-        assert_eq!(Handshake::decode(&bytes).expect("re-decodes"), handshake);
-    }
-    if let Ok(message) = Message::decode(data) {
-        let bytes = message.encode().expect("a decoded message encodes");
-        assert_eq!(Message::decode(&bytes).expect("re-decodes"), message);
+    if let Err(failure) = Target::TransportFrame.check(data) {
+        panic!("{failure}");
     }
 });
