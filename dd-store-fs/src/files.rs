@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use dd_core::store::{Revision, ScanPage, StoredRecord, WriteOp, WriteOutcome};
+use dd_core::store::{Revision, ScanPage, StoredRecord, WriteOp, WriteOutcome, batch_subject};
 use tracing::{debug, warn};
 
 use crate::error::FsError;
@@ -35,24 +35,6 @@ fn is_reserved(file_name: &str) -> bool {
 /// `replica 'r' key 'k'`, for errors.
 fn record_subject(replica: &str, key: &str) -> String {
     format!("replica '{replica}' key '{key}'")
-}
-
-/// `replica 'r' key 'k'` or `replica 'r' keys 'a', 'b' (and 3 more)`, for errors of a batch.
-fn batch_subject(replica: &str, keys: &[String]) -> String {
-    const NAMED: usize = 5;
-    match keys {
-        [key] => record_subject(replica, key),
-        _ => {
-            let named: Vec<String> = keys.iter().take(NAMED).map(|k| format!("'{k}'")).collect();
-            let more = keys.len().saturating_sub(NAMED);
-            let tail = if more > 0 {
-                format!(" (and {more} more)")
-            } else {
-                String::new()
-            };
-            format!("replica '{replica}' keys {}{tail}", named.join(", "))
-        }
-    }
 }
 
 fn temp_name() -> String {

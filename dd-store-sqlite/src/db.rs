@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use dd_core::store::{Revision, ScanPage, StoredRecord, WriteOp, WriteOutcome};
+use dd_core::store::{Revision, ScanPage, StoredRecord, WriteOp, WriteOutcome, batch_subject};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, MAIN_DB, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tracing::{debug, info, warn};
@@ -76,22 +76,6 @@ fn read_only(path: &Path, detail: Option<String>) -> SqliteError {
         path: path.to_path_buf(),
         reason,
     }
-}
-
-/// `replica 'r' key 'k'`, or `replica 'r' keys 'a', 'b' (and 3 more)`, for errors of a batch.
-fn batch_subject(replica: &str, keys: &[&str]) -> String {
-    const NAMED: usize = 5;
-    if let [key] = keys {
-        return format!("replica '{replica}' key '{key}'");
-    }
-    let named: Vec<String> = keys.iter().take(NAMED).map(|k| format!("'{k}'")).collect();
-    let more = keys.len().saturating_sub(NAMED);
-    let tail = if more > 0 {
-        format!(" (and {more} more)")
-    } else {
-        String::new()
-    };
-    format!("replica '{replica}' keys {}{tail}", named.join(", "))
 }
 
 impl Database {

@@ -19,6 +19,7 @@
 //! See the README for which tests run on which backend and the environment variables.
 
 mod backend;
+pub mod child;
 pub mod crash;
 pub mod disk_fault;
 mod error;

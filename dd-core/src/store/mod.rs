@@ -260,6 +260,37 @@ pub trait DurableStateStore: Send + Sync + 'static {
     }
 }
 
+/// Names the records of a batch for an error message: `replica 'r' key 'k'`, or
+/// `replica 'r' keys 'a', 'b' (and 3 more)` (at most five keys are named).
+///
+/// ```
+/// use dd_core::store::batch_subject;
+/// assert_eq!(batch_subject("r", &["k"]), "replica 'r' key 'k'");
+/// let keys: Vec<String> = (0..7).map(|i| format!("k{i}")).collect();
+/// assert_eq!(
+///     batch_subject("r", &keys),
+///     "replica 'r' keys 'k0', 'k1', 'k2', 'k3', 'k4' (and 2 more)"
+/// );
+/// ```
+pub fn batch_subject(replica: &str, keys: &[impl AsRef<str>]) -> String {
+    const NAMED: usize = 5;
+    if let [key] = keys {
+        return format!("replica '{replica}' key '{}'", key.as_ref());
+    }
+    let named: Vec<String> = keys
+        .iter()
+        .take(NAMED)
+        .map(|k| format!("'{}'", k.as_ref()))
+        .collect();
+    let more = keys.len().saturating_sub(NAMED);
+    let tail = if more > 0 {
+        format!(" (and {more} more)")
+    } else {
+        String::new()
+    };
+    format!("replica '{replica}' keys {}{tail}", named.join(", "))
+}
+
 fn single_outcome(
     backend: String,
     outcomes: Vec<WriteOutcome>,

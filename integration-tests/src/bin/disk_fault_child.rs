@@ -365,24 +365,7 @@ mod linux {
             eprintln!("disk_fault_child: expected one argument: namespace | file-size-limit");
             return ExitCode::from(2);
         };
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("disk_fault_child: cannot start a runtime: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        match runtime.block_on(serve(mode)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("disk_fault_child: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        integration_tests::child::run_child("disk_fault_child", serve(mode))
     }
 }
 
