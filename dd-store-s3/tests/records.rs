@@ -5,7 +5,7 @@
 mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
-use common::{TestEndpoint, raw_client};
+use common::{TestEndpoint, raw_body, raw_client};
 use dd_core::store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
 use dd_store_s3::S3Store;
 use dd_store_s3::layout::escape;
@@ -57,18 +57,7 @@ async fn a_foreign_object_is_corrupt_and_left_alone() {
         matches!(delete, Err(StoreError::Corrupt { .. })),
         "{delete:?}"
     );
-    let body = raw_client(&server)
-        .get_object()
-        .bucket(&server.bucket)
-        .key(&object)
-        .send()
-        .await
-        .expect("raw get")
-        .body
-        .collect()
-        .await
-        .expect("raw body")
-        .into_bytes();
+    let body = raw_body(&server, &object).await;
     assert_eq!(
         &body[..],
         b"not a dd-store-s3 body, long enough for a header"

@@ -9,7 +9,7 @@ mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{TestEndpoint, raw_client};
+use common::{TestEndpoint, raw_body, raw_client};
 use dd_core::store::{DurableStateStore, Revision, StoreError, StoredRecord, WriteOutcome};
 use dd_store_s3::S3Store;
 use dd_store_s3::layout::escape;
@@ -278,17 +278,6 @@ async fn a_torn_object_of_another_record_is_still_corrupt_and_left_alone() {
         .expect("raw put");
     let put = store.put("r", "k", Some(Revision(4)), "y".into()).await;
     assert!(matches!(put, Err(StoreError::Corrupt { .. })), "{put:?}");
-    let body = raw_client(&server)
-        .get_object()
-        .bucket(&server.bucket)
-        .key(&object)
-        .send()
-        .await
-        .expect("raw get")
-        .body
-        .collect()
-        .await
-        .expect("raw body")
-        .into_bytes();
+    let body = raw_body(&server, &object).await;
     assert!(body.is_empty());
 }

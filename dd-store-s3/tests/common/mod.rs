@@ -93,3 +93,19 @@ pub fn raw_client(server: &TestEndpoint) -> aws_sdk_s3::Client {
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }
+
+/// The bytes of `object`, read with [`raw_client`] (bypassing the store).
+pub async fn raw_body(server: &TestEndpoint, object: &str) -> bytes::Bytes {
+    raw_client(server)
+        .get_object()
+        .bucket(&server.bucket)
+        .key(object)
+        .send()
+        .await
+        .expect("raw get")
+        .body
+        .collect()
+        .await
+        .expect("raw body")
+        .into_bytes()
+}
