@@ -53,6 +53,19 @@ pub(crate) struct Core<S: ?Sized> {
     flush_lock: tokio::sync::Mutex<()>,
 }
 
+/// The entries whose keys are among the `failed` ones, to be retried.
+fn failed_entries(
+    failed: &[(String, DurableError)],
+    entries: &[(String, DurableValue)],
+) -> Vec<(String, DurableValue)> {
+    let failed: HashSet<&str> = failed.iter().map(|(k, _)| k.as_str()).collect();
+    entries
+        .iter()
+        .filter(|(k, _)| failed.contains(k.as_str()))
+        .cloned()
+        .collect()
+}
+
 fn is_deleted(value: &DurableValue) -> bool {
     matches!(value, DurableValue::Deleted)
 }
@@ -257,21 +270,22 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
         let count = ops.len();
         let started = Instant::now();
         let batch = self.store.write_batch(replica.as_str(), ops);
-        let outcomes = match self.bounded("a batch write", batch).await {
-            Ok(outcomes) if outcomes.len() == count => outcomes,
-            Ok(outcomes) => {
-                let e = DurableError::from(StoreError::Backend {
+        let checked = self.bounded("a batch write", batch).await.and_then(|outcomes| {
+            if outcomes.len() == count {
+                Ok(outcomes)
+            } else {
+                Err(StoreError::Backend {
                     backend: self.backend.clone(),
                     message: format!(
                         "a batch of {count} writes for replica '{replica}' returned {} outcomes",
                         outcomes.len()
                     ),
                     source: None,
-                });
-                self.mark_uncertain(replica, planned.iter().map(|(k, _)| *k));
-                self.note_failure(replica, &e, true);
-                return Err(e);
+                })
             }
+        });
+        let outcomes = match checked {
+            Ok(outcomes) => outcomes,
             Err(e) => {
                 let e = DurableError::from(e);
                 self.mark_uncertain(replica, planned.iter().map(|(k, _)| *k));
@@ -447,13 +461,7 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
             }
             Ok(result) => {
                 if !result.failed.is_empty() {
-                    let failed: HashSet<&str> =
-                        result.failed.iter().map(|(k, _)| k.as_str()).collect();
-                    let retry: Vec<(String, DurableValue)> = entries
-                        .iter()
-                        .filter(|(k, _)| failed.contains(k.as_str()))
-                        .cloned()
-                        .collect();
+                    let retry = failed_entries(&result.failed, &entries);
                     self.pending.enqueue(replica, registry, retry);
                 } else if self.pending.len() == 0 {
                     self.note_caught_up();
@@ -520,14 +528,7 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
                         self.merged.remember(&batch.replica, &key, value, false);
                     }
                     if !result.failed.is_empty() {
-                        let failed: HashSet<&str> =
-                            result.failed.iter().map(|(k, _)| k.as_str()).collect();
-                        let retry: Vec<(String, DurableValue)> = batch
-                            .entries
-                            .iter()
-                            .filter(|(k, _)| failed.contains(k.as_str()))
-                            .cloned()
-                            .collect();
+                        let retry = failed_entries(&result.failed, &batch.entries);
                         for (key, e) in &result.failed {
                             tracing::error!(backend = %self.backend, replica = %batch.replica,
                                 key, error = %e, "writing a queued key failed; it stays queued");
