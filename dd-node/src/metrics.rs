@@ -244,6 +244,12 @@ impl Metrics {
         let _ = self.durable.store.set(store);
     }
 
+    /// The health of the watched durable store (`None` before
+    /// [`watch_durable`](Self::watch_durable)). Cheap: no call into the replica task.
+    pub fn durable_health(&self) -> Option<dd_core::durable::DurableHealth> {
+        self.durable.store.get().map(|store| store.health())
+    }
+
     /// Records one update request of `ops` operations that took `elapsed`.
     pub fn record_update(&self, data_type: &str, ops: usize, elapsed: Duration) {
         let label = TypeLabel {
