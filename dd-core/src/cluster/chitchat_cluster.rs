@@ -7,7 +7,14 @@
 //! (like an unreachable node in Akka) until chitchat forgets it after
 //! [`ChitchatClusterConfig::dead_node_grace_period`]; only then is it *removed* and its CRDT
 //! entries pruned. Keep that period well above any partition you expect to heal: a replica that
-//! comes back after it was removed must restart (with a new incarnation) to rejoin safely.
+//! comes back after it was removed must restart (with a new incarnation) to rejoin safely (once
+//! it learns that its incarnation was pruned, it refuses writes with
+//! [`ReplicatorError::IncarnationPruned`](crate::replicator::ReplicatorError::IncarnationPruned)).
+//!
+//! A node starts with only itself as a member and learns the others by gossip. Until its view
+//! holds every replica its durable data has entries of, the replicator does not complete any
+//! pruning it leads, so a node that restarts after a long absence does not prune by itself what
+//! the cluster pruned meanwhile.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

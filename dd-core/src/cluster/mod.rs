@@ -36,6 +36,10 @@ pub trait Cluster: Send + Sync + 'static {
 /// A fixed member list, editable at run time with [`add_member`](Self::add_member) and
 /// [`remove_member`](Self::remove_member). Clones share the same list.
 ///
+/// A replica started with fewer peers than its durable data knows of (for example alone, with
+/// the others added later) does not complete pruning while its data holds entries of replicas
+/// that are neither members nor known to be removed: they may have pruned while it was away.
+///
 /// ```
 /// use dd_core::cluster::{Cluster, StaticCluster};
 /// use dd_core::{ReplicaId, UniqueReplicaId};
@@ -78,7 +82,11 @@ impl StaticCluster {
         });
     }
 
-    /// Removes a member: the replicator stops gossiping with it and prunes its entries.
+    /// Removes a member: the replicator stops gossiping with it and prunes its entries. A member
+    /// removed while it runs and added back later refuses writes once it learns that its
+    /// incarnation was pruned
+    /// ([`ReplicatorError::IncarnationPruned`](crate::replicator::ReplicatorError::IncarnationPruned)):
+    /// restart it (a new incarnation) to rejoin.
     pub fn remove_member(&self, replica: &ReplicaId) {
         self.members.send_modify(|m| {
             m.remove(replica);
