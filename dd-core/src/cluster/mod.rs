@@ -31,6 +31,14 @@ pub trait Cluster: Send + Sync + 'static {
 
     /// A watch of the current members (including this replica). Every change is a new set.
     fn members(&self) -> watch::Receiver<Members>;
+
+    /// A watch of whether the member view has heard from the cluster: `false` while a gossip
+    /// membership has not yet heard from any other node although it was given nodes to contact
+    /// (its view holds only itself, whatever the cluster really is). The replicator completes no
+    /// pruning while it is `false`. The default is always `true` (a configured member list).
+    fn view_settled(&self) -> watch::Receiver<bool> {
+        watch::channel(true).1
+    }
 }
 
 /// A fixed member list, editable at run time with [`add_member`](Self::add_member) and

@@ -96,6 +96,8 @@ pub(crate) struct Replica {
     full_state_wanted: BTreeMap<ReplicaId, BTreeSet<String>>,
     /// Replicas that last held pruning back (see [`Replica::unaccounted_replicas`]), for the log.
     pruning_blocked_by: BTreeSet<ReplicaId>,
+    /// Whether the membership view has heard from the cluster; no pruning is completed before.
+    view_settled: bool,
 }
 
 /// Why a delta was not applied.
@@ -117,6 +119,9 @@ pub(crate) struct Inputs {
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) incoming: IncomingStream,
     pub(crate) members: watch::Receiver<Members>,
+    /// Whether the membership view has heard from the cluster
+    /// ([`crate::cluster::Cluster::view_settled`]).
+    pub(crate) settled: watch::Receiver<bool>,
 }
 
 fn chunk_of(key: &str, total: u32) -> u32 {
@@ -203,6 +208,7 @@ impl Replica {
             full_state_asked: HashMap::new(),
             full_state_wanted: BTreeMap::new(),
             pruning_blocked_by: BTreeSet::new(),
+            view_settled: true,
             settings,
         };
         (replica, internal_rx, conflicts_rx)
@@ -224,6 +230,8 @@ impl Replica {
         }
         let mut members_open = true;
         let mut incoming_open = true;
+        let mut settled_open = true;
+        self.view_settled = *inputs.settled.borrow_and_update();
         loop {
             tokio::select! {
                 cmd = inputs.commands.recv() => match cmd {
@@ -249,6 +257,10 @@ impl Replica {
                         self.on_members(m);
                     }
                     Err(_) => members_open = false,
+                },
+                changed = inputs.settled.changed(), if settled_open => match changed {
+                    Ok(()) => self.view_settled = *inputs.settled.borrow_and_update(),
+                    Err(_) => settled_open = false,
                 },
                 _ = gossip.tick() => self.gossip_tick(),
                 _ = deltas.tick() => self.delta_tick(),
@@ -1453,9 +1465,9 @@ impl Replica {
         out
     }
 
-    /// Whether pruning this replica owns may be performed: every replica the data mentions is a
-    /// member (whose acknowledgement the markers' `seen` sets carry) or known removed. Logs when
-    /// that changes.
+    /// Whether pruning this replica owns may be performed: the membership view heard from the
+    /// cluster, and every replica the data mentions is a member (whose acknowledgement the
+    /// markers' `seen` sets carry) or known removed. Logs when that changes.
     fn may_perform_pruning(&mut self) -> bool {
         let owns_any = self.data.values().any(|e| {
             e.env
@@ -1465,6 +1477,11 @@ impl Replica {
         });
         if !owns_any {
             return true;
+        }
+        if !self.view_settled {
+            tracing::debug!(replica = %self.self_id,
+                "pruning waits: the membership view has not heard from any other node yet");
+            return false;
         }
         let blocked = self.unaccounted_replicas();
         if blocked != self.pruning_blocked_by {

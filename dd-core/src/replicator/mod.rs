@@ -208,6 +208,7 @@ impl DistributedData {
             commands,
             incoming,
             members: members_rx,
+            settled: cluster.view_settled(),
         };
         tokio::spawn(async move {
             // Keep the cluster (and whatever it owns) alive as long as the replica runs.
