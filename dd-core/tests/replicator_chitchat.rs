@@ -5,12 +5,14 @@
 
 mod replicator_support;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dd_core::cluster::{ChitchatCluster, ChitchatClusterConfig, Cluster};
 use dd_core::crdt::GCounter;
-use dd_core::replicator::{DistributedData, Replicator, WriteConsistency};
+use dd_core::replicator::{DistributedData, ReadConsistency, Replicator, WriteConsistency};
 use dd_core::transport::tcp::{TcpConfig, TcpTransport};
 use dd_core::{Key, RemovedNodePruning, ReplicaId, UniqueReplicaId};
 use replicator_support::*;
@@ -139,4 +141,87 @@ async fn a_node_that_stays_dead_is_removed_and_pruned() {
     }
     c0.shutdown().await.unwrap();
     c1.shutdown().await.unwrap();
+}
+
+/// A node of incarnation `incarnation` gossiping on `gossip`, with a durable `store`.
+async fn start_durable_node(
+    name: &str,
+    incarnation: u64,
+    gossip: SocketAddr,
+    seeds: Vec<String>,
+    store: &Arc<MapStore>,
+) -> (Replicator, ChitchatCluster) {
+    let id = UniqueReplicaId::new(ReplicaId::new(name), incarnation);
+    let transport = TcpTransport::bind(
+        id.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        TcpConfig::new("chitchat-test"),
+    )
+    .await
+    .unwrap();
+    let mut config = ChitchatClusterConfig::new("chitchat-test", gossip);
+    config.seeds = seeds;
+    config.replicator_address = Some(transport.local_addr());
+    config.gossip_interval = Duration::from_millis(100);
+    config.refresh_interval = Duration::from_millis(50);
+    let cluster = ChitchatCluster::start(id, config).await.unwrap();
+    let settings = fast_settings().durable_store(store.clone());
+    let r = DistributedData::start(cluster.clone(), transport, settings)
+        .await
+        .unwrap();
+    (r, cluster)
+}
+
+/// Issue 17, item 5 (gossip membership): a node that restarts while its seeds are unreachable
+/// sees only itself. On that view it led pruning and every member (itself) had seen the marker,
+/// so it collapsed its earlier incarnation alone, which counts twice if the cluster had pruned
+/// it meanwhile. It now completes no pruning before its view heard from another node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_restarted_while_its_seeds_are_unreachable_does_not_prune_alone() {
+    let store = Arc::new(MapStore::default());
+    let (ga, gb) = (free_udp_port(), free_udp_port());
+    let key: Key<GCounter> = Key::new("hits");
+    let (a, ca) = start_durable_node("a", 1, ga, vec![gb.to_string()], &store).await;
+    let me = a.self_id();
+    a.update(&key, GCounter::new(), WriteConsistency::Local, move |c| {
+        c.increment(&me, 5)
+    })
+    .await
+    .unwrap();
+    a.shutdown().await.unwrap();
+    ca.shutdown().await.unwrap();
+
+    // a comes back while its seed (b) is down, and runs for 15 pruning intervals.
+    let (a, ca) = start_durable_node("a", 2, ga, vec![gb.to_string()], &store).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let c = a.get(&key, ReadConsistency::Local).await.unwrap();
+    assert_eq!(c.value(), 5);
+    assert!(
+        c.modified_by_nodes()
+            .contains(&UniqueReplicaId::new(ReplicaId::new("a"), 1)),
+        "a#2 pruned a#1 on a view of itself alone: {:?}",
+        c.modified_by_nodes()
+    );
+
+    // Once the view heard from the cluster, a prunes its earlier incarnation as usual.
+    let (b, cb) = start_durable_node("b", 1, gb, vec![ga.to_string()], &store).await;
+    wait_members(&[&ca, &cb], 2).await;
+    let a_id = a.self_id();
+    eventually("a#1 pruned into a#2 on both", LONG, || async {
+        for r in [&a, &b] {
+            match r.get(&key, ReadConsistency::Local).await {
+                Ok(c)
+                    if c.value() == 5
+                        && c.modified_by_nodes() == BTreeSet::from([a_id.clone()]) => {}
+                _ => return false,
+            }
+        }
+        true
+    })
+    .await;
+    for r in [&a, &b] {
+        r.shutdown().await.unwrap();
+    }
+    ca.shutdown().await.unwrap();
+    cb.shutdown().await.unwrap();
 }

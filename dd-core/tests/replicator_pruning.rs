@@ -447,3 +447,206 @@ async fn a_restarted_leader_still_prunes_a_replica_that_left_before() {
     .await;
     a.shutdown().await.unwrap();
 }
+
+/// Issue 17, item 5: a replica that comes back alone (a static member list without its peers,
+/// or a gossip membership that has not converged yet) leads pruning and is the only member, so
+/// "every member has seen the marker" holds at once. Its store still holds entries of its
+/// earlier incarnation, which the cluster pruned while it was away: finishing that pruning alone
+/// counted them twice once it met the cluster again. It now waits while its data holds entries of
+/// replicas that are neither members nor known removed, and learns the cluster's pruning instead.
+#[tokio::test(start_paused = true)]
+async fn replica_restarted_alone_does_not_prune_again_what_the_cluster_pruned() {
+    let net = MemoryNetwork::new(17, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let [an, bn] = ["a", "b"].map(ReplicaId::new);
+    let pruning = Duration::from_millis(100);
+    let (a, _ca) = start(&net, &an, 1, &[&bn], &store, pruning).await;
+    let (b, cb) = start(&net, &bn, 1, &[&an], &store, pruning).await;
+    let key: Key<GCounter> = Key::new("hits");
+    for (r, n) in [(&a, 5), (&b, 3)] {
+        let me = r.self_id();
+        r.update(&key, GCounter::new(), WriteConsistency::Local, move |c| {
+            c.increment(&me, n)
+        })
+        .await
+        .unwrap();
+    }
+    converge_counter(&[a.clone(), b.clone()], &key, 8).await;
+
+    // a is away; the cluster (b) removes it and prunes a#1 into b#1.
+    a.shutdown().await.unwrap();
+    cb.remove_member(&an);
+    let b_id = b.self_id();
+    eventually("b pruned a#1", LONG, || async {
+        let c = b.get(&key, ReadConsistency::Local).await.unwrap();
+        c.modified_by_nodes() == BTreeSet::from([b_id.clone()])
+    })
+    .await;
+    assert_eq!(counter(&b, &key).await, 8);
+
+    // a comes back alone from its store, which predates that pruning, and runs a while alone.
+    let (a, ca) = start(&net, &an, 2, &[], &store, pruning).await;
+    assert_eq!(counter(&a, &key).await, 8);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(counter(&a, &key).await, 8);
+
+    // Then it meets the cluster again: the value stays 8 on both, for good.
+    ca.add_member(bn.clone(), None);
+    cb.add_member(an.clone(), None);
+    converge_counter(&[a.clone(), b.clone()], &key, 8).await;
+    for round in 0..100 {
+        for (name, r) in [("a", &a), ("b", &b)] {
+            assert_eq!(counter(r, &key).await, 8, "{name} in round {round}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+/// Issue 17, item 6: a live replica that its peers removed (taken out of a static member list
+/// and added back, or a membership grace period that expired while it ran) gets a "pruning
+/// performed" marker for its own current incarnation. Every merge then drops its entries, so it
+/// used to acknowledge writes that were lost. It now refuses writes with a clear error (restart
+/// with a new incarnation) and keeps serving the cluster's value.
+#[tokio::test(start_paused = true)]
+async fn live_replica_whose_incarnation_was_pruned_refuses_writes() {
+    let net = MemoryNetwork::new(19, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let [an, bn] = ["a", "b"].map(ReplicaId::new);
+    let pruning = Duration::from_millis(100);
+    let (a, _ca) = start(&net, &an, 1, &[&bn], &store, pruning).await;
+    let (b, cb) = start(&net, &bn, 1, &[&an], &store, pruning).await;
+    let key: Key<GCounter> = Key::new("hits");
+    for (r, n) in [(&a, 5), (&b, 3)] {
+        let me = r.self_id();
+        r.update(&key, GCounter::new(), WriteConsistency::Local, move |c| {
+            c.increment(&me, n)
+        })
+        .await
+        .unwrap();
+    }
+    converge_counter(&[a.clone(), b.clone()], &key, 8).await;
+
+    // b's member list drops a while a keeps running, then takes it back.
+    cb.remove_member(&an);
+    let b_id = b.self_id();
+    eventually("b pruned a#1", LONG, || async {
+        let c = b.get(&key, ReadConsistency::Local).await.unwrap();
+        c.modified_by_nodes() == BTreeSet::from([b_id.clone()])
+    })
+    .await;
+    cb.add_member(an.clone(), None);
+    eventually("a learned that a#1 was pruned", LONG, || async {
+        let c = a.get(&key, ReadConsistency::Local).await.unwrap();
+        c.modified_by_nodes() == BTreeSet::from([b_id.clone()])
+    })
+    .await;
+
+    // A write on a would be dropped by the next merge: it is refused instead.
+    let me = a.self_id();
+    let err = a
+        .update(&key, GCounter::new(), WriteConsistency::Local, move |c| {
+            c.increment(&me, 1)
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ReplicatorError::IncarnationPruned { incarnation, .. }
+            if *incarnation == a.self_id().to_string()),
+        "{err}"
+    );
+    assert!(err.to_string().contains("restart"), "{err}");
+    let err = a.delete(&key, WriteConsistency::Local).await.unwrap_err();
+    assert!(
+        matches!(err, ReplicatorError::IncarnationPruned { .. }),
+        "{err}"
+    );
+    // Reads and gossip go on: b's writes still reach a, and nothing a acknowledged is lost.
+    let me = b.self_id();
+    b.update(&key, GCounter::new(), WriteConsistency::Local, move |c| {
+        c.increment(&me, 2)
+    })
+    .await
+    .unwrap();
+    converge_counter(&[a.clone(), b.clone()], &key, 10).await;
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+/// Whether every one of `keys` reads `expected` on `r`.
+async fn all_read(r: &Replicator, keys: &[Key<GCounter>], expected: u128) -> bool {
+    for k in keys {
+        if counter(r, k).await != expected {
+            return false;
+        }
+    }
+    true
+}
+
+/// Issue 17, item 7: after a restart, a replica refuses deltas for every key its store loaded
+/// (not yet confirmed by a peer, holding entries of its earlier incarnation, pruning under way)
+/// until a full state of that key arrives. That used to wait for chunked anti-entropy to reach
+/// the key: one chunk of `max_gossip_entries` keys per gossip round, here 100 rounds (with the
+/// defaults, 100,000 keys are 500 rounds of 2 s: minutes without peers' updates). A refused delta
+/// now makes the replica exchange the key's full state with the sender at once. Simulated time.
+#[tokio::test(start_paused = true)]
+async fn restarted_replica_takes_peers_updates_without_waiting_for_anti_entropy() {
+    const KEYS: usize = 1000;
+    let net = MemoryNetwork::new(23, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let [an, bn] = ["a", "b"].map(ReplicaId::new);
+    let settings = || {
+        Settings::builder()
+            .gossip_interval(Duration::from_secs(1))
+            .delta_propagation_interval(Duration::from_millis(100))
+            .notify_interval(Duration::from_millis(100))
+            .pruning_interval(Duration::from_secs(1))
+            .max_gossip_entries(10)
+            .build()
+            .unwrap()
+            .durable_store(store.clone())
+    };
+    let start_one = |name: &ReplicaId, incarnation: u64, peer: &ReplicaId| {
+        let id = UniqueReplicaId::new(name.clone(), incarnation);
+        let cluster = StaticCluster::new(id.clone(), [peer.clone()]);
+        DistributedData::start(cluster, net.join(id), settings())
+    };
+    let a = start_one(&an, 1, &bn).await.unwrap();
+    let b = start_one(&bn, 1, &an).await.unwrap();
+    let keys: Vec<Key<GCounter>> = (0..KEYS).map(|i| Key::new(format!("k{i:04}"))).collect();
+    let bump = |r: Replicator, keys: Vec<Key<GCounter>>| async move {
+        for k in &keys {
+            let me = r.self_id();
+            r.update(k, GCounter::new(), WriteConsistency::Local, move |c| {
+                c.increment(&me, 1)
+            })
+            .await
+            .unwrap();
+        }
+    };
+    // Every key holds an entry of a#1, and b has them all.
+    bump(a.clone(), keys.clone()).await;
+    eventually("b holds every key of a#1", LONG, || all_read(&b, &keys, 1)).await;
+    a.shutdown().await.unwrap();
+    let a = start_one(&an, 2, &bn).await.unwrap();
+    assert!(all_read(&a, &keys, 1).await);
+
+    // b updates every key: a takes them within a few gossip rounds, not a round per chunk.
+    let bound = Duration::from_secs(10);
+    bump(b.clone(), keys.clone()).await;
+    eventually("a#2 holds b's first updates", bound, || {
+        all_read(&a, &keys, 2)
+    })
+    .await;
+    // Again while a#2 prunes a#1 (markers under way, entries of a removed incarnation).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    bump(b.clone(), keys.clone()).await;
+    eventually("a#2 holds b's second updates", bound, || {
+        all_read(&a, &keys, 3)
+    })
+    .await;
+    assert!(all_read(&b, &keys, 3).await);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}

@@ -7,7 +7,15 @@
 //! (like an unreachable node in Akka) until chitchat forgets it after
 //! [`ChitchatClusterConfig::dead_node_grace_period`]; only then is it *removed* and its CRDT
 //! entries pruned. Keep that period well above any partition you expect to heal: a replica that
-//! comes back after it was removed must restart (with a new incarnation) to rejoin safely.
+//! comes back after it was removed must restart (with a new incarnation) to rejoin safely (once
+//! it learns that its incarnation was pruned, it refuses writes with
+//! [`ReplicatorError::IncarnationPruned`](crate::replicator::ReplicatorError::IncarnationPruned)).
+//!
+//! A node starts with only itself as a member and learns the others by gossip. Until it has
+//! heard from another node (when it was given seeds other than itself,
+//! [`Cluster::view_settled`]) and its view holds every replica its durable data has entries of,
+//! the replicator does not complete any pruning it leads, so a node that restarts after a long
+//! absence does not prune by itself what the cluster pruned meanwhile.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -97,6 +105,8 @@ pub struct ChitchatCluster {
     self_id: UniqueReplicaId,
     listen: SocketAddr,
     members: Arc<watch::Sender<Members>>,
+    /// Whether the view has heard from another node (or there is none to contact).
+    settled: Arc<watch::Sender<bool>>,
     handle: Arc<Mutex<Option<ChitchatHandle>>>,
     cancel: CancellationToken,
 }
@@ -160,10 +170,19 @@ impl ChitchatCluster {
         members.insert(self_id.replica().clone(), config.replicator_address);
         let (tx, _) = watch::channel(members);
         let tx = Arc::new(tx);
+        // With no other node to contact, the view of this node alone is the whole cluster.
+        let own = [config.gossip_listen, config.gossip_advertise];
+        let alone = config
+            .seeds
+            .iter()
+            .all(|s| s.parse::<SocketAddr>().is_ok_and(|a| own.contains(&a)));
+        let (settled, _) = watch::channel(alone);
+        let settled = Arc::new(settled);
         let cancel = CancellationToken::new();
         let chitchat = handle.chitchat();
         {
             let tx = tx.clone();
+            let settled = settled.clone();
             let cancel = cancel.clone();
             let me = self_id.clone();
             let period = config.refresh_interval;
@@ -183,6 +202,9 @@ impl ChitchatCluster {
                             })
                             .collect()
                     };
+                    if snapshot.len() > 1 {
+                        settled.send_if_modified(|s| !std::mem::replace(s, true));
+                    }
                     tx.send_if_modified(|current| {
                         if *current == snapshot {
                             return false;
@@ -199,6 +221,7 @@ impl ChitchatCluster {
             listen: config.gossip_listen,
             self_id,
             members: tx,
+            settled,
             handle: Arc::new(Mutex::new(Some(handle))),
             cancel,
         })
@@ -229,5 +252,12 @@ impl Cluster for ChitchatCluster {
 
     fn members(&self) -> watch::Receiver<Members> {
         self.members.subscribe()
+    }
+
+    /// `false` until this node has heard from another one (when it was given seeds other than
+    /// itself): a node that restarts while its seeds are unreachable sees only itself, and must
+    /// not complete pruning on that view.
+    fn view_settled(&self) -> watch::Receiver<bool> {
+        self.settled.subscribe()
     }
 }

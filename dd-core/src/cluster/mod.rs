@@ -31,10 +31,22 @@ pub trait Cluster: Send + Sync + 'static {
 
     /// A watch of the current members (including this replica). Every change is a new set.
     fn members(&self) -> watch::Receiver<Members>;
+
+    /// A watch of whether the member view has heard from the cluster: `false` while a gossip
+    /// membership has not yet heard from any other node although it was given nodes to contact
+    /// (its view holds only itself, whatever the cluster really is). The replicator completes no
+    /// pruning while it is `false`. The default is always `true` (a configured member list).
+    fn view_settled(&self) -> watch::Receiver<bool> {
+        watch::channel(true).1
+    }
 }
 
 /// A fixed member list, editable at run time with [`add_member`](Self::add_member) and
 /// [`remove_member`](Self::remove_member). Clones share the same list.
+///
+/// A replica started with fewer peers than its durable data knows of (for example alone, with
+/// the others added later) does not complete pruning while its data holds entries of replicas
+/// that are neither members nor known to be removed: they may have pruned while it was away.
 ///
 /// ```
 /// use dd_core::cluster::{Cluster, StaticCluster};
@@ -78,7 +90,11 @@ impl StaticCluster {
         });
     }
 
-    /// Removes a member: the replicator stops gossiping with it and prunes its entries.
+    /// Removes a member: the replicator stops gossiping with it and prunes its entries. A member
+    /// removed while it runs and added back later refuses writes once it learns that its
+    /// incarnation was pruned
+    /// ([`ReplicatorError::IncarnationPruned`](crate::replicator::ReplicatorError::IncarnationPruned)):
+    /// restart it (a new incarnation) to rejoin.
     pub fn remove_member(&self, replica: &ReplicaId) {
         self.members.send_modify(|m| {
             m.remove(replica);

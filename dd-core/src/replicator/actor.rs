@@ -85,6 +85,33 @@ pub(crate) struct Replica {
     internal_tx: mpsc::UnboundedSender<Internal>,
     rng: StdRng,
     status_round: u64,
+    /// Set once a "pruning performed" marker for this replica's own current incarnation
+    /// arrived: the cluster collapsed its entries, so it takes no more writes.
+    own_incarnation_pruned: bool,
+    /// When the full state of each key was last exchanged with a peer because a delta for it
+    /// had to be refused (at most one exchange per key per gossip interval).
+    full_state_asked: HashMap<String, Instant>,
+    /// Keys whose delta was refused while their exchange was rate-limited, per sender: they are
+    /// exchanged at the next gossip tick after the interval.
+    full_state_wanted: BTreeMap<ReplicaId, BTreeSet<String>>,
+    /// Replicas that last held pruning back (see [`Replica::unaccounted_replicas`]), for the log.
+    pruning_blocked_by: BTreeSet<ReplicaId>,
+    /// Whether the membership view has heard from the cluster; no pruning is completed before.
+    view_settled: bool,
+}
+
+/// Why a delta was not applied.
+enum DeltaRefused {
+    /// The delta cannot be applied before a full state of the key was merged.
+    NeedsFullState(String),
+    /// The delta is not applicable at all (reserved key, wrong type, undecodable).
+    Skipped(String),
+}
+
+impl From<String> for DeltaRefused {
+    fn from(reason: String) -> Self {
+        Self::Skipped(reason)
+    }
 }
 
 /// The channels the task listens on.
@@ -92,6 +119,9 @@ pub(crate) struct Inputs {
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) incoming: IncomingStream,
     pub(crate) members: watch::Receiver<Members>,
+    /// Whether the membership view has heard from the cluster
+    /// ([`crate::cluster::Cluster::view_settled`]).
+    pub(crate) settled: watch::Receiver<bool>,
 }
 
 fn chunk_of(key: &str, total: u32) -> u32 {
@@ -174,6 +204,11 @@ impl Replica {
             internal_tx,
             rng: StdRng::seed_from_u64(seed),
             status_round: 0,
+            own_incarnation_pruned: false,
+            full_state_asked: HashMap::new(),
+            full_state_wanted: BTreeMap::new(),
+            pruning_blocked_by: BTreeSet::new(),
+            view_settled: true,
             settings,
         };
         (replica, internal_rx, conflicts_rx)
@@ -195,6 +230,8 @@ impl Replica {
         }
         let mut members_open = true;
         let mut incoming_open = true;
+        let mut settled_open = true;
+        self.view_settled = *inputs.settled.borrow_and_update();
         loop {
             tokio::select! {
                 cmd = inputs.commands.recv() => match cmd {
@@ -220,6 +257,10 @@ impl Replica {
                         self.on_members(m);
                     }
                     Err(_) => members_open = false,
+                },
+                changed = inputs.settled.changed(), if settled_open => match changed {
+                    Ok(()) => self.view_settled = *inputs.settled.borrow_and_update(),
+                    Err(_) => settled_open = false,
                 },
                 _ = gossip.tick() => self.gossip_tick(),
                 _ = deltas.tick() => self.delta_tick(),
@@ -392,6 +433,13 @@ impl Replica {
 
     /// Merges a received envelope. Returns whether the stored value changed.
     fn merge_envelope(&mut self, key: String, env: Envelope, from: &str) -> bool {
+        if env
+            .pruning
+            .get(&self.self_id)
+            .is_some_and(Pruning::is_performed)
+        {
+            self.note_own_incarnation_pruned(&key, from);
+        }
         if let Some(Entry {
             env:
                 Envelope {
@@ -405,6 +453,7 @@ impl Replica {
             for (removed, p) in &env.pruning {
                 if p.is_performed()
                     && removed.replica() == self.self_id.replica()
+                    && removed != &self.self_id
                     && !pruning.get(removed).is_some_and(Pruning::is_performed)
                     && mine.needs_pruning_from(removed)
                 {
@@ -440,6 +489,29 @@ impl Replica {
                 }
             }
         }
+    }
+
+    /// A peer collapsed this replica's own current incarnation (it was removed from the
+    /// membership while it lived): every entry it writes from now on would be dropped by the
+    /// next merge anywhere, and its counters and dots would start over. It stops taking writes.
+    fn note_own_incarnation_pruned(&mut self, key: &str, from: &str) {
+        if self.own_incarnation_pruned {
+            return;
+        }
+        self.own_incarnation_pruned = true;
+        tracing::error!(replica = %self.self_id, key, from,
+            "this replica's current incarnation was removed from the cluster and its entries \
+             pruned by the other replicas; it refuses every write from now on (they would be \
+             dropped): restart it to rejoin with a new incarnation");
+    }
+
+    /// The error for a write refused because this incarnation was pruned, if it was.
+    fn refuse_write(&self, key: &str) -> Option<ReplicatorError> {
+        self.own_incarnation_pruned
+            .then(|| ReplicatorError::IncarnationPruned {
+                key: key.to_owned(),
+                incarnation: self.self_id.to_string(),
+            })
     }
 
     /// Marks a loaded value as confirmed by a peer's full state (see [`Entry::confirmed`]).
@@ -652,6 +724,10 @@ impl Replica {
         modify: ModifyFn,
         reply: ValueReply,
     ) {
+        if let Some(e) = self.refuse_write(&key) {
+            let _ = reply.send(Err(e));
+            return;
+        }
         let existing = match self.check_type(&key, &type_name) {
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -693,6 +769,10 @@ impl Replica {
         consistency: WriteConsistency,
         reply: oneshot::Sender<Result<(), ReplicatorError>>,
     ) {
+        if let Some(e) = self.refuse_write(&key) {
+            let _ = reply.send(Err(e));
+            return;
+        }
         match self.check_type(&key, &type_name) {
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -1033,21 +1113,77 @@ impl Replica {
 
     fn on_deltas(&mut self, from: &UniqueReplicaId, deltas: Vec<WireDelta>) {
         let mut changed = Vec::new();
+        let mut exchange = BTreeSet::new();
         for d in deltas {
             match self.apply_delta(from, &d) {
                 Ok(true) => changed.push(d.key.clone()),
                 Ok(false) => {}
-                Err(reason) => tracing::debug!(replica = %self.self_id, %from, key = d.key,
-                    seq = d.seq, reason, "delta skipped"),
+                Err(DeltaRefused::NeedsFullState(reason)) => {
+                    tracing::debug!(replica = %self.self_id, %from, key = d.key, seq = d.seq,
+                        reason, "delta refused; exchanging the full state with its sender");
+                    exchange.insert(d.key.clone());
+                }
+                Err(DeltaRefused::Skipped(reason)) => {
+                    tracing::debug!(replica = %self.self_id, %from, key = d.key, seq = d.seq,
+                        reason, "delta skipped");
+                }
             }
         }
         self.persist_detached(changed);
+        self.exchange_full_state(from.replica(), exchange);
+    }
+
+    /// Sends the sender of refused deltas this replica's full state of their keys and asks for
+    /// its own (which carries the pruning markers deltas lack), instead of waiting for chunked
+    /// anti-entropy to reach those keys: that can take a full round over every key (minutes at
+    /// 100,000 keys), during which this replica would take no update of them from peers. At most
+    /// one exchange per key per gossip interval; keys refused again sooner are exchanged at the
+    /// next gossip tick after it.
+    fn exchange_full_state(&mut self, to: &ReplicaId, keys: BTreeSet<String>) {
+        if keys.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let window = self.settings.gossip_interval;
+        let (due, later): (Vec<String>, Vec<String>) = keys.into_iter().partition(|k| {
+            self.full_state_asked
+                .get(k)
+                .is_none_or(|t| now.saturating_duration_since(*t) >= window)
+        });
+        if !later.is_empty() {
+            self.full_state_wanted
+                .entry(to.clone())
+                .or_default()
+                .extend(later);
+        }
+        if due.is_empty() {
+            return;
+        }
+        for k in &due {
+            self.full_state_asked.insert(k.clone(), now);
+        }
+        self.send_entries(to, due.iter(), due.clone());
+    }
+
+    /// Exchanges the keys whose exchange was rate-limited, once their interval passed, and
+    /// forgets exchange times older than the interval.
+    fn exchange_wanted_full_states(&mut self) {
+        let now = Instant::now();
+        let window = self.settings.gossip_interval;
+        self.full_state_asked
+            .retain(|_, t| now.saturating_duration_since(*t) < window);
+        for (to, keys) in std::mem::take(&mut self.full_state_wanted) {
+            if self.members.contains_key(&to) {
+                self.exchange_full_state(&to, keys);
+            }
+        }
     }
 
     /// Applies one delta if it is the next from `from` (for causal types) and new.
-    fn apply_delta(&mut self, from: &UniqueReplicaId, d: &WireDelta) -> Result<bool, String> {
+    fn apply_delta(&mut self, from: &UniqueReplicaId, d: &WireDelta) -> Result<bool, DeltaRefused> {
+        let wait = |reason: &str| DeltaRefused::NeedsFullState(reason.to_owned());
         if is_reserved(&d.key) {
-            return Err("reserved key".into());
+            return Err(DeltaRefused::Skipped("reserved key".into()));
         }
         let entry = match self.data.get_mut(&d.key) {
             Some(e) => e,
@@ -1056,42 +1192,45 @@ impl Replica {
                     .registry
                     .zero(&d.type_name)
                     .map_err(|e| e.to_string())?
-                    .ok_or("type has no zero value; waiting for full state")?;
+                    .ok_or_else(|| wait("type has no zero value; waiting for full state"))?;
                 if zero.requires_causal_delivery() && d.seq != 1 {
-                    return Err("gap before first delta; waiting for full state".into());
+                    return Err(wait("gap before first delta; waiting for full state"));
                 }
                 self.data
                     .insert(d.key.clone(), Entry::new(Envelope::data(zero)));
-                self.data.get_mut(&d.key).ok_or("entry vanished")?
+                self.data
+                    .get_mut(&d.key)
+                    .ok_or_else(|| DeltaRefused::Skipped("entry vanished".into()))?
             }
         };
         if !entry.confirmed {
-            return Err(
+            return Err(wait(
                 "value loaded from the durable store is not yet confirmed by a peer's \
-                full state (it may predate pruning); waiting for full state"
-                    .into(),
-            );
+                full state (it may predate pruning); waiting for full state",
+            ));
         }
         if entry.env.pruning.values().any(|p| !p.is_performed()) {
-            return Err("pruning under way; waiting for full state".into());
+            return Err(wait("pruning under way; waiting for full state"));
         }
         let Value::Data(value) = &mut entry.env.value else {
             return Ok(false);
         };
         if self.removed.iter().any(|x| value.needs_pruning_from(x)) {
-            return Err(
-                "value holds entries of removed incarnations; waiting for full state".into(),
-            );
+            return Err(wait(
+                "value holds entries of removed incarnations; waiting for full state",
+            ));
         }
         if value.data_type_name() != d.type_name {
-            return Err(format!("type mismatch: have {}", value.data_type_name()));
+            return Err(format!("type mismatch: have {}", value.data_type_name()).into());
         }
         let current = entry.env.delta_versions.get(from).copied().unwrap_or(0);
         if d.seq <= current {
             return Ok(false);
         }
         if value.requires_causal_delivery() && d.seq != current + 1 {
-            return Err(format!("gap after {current}; waiting for full state"));
+            return Err(DeltaRefused::NeedsFullState(format!(
+                "gap after {current}; waiting for full state"
+            )));
         }
         let before = value.clone();
         value
@@ -1108,6 +1247,7 @@ impl Replica {
 
     fn gossip_tick(&mut self) {
         self.pending.retain(|_, tx| !tx.is_closed());
+        self.exchange_wanted_full_states();
         let peers = self.peers();
         if peers.is_empty() {
             return;
@@ -1299,12 +1439,74 @@ impl Replica {
         }
     }
 
+    /// Replicas that hold entries in the data but are neither members nor accounted for as
+    /// removed: this replica's membership view has not heard of them (it started alone, from a
+    /// store written while they were its peers, or its gossip membership has not converged yet).
+    /// One of them may already have pruned what this replica is about to prune (for example its
+    /// own earlier incarnation, while it was away), so pruning is not performed while any exist.
+    fn unaccounted_replicas(&self) -> BTreeSet<ReplicaId> {
+        let me = self.self_id.replica();
+        let mut out = BTreeSet::new();
+        for e in self.data.values() {
+            if let Value::Data(d) = &e.env.value {
+                out.extend(
+                    d.modified_by_nodes()
+                        .into_iter()
+                        .filter(|n| {
+                            n.replica() != me
+                                && !self.members.contains_key(n.replica())
+                                && !self.removed.contains(n)
+                                && !self.departed.contains(n.replica())
+                        })
+                        .map(|n| n.replica().clone()),
+                );
+            }
+        }
+        out
+    }
+
+    /// Whether pruning this replica owns may be performed: the membership view heard from the
+    /// cluster, and every replica the data mentions is a member (whose acknowledgement the
+    /// markers' `seen` sets carry) or known removed. Logs when that changes.
+    fn may_perform_pruning(&mut self) -> bool {
+        let owns_any = self.data.values().any(|e| {
+            e.env
+                .pruning
+                .values()
+                .any(|p| matches!(p, Pruning::Initialized { owner, .. } if *owner == self.self_id))
+        });
+        if !owns_any {
+            return true;
+        }
+        if !self.view_settled {
+            tracing::debug!(replica = %self.self_id,
+                "pruning waits: the membership view has not heard from any other node yet");
+            return false;
+        }
+        let blocked = self.unaccounted_replicas();
+        if blocked != self.pruning_blocked_by {
+            if blocked.is_empty() {
+                tracing::info!(replica = %self.self_id,
+                    "every replica found in the data is a member or removed; pruning proceeds");
+            } else {
+                tracing::warn!(replica = %self.self_id, unaccounted = ?blocked,
+                    "pruning waits: the data holds entries of replicas that are neither members \
+                     nor known to be removed (this replica started alone or its membership view \
+                     has not converged); they may have pruned already, so this replica does not \
+                     complete pruning before they are members or removed");
+            }
+            self.pruning_blocked_by = blocked;
+        }
+        self.pruning_blocked_by.is_empty()
+    }
+
     /// Removed-replica pruning, led by the lowest reachable member.
     fn pruning_tick(&mut self) {
         self.note_departed_incarnations();
         self.drop_orphaned_markers();
         self.compact_removed();
         self.persist_removed();
+        let may_perform = self.may_perform_pruning();
         // Only the leader starts pruning; an owner finishes what it started even when another
         // replica leads by now (the markers carry its identity, nobody else may collapse).
         let leader = self.is_pruning_leader();
@@ -1322,7 +1524,7 @@ impl Replica {
                 .iter()
                 .filter_map(|(removed, p)| match p {
                     Pruning::Initialized { owner, seen }
-                        if *owner == self.self_id && members.is_subset(seen) =>
+                        if may_perform && *owner == self.self_id && members.is_subset(seen) =>
                     {
                         Some(removed.clone())
                     }

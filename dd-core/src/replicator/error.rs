@@ -100,6 +100,22 @@ pub enum ReplicatorError {
         /// The key.
         key: String,
     },
+    /// This replica's current incarnation was removed from the cluster and its entries were
+    /// pruned by the other replicas (for example it was taken out of a static member list and
+    /// added back, or a membership grace period expired while it was running). Its writes would
+    /// be dropped by every merge, so it takes none; restart the replica (a new incarnation) to
+    /// rejoin. Reads and gossip keep working.
+    #[error(
+        "key '{key}': incarnation {incarnation} of this replica was removed from the cluster and \
+         pruned; it takes no more writes (they would be dropped): restart the replica to rejoin \
+         with a new incarnation"
+    )]
+    IncarnationPruned {
+        /// The key of the refused write.
+        key: String,
+        /// This replica's pruned incarnation.
+        incarnation: String,
+    },
     /// Invalid settings.
     #[error("invalid settings: {0}")]
     Settings(String),

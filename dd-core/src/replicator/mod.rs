@@ -100,7 +100,14 @@
 //! and they never expire. A replica that starts from its durable store therefore applies every
 //! marker it had stored before it loads a value into gossip, and learns markers it missed with
 //! the first full state of each key from a peer (markers are merged before values). Until then
-//! a loaded key takes no deltas (they carry no markers) but waits for a full state. A replica
+//! a loaded key takes no deltas (they carry no markers): a refused delta makes the replica
+//! exchange the key's full state with the sender at once (at most once per key per gossip
+//! interval) instead of waiting for anti-entropy to reach the key. The owner completes a pruning
+//! only on a view that heard from the cluster (`Cluster::view_settled`)
+//! and holds every replica whose entries are in its data (or knows them removed), so a replica
+//! that restarts alone does not prune what the cluster pruned while it was away. A replica that
+//! learns that its own current incarnation was pruned (it was removed while it ran) refuses
+//! writes with [`ReplicatorError::IncarnationPruned`]: restart it to rejoin. A replica
 //! that restarts also prunes its own earlier incarnations (found in its stored values), so
 //! restarts do not make counters or version vectors grow; the removed incarnations still to be
 //! pruned are stored as well (`__dd/removed`), so a restarted leader carries on.
@@ -208,6 +215,7 @@ impl DistributedData {
             commands,
             incoming,
             members: members_rx,
+            settled: cluster.view_settled(),
         };
         tokio::spawn(async move {
             // Keep the cluster (and whatever it owns) alive as long as the replica runs.
