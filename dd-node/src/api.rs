@@ -133,6 +133,14 @@ impl From<ReplicatorError> for ApiError {
                     .with("applied_locally", true)
             }
             ReplicatorError::Shutdown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+            // The cluster pruned this node's incarnation: nothing was applied, and nothing will
+            // be until the node restarts with a new incarnation.
+            ReplicatorError::IncarnationPruned { key, incarnation } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+                    .with("key", key)
+                    .with("incarnation", incarnation)
+                    .with("applied_locally", false)
+            }
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message),
         }
     }
@@ -507,6 +515,13 @@ mod tests {
         });
         assert_eq!(e.status, StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(e.details["applied_locally"], json!(true));
+        let e = ApiError::from(ReplicatorError::IncarnationPruned {
+            key: "k".into(),
+            incarnation: "a#7".into(),
+        });
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.details["applied_locally"], json!(false));
+        assert_eq!(e.details["incarnation"], json!("a#7"));
     }
 
     #[tokio::test]
