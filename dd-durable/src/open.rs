@@ -82,6 +82,30 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn DurableStateStore>, OpenErr
     }
 }
 
+/// Opens the store at `url` for reading only, for tools that must not change it (`dd-node
+/// inspect`, the source of `dd-node migrate`): an `s3:` store is opened with `read_only=true`
+/// (no write probe at open; writes are refused). The other backends open as with
+/// [`open_store`].
+pub async fn open_store_read_only(url: &str) -> Result<Arc<dyn DurableStateStore>, OpenError> {
+    if scheme_of(url)? == "s3" {
+        return open_s3_read_only(url).await;
+    }
+    open_store(url).await
+}
+
+#[cfg(feature = "s3")]
+async fn open_s3_read_only(url: &str) -> Result<Arc<dyn DurableStateStore>, OpenError> {
+    Ok(Arc::new(dd_store_s3::open_url_read_only(url).await?))
+}
+
+#[cfg(not(feature = "s3"))]
+async fn open_s3_read_only(_url: &str) -> Result<Arc<dyn DurableStateStore>, OpenError> {
+    Err(OpenError::FeatureDisabled {
+        scheme: "s3",
+        feature: "s3",
+    })
+}
+
 /// Defines `$open(url)`: the backend's `open_url` when the feature is on, an error naming the
 /// feature when it is off.
 macro_rules! backend_opener {

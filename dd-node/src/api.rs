@@ -18,8 +18,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -187,6 +187,42 @@ fn query(q: Result<Query<ConsistencyQuery>, QueryRejection>) -> Result<Consisten
     }
 }
 
+/// The largest request body accepted, in bytes (a larger one is refused with 413).
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// The `{type}` and `{key}` of the path, or a JSON error naming what is wrong with them (e.g. a
+/// percent-encoded key that is not UTF-8).
+fn key_path(
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<(String, String), ApiError> {
+    path.map(|Path(p)| p).map_err(|e| {
+        ApiError::new(
+            e.status(),
+            format!(
+                "bad path: {}; /keys/{{type}}/{{key}} takes a type name and a key of \
+                 percent-encoded UTF-8",
+                e.body_text()
+            ),
+        )
+    })
+}
+
+/// The request body, or a JSON error (413 when it is larger than [`MAX_BODY_BYTES`]).
+fn request_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        let status = e.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!(
+                "request body too large: the limit is {MAX_BODY_BYTES} bytes ({})",
+                e.body_text()
+            )
+        } else {
+            format!("cannot read the request body: {}", e.body_text())
+        };
+        ApiError::new(status, message)
+    })
+}
+
 fn bad_consistency(e: crate::consistency::ConsistencyError) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
 }
@@ -293,6 +329,7 @@ pub fn router(state: AppState) -> Router {
         .route("/keys/{type}/{key}/subscribe", get(subscribe_key))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
@@ -397,10 +434,11 @@ fn value_body(data_type: DataType, key: &str, value: Value) -> Json<Value> {
 
 async fn read_key(
     State(state): State<AppState>,
-    Path((type_name, key)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     q: Result<Query<ConsistencyQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let result = async {
+        let (type_name, key) = key_path(path)?;
         let data_type = parse_type(&type_name)?;
         let consistency = query(q)?.read().map_err(bad_consistency)?;
         let value = apply::read(state.replicator()?, data_type, &key, consistency).await?;
@@ -420,14 +458,15 @@ async fn read_key(
 
 async fn update_key(
     State(state): State<AppState>,
-    Path((type_name, key)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     q: Result<Query<ConsistencyQuery>, QueryRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let result = async {
+        let (type_name, key) = key_path(path)?;
         let data_type = parse_type(&type_name)?;
         let consistency = query(q)?.write().map_err(bad_consistency)?;
-        let ops = parse_body(data_type, &body)?;
+        let ops = parse_body(data_type, &request_body(body)?)?;
         let count = ops.len();
         let started = Instant::now();
         let value = apply::update(state.replicator()?, data_type, &key, ops, consistency).await?;
@@ -443,10 +482,11 @@ async fn update_key(
 
 async fn delete_key(
     State(state): State<AppState>,
-    Path((type_name, key)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     q: Result<Query<ConsistencyQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let result = async {
+        let (type_name, key) = key_path(path)?;
         let data_type = parse_type(&type_name)?;
         let consistency = query(q)?.write().map_err(bad_consistency)?;
         apply::delete(state.replicator()?, data_type, &key, consistency).await?;
@@ -468,9 +508,10 @@ async fn delete_key(
 
 async fn subscribe_key(
     State(state): State<AppState>,
-    Path((type_name, key)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let result = async {
+        let (type_name, key) = key_path(path)?;
         let data_type = parse_type(&type_name)?;
         let values = apply::subscribe(state.replicator()?, data_type, &key).await?;
         let shutdown = state.inner.shutdown.clone().cancelled_owned();

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod consistency;
 pub mod demo;
+pub mod http_errors;
 pub mod inspect;
 pub mod local_cluster;
 pub mod metrics;

@@ -13,6 +13,7 @@
 //! ```
 
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 use crate::types::DataType;
 
@@ -22,7 +23,9 @@ use crate::types::DataType;
 pub struct OpRequest {
     /// The operation's name (`increment`, `add`, `set`, ...).
     pub op: String,
-    /// The amount of `increment` / `decrement` (default 1).
+    /// The amount of `increment` / `decrement` (default 1): a whole number from 0 to
+    /// 18446744073709551615; anything outside is refused as out of range.
+    #[serde(default, deserialize_with = "amount")]
     pub by: Option<u64>,
     /// The set element of `add` / `remove`.
     pub element: Option<String>,
@@ -32,6 +35,61 @@ pub struct OpRequest {
     pub value: Option<String>,
     /// The values of `put` on an ormultimap.
     pub values: Option<Vec<String>>,
+}
+
+/// Deserializes `by`: a JSON number that fits in a `u64`. serde_json reads integers beyond
+/// `u64` as floating point, so without this they would be refused as "invalid type: floating
+/// point"; here they, and negative numbers, are "out of range".
+fn amount<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    struct Amount;
+
+    impl<'de> Visitor<'de> for Amount {
+        type Value = Option<u64>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "a whole number from 0 to {}", u64::MAX)
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            u64::try_from(v).map(Some).map_err(|_| out_of_range(v))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            // u64::MAX as f64 is 2^64, the first value that does not fit.
+            if !(0.0..u64::MAX as f64).contains(&v) {
+                Err(out_of_range(v))
+            } else {
+                Err(E::custom(format!(
+                    "`by` must be a whole number (without a fraction or exponent), got {v}"
+                )))
+            }
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(Amount)
+        }
+    }
+
+    fn out_of_range<E: de::Error>(v: impl std::fmt::Display) -> E {
+        E::custom(format!(
+            "`by` {v} is out of range: it must be a whole number from 0 to {}",
+            u64::MAX
+        ))
+    }
+
+    deserializer.deserialize_option(Amount)
 }
 
 #[derive(Deserialize)]
@@ -400,6 +458,45 @@ mod tests {
             parse(DataType::PNCounter, r#"{"op":"increment","by":-1}"#),
             Err(OpError::BadJson(_))
         ));
+        assert_eq!(
+            parse(
+                DataType::GCounter,
+                r#"{"op":"increment","by":18446744073709551615}"#
+            )
+            .unwrap(),
+            vec![Operation::Increment {
+                key: None,
+                by: u64::MAX
+            }]
+        );
+        assert_eq!(
+            parse(DataType::GCounter, r#"{"op":"increment","by":null}"#).unwrap(),
+            vec![Operation::Increment { key: None, by: 1 }]
+        );
+    }
+
+    #[test]
+    fn amounts_out_of_range_say_so() {
+        for body in [
+            r#"{"op":"increment","by":18446744073709551616}"#,
+            r#"[{"op":"increment","by":18446744073709551616}]"#,
+            r#"{"op":"increment","by":1e30}"#,
+            r#"{"op":"increment","by":-1}"#,
+        ] {
+            let e = parse(DataType::PNCounter, body).unwrap_err().to_string();
+            assert!(
+                e.contains("out of range") && e.contains("18446744073709551615"),
+                "{body}: {e}"
+            );
+        }
+        let e = parse(DataType::PNCounter, r#"{"op":"increment","by":1.5}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("whole number"), "{e}");
+        let e = parse(DataType::PNCounter, r#"{"op":"increment","by":"2"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid type: string"), "{e}");
     }
 
     #[test]

@@ -186,6 +186,8 @@ pub async fn serve(config: NodeConfig, shutdown: CancellationToken) -> Result<()
         Arc::clone(&metrics),
         shutdown.clone(),
     );
+    // Hyper's own error responses (malformed request heads, URI and head limits) get JSON bodies.
+    let listener = crate::http_errors::JsonErrorListener::new(listener);
     let http = axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let http = tokio::spawn(async move { http.await });

@@ -39,7 +39,9 @@ fn local_path(url: &str) -> Option<std::path::PathBuf> {
 
 /// Opens an existing store for the read-only tools (`inspect`, the source of `migrate`): a
 /// `sqlite:` or `fs:` URL whose file or directory does not exist is an error instead of a new,
-/// empty store.
+/// empty store, and an `s3:` store is opened read-only
+/// ([`dd_durable::open::open_store_read_only`]: no write probe, writes refused), so that these
+/// tools write nothing to the server.
 pub async fn open_existing_store(url: &str) -> Result<Arc<dyn DurableStateStore>, OpenError> {
     if let Some(path) = local_path(url).filter(|p| !p.exists()) {
         return Err(OpenError::Store(dd_core::store::StoreError::Config {
@@ -47,7 +49,10 @@ pub async fn open_existing_store(url: &str) -> Result<Arc<dyn DurableStateStore>
             message: format!("{} does not exist (nothing to read)", path.display()),
         }));
     }
-    open_state_store(url).await
+    if url.starts_with("memory:") {
+        return open_state_store(url).await;
+    }
+    dd_durable::open::open_store_read_only(url).await
 }
 
 /// A `scheme://` URL for an absolute or relative path, percent-encoding what a URL path cannot

@@ -39,15 +39,36 @@ pub enum S3ErrorKind {
     /// The bucket does not exist.
     #[error("bucket '{0}' does not exist (create it, or set create_bucket)")]
     NoSuchBucket(String),
-    /// The server ignores `If-None-Match`/`If-Match` on PutObject, so concurrent writers could
-    /// overwrite each other.
+    /// The server ignores `If-None-Match: *` or `If-Match` on PutObject, so concurrent writers
+    /// could overwrite each other.
     #[error(
-        "the server ignores conditional writes (a second PutObject with If-None-Match: * was \
-         not refused with 412), so concurrent writers could silently overwrite each other; use a \
-         server that supports conditional writes, or set single_writer=true if only one process \
-         ever writes each replica"
+        "the server at {endpoint} ignores conditional writes for bucket '{bucket}': it does not \
+         honour the {header} header on PutObject (the probe's {test} was not refused with 412; a \
+         proxy in front of the server may drop the header), so concurrent writers could silently \
+         overwrite each other; use a server (and proxies) that honour both If-None-Match and \
+         If-Match, or set single_writer=true if only one process ever writes each replica"
     )]
-    ConditionalWritesIgnored,
+    ConditionalWritesIgnored {
+        /// The endpoint (or `AWS S3` when none is configured).
+        endpoint: String,
+        /// The bucket.
+        bucket: String,
+        /// The ignored header: `If-None-Match` or `If-Match`.
+        header: &'static str,
+        /// The probe write that should have been refused.
+        test: &'static str,
+    },
+    /// A write or delete on a store opened read-only.
+    #[error(
+        "{operation} of replica '{replica}' refused: the store was opened read-only (read_only=true), \
+         it never writes"
+    )]
+    ReadOnly {
+        /// What was refused (`PutObject`, `DeleteObject`).
+        operation: &'static str,
+        /// The replica written.
+        replica: String,
+    },
     /// The credentials were refused or lack a permission.
     #[error("access denied during {operation} ({code}): {message}")]
     AccessDenied {
@@ -148,7 +169,8 @@ impl From<S3Error> for StoreError {
             kind @ (S3ErrorKind::InvalidUrl(_)
             | S3ErrorKind::InvalidOption(_)
             | S3ErrorKind::NoSuchBucket(_)
-            | S3ErrorKind::ConditionalWritesIgnored
+            | S3ErrorKind::ConditionalWritesIgnored { .. }
+            | S3ErrorKind::ReadOnly { .. }
             | S3ErrorKind::AccessDenied { .. }) => StoreError::Config {
                 backend,
                 message: kind.to_string(),

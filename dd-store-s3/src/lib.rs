@@ -21,4 +21,4 @@ mod store;
 pub use error::{S3Error, S3ErrorKind};
 pub use options::{S3Options, S3OptionsBuilder, StaticCredentials};
 pub use probe::ServerFeatures;
-pub use store::{S3Store, open_url};
+pub use store::{S3Store, open_url, open_url_read_only};

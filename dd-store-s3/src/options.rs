@@ -75,6 +75,11 @@ pub struct S3Options {
     /// Allow a server that ignores conditional writes: only one process may then write each
     /// replica, and revisions are checked by read-before-write only.
     pub single_writer: bool,
+    /// Open for reading only (the store tools: `dd-node inspect`, the source of `migrate`): no
+    /// write probe runs at open, a missing bucket is never created, and every write or delete
+    /// fails with [`S3ErrorKind::ReadOnly`](crate::S3ErrorKind::ReadOnly). Nothing is ever
+    /// written to the server.
+    pub read_only: bool,
     /// Create the bucket at open if it does not exist (instead of failing).
     pub create_bucket: bool,
     /// Time allowed to establish a connection.
@@ -110,6 +115,7 @@ impl S3Options {
                 credentials: None,
                 anonymous: false,
                 single_writer: false,
+                read_only: false,
                 create_bucket: false,
                 connect_timeout: Duration::from_secs(3),
                 attempt_timeout: Duration::from_secs(30),
@@ -133,6 +139,7 @@ impl S3Options {
     ///   secrets stay out of URLs and logs)
     /// - `anonymous=true|false`: send unsigned requests (default `false`)
     /// - `single_writer=true|false`: accept a server without conditional writes (default `false`)
+    /// - `read_only=true|false`: open for reading only, writing nothing (default `false`)
     /// - `create_bucket=true|false`: create a missing bucket (default `false`)
     /// - `connect_timeout_ms`, `attempt_timeout_ms`, `operation_timeout_ms`: timeouts
     /// - `max_attempts=N`: attempts per request including retries (default 4)
@@ -175,6 +182,9 @@ impl S3Options {
                 }
                 "single_writer" => {
                     builder = builder.single_writer(parse_bool(&name, &value).map_err(invalid)?)
+                }
+                "read_only" => {
+                    builder = builder.read_only(parse_bool(&name, &value).map_err(invalid)?)
                 }
                 "create_bucket" => {
                     builder = builder.create_bucket(parse_bool(&name, &value).map_err(invalid)?)
@@ -317,6 +327,8 @@ impl S3OptionsBuilder {
         anonymous: bool => anonymous = std::convert::identity;
         /// Sets [`S3Options::single_writer`].
         single_writer: bool => single_writer = std::convert::identity;
+        /// Sets [`S3Options::read_only`].
+        read_only: bool => read_only = std::convert::identity;
         /// Sets [`S3Options::create_bucket`].
         create_bucket: bool => create_bucket = std::convert::identity;
         /// Sets [`S3Options::connect_timeout`].
@@ -413,13 +425,14 @@ mod tests {
             "s3://b/dd/p%20x?endpoint=http://127.0.0.1:9000&region=us-east-1&path_style=true\
              &access_key=AK&secret_key=SK&single_writer=true&create_bucket=1&connect_timeout_ms=500\
              &attempt_timeout_ms=1000&operation_timeout_ms=2000&max_attempts=2\
-             &initial_backoff_ms=10&max_backoff_ms=20&concurrency=3",
+             &initial_backoff_ms=10&max_backoff_ms=20&concurrency=3&read_only=true",
         )
         .unwrap();
         assert_eq!(o.bucket, "b");
         assert_eq!(o.prefix, "dd/p x");
         assert_eq!(o.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
-        assert!(o.path_style && o.single_writer && o.create_bucket);
+        assert!(o.path_style && o.single_writer && o.create_bucket && o.read_only);
+        assert!(!S3Options::from_url("s3://b").unwrap().read_only);
         assert_eq!(
             o.credentials.as_ref().map(|c| c.access_key.as_str()),
             Some("AK")

@@ -29,15 +29,17 @@ pub struct S3Store {
     objects: ObjectClient,
     layout: ObjectLayout,
     features: ServerFeatures,
+    read_only: bool,
     concurrency: usize,
     listings: ListingCache,
 }
 
 impl S3Store {
     /// Connects, checks the bucket (creating it if `create_bucket` is set) and probes whether the
-    /// server honours conditional writes. Fails with [`StoreError::Config`] for a missing bucket,
-    /// bad options, refused credentials, or a server that ignores conditional writes (unless
-    /// `single_writer` is set), and with [`StoreError::Unavailable`] naming the endpoint when it
+    /// server honours conditional writes (`If-None-Match: *` and `If-Match` on PutObject,
+    /// `If-Match` on DeleteObject), unless `read_only` is set: then nothing is written. Fails with
+    /// [`StoreError::Config`] for a missing bucket, bad options, refused credentials, or a server
+    /// that ignores either PutObject header (unless `single_writer` is set), and with [`StoreError::Unavailable`] naming the endpoint when it
     /// cannot be reached within the configured timeouts and retries.
     pub async fn open(options: S3Options) -> Result<S3Store, StoreError> {
         Ok(Self::open_typed(options).await?)
@@ -57,41 +59,43 @@ impl S3Store {
                 .unwrap_or_else(|| "AWS S3".to_owned()),
             location: location.clone(),
         };
+        // A read-only open creates nothing, not even a missing bucket.
         objects
-            .ensure_bucket(options.create_bucket, options.region.as_deref())
+            .ensure_bucket(
+                options.create_bucket && !options.read_only,
+                options.region.as_deref(),
+            )
             .await?;
         let layout = ObjectLayout::new(&options.prefix, options.max_object_name_len)
             .map_err(|m| S3Error::new(location.clone(), S3ErrorKind::InvalidOption(m)))?;
-        let features = probe(&objects, &layout).await?;
-        if !features.conditional_put {
-            if !options.single_writer {
-                return Err(S3Error::new(
-                    location,
-                    S3ErrorKind::ConditionalWritesIgnored,
-                ));
-            }
-            tracing::warn!(
-                %location,
-                "the S3 server ignores conditional writes; single_writer mode: only this process \
-                 may write its replica, revisions are checked by read-before-write only"
-            );
-        } else if !features.conditional_delete {
+        let features = if options.read_only {
             tracing::info!(
                 %location,
-                "the S3 server ignores If-Match on DeleteObject; deletes check the revision first \
-                 (a write racing a delete of the same key can be lost)"
+                "S3 store opened read-only: no conditional-write probe, every write is refused"
             );
-        }
+            ServerFeatures::NOT_PROBED
+        } else {
+            let features = probe(&objects, &layout).await?;
+            check_features(&objects, &options, features)?;
+            features
+        };
         Ok(S3Store {
             objects,
             layout,
             features,
+            read_only: options.read_only,
             concurrency: options.concurrency,
             listings: ListingCache::default(),
         })
     }
 
-    /// What the open-time probe found out about the server.
+    /// Whether the store was opened read-only ([`S3Options::read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// What the open-time probe found out about the server (all `false` on a store opened
+    /// read-only, which does not probe).
     pub fn server_features(&self) -> ServerFeatures {
         self.features
     }
@@ -253,6 +257,17 @@ impl S3Store {
         replica: &str,
         ops: Vec<WriteOp>,
     ) -> Result<Vec<WriteOutcome>, S3Error> {
+        if self.read_only
+            && let Some(op) = ops.first()
+        {
+            return Err(self.error(S3ErrorKind::ReadOnly {
+                operation: match op {
+                    WriteOp::Put { .. } => "PutObject",
+                    WriteOp::Delete { .. } => "DeleteObject",
+                },
+                replica: replica.to_owned(),
+            }));
+        }
         // Ops on one key run in order; different keys run concurrently.
         let mut by_key: HashMap<&str, usize> = HashMap::new();
         let mut groups: Vec<Vec<usize>> = Vec::new();
@@ -501,6 +516,47 @@ impl DurableStateStore for S3Store {
     }
 }
 
+/// Refuses a server that ignores a PutObject precondition, unless `single_writer` is set (then
+/// warns); notes a server that ignores `If-Match` on DeleteObject.
+fn check_features(
+    objects: &ObjectClient,
+    options: &S3Options,
+    features: ServerFeatures,
+) -> Result<(), S3Error> {
+    let location = &objects.location;
+    if let Some(header) = features.ignored_put_header() {
+        if !options.single_writer {
+            return Err(S3Error::new(
+                location.clone(),
+                S3ErrorKind::ConditionalWritesIgnored {
+                    endpoint: objects.endpoint.clone(),
+                    bucket: objects.bucket.clone(),
+                    header,
+                    test: if header == "If-Match" {
+                        "replace with a wrong If-Match ETag"
+                    } else {
+                        "second create with If-None-Match: *"
+                    },
+                },
+            ));
+        }
+        tracing::warn!(
+            %location,
+            ignored = header,
+            "the S3 server ignores conditional writes ({header} on PutObject); single_writer \
+             mode: only this process may write its replica, revisions are checked by \
+             read-before-write only"
+        );
+    } else if !features.conditional_delete {
+        tracing::info!(
+            %location,
+            "the S3 server ignores If-Match on DeleteObject; deletes check the revision first \
+             (a write racing a delete of the same key can be lost)"
+        );
+    }
+    Ok(())
+}
+
 /// Opens the store described by an `s3://` URL; see [`S3Options::from_url`] for the parameters.
 ///
 /// ```no_run
@@ -513,4 +569,12 @@ impl DurableStateStore for S3Store {
 /// ```
 pub async fn open_url(url: &str) -> Result<S3Store, StoreError> {
     S3Store::open(S3Options::from_url(url)?).await
+}
+
+/// Opens the store described by an `s3://` URL for reading only ([`S3Options::read_only`]):
+/// nothing is written to the server, not even the open-time probe.
+pub async fn open_url_read_only(url: &str) -> Result<S3Store, StoreError> {
+    let mut options = S3Options::from_url(url)?;
+    options.read_only = true;
+    S3Store::open(options).await
 }

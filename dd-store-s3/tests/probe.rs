@@ -1,5 +1,5 @@
-//! The open-time probe refuses a server that ignores conditional writes, unless single-writer
-//! mode is chosen.
+//! The open-time probe refuses a server that ignores conditional writes (both headers, or only
+//! `If-Match`), unless single-writer mode is chosen; a read-only open writes nothing.
 //!
 //! The server is a private s3s-fs without authentication (requests are anonymous, so a proxy can
 //! drop the signed `If-Match`/`If-None-Match` headers) behind a proxy that drops those headers.
@@ -12,8 +12,11 @@ use std::time::Duration;
 
 use common::TestEndpoint;
 use common::proxy::{Mode, Proxy};
-use dd_core::store::{DurableStateStore, Revision, StoreError, WriteOutcome};
+use dd_core::store::{
+    DEFAULT_SCAN_PAGE_SIZE, DurableStateStore, Revision, StoreError, WriteOutcome,
+};
 use dd_store_s3::{S3Options, S3Store};
+use futures::TryStreamExt;
 
 /// An s3s-fs without authentication on a free port, killed on drop.
 struct AnonymousServer {
@@ -95,7 +98,8 @@ async fn a_server_that_ignores_conditional_writes_is_refused_unless_single_write
     let direct = S3Store::open(anonymous_options(&server.endpoint, &prefix).build())
         .await
         .expect("open s3s-fs directly");
-    assert!(direct.server_features().conditional_put);
+    let features = direct.server_features();
+    assert!(features.conditional_put && features.put_if_none_match && features.put_if_match);
 
     // Behind the stripping proxy it does not: open refuses with a clear configuration error.
     let proxy = Proxy::start(&server.endpoint, Mode::StripConditions).await;
@@ -161,4 +165,147 @@ async fn a_server_that_ignores_conditional_writes_is_refused_unless_single_write
         .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "probe objects left behind: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_ignores_only_if_match_is_refused_unless_single_writer() {
+    // Runs only where the s3s-fs test server is available (scripts/test.sh installs it).
+    if TestEndpoint::from_env().is_none() {
+        return;
+    }
+    let Some(server) = AnonymousServer::start().await else {
+        return;
+    };
+    let prefix = common::unique_prefix("probe-if-match");
+
+    // Behind a proxy that drops If-Match only, If-None-Match still works: open must refuse anyway.
+    let proxy = Proxy::start(&server.endpoint, Mode::StripIfMatch).await;
+    let err = S3Store::open(anonymous_options(&proxy.endpoint(), &prefix).build())
+        .await
+        .expect_err("a server ignoring If-Match must be refused");
+    let StoreError::Config { message, backend } = &err else {
+        panic!("expected a configuration error, got {err:?}");
+    };
+    assert!(
+        message.contains("ignores conditional writes")
+            && message.contains("If-Match header")
+            && message.contains(&proxy.endpoint())
+            && message.contains("bucket 'dd-test'")
+            && message.contains("single_writer=true"),
+        "{message}"
+    );
+    assert!(backend.contains(&proxy.endpoint()), "{backend}");
+    // The probe did send If-Match (the proxy dropped it): a replace with a wrong ETag.
+    assert!(
+        proxy
+            .requests()
+            .iter()
+            .filter(|r| r.starts_with("PUT "))
+            .count()
+            >= 3,
+        "{:?}",
+        proxy.requests()
+    );
+
+    // With single_writer it opens; writes check revisions by reading first, never by If-Match.
+    let store = S3Store::open(
+        anonymous_options(&proxy.endpoint(), &prefix)
+            .single_writer(true)
+            .build(),
+    )
+    .await
+    .expect("single_writer accepts the server");
+    let features = store.server_features();
+    assert!(features.put_if_none_match, "{features:?}");
+    assert!(
+        !features.put_if_match && !features.conditional_put,
+        "{features:?}"
+    );
+    assert_eq!(
+        store.put("r", "k", None, "v1".into()).await.unwrap(),
+        WriteOutcome::Written(Revision(1))
+    );
+    assert_eq!(
+        store
+            .put("r", "k", Some(Revision(1)), "v2".into())
+            .await
+            .unwrap(),
+        WriteOutcome::Written(Revision(2))
+    );
+    assert_eq!(
+        store
+            .put("r", "k", Some(Revision(1)), "stale".into())
+            .await
+            .unwrap(),
+        WriteOutcome::Conflict {
+            actual: Some(Revision(2))
+        }
+    );
+    assert_eq!(
+        store.get("r", "k").await.unwrap().map(|r| r.value),
+        Some("v2".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_open_sends_no_write_and_refuses_writes() {
+    let Some(endpoint) = TestEndpoint::from_env() else {
+        return;
+    };
+    let prefix = common::unique_prefix("read-only");
+    let writer = S3Store::open(endpoint.options_at(&endpoint.endpoint, &prefix).build())
+        .await
+        .expect("open for writing");
+    writer.put("r", "k", None, "v".into()).await.unwrap();
+
+    // Every request goes through a recording proxy.
+    let proxy = Proxy::start(&endpoint.endpoint, Mode::Serialize).await;
+    let options = endpoint
+        .options_at(&proxy.endpoint(), &prefix)
+        .read_only(true)
+        .build();
+    let store = S3Store::open(options.clone())
+        .await
+        .expect("open read-only");
+    assert!(store.is_read_only());
+    assert_eq!(store.replicas().await.unwrap(), vec!["r".to_owned()]);
+    let records: Vec<_> = store
+        .scan("r", DEFAULT_SCAN_PAGE_SIZE)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(store.get("r", "k").await.unwrap().unwrap().value, "v");
+    let err = store
+        .put("r", "k", Some(Revision(1)), "w".into())
+        .await
+        .expect_err("a read-only store refuses writes");
+    let StoreError::Config { message, .. } = &err else {
+        panic!("expected a configuration error, got {err:?}");
+    };
+    assert!(
+        message.contains("read-only") && message.contains("'r'"),
+        "{message}"
+    );
+    assert!(store.delete("r", "k", Revision(1)).await.is_err());
+    let requests = proxy.requests();
+    assert!(!requests.is_empty(), "the proxy saw nothing");
+    let writes: Vec<_> = requests
+        .iter()
+        .filter(|r| !(r.starts_with("GET ") || r.starts_with("HEAD ")))
+        .collect();
+    assert!(writes.is_empty(), "a read-only open wrote: {writes:?}");
+    assert_eq!(writer.get("r", "k").await.unwrap().unwrap().value, "v");
+
+    // A read-only open never creates a missing bucket, even with create_bucket.
+    let mut missing = options;
+    missing.bucket = format!("dd-missing-{:08x}", rand::random::<u32>());
+    missing.create_bucket = true;
+    let err = S3Store::open(missing).await.expect_err("no bucket");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(
+        !proxy.requests().iter().any(|r| r.starts_with("PUT ")),
+        "{:?}",
+        proxy.requests()
+    );
 }

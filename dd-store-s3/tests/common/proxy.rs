@@ -1,9 +1,12 @@
 //! A loopback TCP proxy that can be stopped and restarted on the same port, and can strip the
-//! `If-Match`/`If-None-Match` request headers (a server that "ignores" conditional writes) or
-//! serialize every request (making a server's check-then-write conditional writes atomic).
+//! `If-Match`/`If-None-Match` request headers (a server that "ignores" conditional writes), strip
+//! `If-Match` only (a proxy that drops just that header), or serialize every request (making a
+//! server's check-then-write conditional writes atomic). In every mode but `Forward` it records
+//! the request line of every request it forwards ([`Proxy::requests`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::Mutex as StdMutex;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -18,6 +21,8 @@ pub enum Mode {
     Forward,
     /// Drops `If-Match` and `If-None-Match` request headers.
     StripConditions,
+    /// Drops the `If-Match` request header only (`If-None-Match` passes).
+    StripIfMatch,
     /// Forwards one request/response exchange at a time over all connections.
     Serialize,
 }
@@ -28,7 +33,11 @@ pub struct Proxy {
     upstream: SocketAddr,
     mode: Mode,
     task: Option<JoinHandle<()>>,
+    log: RequestLog,
 }
+
+/// The request lines (`PUT /bucket/object HTTP/1.1`) forwarded so far.
+type RequestLog = Arc<StdMutex<Vec<String>>>;
 
 impl Proxy {
     /// Starts a proxy on a free 127.0.0.1 port forwarding to `upstream` (`http://host:port`).
@@ -40,19 +49,26 @@ impl Proxy {
             .expect("the upstream must be http://IP:PORT");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
+        let log = RequestLog::default();
         let mut proxy = Proxy {
             addr,
             upstream,
             mode,
             task: None,
+            log: log.clone(),
         };
-        proxy.task = Some(tokio::spawn(serve(listener, upstream, mode)));
+        proxy.task = Some(tokio::spawn(serve(listener, upstream, mode, log)));
         proxy
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The request lines forwarded so far (not recorded in [`Mode::Forward`]), in arrival order.
+    pub fn requests(&self) -> Vec<String> {
+        self.log.lock().expect("request log").clone()
     }
 
     /// Closes the listener and every open connection.
@@ -69,7 +85,12 @@ impl Proxy {
         for _ in 0..100 {
             match TcpListener::bind(self.addr).await {
                 Ok(listener) => {
-                    self.task = Some(tokio::spawn(serve(listener, self.upstream, self.mode)));
+                    self.task = Some(tokio::spawn(serve(
+                        listener,
+                        self.upstream,
+                        self.mode,
+                        self.log.clone(),
+                    )));
                     return;
                 }
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
@@ -87,7 +108,7 @@ impl Drop for Proxy {
     }
 }
 
-async fn serve(listener: TcpListener, upstream: SocketAddr, mode: Mode) {
+async fn serve(listener: TcpListener, upstream: SocketAddr, mode: Mode, log: RequestLog) {
     // Dropping this task (abort) drops the set, which aborts every connection.
     let mut connections = JoinSet::new();
     let exchange_lock = Arc::new(Mutex::new(()));
@@ -96,11 +117,20 @@ async fn serve(listener: TcpListener, upstream: SocketAddr, mode: Mode) {
             accepted = listener.accept() => {
                 let Ok((client, _)) = accepted else { continue };
                 let exchange_lock = exchange_lock.clone();
+                let log = log.clone();
                 connections.spawn(async move {
                     let Ok(server) = TcpStream::connect(upstream).await else { return };
                     match mode {
-                        Mode::StripConditions => forward_stripping(client, server).await,
-                        Mode::Serialize => forward_serialized(client, server, exchange_lock).await,
+                        Mode::StripConditions => {
+                            let strip = &["if-match:", "if-none-match:"];
+                            forward_stripping(client, server, strip, log).await
+                        }
+                        Mode::StripIfMatch => {
+                            forward_stripping(client, server, &["if-match:"], log).await
+                        }
+                        Mode::Serialize => {
+                            forward_serialized(client, server, exchange_lock, log).await
+                        }
                         Mode::Forward => {
                             let (mut client, mut server) = (client, server);
                             let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
@@ -113,20 +143,28 @@ async fn serve(listener: TcpListener, upstream: SocketAddr, mode: Mode) {
     }
 }
 
-/// Forwards HTTP/1.1 requests without their conditional headers; responses pass unchanged.
-async fn forward_stripping(client: TcpStream, server: TcpStream) {
+/// Forwards HTTP/1.1 requests without the headers whose lower-cased lines start with one of
+/// `strip`; responses pass unchanged.
+async fn forward_stripping(
+    client: TcpStream,
+    server: TcpStream,
+    strip: &'static [&'static str],
+    log: RequestLog,
+) {
     let (client_read, mut client_write) = client.into_split();
     let (mut server_read, server_write) = server.into_split();
     let responses = async move {
         let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
     };
-    let requests = forward_requests(BufReader::new(client_read), server_write);
+    let requests = forward_requests(BufReader::new(client_read), server_write, strip, log);
     tokio::join!(requests, responses);
 }
 
 async fn forward_requests(
     mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
     mut server_write: tokio::net::tcp::OwnedWriteHalf,
+    strip: &'static [&'static str],
+    log: RequestLog,
 ) {
     'requests: loop {
         let mut head = Vec::new();
@@ -138,7 +176,12 @@ async fn forward_requests(
                 Ok(_) => {}
             }
             let lower = line.to_ascii_lowercase();
-            if lower.starts_with("if-match:") || lower.starts_with("if-none-match:") {
+            if head.is_empty() {
+                log.lock()
+                    .expect("request log")
+                    .push(line.trim_end().to_owned());
+            }
+            if strip.iter().any(|s| lower.starts_with(s)) {
                 continue;
             }
             if let Some(value) = lower.strip_prefix("content-length:") {
@@ -243,7 +286,12 @@ where
 }
 
 /// Forwards request/response exchanges one at a time (across all connections).
-async fn forward_serialized(client: TcpStream, server: TcpStream, lock: Arc<Mutex<()>>) {
+async fn forward_serialized(
+    client: TcpStream,
+    server: TcpStream,
+    lock: Arc<Mutex<()>>,
+    log: RequestLog,
+) {
     let (client_read, mut client_write) = client.into_split();
     let (server_read, mut server_write) = server.into_split();
     let mut client_read: BufReader<OwnedReadHalf> = BufReader::new(client_read);
@@ -252,6 +300,14 @@ async fn forward_serialized(client: TcpStream, server: TcpStream, lock: Arc<Mute
         let Some((head, lines)) = read_head(&mut client_read).await else {
             break;
         };
+        if let Some(request_line) = std::str::from_utf8(&head)
+            .ok()
+            .and_then(|h| h.lines().next())
+        {
+            log.lock()
+                .expect("request log")
+                .push(request_line.to_owned());
+        }
         let is_head = lines.first().is_some_and(|l| l.starts_with("head "));
         let _exchange = lock.lock().await;
         if server_write.write_all(&head).await.is_err() {
