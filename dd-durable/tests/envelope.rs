@@ -111,7 +111,7 @@ fn newer_version_is_unsupported() {
         .at("memory", "node-a", "hits");
     assert_eq!(
         err.to_string(),
-        "memory: record of replica 'node-a' key 'hits' has format version 99, this build reads up to 1"
+        "memory: record of replica 'node-a' key 'hits' has format version 99, this build reads up to 2"
     );
 }
 
