@@ -5,6 +5,12 @@
 //! it loads every stored entry of its replica before it serves anything. `dd-durable` implements
 //! this trait on top of any [`DurableStateStore`](crate::store::DurableStateStore), adding the
 //! versioned envelope, revision tracking, write modes and conflict merging.
+//!
+//! A key's "pruning performed" markers ([`PrunedIncarnations`]) travel next to it in the same
+//! `store` call, under [`markers_key`]`(key)`. A store should write them atomically with the
+//! key's value (dd-durable keeps them inside the value's record) and must hand them back at load,
+//! under the same key, whether it keeps them inside the value's record or as a record of their
+//! own: a value from which pruned entries were dropped must never be loaded without them.
 
 use std::pin::Pin;
 
@@ -14,6 +20,10 @@ use futures::Stream;
 use crate::data::{DataError, ErasedData, TypeRegistry};
 use crate::replica::ReplicaId;
 use crate::store::StoreError;
+
+pub use crate::replicator::pruning_record::{
+    MARKERS_PREFIX, PrunedIncarnations, marked_key, markers_key,
+};
 
 /// The durable state of one key.
 #[derive(Debug, Clone)]
@@ -60,6 +70,20 @@ pub enum DurableError {
         /// The newest version this build reads.
         supported: u16,
     },
+    /// The key is deleted in the store (a tombstone written by another process under the same
+    /// replica name, found by a conflicting write): a deleted key stays deleted, so this write of
+    /// a value was not applied, and the replicator adopts the tombstone.
+    #[error(
+        "{backend}: key '{key}' of replica '{replica}' is deleted in the store (another process wrote its tombstone); the write was not applied"
+    )]
+    Deleted {
+        /// The backend.
+        backend: String,
+        /// The replica.
+        replica: String,
+        /// The key.
+        key: String,
+    },
     /// A stored value could not be decoded or merged as its CRDT type.
     #[error("{backend}: record of replica '{replica}' key '{key}': {source}")]
     Data {
@@ -86,6 +110,10 @@ pub struct StoreReport {
     /// (another process with the same replica name). The stored value was merged with ours and
     /// the merge written; here are the merged values, for the replicator to adopt.
     pub merged_conflicts: Vec<(String, Box<dyn ErasedData>)>,
+    /// Keys found deleted in the store (a tombstone written by another process with the same
+    /// replica name): their write was not applied, and the replicator should adopt the
+    /// tombstone.
+    pub deleted: Vec<String>,
 }
 
 /// Whether a durable store keeps up with the writes handed to it, for `/health` and metrics.

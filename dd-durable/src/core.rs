@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dd_core::ReplicaId;
 use dd_core::data::{DataError, ErasedData, TypeRegistry};
-use dd_core::durable::{DurableError, DurableValue};
+use dd_core::durable::{DurableError, DurableValue, PrunedIncarnations, marked_key};
 use dd_core::store::{
     DurableStateStore, Revision, StoreError, StoredRecord, WriteOp, WriteOutcome,
 };
@@ -31,6 +31,22 @@ pub(crate) struct WriteResult {
     pub(crate) merged: Vec<(String, Box<dyn ErasedData>)>,
     /// Keys that were not written, with the reason. The stored record is unchanged.
     pub(crate) failed: Vec<(String, DurableError)>,
+    /// Keys whose value was not written because the key is deleted in the store (another
+    /// writer's tombstone, known or found by a conflict), for the replicator to adopt.
+    pub(crate) deleted: Vec<String>,
+}
+
+/// A stored record, decoded: the value and the pruning markers kept with it (format version 2).
+pub(crate) struct Decoded {
+    pub(crate) value: DurableValue,
+    pub(crate) pruning: Option<PrunedIncarnations>,
+}
+
+/// One record of a batch, as planned: the value written and the markers written inside it.
+struct Planned<'a> {
+    key: &'a str,
+    value: Cow<'a, DurableValue>,
+    pruning: Option<&'a PrunedIncarnations>,
 }
 
 /// The state shared by a store handle and its background writer.
@@ -53,7 +69,8 @@ pub(crate) struct Core<S: ?Sized> {
     flush_lock: tokio::sync::Mutex<()>,
 }
 
-/// The entries whose keys are among the `failed` ones, to be retried.
+/// The entries whose keys are among the `failed` ones, to be retried, with the pruning markers
+/// entries of those keys (they are written inside the key's record).
 fn failed_entries(
     failed: &[(String, DurableError)],
     entries: &[(String, DurableValue)],
@@ -61,9 +78,19 @@ fn failed_entries(
     let failed: HashSet<&str> = failed.iter().map(|(k, _)| k.as_str()).collect();
     entries
         .iter()
-        .filter(|(k, _)| failed.contains(k.as_str()))
+        .filter(|(k, _)| {
+            failed.contains(k.as_str()) || marked_key(k).is_some_and(|m| failed.contains(m))
+        })
         .cloned()
         .collect()
+}
+
+/// The pruning markers handed over in a markers entry, when it holds them.
+fn markers_of(value: &DurableValue) -> Option<&PrunedIncarnations> {
+    match value {
+        DurableValue::Data(d) => d.downcast_ref::<PrunedIncarnations>(),
+        DurableValue::Deleted => None,
+    }
 }
 
 fn is_deleted(value: &DurableValue) -> bool {
@@ -78,15 +105,35 @@ fn same_value(a: &DurableValue, b: &DurableValue) -> bool {
     }
 }
 
-/// The merge of two states of a key: a tombstone wins, data is merged as its CRDT.
-fn merge_values(ours: &DurableValue, theirs: &DurableValue) -> Result<DurableValue, DataError> {
-    match (ours, theirs) {
+/// The merge of two states of a key with their pruning markers: a tombstone wins, data is
+/// merged as its CRDT after the entries of every incarnation either side's markers say was
+/// pruned are dropped from both (they were counted in a live incarnation already), and the
+/// markers are the union of both.
+fn merge_values(
+    ours: &DurableValue,
+    our_pruning: Option<&PrunedIncarnations>,
+    theirs: &Decoded,
+) -> Result<Decoded, DataError> {
+    match (ours, &theirs.value) {
         (DurableValue::Data(a), DurableValue::Data(b)) => {
+            let mut pruning = our_pruning.cloned().unwrap_or_default();
+            if let Some(p) = &theirs.pruning {
+                dd_core::ReplicatedData::merge(&mut pruning, p);
+            }
             let mut merged = a.clone_boxed();
-            merged.merge_erased(b.as_ref())?;
-            Ok(DurableValue::Data(merged))
+            let mut other = b.clone_boxed();
+            pruning.apply_to(merged.as_mut());
+            pruning.apply_to(other.as_mut());
+            merged.merge_erased(other.as_ref())?;
+            Ok(Decoded {
+                value: DurableValue::Data(merged),
+                pruning: (!pruning.is_empty()).then_some(pruning),
+            })
         }
-        _ => Ok(DurableValue::Deleted),
+        _ => Ok(Decoded {
+            value: DurableValue::Deleted,
+            pruning: None,
+        }),
     }
 }
 
@@ -168,22 +215,36 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
         }
     }
 
-    /// A stored record as a value; any damage is an error naming backend, replica and key.
+    /// A stored record as a value with the pruning markers kept in it; any damage is an error
+    /// naming backend, replica and key.
     pub(crate) fn decode_record(
         &self,
         replica: &ReplicaId,
         registry: &TypeRegistry,
         record: &StoredRecord,
-    ) -> Result<DurableValue, DurableError> {
-        let decoded = envelope::decode(&record.value)
+    ) -> Result<Decoded, DurableError> {
+        let (decoded, pruning) = envelope::decode_with_pruning(&record.value)
             .map_err(|e| e.at(&self.backend, replica.as_str(), &record.key))?;
-        match decoded {
-            Record::Tombstone => Ok(DurableValue::Deleted),
+        let pruning = pruning
+            .map(|bytes| {
+                postcard::from_bytes::<PrunedIncarnations>(bytes).map_err(|e| {
+                    DurableError::Corrupt {
+                        backend: self.backend.clone(),
+                        replica: replica.to_string(),
+                        key: record.key.clone(),
+                        reason: format!("pruning markers of the record cannot be decoded: {e}"),
+                    }
+                })
+            })
+            .transpose()?;
+        let value = match decoded {
+            Record::Tombstone => DurableValue::Deleted,
             Record::Data { type_name, payload } => registry
                 .decode(type_name, payload)
                 .map(DurableValue::Data)
-                .map_err(|e| self.data_error(replica, &record.key, e)),
-        }
+                .map_err(|e| self.data_error(replica, &record.key, e))?,
+        };
+        Ok(Decoded { value, pruning })
     }
 
     fn encode_value(
@@ -191,6 +252,7 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
         replica: &ReplicaId,
         key: &str,
         value: &DurableValue,
+        pruning: Option<&PrunedIncarnations>,
     ) -> Result<Bytes, DurableError> {
         let encoded = match value {
             DurableValue::Deleted => envelope::encode(&Record::Tombstone),
@@ -198,10 +260,28 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
                 let payload = data
                     .encode()
                     .map_err(|e| self.data_error(replica, key, e))?;
-                envelope::encode(&Record::Data {
-                    type_name: &data.data_type_name(),
-                    payload: &payload,
-                })
+                let pruning = pruning
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        postcard::to_stdvec(p).map_err(|source| {
+                            self.data_error(
+                                replica,
+                                key,
+                                DataError::Encode {
+                                    type_name: "pruning markers".to_owned(),
+                                    source,
+                                },
+                            )
+                        })
+                    })
+                    .transpose()?;
+                envelope::encode_with_pruning(
+                    &Record::Data {
+                        type_name: &data.data_type_name(),
+                        payload: &payload,
+                    },
+                    pruning.as_deref(),
+                )
             }
         };
         encoded
@@ -210,6 +290,8 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
     }
 
     /// Writes `entries` with one conditional batch, then merges every key that conflicted.
+    /// A key's pruning markers entry ([`markers_key`](dd_core::durable::markers_key)) given with the key's value is written
+    /// inside the value's record (one atomic write of both), not as a record of its own.
     /// `Err` means the batch as a whole failed and nothing was written.
     pub(crate) async fn write_entries(
         &self,
@@ -220,43 +302,80 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
         let _serialised = self.write_lock.lock().await;
         let mut result = WriteResult::default();
         let mut ops = Vec::with_capacity(entries.len());
-        let mut planned: Vec<(&str, Cow<'_, DurableValue>)> = Vec::with_capacity(entries.len());
+        let mut planned: Vec<Planned<'_>> = Vec::with_capacity(entries.len());
         // Only the last state of a key given twice is written (both would carry one revision).
         let last_of_key: HashMap<&str, usize> = entries
             .iter()
             .enumerate()
             .map(|(i, (key, _))| (key.as_str(), i))
             .collect();
+        let is_last = |i: usize, key: &str| last_of_key.get(key) == Some(&i);
+        // The markers that go inside the record of their key: given with a value of that key.
+        let mut folded: HashMap<&str, &PrunedIncarnations> = HashMap::new();
         for (i, (key, value)) in entries.iter().enumerate() {
-            if last_of_key.get(key.as_str()) != Some(&i) {
+            if let (Some(of), Some(markers)) = (marked_key(key), markers_of(value))
+                && is_last(i, key)
+                && last_of_key
+                    .get(of)
+                    .is_some_and(|&j| matches!(entries[j].1, DurableValue::Data(_)))
+            {
+                folded.insert(of, markers);
+            }
+        }
+        for (i, (key, value)) in entries.iter().enumerate() {
+            if !is_last(i, key) {
+                continue;
+            }
+            if marked_key(key).is_some_and(|of| folded.contains_key(of)) {
                 continue;
             }
             let known = self.known.get(replica, key);
+            if marked_key(key).is_some() && known.is_none() && is_deleted(value) {
+                // Markers of a deleted key that were never stored as a record of their own.
+                continue;
+            }
             if known.is_some_and(|k| k.tombstone) {
                 tracing::debug!(backend = %self.backend, replica = %replica, key = %key,
                     "key is deleted in the store; a deleted key stays deleted, not writing");
+                if !is_deleted(value) && marked_key(key).is_none() {
+                    result.deleted.push(key.clone());
+                }
                 continue;
             }
+            let pruning = folded.get(key.as_str()).copied();
             let outgoing = match value {
                 DurableValue::Deleted => {
                     self.merged.forget(replica, key);
                     Cow::Borrowed(value)
                 }
                 DurableValue::Data(data) => {
-                    match self.merged.merge_into(replica, key, data.as_ref()) {
-                        Some(merged) => Cow::Owned(DurableValue::Data(merged)),
-                        None => Cow::Borrowed(value),
+                    let mut outgoing = self
+                        .merged
+                        .merge_into(replica, key, data.as_ref(), pruning)
+                        .map(|merged| Cow::Owned(DurableValue::Data(merged)))
+                        .unwrap_or(Cow::Borrowed(value));
+                    // A value stored with markers never holds entries they say were pruned.
+                    if let (Some(p), DurableValue::Data(d)) = (pruning, outgoing.as_ref())
+                        && p.performed.keys().any(|r| d.needs_pruning_from(r))
+                        && let DurableValue::Data(d) = outgoing.to_mut()
+                    {
+                        p.apply_to(d.as_mut());
                     }
+                    outgoing
                 }
             };
-            match self.encode_value(replica, key, &outgoing) {
+            match self.encode_value(replica, key, &outgoing, pruning) {
                 Ok(bytes) => {
                     ops.push(WriteOp::Put {
                         key: key.clone(),
                         expected: known.map(|k| k.revision),
                         value: bytes,
                     });
-                    planned.push((key, outgoing));
+                    planned.push(Planned {
+                        key,
+                        value: outgoing,
+                        pruning,
+                    });
                 }
                 Err(e) => {
                     self.note_failure(replica, &e, false);
@@ -288,7 +407,7 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
             Ok(outcomes) => outcomes,
             Err(e) => {
                 let e = DurableError::from(e);
-                self.mark_uncertain(replica, planned.iter().map(|(k, _)| *k));
+                self.mark_uncertain(replica, planned.iter().map(|p| p.key));
                 self.note_failure(replica, &e, true);
                 return Err(e);
             }
@@ -299,7 +418,12 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
             .filter(|o| matches!(o, WriteOutcome::Written(_)))
             .count();
         self.stats.record_batch(written, started.elapsed());
-        for ((key, value), outcome) in planned.into_iter().zip(outcomes) {
+        for (planned, outcome) in planned.into_iter().zip(outcomes) {
+            let Planned {
+                key,
+                value,
+                pruning,
+            } = planned;
             match outcome {
                 WriteOutcome::Written(revision) => {
                     self.take_uncertain(replica, key);
@@ -315,11 +439,16 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
                 }
                 WriteOutcome::Conflict { actual } => {
                     match self
-                        .resolve_conflict(replica, registry, key, &value, actual)
+                        .resolve_conflict(replica, registry, key, &value, pruning, actual)
                         .await
                     {
                         Ok(Some(merged)) => result.merged.push((key.to_owned(), merged)),
-                        Ok(None) => {}
+                        Ok(None) => {
+                            if !is_deleted(&value) && marked_key(key).is_none() {
+                                // Another writer deleted the key: ours was not applied.
+                                result.deleted.push(key.to_owned());
+                            }
+                        }
                         Err(e) => {
                             self.note_failure(replica, &e, false);
                             result.failed.push((key.to_owned(), e));
@@ -331,15 +460,17 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
         Ok(result)
     }
 
-    /// Reads the record that someone else wrote, merges it with ours and writes the merge,
-    /// conditionally again, a bounded number of times. A record that cannot be decoded or merged
-    /// is left untouched and the key fails. Returns the merged value when it is data.
+    /// Reads the record that someone else wrote, merges it with ours (pruning markers applied
+    /// to both, see [`merge_values`]) and writes the merge, conditionally again, a bounded number
+    /// of times. A record that cannot be decoded or merged is left untouched and the key fails.
+    /// Returns the merged value when it is data, `None` when the key is deleted.
     async fn resolve_conflict(
         &self,
         replica: &ReplicaId,
         registry: &TypeRegistry,
         key: &str,
         ours: &DurableValue,
+        our_pruning: Option<&PrunedIncarnations>,
         actual: Option<Revision>,
     ) -> Result<Option<Box<dyn ErasedData>>, DurableError> {
         let expected = self.known.get(replica, key).map(|k| k.revision);
@@ -364,19 +495,27 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
             let read = self.store.get(replica.as_str(), key);
             let stored = self.bounded("a read of a conflicting record", read).await?;
             let (expected, merged) = match stored {
-                None => (None, ours.clone()),
+                None => (
+                    None,
+                    Decoded {
+                        value: ours.clone(),
+                        pruning: our_pruning.cloned(),
+                    },
+                ),
                 Some(record) => {
                     let theirs = self.decode_record(replica, registry, &record)?;
-                    let merged = merge_values(ours, &theirs)
+                    let merged = merge_values(ours, our_pruning, &theirs)
                         .map_err(|e| self.data_error(replica, key, e))?;
-                    if same_value(&merged, &theirs) {
+                    if same_value(&merged.value, &theirs.value)
+                        && (is_deleted(&merged.value) || merged.pruning == theirs.pruning)
+                    {
                         // The stored record already holds everything we have.
-                        return Ok(self.settle(replica, key, record.revision, merged));
+                        return Ok(self.settle(replica, key, record.revision, merged.value));
                     }
                     (Some(record.revision), merged)
                 }
             };
-            let bytes = self.encode_value(replica, key, &merged)?;
+            let bytes = self.encode_value(replica, key, &merged.value, merged.pruning.as_ref())?;
             let put = self.store.put(replica.as_str(), key, expected, bytes);
             let written = self
                 .bounded("a write of a merged record", put)
@@ -385,7 +524,7 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
             match written {
                 WriteOutcome::Written(revision) => {
                     self.stats.add_records(1);
-                    return Ok(self.settle(replica, key, revision, merged));
+                    return Ok(self.settle(replica, key, revision, merged.value));
                 }
                 WriteOutcome::Conflict { .. } => continue,
             }
@@ -526,6 +665,9 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
                 Ok(result) => {
                     for (key, value) in result.merged {
                         self.merged.remember(&batch.replica, &key, value, false);
+                    }
+                    for key in &result.deleted {
+                        self.merged.remember_deleted(&batch.replica, key);
                     }
                     if !result.failed.is_empty() {
                         let retry = failed_entries(&result.failed, &batch.entries);

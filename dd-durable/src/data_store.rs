@@ -10,6 +10,7 @@ use dd_core::ReplicaId;
 use dd_core::data::TypeRegistry;
 use dd_core::durable::{
     DurableDataStore, DurableEntryStream, DurableError, DurableHealth, DurableValue, StoreReport,
+    markers_key,
 };
 use dd_core::store::{DurableStateStore, StoreError};
 use futures::StreamExt;
@@ -152,7 +153,14 @@ impl<S: ?Sized + DurableStateStore> DurableDistributedDataStore<S> {
         }
         let result = written?;
         let mut failed = result.failed.into_iter();
-        let succeeded = failed.len() == 0;
+        // Keys another writer deleted: the replicator adopts the tombstone (from the error
+        // below for the first, from the next report for every one).
+        let mut deleted = result.deleted.into_iter();
+        let first_deleted = deleted.next();
+        let succeeded = failed.len() == 0 && first_deleted.is_none();
+        for key in first_deleted.iter().chain(deleted.as_slice()) {
+            self.core.merged.remember_deleted(replica, key);
+        }
         // Every merge is merged into later writes of its key until the replicator's value
         // includes it: a value the replicator queued before adopting it must not drop it. If this
         // call succeeds it returns the merges; if it fails, the next call hands them out.
@@ -162,9 +170,21 @@ impl<S: ?Sized + DurableStateStore> DurableDistributedDataStore<S> {
                 .remember(replica, key, value.clone_boxed(), succeeded);
         }
         let Some((first_key, first_error)) = failed.next() else {
+            if let Some(key) = first_deleted {
+                tracing::warn!(backend = %self.core.backend, replica = %replica, key,
+                    "key deleted in the store by another writer: this write was not applied");
+                return Err(DurableError::Deleted {
+                    backend: self.core.backend.clone(),
+                    replica: replica.to_string(),
+                    key,
+                });
+            }
             let mut merged_conflicts = self.core.merged.hand_out(replica);
             merged_conflicts.extend(result.merged);
-            return Ok(StoreReport { merged_conflicts });
+            return Ok(StoreReport {
+                merged_conflicts,
+                deleted: self.core.merged.hand_out_deleted(replica),
+            });
         };
         for (key, e) in failed {
             tracing::error!(backend = %self.core.backend, replica = %replica, key, error = %e,
@@ -201,15 +221,31 @@ impl<S: ?Sized + DurableStateStore> DurableDataStore for DurableDistributedDataS
         let records = core
             .store
             .scan(replica.as_str(), core.options.scan_page_size);
-        Box::pin(records.map(move |item| {
-            let record = item?;
-            let value = core.decode_record(replica, registry, &record)?;
-            let known = Known {
-                revision: record.revision,
-                tombstone: matches!(value, DurableValue::Deleted),
+        // A record with pruning markers inside (format version 2) is handed back as the key's
+        // markers entry, then the key's value, as the replicator handed them over.
+        Box::pin(records.flat_map(move |item| {
+            let decoded = item.map_err(DurableError::from).and_then(|record| {
+                let decoded = core.decode_record(replica, registry, &record)?;
+                let known = Known {
+                    revision: record.revision,
+                    tombstone: matches!(decoded.value, DurableValue::Deleted),
+                };
+                core.known.set(replica, &record.key, known);
+                Ok((record.key, decoded))
+            });
+            let entries = match decoded {
+                Err(e) => vec![Err(e)],
+                Ok((key, decoded)) => {
+                    let markers = decoded.pruning.map(|p| {
+                        Ok((markers_key(&key), DurableValue::Data(Box::new(p) as Box<_>)))
+                    });
+                    markers
+                        .into_iter()
+                        .chain([Ok((key, decoded.value))])
+                        .collect()
+                }
             };
-            core.known.set(replica, &record.key, known);
-            Ok((record.key, value))
+            futures::stream::iter(entries)
         }))
     }
 
@@ -226,6 +262,7 @@ impl<S: ?Sized + DurableStateStore> DurableDataStore for DurableDistributedDataS
                 self.core.pending.enqueue(replica, registry, entries);
                 Ok(StoreReport {
                     merged_conflicts: self.core.merged.hand_out(replica),
+                    deleted: self.core.merged.hand_out_deleted(replica),
                 })
             }
         }

@@ -22,6 +22,20 @@
 //! 3+t     rest  payload: the CRDT state serialised with postcard (empty for a tombstone)
 //! ```
 //!
+//! Body of format version 2 (a data record with its key's "pruning performed" markers, so that a
+//! value and its markers land in one atomic write; records without markers are still written in
+//! version 1):
+//!
+//! ```text
+//! offset  size  field
+//! 0       1     record kind: 0 = data (a tombstone has no markers and is written in version 1)
+//! 1       2     length t of the CRDT type name, u16 big-endian
+//! 3       t     CRDT type name, UTF-8 (its `TypeName`)
+//! 3+t     4     length p of the payload, u32 big-endian
+//! 7+t     p     payload: the CRDT state serialised with postcard
+//! 7+t+p   rest  pruning markers (`dd_core::durable::PrunedIncarnations`, postcard), not empty
+//! ```
+//!
 //! [`decode`] checks, in order: the magic, the length, the checksum and then the version, so a
 //! flipped or missing byte is reported as damage and only an intact record from a newer build as
 //! [`EnvelopeError::UnsupportedFormat`].
@@ -40,8 +54,12 @@ use dd_core::durable::DurableError;
 /// The magic bytes every record starts with.
 pub const MAGIC: [u8; 4] = *b"DDUR";
 
-/// The format version this build writes (and the newest it reads).
-pub const CURRENT_VERSION: u16 = 1;
+/// The newest format version this build writes and reads. Version 1 is still written for every
+/// record without pruning markers (and read, whoever wrote it).
+pub const CURRENT_VERSION: u16 = 2;
+
+const V1: u16 = 1;
+const V2: u16 = 2;
 
 const VERSION_AT: usize = 4;
 const LENGTH_AT: usize = 6;
@@ -129,8 +147,32 @@ impl EnvelopeError {
     }
 }
 
-/// Encodes a record in the current format version.
+/// Encodes a record without pruning markers (format version 1).
 pub fn encode(record: &Record<'_>) -> Result<Vec<u8>, EnvelopeError> {
+    encode_with_pruning(record, None)
+}
+
+/// Encodes a record with its key's encoded pruning markers, if any: a data record with markers
+/// in format version 2, anything else as [`encode`] (version 1). A tombstone never carries
+/// markers (a deleted key needs none); they are refused.
+///
+/// ```
+/// use dd_durable::envelope::{self, Record};
+/// let record = Record::Data { type_name: "GCounter", payload: &[0] };
+/// let bytes = envelope::encode_with_pruning(&record, Some(&[1, 2, 3])).unwrap();
+/// assert_eq!(envelope::decode_with_pruning(&bytes).unwrap(), (record, Some(&[1u8, 2, 3][..])));
+/// assert_eq!(envelope::decode(&bytes).unwrap(), record);
+/// ```
+pub fn encode_with_pruning(
+    record: &Record<'_>,
+    pruning: Option<&[u8]>,
+) -> Result<Vec<u8>, EnvelopeError> {
+    let pruning = pruning.filter(|p| !p.is_empty());
+    if pruning.is_some() && matches!(record, Record::Tombstone) {
+        return Err(EnvelopeError::Unencodable {
+            reason: "a tombstone with pruning markers".to_owned(),
+        });
+    }
     let (kind, type_name, payload): (u8, &str, &[u8]) = match record {
         Record::Data { type_name, payload } => (KIND_DATA, type_name, payload),
         Record::Tombstone => (KIND_TOMBSTONE, "", &[]),
@@ -143,25 +185,42 @@ pub fn encode(record: &Record<'_>) -> Result<Vec<u8>, EnvelopeError> {
     let name_len = u16::try_from(type_name.len()).map_err(|_| EnvelopeError::Unencodable {
         reason: format!("type name of {} bytes (at most 65535)", type_name.len()),
     })?;
-    let total = MIN_LEN + 3 + type_name.len() + payload.len();
+    let extra = pruning.map_or(0, |p| 4 + p.len());
+    let total = MIN_LEN + 3 + type_name.len() + payload.len() + extra;
     let total_u32 = u32::try_from(total).map_err(|_| EnvelopeError::Unencodable {
         reason: format!("record of {total} bytes (at most 4 GiB)"),
     })?;
+    let version = if pruning.is_some() { V2 } else { V1 };
     let mut out = Vec::with_capacity(total);
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&CURRENT_VERSION.to_be_bytes());
+    out.extend_from_slice(&version.to_be_bytes());
     out.extend_from_slice(&total_u32.to_be_bytes());
     out.push(kind);
     out.extend_from_slice(&name_len.to_be_bytes());
     out.extend_from_slice(type_name.as_bytes());
-    out.extend_from_slice(payload);
+    if let Some(pruning) = pruning {
+        // Fits: the whole record's length fits in a u32.
+        let payload_len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&payload_len.to_be_bytes());
+        out.extend_from_slice(payload);
+        out.extend_from_slice(pruning);
+    } else {
+        out.extend_from_slice(payload);
+    }
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_be_bytes());
     Ok(out)
 }
 
-/// Decodes a record of any supported format version, checking every part of it.
+/// Decodes a record of any supported format version, checking every part of it; pruning
+/// markers a version-2 record carries are left out (see [`decode_with_pruning`]).
 pub fn decode(bytes: &[u8]) -> Result<Record<'_>, EnvelopeError> {
+    decode_with_pruning(bytes).map(|(record, _)| record)
+}
+
+/// Decodes a record of any supported format version with the encoded pruning markers it carries
+/// (version 2), checking every part of it.
+pub fn decode_with_pruning(bytes: &[u8]) -> Result<(Record<'_>, Option<&[u8]>), EnvelopeError> {
     let len = bytes.len();
     if len < MAGIC.len() {
         return Err(if MAGIC.starts_with(bytes) {
@@ -202,7 +261,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, EnvelopeError> {
     let version = u16::from_be_bytes([bytes[VERSION_AT], bytes[VERSION_AT + 1]]);
     let body = &bytes[BODY_AT..crc_at];
     match version {
-        1 => decode_v1_body(body),
+        V1 => decode_v1_body(body).map(|record| (record, None)),
+        V2 => decode_v2_body(body),
         v if v > CURRENT_VERSION => Err(EnvelopeError::UnsupportedFormat { version: v }),
         v => Err(EnvelopeError::corrupt(format!(
             "invalid format version {v}"
@@ -264,4 +324,42 @@ fn decode_v1_body(body: &[u8]) -> Result<Record<'_>, EnvelopeError> {
             "unknown record kind {other}"
         ))),
     }
+}
+
+/// The body of format version 2 (see the module docs).
+fn decode_v2_body(body: &[u8]) -> Result<(Record<'_>, Option<&[u8]>), EnvelopeError> {
+    let [kind, n0, n1, rest @ ..] = body else {
+        return Err(EnvelopeError::corrupt(format!(
+            "version 2 body of {} bytes is shorter than its 3-byte header",
+            body.len()
+        )));
+    };
+    if *kind != KIND_DATA {
+        return Err(EnvelopeError::corrupt(format!(
+            "version 2 record of kind {kind}: only data records carry pruning markers"
+        )));
+    }
+    let name_len = usize::from(u16::from_be_bytes([*n0, *n1]));
+    if rest.len() < name_len + 4 {
+        return Err(EnvelopeError::corrupt(format!(
+            "type name of {name_len} bytes and the payload length overrun the body"
+        )));
+    }
+    let (name, rest) = rest.split_at(name_len);
+    let (len, rest) = rest.split_at(4);
+    let payload_len = u32_at(len, 0) as usize;
+    if rest.len() <= payload_len {
+        return Err(EnvelopeError::corrupt(format!(
+            "payload of {payload_len} bytes leaves no room for the pruning markers \
+             ({} bytes after the payload length)",
+            rest.len()
+        )));
+    }
+    let (payload, pruning) = rest.split_at(payload_len);
+    let type_name = std::str::from_utf8(name)
+        .map_err(|e| EnvelopeError::corrupt(format!("type name is not UTF-8: {e}")))?;
+    if type_name.is_empty() {
+        return Err(EnvelopeError::corrupt("data record without a type name"));
+    }
+    Ok((Record::Data { type_name, payload }, Some(pruning)))
 }

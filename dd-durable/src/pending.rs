@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use dd_core::ReplicaId;
 use dd_core::data::TypeRegistry;
-use dd_core::durable::DurableValue;
+use dd_core::durable::{DurableValue, marked_key};
 
 use crate::lock;
 
@@ -72,18 +72,47 @@ impl PendingQueue {
         }
     }
 
-    /// Takes everything queued, in batches of at most `max_batch` entries of one replica.
+    /// Takes everything queued, in batches of at most `max_batch` entries of one replica (one
+    /// more where a key's pruning markers entry follows it: a key and its markers are never cut
+    /// apart, they are written in one record).
     pub(crate) fn take_all(&self, max_batch: usize) -> Vec<PendingBatch> {
         let max_batch = max_batch.max(1);
         let taken: Vec<(ReplicaId, ReplicaQueue)> = lock(&self.map).drain().collect();
         let mut batches = Vec::new();
-        for (replica, queue) in taken {
-            let mut entries = queue.entries.into_iter().peekable();
-            while entries.peek().is_some() {
+        for (replica, mut queue) in taken {
+            // Each key's markers entry goes right after the key.
+            let with_key: Vec<String> = queue
+                .entries
+                .keys()
+                .filter(|k| marked_key(k).is_some_and(|of| queue.entries.contains_key(of)))
+                .cloned()
+                .collect();
+            let mut markers: BTreeMap<String, (String, DurableValue)> = BTreeMap::new();
+            for k in with_key {
+                if let Some(v) = queue.entries.remove(&k)
+                    && let Some(of) = marked_key(&k)
+                {
+                    markers.insert(of.to_owned(), (k, v));
+                }
+            }
+            let mut current = Vec::new();
+            for (key, value) in queue.entries {
+                if current.len() >= max_batch {
+                    batches.push(PendingBatch {
+                        replica: replica.clone(),
+                        registry: queue.registry.clone(),
+                        entries: std::mem::take(&mut current),
+                    });
+                }
+                let marker = markers.remove(&key);
+                current.push((key, value));
+                current.extend(marker);
+            }
+            if !current.is_empty() {
                 batches.push(PendingBatch {
                     replica: replica.clone(),
                     registry: queue.registry.clone(),
-                    entries: entries.by_ref().take(max_batch).collect(),
+                    entries: current,
                 });
             }
         }
@@ -93,5 +122,41 @@ impl PendingQueue {
     /// How many entries are queued.
     pub(crate) fn len(&self) -> usize {
         lock(&self.map).values().map(|q| q.entries.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use dd_core::durable::{PrunedIncarnations, markers_key};
+
+    #[test]
+    fn a_key_and_its_markers_are_never_cut_apart() {
+        let queue = PendingQueue::default();
+        let r = ReplicaId::new("r");
+        let markers = || DurableValue::Data(Box::new(PrunedIncarnations::default()));
+        // "-a" and "A" sort before "__dd/pruning/...", "a" after it.
+        let entries = ["-a", "A", "a"]
+            .into_iter()
+            .flat_map(|k| {
+                [
+                    (markers_key(k), markers()),
+                    (k.to_owned(), DurableValue::Deleted),
+                ]
+            })
+            .collect();
+        queue.enqueue(&r, &TypeRegistry::default(), entries);
+        let batches = queue.take_all(1);
+        let keys: Vec<Vec<String>> = batches
+            .iter()
+            .map(|b| b.entries.iter().map(|(k, _)| k.clone()).collect())
+            .collect();
+        assert_eq!(
+            keys,
+            ["-a", "A", "a"]
+                .map(|k| vec![k.to_owned(), markers_key(k)])
+                .to_vec()
+        );
     }
 }

@@ -89,14 +89,29 @@ async fn conflict_with_a_tombstone_keeps_the_tombstone() {
         )
         .await
         .unwrap();
-    let report = second
+    // The write of a value is not applied, and says so instead of acknowledging it.
+    let err = second
         .store(&replica, &reg, vec![entry("k", counter(&[("r", 2, 1)]))])
         .await
-        .unwrap();
-    assert!(report.merged_conflicts.is_empty());
+        .unwrap_err();
+    assert!(
+        matches!(&err, DurableError::Deleted { key, replica, .. } if key == "k" && replica == "r"),
+        "{err:?}"
+    );
     let raw = backend.get("r", "k").await.unwrap().unwrap();
     assert_eq!(envelope::decode(&raw.value), Ok(Record::Tombstone));
     assert_eq!(raw.revision, Revision::FIRST);
+    // The tombstone is handed to the replicator (to adopt) with the next report, once.
+    let report = second.store(&replica, &reg, vec![]).await.unwrap();
+    assert_eq!(report.deleted, vec!["k".to_owned()]);
+    assert!(report.merged_conflicts.is_empty());
+    // Later writes of the key are refused too (the key is known deleted now), not acknowledged.
+    let err = second
+        .store(&replica, &reg, vec![entry("k", counter(&[("r", 2, 2)]))])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DurableError::Deleted { .. }), "{err:?}");
+    assert!(second.health().healthy, "a deleted key is no store failure");
 }
 
 #[tokio::test]
@@ -199,7 +214,8 @@ async fn corrupt_record_is_never_overwritten_and_other_keys_still_write() {
 async fn record_of_a_newer_format_is_not_overwritten() {
     let backend = MemoryStore::new();
     let mut newer = envelope::encode(&Record::Tombstone).unwrap();
-    newer[4..6].copy_from_slice(&2u16.to_be_bytes());
+    let newer_version = envelope::CURRENT_VERSION + 1;
+    newer[4..6].copy_from_slice(&newer_version.to_be_bytes());
     let at = newer.len() - 4;
     let crc = crc32fast::hash(&newer[..at]);
     newer[at..].copy_from_slice(&crc.to_be_bytes());
@@ -215,10 +231,10 @@ async fn record_of_a_newer_format_is_not_overwritten() {
     assert!(matches!(
         items[0],
         Err(DurableError::UnsupportedFormat {
-            version: 2,
-            supported: 1,
+            version,
+            supported: envelope::CURRENT_VERSION,
             ..
-        })
+        }) if version == newer_version
     ));
     let err = durable
         .store(&replica, &reg, vec![entry("k", counter(&[("r", 1, 1)]))])

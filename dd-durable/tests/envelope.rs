@@ -111,7 +111,7 @@ fn newer_version_is_unsupported() {
         .at("memory", "node-a", "hits");
     assert_eq!(
         err.to_string(),
-        "memory: record of replica 'node-a' key 'hits' has format version 99, this build reads up to 1"
+        "memory: record of replica 'node-a' key 'hits' has format version 99, this build reads up to 2"
     );
 }
 
@@ -269,4 +269,81 @@ fn records_the_format_cannot_hold_are_refused() {
         err.to_string().contains("type name of 70000 bytes"),
         "{err}"
     );
+}
+
+/// A version-2 record: a data record with its key's pruning markers.
+fn sample_v2() -> Vec<u8> {
+    let payload = common::counter(&[("a", 1, 7)]).encode().unwrap();
+    envelope::encode_with_pruning(
+        &Record::Data {
+            type_name: "GCounter",
+            payload: &payload,
+        },
+        Some(b"markers"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn version_2_carries_pruning_markers_and_every_damage_is_detected() {
+    let record = sample_v2();
+    assert_eq!(record[4..6], 2u16.to_be_bytes());
+    let (decoded, markers) = envelope::decode_with_pruning(&record).unwrap();
+    assert_eq!(markers, Some(&b"markers"[..]));
+    let Record::Data { type_name, payload } = decoded else {
+        panic!("not data");
+    };
+    assert_eq!(type_name, "GCounter");
+    let value = common::registry().decode(type_name, payload).unwrap();
+    assert_eq!(
+        value.downcast_ref::<GCounter>().unwrap(),
+        &common::counter(&[("a", 1, 7)])
+    );
+    // Without markers (or with none) a record is still version 1, byte for byte.
+    let plain = Record::Data { type_name, payload };
+    assert_eq!(
+        envelope::encode_with_pruning(&plain, None).unwrap(),
+        sample()
+    );
+    assert_eq!(
+        envelope::encode_with_pruning(&plain, Some(&[])).unwrap(),
+        sample()
+    );
+    assert!(matches!(
+        envelope::encode_with_pruning(&Record::Tombstone, Some(b"m")),
+        Err(EnvelopeError::Unencodable { .. })
+    ));
+    for len in 0..record.len() {
+        let reason = corrupt_reason(&record[..len]);
+        assert!(reason.contains("truncated"), "length {len}: {reason}");
+    }
+    for at in 0..record.len() {
+        for bit in 0..8 {
+            let mut bytes = record.clone();
+            bytes[at] ^= 1 << bit;
+            check_damage_detected(&bytes, at);
+        }
+    }
+}
+
+#[test]
+fn malformed_version_2_bodies_are_corrupt() {
+    let record = sample_v2();
+    // The payload length (after the 10-byte frame, kind, name length and "GCounter").
+    let len_at = 10 + 3 + "GCounter".len();
+    let payload_len = u32::from_be_bytes(record[len_at..len_at + 4].try_into().unwrap());
+    let with_payload_len = |n: u32| {
+        let mut bytes = record.clone();
+        bytes[len_at..len_at + 4].copy_from_slice(&n.to_be_bytes());
+        with_valid_crc(bytes)
+    };
+    let overrun = payload_len + u32::try_from(b"markers".len()).unwrap();
+    assert!(corrupt_reason(&with_payload_len(overrun)).contains("no room for the pruning markers"));
+    assert!(corrupt_reason(&with_payload_len(u32::MAX)).contains("no room"));
+    let mut tombstone = record.clone();
+    tombstone[10] = 1;
+    assert!(corrupt_reason(&with_valid_crc(tombstone)).contains("only data records"));
+    let mut no_name = record.clone();
+    no_name[11..13].copy_from_slice(&u16::MAX.to_be_bytes());
+    assert!(corrupt_reason(&with_valid_crc(no_name)).contains("overrun the body"));
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::{TestStore, as_counter, counter, entry, load_all, registry};
 use dd_core::ReplicaId;
-use dd_core::durable::{DurableDataStore, DurableValue};
+use dd_core::durable::{DurableDataStore, DurableError, DurableValue};
 use dd_core::store::memory::MemoryStore;
 use dd_core::store::{DurableStateStore, Revision};
 use dd_durable::envelope::{self, Record};
@@ -105,11 +105,13 @@ async fn tombstones_are_stored_loaded_and_win() {
         )
         .await
         .unwrap();
-    // A deleted key stays deleted: a later data write does not resurrect it.
-    durable
+    // A deleted key stays deleted: a later data write does not resurrect it (and is refused,
+    // not acknowledged).
+    let err = durable
         .store(&replica, &reg, vec![entry("gone", counter(&[("r", 1, 9)]))])
         .await
-        .unwrap();
+        .unwrap_err();
+    assert!(matches!(err, DurableError::Deleted { .. }), "{err:?}");
     let loaded = load_all(&durable, &replica).await;
     assert_eq!(loaded.len(), 1);
     assert!(matches!(loaded[0].1, DurableValue::Deleted));
@@ -120,10 +122,11 @@ async fn tombstones_are_stored_loaded_and_win() {
     let reopened = DurableDistributedDataStore::new(backend.clone(), options());
     let loaded = load_all(&reopened, &replica).await;
     assert!(matches!(loaded[0].1, DurableValue::Deleted));
-    reopened
+    let err = reopened
         .store(&replica, &reg, vec![entry("gone", counter(&[("r", 2, 1)]))])
         .await
-        .unwrap();
+        .unwrap_err();
+    assert!(matches!(err, DurableError::Deleted { .. }), "{err:?}");
     let raw = backend.get("r", "gone").await.unwrap().unwrap();
     assert_eq!(envelope::decode(&raw.value), Ok(Record::Tombstone));
 }

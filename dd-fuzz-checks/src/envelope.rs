@@ -4,7 +4,7 @@
 //! [`decode`] must reject any byte string cleanly; a record it accepts must re-encode to the
 //! same bytes (the format has one encoding per record) and decode again to the same record.
 
-use dd_durable::envelope::{decode, encode};
+use dd_durable::envelope::{decode_with_pruning as decode, encode_with_pruning};
 
 use crate::{CheckFailure, Outcome, Target};
 
@@ -22,7 +22,7 @@ pub fn check(data: &[u8]) -> Result<Outcome, CheckFailure> {
     let Ok(record) = decode(data) else {
         return Ok(Outcome::Rejected);
     };
-    let again = encode(&record)
+    let again = encode_with_pruning(&record.0, record.1)
         .map_err(|e| fail(format!("decoded record {record:?} does not encode: {e}")))?;
     if again != data {
         return Err(fail(format!(

@@ -363,9 +363,9 @@ async fn corrupt_record_fails_start_and_is_kept(backend: BackendKind) {
         .await
         .unwrap();
 
-    // A record written by a newer build (format version 2, valid checksum).
+    // A record written by a newer build (format version 3, valid checksum).
     let mut newer = intact.value.to_vec();
-    newer[4..6].copy_from_slice(&2u16.to_be_bytes());
+    newer[4..6].copy_from_slice(&3u16.to_be_bytes());
     let body = newer.len() - 4;
     let crc = crc32fast::hash(&newer[..body]);
     newer[body..].copy_from_slice(&crc.to_be_bytes());
@@ -375,7 +375,7 @@ async fn corrupt_record_fails_start_and_is_kept(backend: BackendKind) {
         .await
         .unwrap();
     let message = start_fails_on(&location, store.as_ref(), &config, "good").await;
-    assert!(message.contains("format version 2"), "{message}");
+    assert!(message.contains("format version 3"), "{message}");
 
     // Repaired (the original bytes written back), the replica starts with the value.
     let current = store.get("solo", "good").await.unwrap().unwrap();

@@ -380,9 +380,10 @@ impl Replica {
         }
     }
 
-    /// Durable entries for the given keys' current states. A key whose "pruning performed"
-    /// markers changed since they were last stored gets its markers record first, in the same
-    /// batch, so a value from which pruned entries were removed is never stored without them.
+    /// Durable entries for the given keys' current states. A key with "pruning performed"
+    /// markers gets its markers entry first, in the same batch, every time: the store keeps them
+    /// inside the value's record (one atomic write), so a value from which pruned entries were
+    /// removed is never stored without them.
     fn durable_entries<'a>(
         &mut self,
         keys: impl IntoIterator<Item = &'a String>,
@@ -402,7 +403,7 @@ impl Replica {
                     out.push((markers_key(k), crate::durable::DurableValue::Deleted));
                     e.stored_markers = PrunedIncarnations::default();
                 }
-            } else if markers != e.stored_markers {
+            } else if !markers.is_empty() {
                 out.push((
                     markers_key(k),
                     crate::durable::DurableValue::Data(Box::new(markers.clone())),
@@ -816,12 +817,9 @@ impl Replica {
                     d.store_then(
                         entries,
                         Box::new(move |stored| {
-                            let answer = stored.map(|()| value).map_err(|source| {
-                                ReplicatorError::StoreFailure {
-                                    key,
-                                    source: Box::new(source),
-                                }
-                            });
+                            let answer = stored
+                                .map(|()| value)
+                                .map_err(|source| super::durable_writer::store_error(key, source));
                             let _ = reply.send(answer);
                         }),
                     );
@@ -903,15 +901,21 @@ impl Replica {
         }
     }
 
-    /// Adopts values the store merged with a concurrent writer's (the store already holds them).
+    /// Adopts values the store merged with a concurrent writer's, and tombstones it found (the
+    /// store already holds them).
     fn on_conflicts(&mut self, conflicts: Conflicts) {
         for (key, value) in conflicts {
             if is_reserved(&key) {
                 // The store merged our pruning record with the one it held; it keeps the union.
                 continue;
             }
-            let env = Envelope::from_durable(crate::durable::DurableValue::Data(value));
-            self.merge_envelope(key, env, "durable store");
+            let deleted = matches!(value, crate::durable::DurableValue::Deleted);
+            let env = Envelope::from_durable(value);
+            if self.merge_envelope(key.clone(), env, "durable store") && deleted {
+                tracing::warn!(replica = %self.self_id, key,
+                    "key deleted in the durable store by another process: deleted here too");
+                self.deltas_pending.remove(&key);
+            }
         }
     }
 

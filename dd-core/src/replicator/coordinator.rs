@@ -49,12 +49,7 @@ pub(crate) async fn await_write(
     if let Some(store) = store {
         match store.await {
             Ok(Ok(())) => {}
-            Ok(Err(source)) => {
-                return Err(ReplicatorError::StoreFailure {
-                    key,
-                    source: Box::new(source),
-                });
-            }
+            Ok(Err(source)) => return Err(super::durable_writer::store_error(key, source)),
             Err(_) => return Err(ReplicatorError::Shutdown),
         }
     }

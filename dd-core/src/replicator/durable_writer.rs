@@ -9,6 +9,20 @@ use crate::data::{ErasedData, TypeRegistry};
 use crate::durable::{DurableDataStore, DurableError, DurableValue};
 use crate::replica::ReplicaId;
 
+use super::error::ReplicatorError;
+
+/// The error a write answers when its durable store failed: a key found deleted in the store
+/// (by another process) is deleted, anything else a store failure.
+pub(crate) fn store_error(key: String, source: DurableError) -> ReplicatorError {
+    match source {
+        DurableError::Deleted { .. } => ReplicatorError::Deleted { key },
+        source => ReplicatorError::StoreFailure {
+            key,
+            source: Box::new(source),
+        },
+    }
+}
+
 /// Called with the outcome of a store, on the writer task.
 pub(crate) type StoreDone = Box<dyn FnOnce(Result<(), DurableError>) + Send>;
 
@@ -22,8 +36,17 @@ enum Job {
     },
 }
 
-/// Conflicting values the store merged, to be adopted by the replica.
-pub(crate) type Conflicts = Vec<(String, Box<dyn ErasedData>)>;
+/// Conflicting values the store merged (or found deleted), to be adopted by the replica.
+pub(crate) type Conflicts = Vec<(String, DurableValue)>;
+
+/// What the replica adopts from a store's report: merged values and tombstones.
+fn adopted(merged: Vec<(String, Box<dyn ErasedData>)>, deleted: Vec<String>) -> Conflicts {
+    merged
+        .into_iter()
+        .map(|(k, v)| (k, DurableValue::Data(v)))
+        .chain(deleted.into_iter().map(|k| (k, DurableValue::Deleted)))
+        .collect()
+}
 
 /// The handle to the writer task.
 #[derive(Clone)]
@@ -58,10 +81,30 @@ impl DurableWriter {
                                         tracing::info!(store = %store.describe(), replica = %replica,
                                             "durable store writes succeed again");
                                     }
-                                    if !report.merged_conflicts.is_empty() {
-                                        let _ = conflicts.send(report.merged_conflicts);
+                                    if !report.merged_conflicts.is_empty()
+                                        || !report.deleted.is_empty()
+                                    {
+                                        let _ = conflicts
+                                            .send(adopted(report.merged_conflicts, report.deleted));
                                     }
                                     Ok(())
+                                }
+                                Err(DurableError::Deleted {
+                                    backend,
+                                    replica: of,
+                                    key,
+                                }) => {
+                                    // Not a store failure: another process deleted the key.
+                                    tracing::warn!(store = %backend, replica = %of, key,
+                                        "key deleted in the durable store by another process: \
+                                         the write was not applied, the tombstone is adopted");
+                                    let _ =
+                                        conflicts.send(vec![(key.clone(), DurableValue::Deleted)]);
+                                    Err(DurableError::Deleted {
+                                        backend,
+                                        replica: of,
+                                        key,
+                                    })
                                 }
                                 Err(e) => {
                                     if failing {

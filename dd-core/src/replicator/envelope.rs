@@ -35,6 +35,32 @@ impl Pruning {
     }
 }
 
+/// What loading did with one stored "pruning performed" marker whose incarnation still had
+/// entries in the stored value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LoadedMarker {
+    /// Another replica collapsed the entries: they were dropped.
+    StaleEntriesDropped,
+    /// An earlier incarnation of this replica collapsed them, but the stored value predates the
+    /// collapse: the entries are kept and the marker left out (never collapsed again from the
+    /// stored state).
+    OwnCollapseNotStored,
+}
+
+impl LoadedMarker {
+    /// For the log.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            LoadedMarker::StaleEntriesDropped => "stale entries dropped (pruned elsewhere)",
+            LoadedMarker::OwnCollapseNotStored => {
+                "entries kept, not collapsed again: this replica's earlier collapse never reached \
+                 the store (the collapsed value and its marker come back from a peer, or the \
+                 pruning is redone)"
+            }
+        }
+    }
+}
+
 /// One key's replicated state.
 #[derive(Debug, Clone)]
 pub(crate) struct Envelope {
@@ -106,15 +132,20 @@ impl Envelope {
     }
 
     /// Applies markers loaded from the durable store to a value loaded with them. Entries of a
-    /// pruned incarnation that are still in the value are either collapsed again (this replica,
-    /// `me`, was the owner and the collapsed value did not reach the store before a crash) or
-    /// dropped (their contribution was already collapsed into a live incarnation elsewhere).
+    /// pruned incarnation that are still in the value are dropped when another replica collapsed
+    /// them (their contribution is in a live incarnation elsewhere). When an earlier incarnation
+    /// of this replica (`me`) collapsed them, the stored value is older than the collapse (which
+    /// did not reach the store before a crash, or was written by an earlier version without its
+    /// markers): collapsing again would mint slots and dots from that older state, which peers
+    /// may already hold for other updates. The entries are kept and the marker is left out
+    /// instead: a peer that got the collapsed value brings the marker back with its first full
+    /// state, and otherwise the pruning is redone through the leader protocol.
     /// Returns what was done, per incarnation, for the log.
     pub(crate) fn apply_loaded_markers(
         &mut self,
         markers: PrunedIncarnations,
         me: &ReplicaId,
-    ) -> Vec<(UniqueReplicaId, &'static str)> {
+    ) -> Vec<(UniqueReplicaId, LoadedMarker)> {
         let mut done = Vec::new();
         if matches!(self.value, Value::Deleted) {
             // A tombstone wins over any value; markers are of no use to it.
@@ -126,12 +157,12 @@ impl Envelope {
             {
                 match &owner {
                     Some(o) if o.replica() == me && o != &removed => {
-                        d.prune(&removed, o);
-                        done.push((removed.clone(), "collapsed again (unfinished own pruning)"));
+                        done.push((removed.clone(), LoadedMarker::OwnCollapseNotStored));
+                        continue;
                     }
                     _ => {
                         d.prune_cleanup(&removed);
-                        done.push((removed.clone(), "stale entries dropped (pruned elsewhere)"));
+                        done.push((removed.clone(), LoadedMarker::StaleEntriesDropped));
                     }
                 }
             }
@@ -395,7 +426,7 @@ mod tests {
     }
 
     #[test]
-    fn loaded_markers_drop_stale_entries_or_finish_own_collapse() {
+    fn loaded_markers_drop_stale_entries_but_never_collapse_again() {
         let x = UniqueReplicaId::new("x", 1);
         let other = UniqueReplicaId::new("o", 1);
         let me_before = UniqueReplicaId::new("m", 1);
@@ -409,17 +440,28 @@ mod tests {
         let mut markers = PrunedIncarnations::default();
         markers.performed.insert(x.clone(), Some(other.clone()));
         let done = stale.apply_loaded_markers(markers, &me);
-        assert_eq!(done.len(), 1);
+        assert_eq!(done, vec![(x.clone(), LoadedMarker::StaleEntriesDropped)]);
         assert_eq!(value(&stale).value(), 0);
         assert!(stale.pruning.get(&x).unwrap().is_performed());
-        // Collapsed by this replica, crash before the value was stored: collapse again.
+        // Collapsed by an earlier incarnation of this replica, whose collapsed value never
+        // reached the store: nothing is minted from the stored state, the entries stay, and the
+        // marker is left for a peer (or a new pruning) to bring.
         let mut own = Envelope::data(counter(&x, 5));
         let mut markers = PrunedIncarnations::default();
         markers.performed.insert(x.clone(), Some(me_before.clone()));
-        own.apply_loaded_markers(markers, &me);
+        let done = own.apply_loaded_markers(markers, &me);
+        assert_eq!(done, vec![(x.clone(), LoadedMarker::OwnCollapseNotStored)]);
         assert_eq!(value(&own).value(), 5);
-        assert_eq!(value(&own).slot(&me_before), 5);
-        assert!(!RemovedNodePruning::needs_pruning_from(&value(&own), &x));
+        assert_eq!(value(&own).slot(&me_before), 0);
+        assert_eq!(value(&own).slot(&x), 5);
+        assert!(RemovedNodePruning::needs_pruning_from(&value(&own), &x));
+        assert!(!own.pruning.contains_key(&x));
+        // Without leftover entries the marker is kept whoever collapsed.
+        let mut clean = Envelope::data(counter(&me_before, 5));
+        let mut markers = PrunedIncarnations::default();
+        markers.performed.insert(x.clone(), Some(me_before.clone()));
+        assert!(clean.apply_loaded_markers(markers, &me).is_empty());
+        assert!(clean.pruning.get(&x).unwrap().is_performed());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Stored values may predate pruning that the rest of the cluster performed while this replica
 //! was away (for any length of time). Every value is therefore brought in line with the pruning
-//! markers stored next to it before the replica serves or gossips anything, and the removed
+//! markers stored with it before the replica serves or gossips anything (never by collapsing an
+//! incarnation again from the stored state: see `Envelope::apply_loaded_markers`), and the removed
 //! incarnations this replica knew of (plus its own earlier incarnations, found in its data) are
 //! handed to the pruning leader logic so that they are pruned too.
 
@@ -10,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
 
-use super::envelope::Envelope;
+use super::envelope::{Envelope, LoadedMarker};
 use super::error::ReplicatorError;
 use super::pruning_record::{
     PrunedIncarnations, REMOVED_KEY, RemovedIncarnations, is_reserved, marked_key,
@@ -106,16 +107,21 @@ pub(crate) async fn load_durable(
         }
     }
     drop(entries);
+    let stored_removed = removed.removed.clone();
+    let mut removed = removed.removed;
     for (key, m) in markers {
         if let Some(env) = data.get_mut(&key) {
             for (incarnation, what) in env.apply_loaded_markers(m, self_id.replica()) {
-                tracing::info!(replica = %self_id, key, pruned = %incarnation, what,
+                tracing::info!(replica = %self_id, key, pruned = %incarnation,
+                    what = what.describe(),
                     "stored value brought in line with pruning performed before it was loaded");
+                if what == LoadedMarker::OwnCollapseNotStored {
+                    // Still to be pruned, unless a peer's collapsed value comes first.
+                    removed.insert(incarnation);
+                }
             }
         }
     }
-    let stored_removed = removed.removed.clone();
-    let mut removed = removed.removed;
     for env in data.values() {
         if let super::envelope::Value::Data(d) = &env.value {
             removed.extend(

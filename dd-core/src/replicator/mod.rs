@@ -142,7 +142,7 @@ mod envelope;
 mod error;
 mod load;
 pub mod protocol;
-mod pruning_record;
+pub(crate) mod pruning_record;
 mod settings;
 
 pub use consistency::{ReadConsistency, WriteConsistency};

@@ -6,9 +6,11 @@
 //!
 //! - `__dd/pruning/<key>` holds a [`PrunedIncarnations`]: the incarnations whose entries were
 //!   pruned from `<key>` ("pruning performed" markers), each with the incarnation they were
-//!   collapsed into when this replica did the collapsing. It is written in the same batch as
-//!   `<key>` and before it, so a crash between the two writes leaves a marker whose collapse is
-//!   redone on load (when this replica was the owner) or whose stale entries are dropped.
+//!   collapsed into when this replica did the collapsing. The replicator hands it to the store
+//!   in the same batch as `<key>` whenever `<key>` is written and has markers; a store that can
+//!   (dd-durable) keeps it inside `<key>`'s own record, so value and markers land in one atomic
+//!   write on every backend. Stores that keep it as a record of its own, and records written
+//!   that way by earlier versions, are still read: at load the markers of both are merged.
 //! - `__dd/removed` holds a [`RemovedIncarnations`]: incarnations that left the cluster or
 //!   restarted and still have to be pruned, so that a restarted pruning leader carries on.
 //!
@@ -21,23 +23,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::crdt::{DeltaReplicatedData, RemovedNodePruning, ReplicatedData, TypeName};
+use crate::data::ErasedData;
 use crate::replica::UniqueReplicaId;
 
 /// Keys starting with this prefix belong to the replicator; user keys may not use it.
 pub const RESERVED_PREFIX: &str = "__dd/";
 
-const MARKERS_PREFIX: &str = "__dd/pruning/";
+/// The prefix of the durable keys holding a key's pruning markers ([`markers_key`]).
+pub const MARKERS_PREFIX: &str = "__dd/pruning/";
 
 /// The durable key of the removed-incarnations record.
 pub(crate) const REMOVED_KEY: &str = "__dd/removed";
 
 /// The durable key holding the pruning markers of `key`.
-pub(crate) fn markers_key(key: &str) -> String {
+pub fn markers_key(key: &str) -> String {
     format!("{MARKERS_PREFIX}{key}")
 }
 
 /// The user key whose markers a durable key holds, if it is a markers key.
-pub(crate) fn marked_key(durable_key: &str) -> Option<&str> {
+pub fn marked_key(durable_key: &str) -> Option<&str> {
     durable_key.strip_prefix(MARKERS_PREFIX)
 }
 
@@ -48,9 +52,33 @@ pub(crate) fn is_reserved(key: &str) -> bool {
 
 /// The "pruning performed" markers of one key: pruned incarnation -> the incarnation its
 /// entries were collapsed into, when this replica collapsed them (else `None`).
+///
+/// A value whose key has these markers must never hold entries of a pruned incarnation: they
+/// were counted elsewhere already. [`apply_to`](Self::apply_to) drops them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct PrunedIncarnations {
-    pub(crate) performed: BTreeMap<UniqueReplicaId, Option<UniqueReplicaId>>,
+pub struct PrunedIncarnations {
+    /// Pruned incarnation -> the incarnation its entries were collapsed into, if known.
+    pub performed: BTreeMap<UniqueReplicaId, Option<UniqueReplicaId>>,
+}
+
+impl PrunedIncarnations {
+    /// Whether there is no marker.
+    pub fn is_empty(&self) -> bool {
+        self.performed.is_empty()
+    }
+
+    /// Drops from `value` every entry of an incarnation these markers say was pruned; returns
+    /// whether anything was dropped.
+    pub fn apply_to(&self, value: &mut dyn ErasedData) -> bool {
+        let mut dropped = false;
+        for removed in self.performed.keys() {
+            if value.needs_pruning_from(removed) {
+                value.prune_cleanup(removed);
+                dropped = true;
+            }
+        }
+        dropped
+    }
 }
 
 impl TypeName for PrunedIncarnations {
