@@ -283,10 +283,18 @@ async fn opens_from_a_url() {
 
 #[tokio::test]
 async fn sends_the_configured_consistency_levels() {
-    let target = common::target("sends_the_configured_consistency_levels").await;
-    let Some(double) = &target.double else {
-        println!("sends_the_configured_consistency_levels: checked on the test double only");
-        return;
+    // Always on the test double: only it records the consistency each statement was sent with.
+    println!(
+        "sends_the_configured_consistency_levels: uses the CQL test double (it records the \
+         consistency levels sent)"
+    );
+    let double = cql_test_double::CqlTestDouble::start().await.unwrap();
+    let mut options =
+        dd_store_cassandra::CassandraOptions::new([double.addr().to_string()], "dd_test");
+    options.table = common::unique_table("dd");
+    let target = common::Target {
+        options,
+        double: None,
     };
     let store = CassandraStore::open(target.options.clone()).await.unwrap();
     store.put("c", "k", None, "v".into()).await.unwrap();

@@ -57,10 +57,12 @@ dd_cassandra_service() {
     done <"$conf/jvm17-server.options"
     if [ -n "$jamm" ]; then flags+=("-javaagent:$jamm"); fi
     local log="$dir/cassandra.log"
+    mkdir -p "$dir/triggers"
     "$java" "${flags[@]}" \
         -Dcassandra.config="file://$conf/cassandra.yaml" \
         -Dcassandra.storagedir="$dir/data" \
         -Dcassandra.logdir="$dir" \
+        -Dcassandra.triggers_dir="$dir/triggers" \
         -Dcassandra.storage_port="$storage_port" \
         -Dcassandra.native_transport_port="$native_port" \
         -Dcassandra-foreground=yes \
