@@ -10,7 +10,7 @@
 # appends a command stopping it to CLEANUP. A start failure prints the end of its log and
 # returns 1 (never a silent skip). It never calls `exit`.
 # DD_CASSANDRA_JAVA overrides the java binary; DD_CASSANDRA_START_TIMEOUT (seconds, default 240)
-# bounds the start.
+# bounds the start (after Maven).
 
 dd_cassandra_free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
@@ -34,7 +34,7 @@ dd_cassandra_service() {
     fi
     local dir
     dir="$(mktemp -d "${TMPDIR:-/tmp}/dd-cassandra.XXXXXX")"
-    local started=$SECONDS
+    local resolving=$SECONDS
     echo "cassandra: resolving cassandra-all with Maven (cached in ~/.m2)" >&2
     if ! mvn -B -q -f "$conf/pom.xml" dependency:build-classpath \
         -DincludeScope=runtime -Dmdep.outputFile="$dir/classpath" >"$dir/maven.log" 2>&1; then
@@ -56,6 +56,8 @@ dd_cassandra_service() {
         flags+=("$line")
     done <"$conf/jvm17-server.options"
     if [ -n "$jamm" ]; then flags+=("-javaagent:$jamm"); fi
+    echo "cassandra: resolved in $((SECONDS - resolving)) s; starting CassandraDaemon" >&2
+    local started=$SECONDS
     local log="$dir/cassandra.log"
     mkdir -p "$dir/triggers"
     "$java" "${flags[@]}" \
