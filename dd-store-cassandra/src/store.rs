@@ -237,8 +237,9 @@ impl CassandraStore {
     /// Runs one conditional write. A CAS write timeout or a client-side timeout leaves the
     /// outcome unknown (the Paxos round may still finish): the record is then read back at serial
     /// consistency, which completes any round in flight, and the write is `Written` if the record
-    /// holds exactly what it wrote, a `Conflict` if it holds something else, and sent again (at
-    /// most [`LWT_ATTEMPTS`] times in all) if it is still as the write expected it.
+    /// holds exactly what it wrote, a `Conflict` if it holds something else, and, if it is still
+    /// as the write expected it, sent again after a coordinator's timeout (at most
+    /// [`LWT_ATTEMPTS`] times in all) or reported as not applied after the client's.
     async fn write_one(&self, replica: &str, op: WriteOp) -> Result<WriteOutcome, CassandraError> {
         let key = op.key().to_owned();
         let verb = match &op {
@@ -265,11 +266,18 @@ impl CassandraStore {
             );
             match self.resolve_unknown(replica, &op).await {
                 Ok(Resolved::Outcome(outcome)) => return Ok(outcome),
-                Ok(Resolved::NotApplied) if attempt < LWT_ATTEMPTS => attempt += 1,
+                // A coordinator's timeout (contention) is worth another round; the client's own
+                // timeout means a slow cluster, where resending would only wait again.
+                Ok(Resolved::NotApplied)
+                    if attempt < LWT_ATTEMPTS
+                        && !matches!(source, ExecutionError::RequestTimeout(_)) =>
+                {
+                    attempt += 1;
+                }
                 Ok(Resolved::NotApplied) => {
                     return Err(CassandraError::Execution {
                         what: format!(
-                            "{what} (timed out {LWT_ATTEMPTS} times; read back, it was not applied)"
+                            "{what} (timed out {attempt} time(s); read back, it was not applied)"
                         ),
                         source: Box::new(source),
                     });
