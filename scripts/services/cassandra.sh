@@ -9,11 +9,29 @@
 # answers, prints the server's release_version, exports DD_TEST_CASSANDRA_CONTACT_POINTS and
 # appends a command stopping it to CLEANUP. A start failure prints the end of its log and
 # returns 1 (never a silent skip). It never calls `exit`.
-# DD_CASSANDRA_JAVA overrides the java binary; DD_CASSANDRA_START_TIMEOUT (seconds, default 240)
+# DD_CASSANDRA_JAVA overrides the java binary (default: Java 17 or 11, see dd_cassandra_java); DD_CASSANDRA_START_TIMEOUT (seconds, default 240)
 # bounds the start (after Maven).
 
 dd_cassandra_free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# The java binary to run Cassandra with: DD_CASSANDRA_JAVA as given, else the first of
+# OpenJDK 17's Debian path, $JAVA_HOME/bin/java and `java` on PATH that is Java 17 or 11 (5.0
+# refuses newer ones: it installs a SecurityManager).
+dd_cassandra_java() {
+    if [ -n "${DD_CASSANDRA_JAVA:-}" ]; then
+        echo "$DD_CASSANDRA_JAVA"
+        return 0
+    fi
+    local candidate version
+    for candidate in /usr/lib/jvm/java-17-openjdk-amd64/bin/java "${JAVA_HOME:+$JAVA_HOME/bin/java}" \
+        "$(command -v java 2>/dev/null || true)"; do
+        [ -n "$candidate" ] && [ -x "$candidate" ] || continue
+        version="$("$candidate" -version 2>&1 | head -n 1 | sed -n 's/.*version "\([0-9]*\).*/\1/p')"
+        case "$version" in 17 | 11) echo "$candidate"; return 0 ;; esac
+    done
+    return 1
 }
 
 dd_cassandra_service() {
@@ -23,9 +41,9 @@ dd_cassandra_service() {
     fi
     local conf
     conf="$(cd "$(dirname "${BASH_SOURCE[0]}")/cassandra" && pwd)"
-    local java="${DD_CASSANDRA_JAVA:-/usr/lib/jvm/java-17-openjdk-amd64/bin/java}"
-    if [ ! -x "$java" ]; then
-        echo "cassandra: no OpenJDK 17 at $java (Cassandra 5.0 needs Java 11 or 17; set DD_CASSANDRA_JAVA)" >&2
+    local java
+    if ! java="$(dd_cassandra_java)"; then
+        echo "cassandra: no Java 17 or 11 found (Cassandra 5.0 needs one; tried DD_CASSANDRA_JAVA, /usr/lib/jvm/java-17-openjdk-amd64, JAVA_HOME, java on PATH)" >&2
         return 1
     fi
     if ! command -v mvn >/dev/null 2>&1; then
