@@ -1,7 +1,8 @@
 //! Errors: the CQL errors the double answers with, and the errors of starting it.
 
+use cassandra_protocol::consistency::Consistency;
 use cassandra_protocol::frame::message_error::{
-    AlreadyExistsError, ErrorBody, ErrorType, UnpreparedError,
+    AlreadyExistsError, ErrorBody, ErrorType, UnpreparedError, WriteTimeoutError, WriteType,
 };
 use cassandra_protocol::types::CBytesShort;
 
@@ -38,6 +39,12 @@ pub enum CqlErrorKind {
         /// The unknown id.
         id: Vec<u8>,
     },
+    /// `0x1100` Write timeout of write type `CAS` (a lightweight transaction whose outcome the
+    /// coordinator does not know), at this consistency; injected by tests only.
+    CasWriteTimeout {
+        /// The consistency the request was sent with.
+        consistency: Consistency,
+    },
 }
 
 impl CqlError {
@@ -65,6 +72,17 @@ impl CqlError {
         }
     }
 
+    /// A `CAS` write timeout at `consistency`: "the outcome of the lightweight transaction is
+    /// unknown".
+    pub fn cas_write_timeout(consistency: Consistency) -> Self {
+        Self {
+            kind: CqlErrorKind::CasWriteTimeout { consistency },
+            message: "Operation timed out - received only 0 responses (CAS write timeout \
+                      injected by the CQL test double)"
+                .to_owned(),
+        }
+    }
+
     /// The protocol body of this error.
     pub fn to_body(&self) -> ErrorBody {
         let ty = match &self.kind {
@@ -81,6 +99,16 @@ impl CqlError {
             CqlErrorKind::Unprepared { id } => ErrorType::Unprepared(UnpreparedError {
                 id: CBytesShort::new(id.clone()),
             }),
+            CqlErrorKind::CasWriteTimeout { consistency } => {
+                ErrorType::WriteTimeout(WriteTimeoutError {
+                    cl: *consistency,
+                    received: 0,
+                    block_for: 1,
+                    write_type: WriteType::Cas,
+                    // Protocol v4 has no contention count (v5 added it).
+                    contentions: None,
+                })
+            }
         };
         ErrorBody {
             message: self.message.clone(),

@@ -29,4 +29,4 @@ pub mod system;
 pub mod types;
 
 pub use error::{CqlError, CqlErrorKind};
-pub use server::{CqlTestDouble, Database, ObservedConsistency, StartError};
+pub use server::{CqlTestDouble, Database, ObservedConsistency, StartError, WriteTimeout};

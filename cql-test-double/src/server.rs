@@ -1,7 +1,7 @@
 //! The TCP server: accepts native protocol v4 connections on a loopback address and answers
 //! each request frame from the shared in-memory [`Database`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,6 +28,19 @@ use crate::schema::State;
 pub struct Database {
     state: Arc<Mutex<State>>,
     consistencies: Arc<Mutex<HashMap<String, ObservedConsistency>>>,
+    timeouts: Arc<Mutex<HashMap<String, VecDeque<WriteTimeout>>>>,
+}
+
+/// A write timeout the double answers a statement with instead of its result (see
+/// [`Database::time_out_next`]), as a Cassandra coordinator does when a lightweight transaction
+/// does not finish in time: the client cannot tell whether it was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteTimeout {
+    /// The statement is not applied.
+    NotApplied,
+    /// The statement is applied, then the timeout is answered (the Paxos round finished after
+    /// the coordinator gave up).
+    Applied,
 }
 
 /// The consistency levels a client last sent with a statement (the double accepts and ignores
@@ -77,6 +90,29 @@ impl Database {
             .unwrap_or_else(|p| p.into_inner())
             .get(cql)
             .cloned()
+    }
+
+    /// Answers the next execution of the statement `cql` (as the client wrote it) with a CQL
+    /// `WriteTimeout` of write type `CAS`, applying the statement first or not as `timeout`
+    /// says. Calls queue up: each execution takes the oldest queued timeout.
+    pub fn time_out_next(&self, cql: &str, timeout: WriteTimeout) {
+        self.timeouts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(cql.to_owned())
+            .or_default()
+            .push_back(timeout);
+    }
+
+    /// The queued timeout for the next execution of `cql`, if any.
+    fn take_timeout(&self, cql: &str) -> Option<WriteTimeout> {
+        let mut map = self.timeouts.lock().unwrap_or_else(|p| p.into_inner());
+        let queue = map.get_mut(cql)?;
+        let next = queue.pop_front();
+        if queue.is_empty() {
+            map.remove(cql);
+        }
+        next
     }
 
     fn observe(&self, cql: &str, params: &QueryParams) {
@@ -287,8 +323,16 @@ fn handle(shared: &Shared, keyspace: &mut Option<String>, envelope: Envelope) ->
         RequestBody::Query(query) => {
             tracing::trace!(cql = %query.query, "QUERY");
             shared.database.observe(&query.query, &query.query_params);
-            parser::parse(&query.query)
-                .and_then(|parsed| run(shared, keyspace, &parsed, None, &query.query_params))
+            parser::parse(&query.query).and_then(|parsed| {
+                run(
+                    shared,
+                    keyspace,
+                    &query.query,
+                    &parsed,
+                    None,
+                    &query.query_params,
+                )
+            })
         }
         RequestBody::Prepare(prepare) => {
             tracing::trace!(cql = %prepare.query, "PREPARE");
@@ -314,6 +358,7 @@ fn handle(shared: &Shared, keyspace: &mut Option<String>, envelope: Envelope) ->
                 Some(entry) => run(
                     shared,
                     keyspace,
+                    &entry.cql,
                     &entry.parsed,
                     entry.keyspace.as_deref(),
                     &execute.query_parameters,
@@ -383,6 +428,7 @@ fn prepare_statement(
 fn run(
     shared: &Shared,
     connection_keyspace: &mut Option<String>,
+    cql: &str,
     parsed: &Parsed,
     prepared_keyspace: Option<&str>,
     params: &QueryParams,
@@ -424,10 +470,17 @@ fn run(
         keyspace: keyspace.as_deref(),
         node_ip: shared.addr.ip(),
     };
+    let timeout = shared.database.take_timeout(cql);
+    if timeout == Some(WriteTimeout::NotApplied) {
+        return Err(CqlError::cas_write_timeout(params.consistency));
+    }
     let outcome = {
         let mut state = shared.database.lock();
         engine::execute(&mut state, &parsed.statement, &bound, &paging, &ctx)?
     };
+    if timeout == Some(WriteTimeout::Applied) {
+        return Err(CqlError::cas_write_timeout(params.consistency));
+    }
     if let engine::Outcome::SetKeyspace(ks) = &outcome {
         *connection_keyspace = Some(ks.clone());
     }

@@ -207,3 +207,61 @@ async fn unsupported_statements_get_clear_errors() {
         .unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
 }
+
+#[tokio::test]
+async fn injected_cas_write_timeouts_reach_the_driver_applied_or_not() {
+    use cql_test_double::WriteTimeout;
+    use scylla::errors::{DbError, ExecutionError, RequestAttemptError, WriteType};
+    init_logs();
+    let double = CqlTestDouble::start().await.unwrap();
+    let session = connect(&double).await;
+    schema(&session).await;
+    let insert = "INSERT INTO ks.t (p, b, k, rev, v) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS";
+    let is_cas_timeout = |e: &ExecutionError| {
+        matches!(
+            e,
+            ExecutionError::LastAttemptError(RequestAttemptError::DbError(
+                DbError::WriteTimeout {
+                    write_type: WriteType::Cas,
+                    ..
+                },
+                _
+            ))
+        )
+    };
+    double
+        .database()
+        .time_out_next(insert, WriteTimeout::NotApplied);
+    double
+        .database()
+        .time_out_next(insert, WriteTimeout::Applied);
+    let values = |k: &'static str| ("timeouts", 0_i32, k, 1_i64, vec![1_u8]);
+    let err = session
+        .query_unpaged(insert, values("a"))
+        .await
+        .unwrap_err();
+    assert!(is_cas_timeout(&err), "{err:?}");
+    assert_eq!(rows_with_key(&session, "a").await, 0, "not applied");
+    let err = session
+        .query_unpaged(insert, values("b"))
+        .await
+        .unwrap_err();
+    assert!(is_cas_timeout(&err), "{err:?}");
+    assert_eq!(rows_with_key(&session, "b").await, 1, "applied");
+    // The queue is empty again: the next execution answers normally.
+    session.query_unpaged(insert, values("c")).await.unwrap();
+    assert_eq!(rows_with_key(&session, "c").await, 1);
+}
+
+async fn rows_with_key(session: &Session, k: &str) -> usize {
+    session
+        .query_unpaged(
+            "SELECT k FROM ks.t WHERE p = 'timeouts' AND b = 0 AND k = ?",
+            (k,),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows_num()
+}

@@ -33,7 +33,16 @@ pub enum BackendSpec {
         /// The store's key prefix in the bucket.
         prefix: String,
     },
-    /// dd-store-cassandra on the in-process CQL test double (never a real Cassandra here).
+    /// dd-store-cassandra on a real Cassandra cluster (`DD_TEST_CASSANDRA_CONTACT_POINTS`).
+    Cassandra {
+        /// `host:port,host:port`.
+        contact_points: String,
+        /// The keyspace.
+        keyspace: String,
+        /// The table.
+        table: String,
+    },
+    /// dd-store-cassandra on the in-process CQL test double (informational rows only).
     CassandraDouble {
         /// The double's address.
         contact_point: String,
@@ -138,6 +147,7 @@ impl BackendSpec {
             BackendSpec::Fs { .. } => "fs",
             BackendSpec::Sqlite { .. } => "sqlite",
             BackendSpec::S3 { .. } => "s3",
+            BackendSpec::Cassandra { .. } => "cassandra",
             BackendSpec::CassandraDouble { .. } => "cassandra (CQL test double)",
         }
     }
@@ -163,6 +173,19 @@ impl BackendSpec {
                     .await
                     .context(|| format!("opening s3 {} prefix {prefix}", endpoint.url))?,
             ),
+            BackendSpec::Cassandra {
+                contact_points,
+                keyspace,
+                table,
+            } => Arc::new(
+                dd_store_cassandra::CassandraStore::open(cassandra_options(
+                    contact_points,
+                    keyspace,
+                    table,
+                ))
+                .await
+                .context(|| format!("opening cassandra at {contact_points}"))?,
+            ),
             BackendSpec::CassandraDouble {
                 contact_point,
                 table,
@@ -179,6 +202,17 @@ impl BackendSpec {
         };
         Ok(store)
     }
+}
+
+fn cassandra_options(
+    contact_points: &str,
+    keyspace: &str,
+    table: &str,
+) -> dd_store_cassandra::CassandraOptions {
+    let mut options =
+        dd_store_cassandra::CassandraOptions::new(contact_points.split(','), keyspace.to_owned());
+    options.table = table.to_owned();
+    options
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -207,6 +241,18 @@ pub enum RawWriter {
         /// Object name prefix.
         prefix: String,
     },
+    /// The same LWTs as dd-store-cassandra, sent with the bare driver: `INSERT ... IF NOT
+    /// EXISTS` for a key's first write, then `UPDATE ... IF revision = ?`.
+    Cassandra {
+        /// The store whose table and session the raw writes use (its own table).
+        store: Arc<dd_store_cassandra::CassandraStore>,
+        /// `INSERT ... IF NOT EXISTS` (boxed: a prepared statement is large).
+        insert: Box<dd_store_cassandra::scylla::statement::prepared::PreparedStatement>,
+        /// `UPDATE ... IF revision = ?`.
+        update: Box<dd_store_cassandra::scylla::statement::prepared::PreparedStatement>,
+        /// The revision each key has, as this writer left it.
+        revisions: Mutex<std::collections::HashMap<String, i64>>,
+    },
 }
 
 /// What each raw baseline does, for the tables.
@@ -215,6 +261,7 @@ pub fn raw_write_description(backend: &str) -> &'static str {
         "fs" => "bare write: temp file + fsync + rename + dir fsync",
         "sqlite" => "bare rusqlite upsert in its own transaction (WAL, synchronous=FULL)",
         "s3" => "bare PutObject",
+        "cassandra" => "bare scylla LWT: INSERT IF NOT EXISTS, then UPDATE IF revision = ?",
         _ => "none",
     }
 }
@@ -251,6 +298,13 @@ impl RawWriter {
                 bucket: endpoint.bucket.clone(),
                 prefix: format!("{prefix}-raw"),
             }),
+            BackendSpec::Cassandra {
+                contact_points,
+                keyspace,
+                table,
+            } => {
+                Some(raw_cassandra_writer(contact_points, keyspace, &format!("{table}_raw")).await?)
+            }
             BackendSpec::CassandraDouble { .. } => None,
         })
     }
@@ -300,8 +354,77 @@ impl RawWriter {
                     .context(|| format!("raw PutObject {prefix}/{key}"))?;
                 Ok(())
             }
+            RawWriter::Cassandra {
+                store,
+                insert,
+                update,
+                revisions,
+            } => {
+                let bucket = dd_store_cassandra::schema::bucket_of(key);
+                let current = lock(revisions).get(key).copied();
+                let result = match current {
+                    None => {
+                        store
+                            .session()
+                            .execute_unpaged(insert, ("raw", bucket, key, 1_i64, value.as_ref()))
+                            .await
+                    }
+                    Some(revision) => {
+                        store
+                            .session()
+                            .execute_unpaged(
+                                update,
+                                (value.as_ref(), revision + 1, "raw", bucket, key, revision),
+                            )
+                            .await
+                    }
+                }
+                .context(|| format!("raw cassandra LWT of key {key}"))?;
+                let applied = result
+                    .into_rows_result()
+                    .ok()
+                    .and_then(|rows| rows.first_row::<(bool,)>().ok())
+                    .is_some_and(|(applied,)| applied);
+                if !applied {
+                    return Err(BenchError::Failed(format!(
+                        "raw cassandra LWT of key {key} was not applied"
+                    )));
+                }
+                lock(revisions).insert(key.to_owned(), current.map_or(1, |r| r + 1));
+                Ok(())
+            }
         }
     }
+}
+
+/// A raw writer on its own table `table` of the cluster (created through a store, which owns
+/// the session).
+async fn raw_cassandra_writer(
+    contact_points: &str,
+    keyspace: &str,
+    table: &str,
+) -> Result<RawWriter> {
+    let options = cassandra_options(contact_points, keyspace, table);
+    let cql = dd_store_cassandra::schema::Cql::new(&options);
+    let store = dd_store_cassandra::CassandraStore::open(options)
+        .await
+        .context(|| format!("opening cassandra at {contact_points}"))?;
+    let insert = store
+        .session()
+        .prepare(cql.insert_if_not_exists.as_str())
+        .await
+        .context(|| format!("preparing {}", cql.insert_if_not_exists))?;
+    let update = store
+        .session()
+        .prepare(cql.update_if_revision.as_str())
+        .await
+        .context(|| format!("preparing {}", cql.update_if_revision))?;
+    Ok(RawWriter::Cassandra {
+        store: Arc::new(store),
+        insert: Box::new(insert),
+        update: Box::new(update),
+        revisions: Mutex::new(std::collections::HashMap::new()),
+    })
 }
 
 fn raw_fs_write(dir: &Path, key: &str, value: &[u8]) -> Result<()> {
@@ -346,9 +469,9 @@ impl RawScan {
                 bucket: endpoint.bucket.clone(),
                 prefix: prefix.clone(),
             }),
-            BackendSpec::CassandraDouble { .. } => Err(BenchError::Failed(
-                "no raw scan for the CQL test double".into(),
-            )),
+            BackendSpec::Cassandra { .. } | BackendSpec::CassandraDouble { .. } => {
+                Err(BenchError::Failed("no raw scan for Cassandra".into()))
+            }
         }
     }
 

@@ -171,15 +171,21 @@ async fn run_areas(areas: &[Area], sizes: &Sizes, root: &std::path::Path) -> Res
         let started = Instant::now();
         let table = match area {
             Area::Write => {
-                // The in-process CQL test double, for the informational Cassandra rows.
-                let double = cql_test_double::CqlTestDouble::start()
-                    .await
-                    .context(|| "starting the CQL test double".to_owned())?;
-                let contact = double.addr().to_string();
-                let backends = setup::fresh(root, "write", Some(&contact))?;
-                let table = area_write::run(&backends, root, sizes).await;
-                double.shutdown().await;
-                table?
+                if let Some(cluster) = setup::CassandraAt::cluster_from_env() {
+                    // The real Cassandra of scripts/services/cassandra.sh (or any cluster).
+                    let backends = setup::fresh(root, "write", Some(&cluster))?;
+                    area_write::run(&backends, root, sizes).await?
+                } else {
+                    // The in-process CQL test double, for the informational Cassandra rows.
+                    let double = cql_test_double::CqlTestDouble::start()
+                        .await
+                        .context(|| "starting the CQL test double".to_owned())?;
+                    let at = setup::CassandraAt::Double(double.addr().to_string());
+                    let backends = setup::fresh(root, "write", Some(&at))?;
+                    let table = area_write::run(&backends, root, sizes).await;
+                    double.shutdown().await;
+                    table?
+                }
             }
             Area::Restore => {
                 let backends = setup::fresh(root, "restore", None)?;

@@ -29,8 +29,39 @@ pub fn unique_suffix() -> String {
     format!("{:x}{nanos:08x}", std::process::id())
 }
 
+/// Where the Cassandra rows of an area run.
+#[derive(Debug, Clone)]
+pub enum CassandraAt {
+    /// A real cluster: `host:port,...` and a keyspace.
+    Cluster {
+        /// The contact points.
+        contact_points: String,
+        /// The keyspace.
+        keyspace: String,
+    },
+    /// The in-process CQL test double at this address (informational rows).
+    Double(String),
+}
+
+impl CassandraAt {
+    /// The real cluster named by `DD_TEST_CASSANDRA_CONTACT_POINTS` (+
+    /// `DD_TEST_CASSANDRA_KEYSPACE`, default `dd_bench`), as `scripts/services/cassandra.sh`
+    /// exports it, if set.
+    pub fn cluster_from_env() -> Option<CassandraAt> {
+        let contact_points = std::env::var("DD_TEST_CASSANDRA_CONTACT_POINTS")
+            .ok()
+            .filter(|p| !p.is_empty())?;
+        let keyspace =
+            std::env::var("DD_TEST_CASSANDRA_KEYSPACE").unwrap_or_else(|_| "dd_bench".to_owned());
+        Some(CassandraAt::Cluster {
+            contact_points,
+            keyspace,
+        })
+    }
+}
+
 /// Fresh locations under `root` (and a fresh S3 prefix / Cassandra table) for `area`.
-pub fn fresh(root: &Path, area: &str, cassandra_double: Option<&str>) -> Result<Backends> {
+pub fn fresh(root: &Path, area: &str, cassandra: Option<&CassandraAt>) -> Result<Backends> {
     let dir = root.join(area);
     std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
     let mut specs = vec![
@@ -49,11 +80,21 @@ pub fn fresh(root: &Path, area: &str, cassandra_double: Option<&str>) -> Result<
         }),
         Err(reason) => skipped.push(format!("s3 {reason}")),
     }
-    if let Some(contact_point) = cassandra_double {
-        specs.push(BackendSpec::CassandraDouble {
-            contact_point: contact_point.to_owned(),
-            table: format!("dd_{area}_{}", unique_suffix()),
-        });
+    let table = format!("dd_{area}_{}", unique_suffix());
+    match cassandra {
+        Some(CassandraAt::Cluster {
+            contact_points,
+            keyspace,
+        }) => specs.push(BackendSpec::Cassandra {
+            contact_points: contact_points.clone(),
+            keyspace: keyspace.clone(),
+            table,
+        }),
+        Some(CassandraAt::Double(contact_point)) => specs.push(BackendSpec::CassandraDouble {
+            contact_point: contact_point.clone(),
+            table,
+        }),
+        None => {}
     }
     Ok(Backends { specs, skipped })
 }

@@ -41,6 +41,22 @@ pub enum CassandraError {
         #[source]
         source: Box<ExecutionError>,
     },
+    /// A conditional write timed out, so it may or may not have been applied, and reading the
+    /// record back at serial consistency failed as well: the caller must re-read (as after a
+    /// conflict) before relying on the record.
+    #[error(
+        "{what}: the outcome is unknown, the write may have been applied ({source}); reading it \
+         back at serial consistency failed too: {read}"
+    )]
+    UnknownOutcome {
+        /// What was being done.
+        what: String,
+        /// The write's error (a timeout).
+        #[source]
+        source: Box<ExecutionError>,
+        /// Why reading it back failed.
+        read: Box<CassandraError>,
+    },
     /// A paged read could not start.
     #[error("{what} failed: {source}")]
     Pager {
@@ -97,7 +113,7 @@ impl CassandraError {
                 **source,
                 NewSessionError::EmptyKnownNodesList | NewSessionError::IllegalConfig(_)
             ),
-            CassandraError::ConnectTimeout { .. } => true,
+            CassandraError::ConnectTimeout { .. } | CassandraError::UnknownOutcome { .. } => true,
             CassandraError::Execution { source, .. } => execution_is_transient(source),
             CassandraError::Prepare { source, .. } => prepare_is_transient(source),
             CassandraError::Pager { source, .. } => match &**source {

@@ -29,6 +29,10 @@ pub mod scan;
 pub mod schema;
 mod store;
 
+/// The `scylla` driver this backend is built on, for callers that talk to the same cluster
+/// directly (dd-bench's raw-driver baseline).
+pub use scylla;
+
 pub use error::CassandraError;
 pub use options::{CassandraOptions, Consistency, Replication, SerialConsistency};
 pub use schema::BUCKETS;

@@ -13,6 +13,7 @@ use futures::{StreamExt, TryStreamExt};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::response::PagingState;
 use scylla::response::query_result::QueryResult;
 use scylla::statement::prepared::PreparedStatement;
@@ -21,6 +22,7 @@ use scylla::value::{CqlValue, Row};
 use crate::error::CassandraError;
 use crate::merge;
 use crate::options::CassandraOptions;
+use crate::options::{Consistency, SerialConsistency};
 use crate::scan::{BucketRows, merge_page, per_bucket_limit};
 use crate::schema::{BUCKETS, Cql, bucket_of};
 
@@ -28,6 +30,8 @@ use crate::schema::{BUCKETS, Cql, bucket_of};
 #[derive(Debug)]
 struct Statements {
     get: PreparedStatement,
+    /// `get` at the serial consistency: reads what a finished Paxos round left.
+    get_serial: PreparedStatement,
     insert_if_not_exists: PreparedStatement,
     update_if_revision: PreparedStatement,
     delete_if_revision: PreparedStatement,
@@ -110,7 +114,7 @@ impl CassandraStore {
                     })?;
             }
         }
-        let statements = match Self::prepare_all(&session, &cql).await {
+        let statements = match Self::prepare_all(&session, &cql, options.serial_consistency).await {
             Ok(statements) => statements,
             Err(e) if e.is_invalid_request() => {
                 return Err(CassandraError::Config(format!(
@@ -131,7 +135,11 @@ impl CassandraStore {
         })
     }
 
-    async fn prepare_all(session: &Session, cql: &Cql) -> Result<Statements, CassandraError> {
+    async fn prepare_all(
+        session: &Session,
+        cql: &Cql,
+        serial: SerialConsistency,
+    ) -> Result<Statements, CassandraError> {
         let prepare = |statement: &str| {
             let statement = statement.to_owned();
             async move {
@@ -149,8 +157,15 @@ impl CassandraStore {
                 Ok::<_, CassandraError>(prepared)
             }
         };
+        let get = prepare(&cql.get).await?;
+        let mut get_serial = get.clone();
+        get_serial.set_consistency(match serial {
+            SerialConsistency::Serial => Consistency::Serial,
+            SerialConsistency::LocalSerial => Consistency::LocalSerial,
+        });
         Ok(Statements {
-            get: prepare(&cql.get).await?,
+            get,
+            get_serial,
             insert_if_not_exists: prepare(&cql.insert_if_not_exists).await?,
             update_if_revision: prepare(&cql.update_if_revision).await?,
             delete_if_revision: prepare(&cql.delete_if_revision).await?,
@@ -197,14 +212,15 @@ impl CassandraStore {
         Ok(())
     }
 
-    async fn get_record(
+    async fn read_record(
         &self,
+        statement: &PreparedStatement,
         replica: &str,
         key: &str,
     ) -> Result<Option<StoredRecord>, CassandraError> {
         let result = self
             .session
-            .execute_unpaged(&self.statements.get, (replica, bucket_of(key), key))
+            .execute_unpaged(statement, (replica, bucket_of(key), key))
             .await
             .map_err(|source| CassandraError::Execution {
                 what: format!("get of replica '{replica}' key '{key}'"),
@@ -218,18 +234,80 @@ impl CassandraStore {
             .transpose()
     }
 
+    /// Runs one conditional write. A CAS write timeout or a client-side timeout leaves the
+    /// outcome unknown (the Paxos round may still finish): the record is then read back at serial
+    /// consistency, which completes any round in flight, and the write is `Written` if the record
+    /// holds exactly what it wrote, a `Conflict` if it holds something else, and, if it is still
+    /// as the write expected it, sent again after a coordinator's timeout (at most
+    /// [`LWT_ATTEMPTS`] times in all) or reported as not applied after the client's.
     async fn write_one(&self, replica: &str, op: WriteOp) -> Result<WriteOutcome, CassandraError> {
         let key = op.key().to_owned();
-        let bucket = bucket_of(&key);
-        let what = |verb: &str| format!("{verb} of replica '{replica}' key '{key}'");
-        let (result, written, verb) = match op {
+        let verb = match &op {
+            WriteOp::Put { expected: None, .. } => "create",
+            WriteOp::Put { .. } => "update",
+            WriteOp::Delete { .. } => "delete",
+        };
+        let what = format!("{verb} of replica '{replica}' key '{key}'");
+        let mut attempt = 1;
+        loop {
+            let source = match self.execute_lwt(replica, &op).await? {
+                Ok(result) => return self.lwt_result(replica, &key, &op, result, &what),
+                Err(source) => source,
+            };
+            if !outcome_is_unknown(&source) {
+                return Err(CassandraError::Execution {
+                    what,
+                    source: Box::new(source),
+                });
+            }
+            tracing::warn!(
+                store = %self.describe, %what, attempt, error = %source,
+                "conditional write timed out with an unknown outcome; reading it back at serial consistency"
+            );
+            match self.resolve_unknown(replica, &op).await {
+                Ok(Resolved::Outcome(outcome)) => return Ok(outcome),
+                // A coordinator's timeout (contention) is worth another round; the client's own
+                // timeout means a slow cluster, where resending would only wait again.
+                Ok(Resolved::NotApplied)
+                    if attempt < LWT_ATTEMPTS
+                        && !matches!(source, ExecutionError::RequestTimeout(_)) =>
+                {
+                    attempt += 1;
+                }
+                Ok(Resolved::NotApplied) => {
+                    return Err(CassandraError::Execution {
+                        what: format!(
+                            "{what} (timed out {attempt} time(s); read back, it was not applied)"
+                        ),
+                        source: Box::new(source),
+                    });
+                }
+                Err(read) => {
+                    return Err(CassandraError::UnknownOutcome {
+                        what,
+                        source: Box::new(source),
+                        read: Box::new(read),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Sends the LWT of `op`: the outer `Err` is a value that cannot be bound, the inner one
+    /// the driver's error.
+    async fn execute_lwt(
+        &self,
+        replica: &str,
+        op: &WriteOp,
+    ) -> Result<Result<QueryResult, ExecutionError>, CassandraError> {
+        let bucket = bucket_of(op.key());
+        Ok(match op {
             WriteOp::Put {
                 expected: None,
                 value,
                 key,
             } => {
-                let result = self
-                    .session
+                self.session
                     .execute_unpaged(
                         &self.statements.insert_if_not_exists,
                         (
@@ -240,53 +318,91 @@ impl CassandraStore {
                             value,
                         ),
                     )
-                    .await;
-                (result, Revision::FIRST, "create")
+                    .await
             }
             WriteOp::Put {
                 expected: Some(expected),
                 value,
                 key,
             } => {
-                let next = expected.next();
-                let result = self
-                    .session
+                self.session
                     .execute_unpaged(
                         &self.statements.update_if_revision,
                         (
                             value,
-                            revision_cql(next)?,
+                            revision_cql(expected.next())?,
                             replica,
                             bucket,
                             key.as_str(),
-                            revision_cql(expected)?,
+                            revision_cql(*expected)?,
                         ),
                     )
-                    .await;
-                (result, next, "update")
+                    .await
             }
             WriteOp::Delete { expected, key } => {
-                let result = self
-                    .session
+                self.session
                     .execute_unpaged(
                         &self.statements.delete_if_revision,
-                        (replica, bucket, key.as_str(), revision_cql(expected)?),
+                        (replica, bucket, key.as_str(), revision_cql(*expected)?),
                     )
-                    .await;
-                (result, expected, "delete")
+                    .await
             }
-        };
-        let result = result.map_err(|source| CassandraError::Execution {
-            what: what(verb),
-            source: Box::new(source),
-        })?;
-        let (applied, actual) = lwt_outcome(result, &what(verb))?;
+        })
+    }
+
+    /// The outcome of an LWT that answered.
+    fn lwt_result(
+        &self,
+        replica: &str,
+        key: &str,
+        op: &WriteOp,
+        result: QueryResult,
+        what: &str,
+    ) -> Result<WriteOutcome, CassandraError> {
+        let (applied, actual) = lwt_outcome(result, what)?;
         if applied {
-            Ok(WriteOutcome::Written(written))
+            Ok(WriteOutcome::Written(written_revision(op)))
         } else {
-            let actual = actual.map(|r| revision_of(replica, &key, r)).transpose()?;
+            let actual = actual.map(|r| revision_of(replica, key, r)).transpose()?;
             Ok(WriteOutcome::Conflict { actual })
         }
+    }
+
+    /// Reads the record of `op` at serial consistency after a write with an unknown outcome and
+    /// tells what became of the write.
+    async fn resolve_unknown(
+        &self,
+        replica: &str,
+        op: &WriteOp,
+    ) -> Result<Resolved, CassandraError> {
+        let current = self
+            .read_record(&self.statements.get_serial, replica, op.key())
+            .await?;
+        Ok(match op {
+            WriteOp::Put {
+                expected, value, ..
+            } => {
+                let written = written_revision(op);
+                match current {
+                    Some(r) if r.revision == written && r.value == *value => {
+                        Resolved::Outcome(WriteOutcome::Written(written))
+                    }
+                    None if expected.is_none() => Resolved::NotApplied,
+                    Some(r) if Some(r.revision) == *expected => Resolved::NotApplied,
+                    other => Resolved::Outcome(WriteOutcome::Conflict {
+                        actual: other.map(|r| r.revision),
+                    }),
+                }
+            }
+            WriteOp::Delete { expected, .. } => match current {
+                // Gone: this delete (or an equal one) landed.
+                None => Resolved::Outcome(WriteOutcome::Written(*expected)),
+                Some(r) if r.revision == *expected => Resolved::NotApplied,
+                Some(r) => Resolved::Outcome(WriteOutcome::Conflict {
+                    actual: Some(r.revision),
+                }),
+            },
+        })
     }
 
     async fn read_bucket(
@@ -477,6 +593,39 @@ impl CassandraStore {
     }
 }
 
+/// How many times one conditional write is sent when it times out and reading it back shows it
+/// was not applied.
+const LWT_ATTEMPTS: u32 = 3;
+
+/// What reading a record back after a write with an unknown outcome showed.
+enum Resolved {
+    /// The write's outcome is known.
+    Outcome(WriteOutcome),
+    /// The record is still as the write expected it: the write was not applied.
+    NotApplied,
+}
+
+/// Whether the write may or may not have been applied: a coordinator's write timeout (for an
+/// LWT, `CAS`: the Paxos round may still finish) or the driver's own request timeout.
+fn outcome_is_unknown(error: &ExecutionError) -> bool {
+    matches!(
+        error,
+        ExecutionError::RequestTimeout(_)
+            | ExecutionError::LastAttemptError(RequestAttemptError::DbError(
+                DbError::WriteTimeout { .. },
+                _
+            ))
+    )
+}
+
+/// The revision a write leaves when applied (for a delete, the revision it removed).
+fn written_revision(op: &WriteOp) -> Revision {
+    match op {
+        WriteOp::Put { expected, .. } => expected.map_or(Revision::FIRST, Revision::next),
+        WriteOp::Delete { expected, .. } => *expected,
+    }
+}
+
 fn unexpected(what: &str, e: impl std::fmt::Display) -> CassandraError {
     CassandraError::UnexpectedResult {
         what: what.to_owned(),
@@ -571,7 +720,9 @@ impl DurableStateStore for CassandraStore {
     }
 
     async fn get(&self, replica: &str, key: &str) -> Result<Option<StoredRecord>, StoreError> {
-        self.get_record(replica, key).await.map_err(|e| self.err(e))
+        self.read_record(&self.statements.get, replica, key)
+            .await
+            .map_err(|e| self.err(e))
     }
 
     async fn write_batch(

@@ -283,10 +283,18 @@ async fn opens_from_a_url() {
 
 #[tokio::test]
 async fn sends_the_configured_consistency_levels() {
-    let target = common::target("sends_the_configured_consistency_levels").await;
-    let Some(double) = &target.double else {
-        println!("sends_the_configured_consistency_levels: checked on the test double only");
-        return;
+    // Always on the test double: only it records the consistency each statement was sent with.
+    println!(
+        "sends_the_configured_consistency_levels: uses the CQL test double (it records the \
+         consistency levels sent)"
+    );
+    let double = cql_test_double::CqlTestDouble::start().await.unwrap();
+    let mut options =
+        dd_store_cassandra::CassandraOptions::new([double.addr().to_string()], "dd_test");
+    options.table = common::unique_table("dd");
+    let target = common::Target {
+        options,
+        double: None,
     };
     let store = CassandraStore::open(target.options.clone()).await.unwrap();
     store.put("c", "k", None, "v".into()).await.unwrap();
@@ -319,4 +327,68 @@ async fn sends_the_configured_consistency_levels() {
         .unwrap();
     assert_eq!(observed.consistency, "Quorum");
     assert_eq!(observed.serial_consistency.as_deref(), Some("Serial"));
+}
+
+/// The production setup on one node: a `NetworkTopologyStrategy` keyspace in the node's own data
+/// center, `LOCAL_QUORUM` reads and writes and `LOCAL_SERIAL` LWTs (the defaults) all work, and
+/// so do `QUORUM` / `SERIAL`.
+#[tokio::test]
+async fn network_topology_keyspace_with_local_and_global_levels() {
+    let target = common::target("network_topology_keyspace_with_local_and_global_levels").await;
+    // The node's data center, as the cluster reports it.
+    let probe = CassandraStore::open(target.options.clone()).await.unwrap();
+    let rows = probe
+        .session()
+        .query_unpaged("SELECT data_center FROM system.local", &[])
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap();
+    let (dc,) = rows.single_row::<(String,)>().unwrap();
+    println!("data center: {dc}");
+    let mut options = target.options.clone();
+    options.keyspace = format!("{}_nts", target.options.keyspace);
+    options.replication = dd_store_cassandra::Replication::NetworkTopology {
+        datacenters: vec![(dc, 1)],
+    };
+    for (consistency, serial) in [
+        (
+            dd_store_cassandra::Consistency::LocalQuorum,
+            dd_store_cassandra::SerialConsistency::LocalSerial,
+        ),
+        (
+            dd_store_cassandra::Consistency::Quorum,
+            dd_store_cassandra::SerialConsistency::Serial,
+        ),
+    ] {
+        options.consistency = consistency;
+        options.serial_consistency = serial;
+        let store = CassandraStore::open(options.clone()).await.unwrap();
+        let replica = format!("nts-{consistency:?}");
+        assert_eq!(
+            store.put(&replica, "k", None, "a".into()).await.unwrap(),
+            WriteOutcome::Written(Revision(1))
+        );
+        assert_eq!(
+            store
+                .put(&replica, "k", Some(Revision(1)), "b".into())
+                .await
+                .unwrap(),
+            WriteOutcome::Written(Revision(2))
+        );
+        assert_eq!(
+            store.put(&replica, "k", None, "c".into()).await.unwrap(),
+            WriteOutcome::Conflict {
+                actual: Some(Revision(2))
+            }
+        );
+        let record = store.get(&replica, "k").await.unwrap().unwrap();
+        assert_eq!(&record.value[..], b"b");
+        let page = store.scan_page(&replica, None, 10).await.unwrap();
+        assert_eq!(page.records.len(), 1);
+        assert_eq!(
+            store.delete(&replica, "k", Revision(2)).await.unwrap(),
+            WriteOutcome::Written(Revision(2))
+        );
+    }
 }

@@ -1,13 +1,17 @@
-//! A down cluster gives a clear, transient error without hanging, and nothing is lost: the
-//! test double's listener is stopped while its data is kept, then restarted on the same port.
+//! A down cluster gives a clear, transient error without hanging, and nothing is lost. On the
+//! real cluster of `DD_TEST_CASSANDRA_CONTACT_POINTS` the outage is a TCP proxy in front of the
+//! node that is stopped (every connection cut, new ones refused) and started again on the same
+//! port; without it, the test double's listener is stopped while its data is kept, then
+//! restarted on the same port.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
+use common::proxy::TcpProxy;
 use cql_test_double::{CqlTestDouble, Database};
 use futures::TryStreamExt;
 
@@ -48,25 +52,84 @@ async fn open_on_a_closed_port_is_unavailable() {
     assert_unavailable(&err, &contact);
 }
 
+/// The node the store talks to, which the test stops and starts again on the same address.
+enum Node {
+    /// A TCP proxy in front of the real cluster's first contact point.
+    Proxied(SocketAddr, Option<TcpProxy>),
+    /// The CQL test double; its data outlives a stop.
+    Double(Database, Option<CqlTestDouble>),
+}
+
+impl Node {
+    async fn start() -> (Node, SocketAddr, String) {
+        if let Some((points, keyspace)) = common::real_cluster() {
+            let first = points.split(',').next().unwrap_or_default();
+            let upstream = tokio::net::lookup_host(first)
+                .await
+                .unwrap()
+                .next()
+                .expect("the contact point resolves");
+            let proxy = TcpProxy::start("127.0.0.1:0".parse().unwrap(), upstream)
+                .await
+                .unwrap();
+            let addr = proxy.addr();
+            println!(
+                "stopped_cluster_fails_clearly_and_loses_nothing: a TCP proxy on {addr} in front of \
+                 the Cassandra node at {upstream} is stopped and restarted"
+            );
+            return (Node::Proxied(upstream, Some(proxy)), addr, keyspace);
+        }
+        println!(
+            "stopped_cluster_fails_clearly_and_loses_nothing: the in-process CQL test double is \
+             stopped and restarted (set DD_TEST_CASSANDRA_CONTACT_POINTS for a real cluster)"
+        );
+        let database = Database::new();
+        let double = CqlTestDouble::start_with(database.clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = double.addr();
+        (
+            Node::Double(database, Some(double)),
+            addr,
+            "dd_test".to_owned(),
+        )
+    }
+
+    async fn stop(&mut self) {
+        match self {
+            Node::Proxied(_, proxy) => proxy.take().expect("running").stop().await,
+            Node::Double(_, double) => double.take().expect("running").shutdown().await,
+        }
+    }
+
+    async fn restart(&mut self, addr: SocketAddr) {
+        match self {
+            Node::Proxied(upstream, proxy) => {
+                *proxy = Some(TcpProxy::start(addr, *upstream).await.unwrap());
+            }
+            Node::Double(database, double) => {
+                *double = Some(
+                    CqlTestDouble::start_with(database.clone(), addr)
+                        .await
+                        .unwrap(),
+                );
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn stopped_cluster_fails_clearly_and_loses_nothing() {
-    println!(
-        "stopped_cluster_fails_clearly_and_loses_nothing: uses the CQL test double (it must be stopped and restarted)"
-    );
-    let database = Database::new();
-    let double = CqlTestDouble::start_with(database.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = double.addr();
+    let (mut node, addr, keyspace) = Node::start().await;
     let contact = addr.to_string();
-    let mut options = CassandraOptions::new([contact.clone()], "dd_test");
+    let mut options = CassandraOptions::new([contact.clone()], keyspace);
     options.table = common::unique_table("outage");
     options.request_timeout = Duration::from_secs(3);
     let store = CassandraStore::open(options.clone()).await.unwrap();
     let first = store.put("r", "k", None, "v1".into()).await.unwrap();
     assert_eq!(first, WriteOutcome::Written(Revision::FIRST));
 
-    double.shutdown().await;
+    node.stop().await;
     let err = tokio::time::timeout(
         HANG_GUARD,
         store.put("r", "k", Some(Revision(1)), "v2".into()),
@@ -91,8 +154,8 @@ async fn stopped_cluster_fails_clearly_and_loses_nothing() {
         .expect_err("the cluster is down");
     assert_unavailable(&err, &contact);
 
-    // Same data, same port: the node comes back.
-    let _double = CqlTestDouble::start_with(database, addr).await.unwrap();
+    // Same data, same address: the node comes back.
+    node.restart(addr).await;
     let back = common::poll_until(300, Duration::from_millis(100), || async {
         store.get("r", "k").await.ok()
     })
@@ -101,8 +164,8 @@ async fn stopped_cluster_fails_clearly_and_loses_nothing() {
     let record = back.expect("the record survived the outage");
     assert_eq!(record.revision, Revision(1));
     assert_eq!(&record.value[..], b"v1");
-    // The failed write was not applied, and writes work again (the restarted node forgot the
-    // prepared statements; the driver prepares them again).
+    // The failed write was not applied, and writes work again (a restarted double has forgotten
+    // the prepared statements; the driver prepares them again).
     let outcome = store
         .put("r", "k", Some(Revision(1)), "v2".into())
         .await

@@ -24,7 +24,8 @@ pub enum Needs {
 }
 
 /// The environment variable naming the contact points (`host:port,host:port`) of a real
-/// Cassandra cluster for the tests; without it, an in-process CQL test double is used.
+/// Cassandra cluster for the tests (`scripts/services/cassandra.sh` starts one and sets it);
+/// without it, an in-process CQL test double is used.
 pub const CASSANDRA_CONTACT_POINTS_VAR: &str = "DD_TEST_CASSANDRA_CONTACT_POINTS";
 
 /// A storage backend the tests run on.

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::time::Duration;
 
 use cql_test_double::CqlTestDouble;
@@ -22,12 +24,21 @@ pub fn unique_table(prefix: &str) -> String {
     format!("{prefix}_{:012x}", rand::random::<u64>() >> 16)
 }
 
+/// The contact points and keyspace of the real cluster named by
+/// `DD_TEST_CASSANDRA_CONTACT_POINTS`, if set.
+pub fn real_cluster() -> Option<(String, String)> {
+    let points = std::env::var("DD_TEST_CASSANDRA_CONTACT_POINTS")
+        .ok()
+        .filter(|p| !p.is_empty())?;
+    let keyspace =
+        std::env::var("DD_TEST_CASSANDRA_KEYSPACE").unwrap_or_else(|_| "dd_test".to_owned());
+    Some((points, keyspace))
+}
+
 /// Options for a store on the real cluster or on a fresh test double.
 pub async fn target(test: &str) -> Target {
     let table = unique_table("dd");
-    if let Ok(points) = std::env::var("DD_TEST_CASSANDRA_CONTACT_POINTS") {
-        let keyspace =
-            std::env::var("DD_TEST_CASSANDRA_KEYSPACE").unwrap_or_else(|_| "dd_test".to_owned());
+    if let Some((points, keyspace)) = real_cluster() {
         println!("{test}: using the Cassandra cluster at {points}, keyspace {keyspace}");
         let mut options = CassandraOptions::new(points.split(','), keyspace);
         options.table = table;
