@@ -181,6 +181,8 @@ pub struct SimConfig {
     pub classes: BTreeSet<FaultClass>,
     /// A deliberately broken store, to show the oracle catches it.
     pub bug: InjectedBug,
+    /// The most runs spent shrinking a failing seed's trace (0: report the full trace).
+    pub shrink_runs: usize,
 }
 
 impl SimConfig {
@@ -192,6 +194,7 @@ impl SimConfig {
             steps: 80,
             classes: FaultClass::DEFAULT.into_iter().collect(),
             bug: InjectedBug::None,
+            shrink_runs: 150,
         }
     }
 

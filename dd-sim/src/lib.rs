@@ -111,7 +111,8 @@ pub fn events_of(seed: u64, config: &SimConfig, keep: Option<&[usize]>) -> Vec<E
     }
 }
 
-/// Runs `seed`; on a violation, shrinks its trace (at most 150 runs, 90 s) and reports.
+/// Runs `seed`; on a violation, shrinks its trace (at most `config.shrink_runs` runs, 90 s)
+/// and reports.
 pub fn check_seed(seed: u64, config: &SimConfig) -> Result<Summary, Box<Report>> {
     let events = generate(seed, config);
     let outcome = run_events(seed, config, &events);
@@ -120,7 +121,7 @@ pub fn check_seed(seed: u64, config: &SimConfig) -> Result<Summary, Box<Report>>
     };
     let wanted = kind(&violation).to_owned();
     let mut last = violation.clone();
-    let kept = shrink::ddmin(&events, 150, Duration::from_secs(90), |sub| {
+    let kept = shrink::ddmin(&events, config.shrink_runs, Duration::from_secs(90), |sub| {
         match run_events(seed, config, sub).violation {
             Some(v) if kind(&v) == wanted => {
                 last = v;

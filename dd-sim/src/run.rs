@@ -706,6 +706,11 @@ impl Sim {
             }
             Event::FullRestart => {
                 let before = self.quiesce().await?;
+                // A replica that left comes back with its stale store: only the others must
+                // hold the values they held.
+                let was_up: Vec<usize> = (0..self.n())
+                    .filter(|i| self.state[*i] == Down::Up)
+                    .collect();
                 for i in 0..self.n() {
                     self.crash(i, Down::Crashed);
                 }
@@ -715,7 +720,7 @@ impl Sim {
                     self.start(i, false).await?;
                 }
                 if self.config.mode == Mode::Sync {
-                    for i in 0..self.n() {
+                    for i in was_up {
                         let Some(r) = self.replicator(i) else {
                             continue;
                         };

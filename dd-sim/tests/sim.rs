@@ -34,6 +34,8 @@ fn config_from_env(mode: Mode) -> SimConfig {
         config.classes = parse_classes(&f).unwrap_or_else(|e| panic!("{e}"));
     }
     config.steps = usize::try_from(number("DD_SIM_STEPS", config.steps as u64)).unwrap();
+    config.shrink_runs =
+        usize::try_from(number("DD_SIM_SHRINK_RUNS", config.shrink_runs as u64)).unwrap();
     config
 }
 
