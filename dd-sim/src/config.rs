@@ -85,10 +85,14 @@ impl FaultClass {
 
     /// The classes `cargo test` runs by default: those that run clean on the current code (see
     /// the crate README for which bug each other class hits).
-    pub const DEFAULT: [Self; 4] = [
+    pub const DEFAULT: [Self; 8] = [
         Self::Network,
         Self::Partitions,
+        Self::StoreErrors,
+        Self::StoreHangs,
+        Self::PartialBatches,
         Self::Crashes,
+        Self::LongAbsences,
         Self::Deletes,
     ];
 
@@ -186,7 +190,8 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// The default run: 4 replicas, 80 events, the [`FaultClass::DEFAULT`] classes.
+    /// The default run: 4 replicas, 80 events, the [`FaultClass::DEFAULT`] classes, shrinking
+    /// with at most 150 runs.
     pub fn new(mode: Mode) -> Self {
         Self {
             mode,

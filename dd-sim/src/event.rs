@@ -48,7 +48,7 @@ pub enum StoreFault {
 /// One step of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// Increments GCounter `g{key}` (key 0..=2; `g2` may be deleted).
+    /// Increments GCounter `g0`, `G1` or `g2` (key 0..=2; `g2` may be deleted).
     IncCounter {
         /// The replica.
         replica: usize,
@@ -68,7 +68,7 @@ pub enum Event {
         /// The write level.
         level: Level,
     },
-    /// Adds element `e{element}` to ORSet `s{set}` (set 0 or 1; `s1` may be deleted).
+    /// Adds element `e{element}` to ORSet `0s` or `s1` (set 0 or 1; `s1` may be deleted).
     AddElement {
         /// The replica.
         replica: usize,
@@ -79,7 +79,7 @@ pub enum Event {
         /// The write level.
         level: Level,
     },
-    /// Removes element `e{element}` from ORSet `s{set}`.
+    /// Removes element `e{element}` from ORSet `0s` or `s1`.
     RemoveElement {
         /// The replica.
         replica: usize,

@@ -191,14 +191,24 @@ fn acked<T>(what: &str, result: Result<T, ReplicatorError>) -> Result<bool, Stri
     }
 }
 
+/// The GCounter keys `g0`, `G1` and `g2`. `G1` (like `0s`) sorts before the replicator's
+/// `__dd/...` records, so that a batch cut in part may hold its value without its markers
+/// (issue 17 item 1).
 fn counter_key(k: u8) -> Key<GCounter> {
-    Key::new(format!("g{k}"))
+    match k {
+        1 => Key::new("G1"),
+        k => Key::new(format!("g{k}")),
+    }
 }
 fn pn_key() -> Key<PNCounter> {
     Key::new("p0")
 }
+/// The ORSet keys `0s` and `s1`.
 fn set_key(s: u8) -> Key<ORSet<String>> {
-    Key::new(format!("s{s}"))
+    match s {
+        0 => Key::new("0s"),
+        s => Key::new(format!("s{s}")),
+    }
 }
 fn map_key() -> Key<ORMap<String, GCounter>> {
     Key::new("m0")
