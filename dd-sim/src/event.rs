@@ -314,7 +314,11 @@ pub fn generate(seed: u64, config: &SimConfig) -> Vec<Event> {
             67..=72 => {
                 let mut faults = Vec::new();
                 if config.has(FaultClass::StoreErrors) {
-                    faults.extend([StoreFault::Down, StoreFault::RefuseWrites, StoreFault::Flaky]);
+                    faults.extend([
+                        StoreFault::Down,
+                        StoreFault::RefuseWrites,
+                        StoreFault::Flaky,
+                    ]);
                 }
                 if config.has(FaultClass::StoreHangs) {
                     faults.push(StoreFault::Hang);

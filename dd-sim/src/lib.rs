@@ -121,15 +121,18 @@ pub fn check_seed(seed: u64, config: &SimConfig) -> Result<Summary, Box<Report>>
     };
     let wanted = kind(&violation).to_owned();
     let mut last = violation.clone();
-    let kept = shrink::ddmin(&events, config.shrink_runs, Duration::from_secs(90), |sub| {
-        match run_events(seed, config, sub).violation {
+    let kept = shrink::ddmin(
+        &events,
+        config.shrink_runs,
+        Duration::from_secs(90),
+        |sub| match run_events(seed, config, sub).violation {
             Some(v) if kind(&v) == wanted => {
                 last = v;
                 true
             }
             _ => false,
-        }
-    });
+        },
+    );
     let trace: Vec<Event> = kept.iter().map(|i| events[*i].clone()).collect();
     // The shrunk trace's own violation (re-run: the last failing candidate may not be `kept`).
     let shrunk_violation = if kept.len() == events.len() {

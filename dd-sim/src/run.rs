@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use dd_core::cluster::StaticCluster;
+use dd_core::crdt::Crdt;
 use dd_core::crdt::{GCounter, LWWRegister, ORMap, ORSet, PNCounter};
 use dd_core::durable::DurableDataStore;
 use dd_core::replicator::{
@@ -15,7 +16,6 @@ use dd_core::replicator::{
 use dd_core::store::fault::{Fault, FaultSwitch};
 use dd_core::store::memory::MemoryStore;
 use dd_core::transport::memory::{Faults, MemoryNetwork};
-use dd_core::crdt::Crdt;
 use dd_core::{Key, ReplicaId, UniqueReplicaId};
 use dd_durable::{DurableDistributedDataStore, DurableOptions, WriteMode};
 
@@ -251,7 +251,12 @@ async fn snapshot(r: &Replicator, level: ReadConsistency) -> Snapshot {
         snap.insert(key.id().to_owned(), v);
     }
     let v = observe(r, &map_key(), level, |m| {
-        Observed::Map(m.entries().into_iter().map(|(k, c)| (k, c.value())).collect())
+        Observed::Map(
+            m.entries()
+                .into_iter()
+                .map(|(k, c)| (k, c.value()))
+                .collect(),
+        )
     })
     .await;
     snap.insert(map_key().id().to_owned(), v);
@@ -441,7 +446,13 @@ impl Sim {
         let snap = loop {
             let mut snaps = Vec::new();
             for l in self.live.iter().flatten() {
-                snaps.push(bounded("a local read", snapshot(&l.replicator, ReadConsistency::Local)).await?);
+                snaps.push(
+                    bounded(
+                        "a local read",
+                        snapshot(&l.replicator, ReadConsistency::Local),
+                    )
+                    .await?,
+                );
             }
             let stores_done = self
                 .live
@@ -466,7 +477,9 @@ impl Sim {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         self.note_prunings().await?;
-        self.model.check(&snap).map_err(|Breach(b)| format!("oracle: {b}"))?;
+        self.model
+            .check(&snap)
+            .map_err(|Breach(b)| format!("oracle: {b}"))?;
         self.model.quiesced();
         self.summary.checks += 1;
         self.net.set_faults(self.net_faults);
@@ -488,9 +501,12 @@ impl Sim {
                 let by = *by;
                 let res = bounded(
                     "an update",
-                    r.update(&counter_key(*key), GCounter::new(), write_level(*level), move |c| {
-                        c.increment(&me, by)
-                    }),
+                    r.update(
+                        &counter_key(*key),
+                        GCounter::new(),
+                        write_level(*level),
+                        move |c| c.increment(&me, by),
+                    ),
                 )
                 .await?;
                 let ok = acked("counter update", res)?;
@@ -528,10 +544,15 @@ impl Sim {
                 let added = e.clone();
                 let res = bounded(
                     "an update",
-                    r.update(&set_key(*set), ORSet::new(), write_level(*level), move |s| {
-                        s.add(&me, added);
-                        Ok::<(), std::convert::Infallible>(())
-                    }),
+                    r.update(
+                        &set_key(*set),
+                        ORSet::new(),
+                        write_level(*level),
+                        move |s| {
+                            s.add(&me, added);
+                            Ok::<(), std::convert::Infallible>(())
+                        },
+                    ),
                 )
                 .await?;
                 let ok = acked("set add", res)?;
@@ -551,10 +572,15 @@ impl Sim {
                 let removed = e.clone();
                 let res = bounded(
                     "an update",
-                    r.update(&set_key(*set), ORSet::new(), write_level(*level), move |s| {
-                        s.remove(&me, &removed);
-                        Ok::<(), std::convert::Infallible>(())
-                    }),
+                    r.update(
+                        &set_key(*set),
+                        ORSet::new(),
+                        write_level(*level),
+                        move |s| {
+                            s.remove(&me, &removed);
+                            Ok::<(), std::convert::Infallible>(())
+                        },
+                    ),
                 )
                 .await?;
                 let ok = acked("set remove", res)?;
@@ -781,10 +807,8 @@ impl Sim {
                 if self.state.get(*replica) != Some(&Down::Left) {
                     return Ok(false);
                 }
-                let gone = UniqueReplicaId::new(
-                    self.names[*replica].clone(),
-                    self.incarnations[*replica],
-                );
+                let gone =
+                    UniqueReplicaId::new(self.names[*replica].clone(), self.incarnations[*replica]);
                 let deadline = tokio::time::Instant::now() + PRUNE_BOUND;
                 loop {
                     let mut pruned = true;

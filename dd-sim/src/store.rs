@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use async_trait::async_trait;
 use dd_core::store::fault::{Fault, FaultInjectingStore, FaultSwitch};
 use dd_core::store::memory::MemoryStore;
-use dd_core::store::{DurableStateStore, ScanPage, StoreError, StoredRecord, WriteOp, WriteOutcome};
+use dd_core::store::{
+    DurableStateStore, ScanPage, StoreError, StoredRecord, WriteOp, WriteOutcome,
+};
 
 /// A deliberately broken behaviour of the store, to show that the oracle catches it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

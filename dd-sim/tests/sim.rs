@@ -1,6 +1,6 @@
 //! The simulation's seeds, its regressions and the proof that its oracle can fail.
 //!
-//! - `seeds_run_clean`: `DD_SIM_SEEDS` seeds (default 6) in each write mode (`DD_SIM_MODE`
+//! - `seeds_run_clean`: `DD_SIM_SEEDS` seeds (default 20) in each write mode (`DD_SIM_MODE`
 //!   picks one), with the fault classes of `DD_SIM_FAULTS` (default: the classes that run clean
 //!   on the current code; `all` for every class); `DD_SIM_FIRST` is the first seed.
 //! - `replay`: `DD_SIM_SEED` (with `DD_SIM_MODE`, `DD_SIM_FAULTS`, `DD_SIM_STEPS`, and
@@ -52,7 +52,7 @@ fn seeds_run_clean() {
         return; // a replay run: see `replay`
     }
     let first = number("DD_SIM_FIRST", 0);
-    let count = number("DD_SIM_SEEDS", 6);
+    let count = number("DD_SIM_SEEDS", 20);
     let started = Instant::now();
     let mut failures = Vec::new();
     for mode in modes() {
@@ -164,7 +164,10 @@ fn regressions_replay() {
             (Some(v), false) => println!("still fails (open): {}: {v}", r.line),
         }
     }
-    assert!(failing.is_empty(), "fixed regressions fail again: {failing:#?}");
+    assert!(
+        failing.is_empty(),
+        "fixed regressions fail again: {failing:#?}"
+    );
 }
 
 /// The oracle is not blind: a store that acknowledges writes and drops them is caught, and the
@@ -234,7 +237,11 @@ fn a_crash_right_after_acknowledged_writes() {
             Event::Quiesce,
         ];
         let outcome = run_events(3, &config, &events);
-        assert!(outcome.violation.is_none(), "{mode}: {:?}", outcome.violation);
+        assert!(
+            outcome.violation.is_none(),
+            "{mode}: {:?}",
+            outcome.violation
+        );
         assert_eq!(outcome.summary.crashes, 1);
     }
 }
