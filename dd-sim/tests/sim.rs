@@ -1,0 +1,250 @@
+//! The simulation's seeds, its regressions and the proof that its oracle can fail.
+//!
+//! - `seeds_run_clean`: `DD_SIM_SEEDS` seeds (default 20) in each write mode (`DD_SIM_MODE`
+//!   picks one), with the fault classes of `DD_SIM_FAULTS` (default: the classes that run clean
+//!   on the current code; `all` for every class); `DD_SIM_FIRST` is the first seed.
+//! - `replay`: `DD_SIM_SEED` (with `DD_SIM_MODE`, `DD_SIM_FAULTS`, `DD_SIM_STEPS`, and
+//!   `DD_SIM_KEEP`, the indices of a shrunk trace) replays one run, as printed by a failure.
+//! - `regressions`: every seed in `regressions.txt` marked `fixed`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Instant;
+
+use dd_sim::event::{Event, Level};
+use dd_sim::{InjectedBug, Mode, SimConfig, check_seed, events_of, parse_classes, run_events};
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn number(name: &'static str, default: u64) -> u64 {
+    match env(name) {
+        Some(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}: '{v}' is not a number")),
+        None => default,
+    }
+}
+
+fn config_from_env(mode: Mode) -> SimConfig {
+    let mut config = SimConfig::new(mode);
+    if let Some(f) = env("DD_SIM_FAULTS") {
+        config.classes = parse_classes(&f).unwrap_or_else(|e| panic!("{e}"));
+    }
+    config.steps = usize::try_from(number("DD_SIM_STEPS", config.steps as u64)).unwrap();
+    config.shrink_runs =
+        usize::try_from(number("DD_SIM_SHRINK_RUNS", config.shrink_runs as u64)).unwrap();
+    config
+}
+
+fn modes() -> Vec<Mode> {
+    match env("DD_SIM_MODE") {
+        Some(m) => vec![m.parse().unwrap_or_else(|e| panic!("{e}"))],
+        None => vec![Mode::Sync, Mode::WriteBehind],
+    }
+}
+
+#[test]
+fn seeds_run_clean() {
+    if env("DD_SIM_SEED").is_some() {
+        return; // a replay run: see `replay`
+    }
+    let first = number("DD_SIM_FIRST", 0);
+    let count = number("DD_SIM_SEEDS", 20);
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    for mode in modes() {
+        let config = config_from_env(mode);
+        for seed in first..first + count {
+            let t = Instant::now();
+            match check_seed(seed, &config) {
+                Ok(summary) => println!(
+                    "dd-sim seed {seed} {mode}: ok in {:.2}s: {summary}",
+                    t.elapsed().as_secs_f64()
+                ),
+                Err(report) => {
+                    println!("{report}");
+                    failures.push(format!("seed {seed} ({mode})"));
+                }
+            }
+        }
+    }
+    println!(
+        "dd-sim: {} seeds x {} modes in {:.1}s",
+        count,
+        modes().len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(failures.is_empty(), "failing seeds: {failures:?}");
+}
+
+#[test]
+fn replay() {
+    let Some(seed) = env("DD_SIM_SEED") else {
+        return;
+    };
+    let seed: u64 = seed.parse().expect("DD_SIM_SEED is a number");
+    let keep: Option<Vec<usize>> = env("DD_SIM_KEEP").map(|k| {
+        k.split(',')
+            .map(|i| i.trim().parse().expect("DD_SIM_KEEP: indices"))
+            .collect()
+    });
+    for mode in modes() {
+        let config = config_from_env(mode);
+        let events = events_of(seed, &config, keep.as_deref());
+        for (i, ev) in events.iter().enumerate() {
+            println!("  [{i}] {ev}");
+        }
+        let outcome = run_events(seed, &config, &events);
+        println!("dd-sim seed {seed} {mode}: {}", outcome.summary);
+        if let Some(v) = outcome.violation {
+            panic!("seed {seed} ({mode}) fails {v}");
+        }
+    }
+}
+
+/// One line of `regressions.txt`: `fixed|open seed mode classes steps keep # what`.
+struct Regression {
+    fixed: bool,
+    seed: u64,
+    config: SimConfig,
+    keep: Option<Vec<usize>>,
+    line: String,
+}
+
+fn regressions() -> Vec<Regression> {
+    let text = include_str!("../regressions.txt");
+    let mut out = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert!(
+            f.len() == 6,
+            "regressions.txt line {}: want `fixed|open seed mode classes steps keep`: {raw}",
+            n + 1
+        );
+        let mut config = SimConfig::new(f[2].parse().unwrap());
+        config.classes = parse_classes(f[3]).unwrap();
+        config.steps = f[4].parse().unwrap();
+        let keep = (f[5] != "-").then(|| f[5].split(',').map(|i| i.parse().unwrap()).collect());
+        out.push(Regression {
+            fixed: match f[0] {
+                "fixed" => true,
+                "open" => false,
+                other => panic!("regressions.txt line {}: '{other}'", n + 1),
+            },
+            seed: f[1].parse().unwrap(),
+            config,
+            keep,
+            line: raw.to_owned(),
+        });
+    }
+    out
+}
+
+/// Every regression marked `fixed` runs clean; `DD_SIM_REGRESSIONS=open` also runs the open
+/// ones (bugs known and not fixed yet) and prints which still fail.
+#[test]
+fn regressions_replay() {
+    let all = regressions();
+    assert!(!all.is_empty(), "regressions.txt lists no seed");
+    let open = env("DD_SIM_REGRESSIONS").as_deref() == Some("open");
+    let mut failing = Vec::new();
+    for r in all.iter().filter(|r| r.fixed || open) {
+        let events = events_of(r.seed, &r.config, r.keep.as_deref());
+        // A replay's interleaving can differ (see the README, "Determinism"): an open entry gets
+        // five tries to show its failure.
+        let tries = if r.fixed { 1 } else { 5 };
+        let violation = (0..tries).find_map(|_| run_events(r.seed, &r.config, &events).violation);
+        match (&violation, r.fixed) {
+            (None, _) => println!("passes: {}", r.line),
+            (Some(v), true) => failing.push(format!("{}: {v}", r.line)),
+            (Some(v), false) => println!("still fails (open): {}: {v}", r.line),
+        }
+    }
+    assert!(
+        failing.is_empty(),
+        "fixed regressions fail again: {failing:#?}"
+    );
+}
+
+/// The oracle is not blind: a store that acknowledges writes and drops them is caught, and the
+/// trace shrinks to the events that matter.
+#[test]
+fn oracle_catches_a_store_that_drops_acknowledged_writes() {
+    let mut config = SimConfig::new(Mode::Sync);
+    config.classes = parse_classes("crashes,full-restarts").unwrap();
+    let events = vec![
+        Event::IncCounter {
+            replica: 0,
+            key: 0,
+            by: 3,
+            level: Level::Local,
+        },
+        Event::Sleep { ms: 50 },
+        Event::ChangePn {
+            replica: 1,
+            by: 2,
+            level: Level::All,
+        },
+        Event::Sleep { ms: 50 },
+        Event::FullRestart,
+    ];
+    let clean = run_events(1, &config, &events);
+    assert!(clean.violation.is_none(), "{:?}", clean.violation);
+    assert_eq!(clean.summary.full_restarts, 1);
+
+    config.bug = InjectedBug::DropAcknowledgedWrites;
+    let broken = run_events(1, &config, &events);
+    let v = broken.violation.expect("the oracle must catch lost writes");
+    assert!(v.message.contains("full restart"), "{v}");
+
+    let kept = dd_sim::shrink::ddmin(&events, 100, std::time::Duration::from_secs(60), |sub| {
+        run_events(1, &config, sub).violation.is_some()
+    });
+    let trace: Vec<&Event> = kept.iter().map(|i| &events[*i]).collect();
+    assert!(trace.len() <= 2, "{trace:?}");
+    assert!(trace.contains(&&Event::FullRestart), "{trace:?}");
+}
+
+/// A crash loses what a write-behind replica had only queued; the oracle allows exactly that
+/// and no more, and a Sync replica loses nothing acknowledged.
+#[test]
+fn a_crash_right_after_acknowledged_writes() {
+    for mode in [Mode::Sync, Mode::WriteBehind] {
+        let mut config = SimConfig::new(mode);
+        config.classes = parse_classes("crashes").unwrap();
+        let events = vec![
+            Event::IncCounter {
+                replica: 2,
+                key: 1,
+                by: 5,
+                level: Level::Local,
+            },
+            Event::AddElement {
+                replica: 2,
+                set: 0,
+                element: 1,
+                level: Level::Local,
+            },
+            Event::Crash { replica: 2 },
+            Event::Restart {
+                replica: 2,
+                alone: false,
+            },
+            Event::Quiesce,
+        ];
+        let outcome = run_events(3, &config, &events);
+        assert!(
+            outcome.violation.is_none(),
+            "{mode}: {:?}",
+            outcome.violation
+        );
+        assert_eq!(outcome.summary.crashes, 1);
+    }
+}
