@@ -177,7 +177,9 @@ fn read_level(level: Level) -> ReadConsistency {
 }
 
 /// Whether an update's outcome is an acknowledgement; errors that are not an expected outcome
-/// of the faults (a wrong type, a failed load, ...) fail the run.
+/// of the faults (a wrong type, a failed load, ...) fail the run. A write refused with
+/// `IncarnationPruned` (the cluster pruned this live incarnation) was not applied: it counts as
+/// attempted, never as acknowledged.
 fn acked<T>(what: &str, result: Result<T, ReplicatorError>) -> Result<bool, String> {
     match result {
         Ok(_) => Ok(true),
@@ -185,7 +187,8 @@ fn acked<T>(what: &str, result: Result<T, ReplicatorError>) -> Result<bool, Stri
             ReplicatorError::Timeout { .. }
             | ReplicatorError::StoreFailure { .. }
             | ReplicatorError::Deleted { .. }
-            | ReplicatorError::NotFound { .. },
+            | ReplicatorError::NotFound { .. }
+            | ReplicatorError::IncarnationPruned { .. },
         ) => Ok(false),
         Err(e) => Err(format!("{what}: unexpected error: {e}")),
     }
