@@ -120,6 +120,9 @@ impl TypeName for GCounter {
     }
 }
 
+/// Inside an [`ORMap`](super::ORMap), a removed counter is reset: each slot of a value shows
+/// only what it holds beyond the slot the removes had observed, and a value written after a
+/// remove continues its slots from there (so no increment is counted twice, and none is lost).
 impl ReplicatedData for GCounter {
     fn merge(&mut self, other: &Self) {
         for (node, &v) in &other.state {
@@ -128,6 +131,30 @@ impl ReplicatedData for GCounter {
                 *slot = v;
             }
         }
+    }
+
+    fn forgets_observed() -> bool {
+        true
+    }
+
+    fn forget_observed(&mut self, removed: &Self) {
+        for (node, &seen) in &removed.state {
+            if let Some(slot) = self.state.get_mut(node) {
+                *slot = slot.saturating_sub(seen);
+                if *slot == 0 {
+                    self.state.remove(node);
+                }
+            }
+        }
+        self.delta = None;
+    }
+
+    fn continue_after(&mut self, _node: &UniqueReplicaId, removed: &Self) {
+        for (node, &seen) in &removed.state {
+            let slot = self.state.entry(node.clone()).or_insert(0);
+            *slot = slot.saturating_add(seen);
+        }
+        self.delta = None;
     }
 }
 

@@ -169,6 +169,36 @@ pub trait ReplicatedData:
         self.merge(other);
         self
     }
+
+    /// Drops from `self` everything `removed` had observed: the part of a value an
+    /// [`ORMap`] remove has taken away. `removed` is the join of the values the map's removes
+    /// of one key observed (the key's *removal record*); `self` is a value of that key, which may
+    /// include state older than the removes (a concurrent update carries what its writer had
+    /// seen). The map shows `self` after this call.
+    ///
+    /// Implemented by the types that can forget part of their state: counters (reset-remove:
+    /// each slot drops the amount `removed` had seen), `ORSet` and `MVRegister` (the dots
+    /// `removed` had seen). The default keeps `self` unchanged: for grow-only values (`GSet`,
+    /// `Flag`) and last-writer-wins registers, an update concurrent with a remove keeps its whole
+    /// value, as in Akka.
+    fn forget_observed(&mut self, removed: &Self) {
+        let _ = removed;
+    }
+
+    /// Prepares a value that [`forget_observed`](Self::forget_observed) showed (and a local
+    /// update then changed) to be stored again under the same removal record `removed`: the
+    /// inverse of `forget_observed`, so that forgetting `removed` again gives `self` back, and no
+    /// counter slot or dot that `removed` covers is used again. `node` is the writing replica,
+    /// for the dots a re-tag needs. The default does nothing (see `forget_observed`).
+    fn continue_after(&mut self, node: &UniqueReplicaId, removed: &Self) {
+        let _ = (node, removed);
+    }
+
+    /// Whether [`forget_observed`](Self::forget_observed) can forget anything: an [`ORMap`]
+    /// keeps removal records only for such values. `false` by default.
+    fn forgets_observed() -> bool {
+        false
+    }
 }
 
 /// Delta-state support: local updates also accumulate a small delta that, merged into another

@@ -52,17 +52,18 @@ impl<K: Element, V: Element> ORMultiMap<K, V> {
 
     /// Removes `value` from the set of `key` as seen here, and the key if its set becomes empty.
     pub fn remove_binding(&mut self, node: &UniqueReplicaId, key: &K, value: &V) {
-        let Some(mut set) = self.map.get(key) else {
+        let Some(set) = self.map.get(key) else {
             return;
         };
         if !set.contains(value) {
             return;
         }
-        set.remove(node, value);
-        if set.is_empty() {
+        if set.len() == 1 {
             self.map.remove(node, key);
         } else {
-            self.map.put(node, key.clone(), set);
+            self.map.update(node, key.clone(), ORSet::new(), |set| {
+                set.remove(node, value)
+            });
         }
     }
 
