@@ -106,8 +106,10 @@ async fn today_ormap_of_counters_loads_and_resets_on_remove() {
         |m| {
             // a's slot of apples is 3 in the old record: it is not reused after the remove
             m.remove(&a(), &s("apples"));
-            m.update(&a(), s("apples"), PNCounter::new(), |c| c.increment(&a(), 1))
-                .unwrap();
+            m.update(&a(), s("apples"), PNCounter::new(), |c| {
+                c.increment(&a(), 1)
+            })
+            .unwrap();
             assert_eq!(m.get(&s("apples")).unwrap().value(), 1);
         },
         true,

@@ -18,14 +18,46 @@ use crate::replica::UniqueReplicaId;
 ///
 /// Each write of a key (a [`put`](Self::put) or an [`update`](Self::update)) stores the new value
 /// under a new dot of the writing replica, replacing the values seen; the observed value of a key
-/// is the merge of the values of its live dots (one, except after concurrent writes). Tying values
-/// to dots keeps the merge associative even when a removal and an update race: the removed
-/// value's history is dropped with its dot, whatever the order in which replicas merge. After
-/// such a race the surviving value is the updater's, which includes what it had seen before the
-/// removal.
+/// is the merge of the values of its live dots (one, except after concurrent writes).
 ///
-/// Deltas carry the written keys with their new values (not the value's own delta), so a delta is
-/// as large as the changed entries; like Akka's, they are meant to be delivered in causal order.
+/// # Remove and re-add
+///
+/// A remove forgets exactly what the removing replica had observed of the key's value; updates
+/// concurrent with the remove survive, updates after it (on any replica) are kept, and nothing
+/// observed and removed comes back, whatever the order of merges and deltas. For that, the map
+/// keeps a *removal record* per removed key: the join of the values its removes saw. A value of
+/// the key is shown without what the record covers
+/// ([`forget_observed`](ReplicatedData::forget_observed)), and a value written after a remove
+/// continues past the record ([`continue_after`](ReplicatedData::continue_after)), so no dot and
+/// no counter slot the remove saw is used again, on any path (update, put, delta, merge, pruning).
+/// Per value type:
+///
+/// - counters ([`PNCounter`](super::PNCounter), [`GCounter`](super::GCounter),
+///   [`PNCounterMap`](super::PNCounterMap)): reset-remove. If `k = 5` is removed on one replica
+///   while another adds 1, the merge reads 1; if the remover then adds 2, it reads 3. (Akka, and
+///   this crate before, kept the concurrent updater's whole counter and let the remover's new
+///   counter reuse its old slot: 6 both times.)
+/// - sets and multi-value registers ([`ORSet`](super::ORSet),
+///   [`ORMultiMap`](super::ORMultiMap), [`MVRegister`](super::MVRegister)): the elements the
+///   remove saw are gone; elements added concurrently, or after the remove, stay. (Akka documents
+///   that its `ORMultiMap` can lose changes on concurrent adds and removals of one key, and offers
+///   `emptyWithValueDeltas` against it; this crate before lost an element added again after a
+///   remove when a concurrent updater had seen the removed one, and kept the removed elements
+///   that updater had seen.)
+/// - registers ([`LWWRegister`](super::LWWRegister), [`LWWMap`](super::LWWMap)),
+///   [`GSet`](super::GSet), [`Flag`](super::Flag), and any type that does not implement
+///   `forget_observed`: a concurrent update keeps its whole value (as in Akka; for a grow-only
+///   value this includes what the remove saw), and no record is kept. A register removed and
+///   written again shows the newest surviving write.
+///
+/// A [`put`](Self::put) forgets the value seen like a remove, then writes. Removal records are
+/// kept for good (like the causal context): a map that removes many distinct keys grows by one
+/// record per key.
+///
+/// Deltas carry the written keys with their current values (not the value's own delta), and the
+/// removal records the mutations changed, so a delta is as large as the changed entries; like
+/// Akka's, they are meant to be delivered in causal order. The reference model and property tests
+/// of these semantics are in `dd-core/tests/crdt_map_model.rs`.
 ///
 /// ```
 /// use dd_core::crdt::{ORMap, PNCounter};
