@@ -92,18 +92,19 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
 
     /// Stores `value` as the only value of `key` (which [`take`](Self::take) emptied or which
     /// was absent), under a new dot of `node`; `dots` is an empty map to reuse. Returns the new
-    /// dot.
+    /// dot's counter.
     pub(crate) fn insert_fresh(
         &mut self,
         node: &UniqueReplicaId,
         key: K,
         mut dots: BTreeMap<Dot, V>,
         value: V,
-    ) -> Dot {
+    ) -> u64 {
         let dot = self.context.next_dot(node);
-        dots.insert(dot.clone(), value);
+        let counter = dot.counter();
+        dots.insert(dot, value);
         self.entries.insert(key, dots);
-        dot
+        counter
     }
 
     /// The live keys with their dot-tagged values.

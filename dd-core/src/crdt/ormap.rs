@@ -89,8 +89,11 @@ pub struct ORMap<K: Ord, V> {
 struct MapDelta<K> {
     /// The keys written or removed, each with whether its removal record changed.
     keys: BTreeMap<K, bool>,
-    /// The dots the mutations created or replaced (removed).
+    /// The dots the mutations created or replaced (removed), but those of `fresh`.
     dots: Vec<Dot>,
+    /// The latest run of consecutive new dots of one node, `(node, first, last)` counters
+    /// (usually every dot created since the reset, kept without a clone of the node per write).
+    fresh: Option<(UniqueReplicaId, u64, u64)>,
 }
 
 impl<K> Default for MapDelta<K> {
@@ -98,6 +101,7 @@ impl<K> Default for MapDelta<K> {
         Self {
             keys: BTreeMap::new(),
             dots: Vec::new(),
+            fresh: None,
         }
     }
 }
@@ -109,12 +113,45 @@ impl<K: Ord> MapDelta<K> {
     }
 
     fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.dots.is_empty()
+        self.keys.is_empty() && self.dots.is_empty() && self.fresh.is_none()
     }
 
     fn reset(&mut self) {
         self.keys.clear();
         self.dots.clear();
+        self.fresh = None;
+    }
+
+    /// Records the new dot `counter` of `node`.
+    fn created(&mut self, node: &UniqueReplicaId, counter: u64) {
+        if let Some((n, _, last)) = self.fresh.as_mut()
+            && n == node
+            && counter == *last + 1
+        {
+            *last = counter;
+            return;
+        }
+        if let Some((n, first, last)) = self.fresh.replace((node.clone(), counter, counter)) {
+            self.dots
+                .extend((first..=last).map(|c| Dot::new(n.clone(), c)));
+        }
+    }
+
+    /// Every dot recorded.
+    fn all_dots(&self) -> impl Iterator<Item = Dot> + '_ {
+        let fresh = self
+            .fresh
+            .iter()
+            .flat_map(|(n, first, last)| (*first..=*last).map(|c| Dot::new(n.clone(), c)));
+        self.dots.iter().cloned().chain(fresh)
+    }
+
+    /// Forgets every dot of `node`.
+    fn forget_node(&mut self, node: &UniqueReplicaId) {
+        self.dots.retain(|d| d.node() != node);
+        if self.fresh.as_ref().is_some_and(|(n, _, _)| n == node) {
+            self.fresh = None;
+        }
     }
 }
 
@@ -282,17 +319,18 @@ impl<K: Element, V: Crdt> ORMap<K, V> {
         if let Some(record) = self.removed.get(&key) {
             value.continue_after(node, record);
         }
-        value.reset_delta();
+        // The value's own pending delta is left as it is (nothing reads it; every value that
+        // leaves the map, by get, iter or delta, has it reset): resetting it here would make the
+        // next update of a counter allocate it again.
         let dots = emptied.unwrap_or_default();
-        let dot = match self.delta.keys.get_mut(&key) {
-            Some(_) => self.kernel.insert_fresh(node, key, dots, value),
-            None => {
-                let dot = self.kernel.insert_fresh(node, key.clone(), dots, value);
-                self.delta.keys.insert(key, false);
-                dot
-            }
+        let counter = if self.delta.keys.contains_key(&key) {
+            self.kernel.insert_fresh(node, key, dots, value)
+        } else {
+            let counter = self.kernel.insert_fresh(node, key.clone(), dots, value);
+            self.delta.keys.insert(key, false);
+            counter
         };
-        self.delta.dots.push(dot);
+        self.delta.created(node, counter);
     }
 
     /// Removes `key` as seen here: the value seen is forgotten, and a concurrent update
@@ -382,7 +420,7 @@ impl<K: Element, V: Crdt> DeltaReplicatedData for ORMap<K, V> {
         if self.delta.is_empty() {
             return None;
         }
-        let mut context = CausalContext::from_dots(self.delta.dots.iter().cloned());
+        let mut context = CausalContext::from_dots(self.delta.all_dots());
         let mut entries = BTreeMap::new();
         let mut removed = BTreeMap::new();
         for (key, &record_changed) in &self.delta.keys {
@@ -494,7 +532,7 @@ impl<K: Element, V: Crdt> RemovedNodePruning for ORMap<K, V> {
         for record in self.removed.values_mut() {
             record.prune_cleanup(removed);
         }
-        self.delta.dots.retain(|d| d.node() != removed);
+        self.delta.forget_node(removed);
     }
 }
 
