@@ -48,6 +48,12 @@ impl CausalContext {
 
     /// Records a new dot of `node` (one past the highest seen) and returns it.
     pub(crate) fn next_dot(&mut self, node: &UniqueReplicaId) -> Dot {
+        if self.cloud.is_empty() {
+            // The usual case, in two lookups: the vector alone holds every dot seen.
+            let counter = self.vector.get(node).saturating_add(1);
+            self.vector.observe(node, counter);
+            return Dot::new(node.clone(), counter);
+        }
         let highest_in_cloud = self.cloud_of(node).last().map_or(0, Dot::counter);
         let counter = self
             .vector

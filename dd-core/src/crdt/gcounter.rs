@@ -73,12 +73,20 @@ impl GCounter {
         if n == 0 {
             return Ok(());
         }
-        let next = self
-            .slot(node)
+        let slot = self.state.get_mut(node);
+        let next = slot
+            .as_deref()
+            .copied()
+            .unwrap_or(0)
             .checked_add(u128::from(n))
             .filter(|v| *v <= u128::from(u64::MAX))
             .ok_or(CrdtError::Overflow("GCounter slot exceeds u64::MAX"))?;
-        set_slot(&mut self.state, node, next);
+        match slot {
+            Some(slot) => *slot = next,
+            None => {
+                self.state.insert(node.clone(), next);
+            }
+        }
         let delta = self.delta.get_or_insert_with(Default::default);
         set_slot(&mut delta.state, node, next);
         Ok(())
