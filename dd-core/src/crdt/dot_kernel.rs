@@ -91,16 +91,17 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
     }
 
     /// Stores `value` as the only value of `key` (which [`take`](Self::take) emptied or which
-    /// was absent), under a new dot of `node`; `dots` is an empty map to reuse. Returns the new
-    /// dot's counter.
+    /// was absent), under a new dot of `node`; `dots` is an empty map to reuse, and so is
+    /// `reuse`, a copy of `node` if any. Returns the new dot's counter.
     pub(crate) fn insert_fresh(
         &mut self,
         node: &UniqueReplicaId,
         key: K,
         mut dots: BTreeMap<Dot, V>,
         value: V,
+        reuse: Option<UniqueReplicaId>,
     ) -> u64 {
-        let dot = self.context.next_dot(node);
+        let dot = self.context.next_dot_reusing(node, reuse);
         let counter = dot.counter();
         dots.insert(dot, value);
         self.entries.insert(key, dots);

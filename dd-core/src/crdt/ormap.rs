@@ -94,6 +94,8 @@ struct MapDelta<K> {
     /// The latest run of consecutive new dots of one node, `(node, first, last)` counters
     /// (usually every dot created since the reset, kept without a clone of the node per write).
     fresh: Option<(UniqueReplicaId, u64, u64)>,
+    /// Replaced dots of one node, by counter (usually the writer's own earlier dots).
+    own: Option<(UniqueReplicaId, Vec<u64>)>,
 }
 
 impl<K> Default for MapDelta<K> {
@@ -102,6 +104,7 @@ impl<K> Default for MapDelta<K> {
             keys: BTreeMap::new(),
             dots: Vec::new(),
             fresh: None,
+            own: None,
         }
     }
 }
@@ -113,13 +116,38 @@ impl<K: Ord> MapDelta<K> {
     }
 
     fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.dots.is_empty() && self.fresh.is_none()
+        self.keys.is_empty()
+            && self.dots.is_empty()
+            && self.fresh.is_none()
+            && self.own.as_ref().is_none_or(|(_, c)| c.is_empty())
     }
 
     fn reset(&mut self) {
         self.keys.clear();
         self.dots.clear();
         self.fresh = None;
+        if let Some((_, counters)) = self.own.as_mut() {
+            counters.clear();
+        }
+    }
+
+    /// Records the replaced `dot`; gives its node back when only its counter is kept.
+    fn replaced(&mut self, dot: Dot) -> Option<UniqueReplicaId> {
+        match self.own.as_mut() {
+            Some((node, counters)) if node == dot.node() => {
+                counters.push(dot.counter());
+                Some(dot.into_node())
+            }
+            Some(_) => {
+                self.dots.push(dot);
+                None
+            }
+            None => {
+                let counter = dot.counter();
+                self.own = Some((dot.into_node(), vec![counter]));
+                None
+            }
+        }
     }
 
     /// Records the new dot `counter` of `node`.
@@ -143,7 +171,11 @@ impl<K: Ord> MapDelta<K> {
             .fresh
             .iter()
             .flat_map(|(n, first, last)| (*first..=*last).map(|c| Dot::new(n.clone(), c)));
-        self.dots.iter().cloned().chain(fresh)
+        let own = self
+            .own
+            .iter()
+            .flat_map(|(n, counters)| counters.iter().map(|c| Dot::new(n.clone(), *c)));
+        self.dots.iter().cloned().chain(fresh).chain(own)
     }
 
     /// Forgets every dot of `node`.
@@ -151,6 +183,9 @@ impl<K: Ord> MapDelta<K> {
         self.dots.retain(|d| d.node() != node);
         if self.fresh.as_ref().is_some_and(|(n, _, _)| n == node) {
             self.fresh = None;
+        }
+        if self.own.as_ref().is_some_and(|(n, _)| n == node) {
+            self.own = None;
         }
     }
 }
@@ -250,7 +285,7 @@ impl<K: Element, V: Crdt> ORMap<K, V> {
     /// modify a value.
     pub fn put(&mut self, node: &UniqueReplicaId, key: K, value: V) {
         self.remove(node, &key);
-        self.store(node, key, None, value);
+        self.store(node, key, None, value, None);
     }
 
     /// Modifies the value of `key` (starting from `initial` when absent) with `modify`, and
@@ -274,11 +309,11 @@ impl<K: Element, V: Crdt> ORMap<K, V> {
             None => (initial, None),
         };
         let result = modify(&mut value);
-        if let Some((dot, others)) = replaced {
-            self.delta.dots.push(dot);
+        let reuse = replaced.and_then(|(dot, others)| {
             self.delta.dots.extend(others);
-        }
-        self.store(node, key, taken, value);
+            self.delta.replaced(dot)
+        });
+        self.store(node, key, taken, value, reuse);
         result
     }
 
@@ -302,7 +337,7 @@ impl<K: Element, V: Crdt> ORMap<K, V> {
             }
             None => (key, None),
         };
-        self.store(node, key, taken, value);
+        self.store(node, key, taken, value, None);
         Ok(result)
     }
 
@@ -314,6 +349,7 @@ impl<K: Element, V: Crdt> ORMap<K, V> {
         key: K,
         emptied: Option<BTreeMap<Dot, V>>,
         value: V,
+        reuse: Option<UniqueReplicaId>,
     ) {
         let mut value = value;
         if let Some(record) = self.removed.get(&key) {
@@ -324,9 +360,11 @@ impl<K: Element, V: Crdt> ORMap<K, V> {
         // next update of a counter allocate it again.
         let dots = emptied.unwrap_or_default();
         let counter = if self.delta.keys.contains_key(&key) {
-            self.kernel.insert_fresh(node, key, dots, value)
+            self.kernel.insert_fresh(node, key, dots, value, reuse)
         } else {
-            let counter = self.kernel.insert_fresh(node, key.clone(), dots, value);
+            let counter = self
+                .kernel
+                .insert_fresh(node, key.clone(), dots, value, reuse);
             self.delta.keys.insert(key, false);
             counter
         };
@@ -516,7 +554,7 @@ impl<K: Element, V: Crdt> RemovedNodePruning for ORMap<K, V> {
         for (key, mut value) in to_rewrite {
             value.prune(removed, collapse_into);
             if let Some((key, _)) = self.kernel.take(&key) {
-                self.store(collapse_into, key, None, value);
+                self.store(collapse_into, key, None, value, None);
             }
         }
         // No live dot of `removed` is left; this drops it from the causal context.
