@@ -304,6 +304,73 @@ pub fn run(sizes: &Sizes) -> Result<Table> {
         },
     ));
 
+    // Map merges: two replicas' maps of counters, half of the keys shared (updated
+    // concurrently on both).
+    let map_of = |node: &UniqueReplicaId, keys: std::ops::Range<u64>| {
+        let mut m: ORMap<u64, PNCounter> = ORMap::new();
+        for i in 0..n {
+            let key = keys.start + i % (keys.end - keys.start);
+            let _ = m.update(node, key, PNCounter::new(), |c| c.increment(node, 1));
+        }
+        m.reset_delta_for_bench();
+        m
+    };
+    let crdts_map_of = |node: &UniqueReplicaId, keys: std::ops::Range<u64>| {
+        let mut m = CrdtsMap::new();
+        for i in 0..n {
+            let key = keys.start + i % (keys.end - keys.start);
+            let ctx = m.read_ctx().derive_add_ctx(node.clone());
+            let op = m.update(key, ctx, |c, ctx| c.inc(ctx.dot.actor));
+            m.apply(op);
+        }
+        m
+    };
+    let (left_ours, right_ours) = (
+        map_of(&a, 0..map_keys),
+        map_of(&b, map_keys / 2..map_keys + map_keys / 2),
+    );
+    let (left_theirs, right_theirs) = (
+        crdts_map_of(&a, 0..map_keys),
+        crdts_map_of(&b, map_keys / 2..map_keys + map_keys / 2),
+    );
+    {
+        let merged_ours = left_ours.clone().merged(&right_ours);
+        let mut merged_theirs = left_theirs.clone();
+        merged_theirs.merge(right_theirs.clone());
+        let shared = map_keys / 2;
+        check(
+            merged_ours.len() == merged_theirs.len().val
+                && merged_ours.get(&shared).map(|c| c.value().to_string())
+                    == merged_theirs.get(&shared).val.map(|c| c.read().to_string()),
+            "ORMap merge",
+        )?;
+    }
+    workloads.push(alternate(
+        format!(
+            "ORMap<u64, PNCounter>: merge of two maps of {map_keys} counters (half of the keys \
+             shared, updated on both replicas), two replicas"
+        ),
+        runs,
+        || {
+            time(
+                || left_ours.clone(),
+                |mut m| {
+                    m.merge(&right_ours);
+                    black_box(m);
+                },
+            )
+        },
+        || {
+            time(
+                || (left_theirs.clone(), right_theirs.clone()),
+                |(mut m, o)| {
+                    m.merge(o);
+                    black_box(m);
+                },
+            )
+        },
+    ));
+
     let merges = sizes.counter_merges;
     let slots = counter_slots(merges);
     let ours_g: Vec<GCounter> = slots

@@ -156,8 +156,9 @@ fn ormap_entry_removed_on_one_replica_and_updated_concurrently_on_another() {
     let xy = x.clone().merged(&y);
     let yx = y.clone().merged(&x);
     assert_eq!(xy, yx);
-    // the update wins; its value includes what the updater had seen before the removal
-    assert_eq!(xy.get(&s("k")).unwrap().value(), 6);
+    // the update wins, but the removal forgot the 5 it had seen: only b's unseen +1 is left
+    // (Akka, and this crate before issue 16, gave 6)
+    assert_eq!(xy.get(&s("k")).unwrap().value(), 1);
 }
 
 #[test]
@@ -168,6 +169,137 @@ fn ormap_removed_then_updated_on_one_replica_starts_fresh() {
     assert_eq!(x.get(&s("k")), None);
     x.increment(&a(), s("k"), 1).unwrap();
     assert_eq!(x.get(&s("k")), Some(1));
+}
+
+/// Both merge orders, and `x`'s delta applied to `y` and `y`'s to `x` (the deltas of the
+/// updates since both were one state), give the same map; returns it.
+fn converged<T: DeltaReplicatedData<Delta = T>>(x: &T, y: &T) -> T {
+    let xy = x.clone().merged(y);
+    let yx = y.clone().merged(x);
+    assert_eq!(xy, yx);
+    let mut x_with_y_delta = x.clone();
+    x_with_y_delta.merge_delta(&y.delta().unwrap());
+    let mut y_with_x_delta = y.clone();
+    y_with_x_delta.merge_delta(&x.delta().unwrap());
+    assert_eq!(x_with_y_delta, xy);
+    assert_eq!(y_with_x_delta, xy);
+    xy
+}
+
+// Issue 16, scenario 1: a removes a key and adds to it again while b adds to it concurrently;
+// a's new binding must not reuse a dot that b had seen (it was lost before).
+
+#[test]
+fn ormultimap_key_removed_and_added_again_keeps_the_new_binding_and_the_concurrent_one() {
+    let mut x = ORMultiMap::new();
+    x.add_binding(&a(), s("k"), s("x"));
+    let mut y = x.clone(); // b has seen {x}
+    x.reset_delta();
+    y.reset_delta();
+    x.remove(&a(), &s("k"));
+    x.add_binding(&a(), s("k"), s("y")); // a: remove, then add y
+    y.add_binding(&b(), s("k"), s("z")); // b, concurrently: add z
+    let merged = converged(&x, &y);
+    assert_eq!(merged.get(&s("k")), Some([s("y"), s("z")].into()));
+}
+
+#[test]
+fn ormap_of_sets_key_removed_and_added_again_keeps_the_new_element_and_the_concurrent_one() {
+    let mut x: ORMap<String, ORSet<String>> = ORMap::new();
+    x.update(&a(), s("k"), ORSet::new(), |set| set.add(&a(), s("x")));
+    let mut y = x.clone();
+    x.reset_delta();
+    y.reset_delta();
+    x.remove(&a(), &s("k"));
+    x.update(&a(), s("k"), ORSet::new(), |set| set.add(&a(), s("y")));
+    y.update(&b(), s("k"), ORSet::new(), |set| set.add(&b(), s("z")));
+    let merged = converged(&x, &y);
+    assert_eq!(
+        merged.get(&s("k")).unwrap().elements(),
+        [s("y"), s("z")].into()
+    );
+}
+
+#[test]
+fn ormultimap_removed_binding_does_not_come_back_through_a_third_replica() {
+    // c learns of a's removal, then adds to the key; b's stale copy still holds x
+    let mut x = ORMultiMap::new();
+    x.add_binding(&a(), s("k"), s("x"));
+    let mut y = x.clone();
+    let mut z = x.clone();
+    x.remove(&a(), &s("k"));
+    z.merge(&x);
+    z.add_binding(&c(), s("k"), s("w"));
+    y.add_binding(&b(), s("k"), s("v"));
+    for order in [[&x, &y, &z], [&z, &y, &x], [&y, &z, &x]] {
+        let mut all = order[0].clone();
+        all.merge(order[1]);
+        all.merge(order[2]);
+        assert_eq!(all.get(&s("k")), Some([s("v"), s("w")].into()));
+    }
+}
+
+// Issue 16, scenario 2: a has k = 5, removes k and increments it by 2; b concurrently
+// increments the old k by 1. Observed-remove gives 3 (b's unseen +1 and a's +2), not 6.
+
+#[test]
+fn pncounter_map_key_removed_and_incremented_again_counts_only_what_the_removal_had_not_seen() {
+    let mut x = PNCounterMap::new();
+    x.increment(&a(), s("k"), 5).unwrap();
+    let mut y = x.clone();
+    x.reset_delta();
+    y.reset_delta();
+    x.remove(&a(), &s("k"));
+    x.increment(&a(), s("k"), 2).unwrap();
+    y.increment(&b(), s("k"), 1).unwrap();
+    let merged = converged(&x, &y);
+    assert_eq!(merged.get(&s("k")), Some(3));
+    // and a's slot continues past what the removal had seen: nothing is counted twice later
+    let mut later = merged.clone();
+    later.increment(&a(), s("k"), 1).unwrap();
+    assert_eq!(later.get(&s("k")), Some(4));
+}
+
+#[test]
+fn ormap_of_counters_key_removed_and_incremented_again_counts_only_what_the_removal_had_not_seen() {
+    let mut x: ORMap<String, PNCounter> = ORMap::new();
+    x.update(&a(), s("k"), PNCounter::new(), |c| c.increment(&a(), 5))
+        .unwrap();
+    let mut y = x.clone();
+    x.reset_delta();
+    y.reset_delta();
+    x.remove(&a(), &s("k"));
+    x.update(&a(), s("k"), PNCounter::new(), |c| c.increment(&a(), 2))
+        .unwrap();
+    y.update(&b(), s("k"), PNCounter::new(), |c| c.increment(&b(), 1))
+        .unwrap();
+    let merged = converged(&x, &y);
+    assert_eq!(merged.get(&s("k")).unwrap().value(), 3);
+}
+
+#[test]
+fn lww_map_key_removed_and_put_again_keeps_the_newest_surviving_put() {
+    // scenario 1's shape: the removed value never comes back, even with the greatest timestamp
+    let mut x = LWWMap::new();
+    x.put(&a(), s("k"), s("x"), &|_, _: &String| 100);
+    let mut y = x.clone();
+    x.reset_delta();
+    y.reset_delta();
+    x.remove(&a(), &s("k"));
+    x.put(&a(), s("k"), s("y"), &|_, _: &String| 3);
+    y.put(&b(), s("k"), s("z"), &|_, _: &String| 2);
+    let merged = converged(&x, &y);
+    assert_eq!(merged.get(&s("k")), Some(s("y")));
+    // scenario 2's shape: the put concurrent with the removal survives it
+    let mut x = LWWMap::new();
+    x.put(&a(), s("k"), 5u64, &|_, _: &u64| 5);
+    let mut y = x.clone();
+    x.reset_delta();
+    y.reset_delta();
+    x.remove(&a(), &s("k"));
+    y.put(&b(), s("k"), 6, &|_, _: &u64| 1);
+    let merged = converged(&x, &y);
+    assert_eq!(merged.get(&s("k")), Some(6));
 }
 
 #[test]

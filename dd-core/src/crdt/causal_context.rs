@@ -48,13 +48,33 @@ impl CausalContext {
 
     /// Records a new dot of `node` (one past the highest seen) and returns it.
     pub(crate) fn next_dot(&mut self, node: &UniqueReplicaId) -> Dot {
+        self.next_dot_reusing(node, None)
+    }
+
+    /// [`next_dot`](Self::next_dot), building the dot with `reuse` when it is `node` (a copy
+    /// of it the caller no longer needs) instead of a new copy of `node`.
+    pub(crate) fn next_dot_reusing(
+        &mut self,
+        node: &UniqueReplicaId,
+        reuse: Option<UniqueReplicaId>,
+    ) -> Dot {
+        let owned = || match reuse {
+            Some(r) if r == *node => r,
+            _ => node.clone(),
+        };
+        if self.cloud.is_empty() {
+            // The usual case, in two lookups: the vector alone holds every dot seen.
+            let counter = self.vector.get(node).saturating_add(1);
+            self.vector.observe(node, counter);
+            return Dot::new(owned(), counter);
+        }
         let highest_in_cloud = self.cloud_of(node).last().map_or(0, Dot::counter);
         let counter = self
             .vector
             .get(node)
             .max(highest_in_cloud)
             .saturating_add(1);
-        let dot = Dot::new(node.clone(), counter);
+        let dot = Dot::new(owned(), counter);
         let _new = self.insert_ref(&dot);
         dot
     }

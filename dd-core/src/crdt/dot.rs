@@ -24,6 +24,11 @@ impl Dot {
         Self { node, counter }
     }
 
+    /// The replica incarnation that produced the event, by value.
+    pub(crate) fn into_node(self) -> UniqueReplicaId {
+        self.node
+    }
+
     /// The replica incarnation that produced the event.
     pub fn node(&self) -> &UniqueReplicaId {
         &self.node

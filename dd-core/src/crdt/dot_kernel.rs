@@ -73,7 +73,41 @@ impl<K: Ord, V> LocalDelta<K, V> {
     }
 }
 
+impl<K: Ord, V> DotKernel<K, V> {
+    /// A kernel of `entries` and `context` (for decoders and materialised deltas).
+    pub(crate) fn from_parts(
+        entries: BTreeMap<K, BTreeMap<Dot, V>>,
+        context: CausalContext,
+    ) -> Self {
+        Self { entries, context }
+    }
+}
+
 impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
+    /// Takes `key` and its dot-tagged values out of the entries (the context keeps their
+    /// dots); put a value back with [`insert_fresh`](Self::insert_fresh).
+    pub(crate) fn take(&mut self, key: &K) -> Option<(K, BTreeMap<Dot, V>)> {
+        self.entries.remove_entry(key)
+    }
+
+    /// Stores `value` as the only value of `key` (which [`take`](Self::take) emptied or which
+    /// was absent), under a new dot of `node`; `dots` is an empty map to reuse, and so is
+    /// `reuse`, a copy of `node` if any. Returns the new dot's counter.
+    pub(crate) fn insert_fresh(
+        &mut self,
+        node: &UniqueReplicaId,
+        key: K,
+        mut dots: BTreeMap<Dot, V>,
+        value: V,
+        reuse: Option<UniqueReplicaId>,
+    ) -> u64 {
+        let dot = self.context.next_dot_reusing(node, reuse);
+        let counter = dot.counter();
+        dots.insert(dot, value);
+        self.entries.insert(key, dots);
+        counter
+    }
+
     /// The live keys with their dot-tagged values.
     pub(crate) fn entries(&self) -> &BTreeMap<K, BTreeMap<Dot, V>> {
         &self.entries
@@ -278,6 +312,35 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
     /// Mutable access to every stored value (for pruning nested CRDT values).
     pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
         self.entries.values_mut().flat_map(BTreeMap::values_mut)
+    }
+
+    /// The dots seen.
+    pub(crate) fn context(&self) -> &CausalContext {
+        &self.context
+    }
+
+    /// Drops every entry under a dot of `seen` (what a remove had observed); the context keeps
+    /// them, so they never come back.
+    pub(crate) fn forget_covered(&mut self, seen: &CausalContext) {
+        self.entries.retain(|_, dots| {
+            dots.retain(|d, _| !seen.contains(d));
+            !dots.is_empty()
+        });
+    }
+
+    /// Records every dot of `seen` and re-tags each entry under one of them with a new dot of
+    /// `node`: afterwards no entry is under a dot of `seen` and every new dot is past it.
+    pub(crate) fn retag_covered(&mut self, node: &UniqueReplicaId, seen: &CausalContext) {
+        self.context.merge(seen);
+        for dots in self.entries.values_mut() {
+            let covered: Vec<Dot> = dots.keys().filter(|d| seen.contains(d)).cloned().collect();
+            for old in covered {
+                if let Some(value) = dots.remove(&old) {
+                    let fresh = self.context.next_dot(node);
+                    dots.insert(fresh, value);
+                }
+            }
+        }
     }
 }
 

@@ -73,12 +73,20 @@ impl GCounter {
         if n == 0 {
             return Ok(());
         }
-        let next = self
-            .slot(node)
+        let slot = self.state.get_mut(node);
+        let next = slot
+            .as_deref()
+            .copied()
+            .unwrap_or(0)
             .checked_add(u128::from(n))
             .filter(|v| *v <= u128::from(u64::MAX))
             .ok_or(CrdtError::Overflow("GCounter slot exceeds u64::MAX"))?;
-        set_slot(&mut self.state, node, next);
+        match slot {
+            Some(slot) => *slot = next,
+            None => {
+                self.state.insert(node.clone(), next);
+            }
+        }
         let delta = self.delta.get_or_insert_with(Default::default);
         set_slot(&mut delta.state, node, next);
         Ok(())
@@ -120,6 +128,9 @@ impl TypeName for GCounter {
     }
 }
 
+/// Inside an [`ORMap`](super::ORMap), a removed counter is reset: each slot of a value shows
+/// only what it holds beyond the slot the removes had observed, and a value written after a
+/// remove continues its slots from there (so no increment is counted twice, and none is lost).
 impl ReplicatedData for GCounter {
     fn merge(&mut self, other: &Self) {
         for (node, &v) in &other.state {
@@ -128,6 +139,30 @@ impl ReplicatedData for GCounter {
                 *slot = v;
             }
         }
+    }
+
+    fn forgets_observed() -> bool {
+        true
+    }
+
+    fn forget_observed(&mut self, removed: &Self) {
+        for (node, &seen) in &removed.state {
+            if let Some(slot) = self.state.get_mut(node) {
+                *slot = slot.saturating_sub(seen);
+                if *slot == 0 {
+                    self.state.remove(node);
+                }
+            }
+        }
+        self.delta = None;
+    }
+
+    fn continue_after(&mut self, _node: &UniqueReplicaId, removed: &Self) {
+        for (node, &seen) in &removed.state {
+            let slot = self.state.entry(node.clone()).or_insert(0);
+            *slot = slot.saturating_add(seen);
+        }
+        self.delta = None;
     }
 }
 

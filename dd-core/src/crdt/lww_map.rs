@@ -8,7 +8,8 @@ use super::{Clock, Element, LWWRegister, ORMap, TypeName};
 use crate::replica::UniqueReplicaId;
 
 /// A map whose values are last-writer-wins registers (Akka's `LWWMap`): an
-/// [`ORMap`]`<K, `[`LWWRegister`]`<V>>` with a plain-value API.
+/// [`ORMap`]`<K, `[`LWWRegister`]`<V>>` with a plain-value API. A key removed and put again
+/// shows the newest put the remove had not seen (see [`ORMap`]'s remove semantics).
 ///
 /// ```
 /// use dd_core::crdt::{LWWMap, WallClock};

@@ -23,7 +23,7 @@
 //! | [`Flag`] | boolean that can only be switched on | no | off |
 //! | [`LWWRegister<T>`](LWWRegister) | last-writer-wins register with a pluggable [`Clock`] | no | none |
 //! | [`MVRegister<T>`](MVRegister) | multi-value register (keeps concurrent writes) | yes (causal) | empty |
-//! | [`ORMap<K, V>`](ORMap) | observed-remove map of any CRDT `V` (update wins) | yes (causal) | empty |
+//! | [`ORMap<K, V>`](ORMap) | observed-remove map of any CRDT `V` (update wins; a remove forgets what it saw) | yes (causal) | empty |
 //! | [`LWWMap<K, V>`](LWWMap) | `ORMap<K, LWWRegister<V>>` with a plain-value API | yes (causal) | empty |
 //! | [`PNCounterMap<K>`](PNCounterMap) | `ORMap<K, PNCounter>` with a number API | yes (causal) | empty |
 //! | [`ORMultiMap<K, V>`](ORMultiMap) | `ORMap<K, ORSet<V>>` with a binding API | yes (causal) | empty |
@@ -36,6 +36,13 @@
 //! exactly the dots seen, so a delta merged into any replica has the same effect as the full
 //! state it came from; causal delivery (which they request, as in Akka) keeps those contexts
 //! compact, but out-of-order deltas still converge.
+//!
+//! The maps forget, on a remove, exactly what the remover had seen of the key's value, and
+//! never reuse a dot or counter slot after it (reset-remove for counters; see [`ORMap`]). A
+//! reference model in `dd-core/tests/crdt_map_model.rs` specifies this for every map type, and
+//! its property tests compare each replica with it over random interleavings of updates, puts,
+//! removes, re-adds and merges (full states and deltas) on 3 replicas: `cargo test -p dd-core
+//! --test crdt_map_model` runs 64 cases per map type, `DD_MODEL_CASES=100000` as many as asked.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -168,6 +175,36 @@ pub trait ReplicatedData:
     fn merged(mut self, other: &Self) -> Self {
         self.merge(other);
         self
+    }
+
+    /// Drops from `self` everything `removed` had observed: the part of a value an
+    /// [`ORMap`] remove has taken away. `removed` is the join of the values the map's removes
+    /// of one key observed (the key's *removal record*); `self` is a value of that key, which may
+    /// include state older than the removes (a concurrent update carries what its writer had
+    /// seen). The map shows `self` after this call.
+    ///
+    /// Implemented by the types that can forget part of their state: counters (reset-remove:
+    /// each slot drops the amount `removed` had seen), `ORSet` and `MVRegister` (the dots
+    /// `removed` had seen). The default keeps `self` unchanged: for grow-only values (`GSet`,
+    /// `Flag`) and last-writer-wins registers, an update concurrent with a remove keeps its whole
+    /// value, as in Akka.
+    fn forget_observed(&mut self, removed: &Self) {
+        let _ = removed;
+    }
+
+    /// Prepares a value that [`forget_observed`](Self::forget_observed) showed (and a local
+    /// update then changed) to be stored again under the same removal record `removed`: the
+    /// inverse of `forget_observed`, so that forgetting `removed` again gives `self` back, and no
+    /// counter slot or dot that `removed` covers is used again. `node` is the writing replica,
+    /// for the dots a re-tag needs. The default does nothing (see `forget_observed`).
+    fn continue_after(&mut self, node: &UniqueReplicaId, removed: &Self) {
+        let _ = (node, removed);
+    }
+
+    /// Whether [`forget_observed`](Self::forget_observed) can forget anything: an [`ORMap`]
+    /// keeps removal records only for such values. `false` by default.
+    fn forgets_observed() -> bool {
+        false
     }
 }
 

@@ -9,7 +9,9 @@ use crate::replica::UniqueReplicaId;
 
 /// A map from keys to sets of values (Akka's `ORMultiMap`): an
 /// [`ORMap`]`<K, `[`ORSet`]`<V>>` with a binding API. A key whose set becomes empty through
-/// [`remove_binding`](Self::remove_binding) is removed.
+/// [`remove_binding`](Self::remove_binding) is removed. A key removed and added again holds the
+/// bindings added after the remove or concurrently with it, never the ones the remove saw (see
+/// [`ORMap`]'s remove semantics).
 ///
 /// ```
 /// use dd_core::crdt::ORMultiMap;
@@ -52,17 +54,18 @@ impl<K: Element, V: Element> ORMultiMap<K, V> {
 
     /// Removes `value` from the set of `key` as seen here, and the key if its set becomes empty.
     pub fn remove_binding(&mut self, node: &UniqueReplicaId, key: &K, value: &V) {
-        let Some(mut set) = self.map.get(key) else {
+        let Some(set) = self.map.get(key) else {
             return;
         };
         if !set.contains(value) {
             return;
         }
-        set.remove(node, value);
-        if set.is_empty() {
+        if set.len() == 1 {
             self.map.remove(node, key);
         } else {
-            self.map.put(node, key.clone(), set);
+            self.map.update(node, key.clone(), ORSet::new(), |set| {
+                set.remove(node, value)
+            });
         }
     }
 
@@ -91,7 +94,8 @@ impl<K: Element, V: Element> ORMultiMap<K, V> {
         self.map.contains_key(key)
     }
 
-    /// Removes `key` and its set as seen here; a concurrent change elsewhere wins.
+    /// Removes `key` and its set as seen here: the bindings seen are forgotten, bindings added
+    /// concurrently elsewhere stay (and keep the key).
     pub fn remove(&mut self, node: &UniqueReplicaId, key: &K) {
         self.map.remove(node, key);
     }

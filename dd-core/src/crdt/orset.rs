@@ -129,6 +129,20 @@ impl<T: Element> ReplicatedData for ORSet<T> {
     fn merge(&mut self, other: &Self) {
         self.kernel.merge(&other.kernel, |_, _| {});
     }
+
+    fn forgets_observed() -> bool {
+        true
+    }
+
+    fn forget_observed(&mut self, removed: &Self) {
+        self.kernel.forget_covered(removed.kernel.context());
+        self.delta.reset();
+    }
+
+    fn continue_after(&mut self, node: &UniqueReplicaId, removed: &Self) {
+        self.kernel.retag_covered(node, removed.kernel.context());
+        self.delta.reset();
+    }
 }
 
 impl<T: Element> DeltaReplicatedData for ORSet<T> {

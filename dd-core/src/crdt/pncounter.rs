@@ -106,10 +106,27 @@ impl TypeName for PNCounter {
     }
 }
 
+/// Inside an [`ORMap`](super::ORMap), a removed counter is reset (see [`GCounter`]'s
+/// `forget_observed`): increments and decrements the removes had observed are forgotten, the
+/// others count.
 impl ReplicatedData for PNCounter {
     fn merge(&mut self, other: &Self) {
         self.increments.merge(&other.increments);
         self.decrements.merge(&other.decrements);
+    }
+
+    fn forgets_observed() -> bool {
+        true
+    }
+
+    fn forget_observed(&mut self, removed: &Self) {
+        self.increments.forget_observed(&removed.increments);
+        self.decrements.forget_observed(&removed.decrements);
+    }
+
+    fn continue_after(&mut self, node: &UniqueReplicaId, removed: &Self) {
+        self.increments.continue_after(node, &removed.increments);
+        self.decrements.continue_after(node, &removed.decrements);
     }
 }
 

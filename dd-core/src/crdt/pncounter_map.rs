@@ -8,7 +8,8 @@ use super::{CrdtError, Element, ORMap, PNCounter, TypeName};
 use crate::replica::UniqueReplicaId;
 
 /// A map of named counters (Akka's `PNCounterMap`): an [`ORMap`]`<K, `[`PNCounter`]`>` with a
-/// plain-number API.
+/// plain-number API. A removed counter is reset: only changes the remove had not seen count (see
+/// [`ORMap`]'s remove semantics).
 ///
 /// ```
 /// use dd_core::crdt::PNCounterMap;
@@ -76,7 +77,9 @@ impl<K: Element> PNCounterMap<K> {
         self.map.contains_key(key)
     }
 
-    /// Removes the counter of `key` as seen here; a concurrent change elsewhere wins.
+    /// Removes the counter of `key` as seen here (reset-remove): what this replica had counted is
+    /// forgotten, changes made concurrently elsewhere stay (and keep the key), and a counter
+    /// changed again after the remove starts from 0.
     pub fn remove(&mut self, node: &UniqueReplicaId, key: &K) {
         self.map.remove(node, key);
     }
