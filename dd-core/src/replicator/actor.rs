@@ -37,6 +37,13 @@ struct Entry {
     /// merged (or found equal): until then it may predate pruning this replica has not seen, so
     /// deltas (which carry no pruning markers) are not applied to it.
     confirmed: bool,
+    /// Removed incarnations whose pruning must be started on this key even when the value holds
+    /// no entries of theirs: owners of "pruning initialized" markers dropped because the owner
+    /// was gone (see [`Replica::drop_orphaned_markers`]), and the incarnations those markers were
+    /// for. An owner may have performed its pruning, stored the collapsed value and stopped
+    /// before any peer learned it; the "pruning performed" marker for the owner makes every
+    /// replica drop that collapsed copy if it comes back from the owner's store.
+    prune_anyway: BTreeSet<UniqueReplicaId>,
 }
 
 impl Entry {
@@ -46,6 +53,7 @@ impl Entry {
             digest: None,
             stored_markers: PrunedIncarnations::default(),
             confirmed: true,
+            prune_anyway: BTreeSet::new(),
         }
     }
 
@@ -55,6 +63,7 @@ impl Entry {
             env,
             digest: None,
             confirmed: false,
+            prune_anyway: BTreeSet::new(),
         }
     }
 }
@@ -1381,26 +1390,41 @@ impl Replica {
     }
 
     /// Drops "pruning initialized" markers whose owner was removed (for example a pruning
-    /// leader that restarted): nothing was collapsed yet, and the current leader starts over.
+    /// leader that restarted or left), and the current leader starts over. The owner may have
+    /// performed the pruning already (every member had seen its marker), stored the collapsed
+    /// value and stopped before any peer got it: that copy, in the owner's store, holds the
+    /// removed incarnation's entries collapsed into the owner's. Pruning it again here collapses
+    /// them a second time, so the owner is pruned on the key too, even where it has no entries:
+    /// its "pruning performed" marker drops the first collapsed copy wherever it comes back (its
+    /// replica returning from that store, after a restart or a long absence).
     fn drop_orphaned_markers(&mut self) {
         let this = &*self;
-        let mut gone: Vec<(String, UniqueReplicaId)> = Vec::new();
+        let mut gone: Vec<(String, UniqueReplicaId, UniqueReplicaId)> = Vec::new();
         for (k, e) in &this.data {
             for (removed, p) in &e.env.pruning {
                 if let Pruning::Initialized { owner, .. } = p
                     && this.is_gone(owner)
                 {
-                    gone.push((k.clone(), removed.clone()));
+                    gone.push((k.clone(), removed.clone(), owner.clone()));
                 }
             }
         }
-        for (key, removed) in gone {
+        let mut owners_removed = false;
+        for (key, removed, owner) in gone {
             if let Some(e) = self.data.get_mut(&key) {
-                tracing::debug!(replica = %self.self_id, key, %removed,
-                    "pruning marker of a removed owner dropped");
+                tracing::debug!(replica = %self.self_id, key, %removed, %owner,
+                    "pruning marker of a removed owner dropped; the owner is pruned on the key too");
                 e.env.pruning.remove(&removed);
                 e.digest = None;
+                e.prune_anyway.insert(removed);
+                if owner != self.self_id {
+                    e.prune_anyway.insert(owner.clone());
+                    owners_removed |= self.removed.insert(owner);
+                }
             }
+        }
+        if owners_removed {
+            self.persist_removed();
         }
     }
 
@@ -1415,7 +1439,8 @@ impl Replica {
                     // Kept while it owns an unfinished pruning, so that marker is dropped.
                     Pruning::Initialized { owner, .. } => removed == x || owner == x,
                     Pruning::Performed { .. } => false,
-                }) || matches!(&e.env.value, Value::Data(d) if d.needs_pruning_from(x))
+                }) || e.prune_anyway.contains(x)
+                    || matches!(&e.env.value, Value::Data(d) if d.needs_pruning_from(x))
             })
         });
     }
@@ -1521,6 +1546,8 @@ impl Replica {
             let Value::Data(value) = &mut entry.env.value else {
                 continue;
             };
+            let pruning = &entry.env.pruning;
+            entry.prune_anyway.retain(|x| !pruning.contains_key(x));
             let mut key_changed = false;
             let ready: Vec<UniqueReplicaId> = entry
                 .env
@@ -1547,7 +1574,9 @@ impl Replica {
             }
             if leader {
                 for removed in &self.removed {
-                    if !entry.env.pruning.contains_key(removed) && value.needs_pruning_from(removed)
+                    if !entry.env.pruning.contains_key(removed)
+                        && (value.needs_pruning_from(removed)
+                            || entry.prune_anyway.contains(removed))
                     {
                         entry.env.pruning.insert(
                             removed.clone(),
