@@ -723,7 +723,12 @@ async fn pruning_redone_after_its_owner_left_never_counts_twice() {
     converge_counter(&all, &key, 5).await;
     for round in 0..50 {
         for r in &all {
-            assert_eq!(counter(r, &key).await, 5, "{} in round {round}", r.self_id());
+            assert_eq!(
+                counter(r, &key).await,
+                5,
+                "{} in round {round}",
+                r.self_id()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

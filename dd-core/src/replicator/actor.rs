@@ -1411,13 +1411,20 @@ impl Replica {
         }
         let mut owners_removed = false;
         for (key, removed, owner) in gone {
+            // Only an owner that surely ended is pruned: one that is only missing from this
+            // replica's member list (it started alone, or its view has not converged) or whose
+            // replica this replica knows by another incarnation (the owner may be a newer one
+            // not heard from yet: incarnation numbers are not ordered) may still be running.
+            let ended = self.removed.contains(&owner)
+                || self.departed.contains(owner.replica())
+                || (owner.replica() == self.self_id.replica() && owner != self.self_id);
             if let Some(e) = self.data.get_mut(&key) {
                 tracing::debug!(replica = %self.self_id, key, %removed, %owner,
-                    "pruning marker of a removed owner dropped; the owner is pruned on the key too");
+                    owner_pruned_too = ended, "pruning marker of a removed owner dropped");
                 e.env.pruning.remove(&removed);
                 e.digest = None;
                 e.prune_anyway.insert(removed);
-                if owner != self.self_id {
+                if ended {
                     e.prune_anyway.insert(owner.clone());
                     owners_removed |= self.removed.insert(owner);
                 }
