@@ -736,3 +736,76 @@ async fn pruning_redone_after_its_owner_left_never_counts_twice() {
         r.shutdown().await.unwrap();
     }
 }
+
+/// Issue 17 item 5, the case its first fix missed (dd-sim seed 33): b saw a restart, so its store
+/// recorded a#1 as removed. a#2 then led the pruning of its own earlier incarnation a#1 and
+/// performed it (into a#2) while b was down. b came back alone (no member but itself, cut off
+/// from the others): a#1 was known removed, so nothing held it back and it pruned a#1 a second
+/// time (into b#2); once it met the cluster the counter read 8, not 4. A removed incarnation
+/// whose replica restarted (rather than left) now holds pruning back while its replica is not a
+/// member, as its live incarnation may be pruning it at the same time.
+#[tokio::test(start_paused = true)]
+async fn replica_restarted_alone_does_not_prune_a_peers_earlier_incarnation_again() {
+    let net = MemoryNetwork::new(31, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let [an, bn, cn] = ["a", "b", "c"].map(ReplicaId::new);
+    let fast = Duration::from_millis(100);
+    let never = Duration::from_secs(3600);
+    let (a, _ca) = start(&net, &an, 1, &[&bn, &cn], &store, fast).await;
+    let (b, _cb) = start(&net, &bn, 1, &[&an, &cn], &store, never).await;
+    let (c, _cc) = start(&net, &cn, 1, &[&an, &bn], &store, fast).await;
+    let key: Key<GCounter> = Key::new("hits");
+    let me = a.self_id();
+    a.update(&key, GCounter::new(), WriteConsistency::Local, move |g| {
+        g.increment(&me, 4)
+    })
+    .await
+    .unwrap();
+    converge_counter(&[a.clone(), b.clone(), c.clone()], &key, 4).await;
+    a.shutdown().await.unwrap();
+
+    // a#2 leads the pruning of a#1 (pruning ticks 2 s apart): b and c see it restart and see the
+    // marker, b stops, and a#2 performs the pruning at its second tick.
+    let (a, _ca) = start(&net, &an, 2, &[&bn, &cn], &store, Duration::from_secs(2)).await;
+    let a1 = UniqueReplicaId::new(an.clone(), 1);
+    eventually("b knows a#1 is removed", LONG, || async {
+        b.status().await.unwrap().removed.contains(&a1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    b.shutdown().await.unwrap();
+    let a2 = a.self_id();
+    eventually("a#2 collapsed a#1 into itself", LONG, || async {
+        let g = a.get(&key, ReadConsistency::Local).await.unwrap();
+        g.modified_by_nodes() == BTreeSet::from([a2.clone()])
+    })
+    .await;
+
+    // b comes back alone, cut off from the others, and runs a while.
+    net.partition(std::slice::from_ref(&bn), &[an.clone(), cn.clone()]);
+    let (b, cb) = start(&net, &bn, 2, &[], &store, fast).await;
+    assert_eq!(counter(&b, &key).await, 4);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(counter(&b, &key).await, 4);
+
+    // Then it meets the cluster: the value stays 4 everywhere, for good.
+    net.heal();
+    cb.add_member(an.clone(), None);
+    cb.add_member(cn.clone(), None);
+    let all = [a.clone(), b.clone(), c.clone()];
+    converge_counter(&all, &key, 4).await;
+    for round in 0..50 {
+        for r in &all {
+            assert_eq!(
+                counter(r, &key).await,
+                4,
+                "{} in round {round}",
+                r.self_id()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for r in all {
+        r.shutdown().await.unwrap();
+    }
+}

@@ -19,7 +19,7 @@ use super::error::ReplicatorError;
 use super::load::Recovered;
 use super::protocol::{Message, WireDelta, WireEntry, WireState};
 use super::pruning_record::{
-    PrunedIncarnations, REMOVED_KEY, RemovedIncarnations, is_reserved, markers_key,
+    PrunedIncarnations, REMOVED_KEY, RESTARTED_KEY, RemovedIncarnations, is_reserved, markers_key,
 };
 use super::settings::Settings;
 use crate::cluster::Members;
@@ -80,6 +80,13 @@ pub(crate) struct Replica {
     removed: BTreeSet<UniqueReplicaId>,
     /// The removed set last handed to the durable store.
     stored_removed: BTreeSet<UniqueReplicaId>,
+    /// The removed incarnations whose replica restarted rather than left (a subset of
+    /// `removed`): while such a replica is not a member of this replica's view, its live
+    /// incarnation may be pruning them at the same time, so this replica does not (see
+    /// [`Replica::unaccounted_replicas`]). Stored under `__dd/restarted`.
+    restarted: BTreeSet<UniqueReplicaId>,
+    /// The restarted set last handed to the durable store.
+    stored_restarted: BTreeSet<UniqueReplicaId>,
     /// Replicas that left the membership since this replica started: every incarnation of
     /// theirs found in the data is removed, also ones never heard from directly.
     departed: BTreeSet<ReplicaId>,
@@ -202,6 +209,8 @@ impl Replica {
             incarnations: HashMap::new(),
             removed: recovered.removed,
             stored_removed: recovered.stored_removed,
+            stored_restarted: recovered.restarted.clone(),
+            restarted: recovered.restarted,
             departed: BTreeSet::new(),
             last_heard: HashMap::new(),
             pending: HashMap::new(),
@@ -333,6 +342,10 @@ impl Replica {
             self.departed.remove(back);
         }
         for gone in self.members.keys() {
+            if !members.contains_key(gone) {
+                // It left: its incarnations are no longer ones a live incarnation may prune.
+                self.restarted.retain(|x| x.replica() != gone);
+            }
             if !members.contains_key(gone)
                 && let Some(inc) = self.incarnations.remove(gone)
             {
@@ -356,6 +369,7 @@ impl Replica {
             Some(current) => {
                 tracing::info!(replica = %self.self_id, old = %current, new = %from, "peer restarted");
                 self.removed.insert(current.clone());
+                self.restarted.insert(current.clone());
                 self.incarnations
                     .insert(from.replica().clone(), from.clone());
                 self.persist_removed();
@@ -426,18 +440,25 @@ impl Replica {
 
     /// Stores the removed set if it changed since it was last stored.
     fn persist_removed(&mut self) {
-        if self.removed == self.stored_removed {
+        let removed = &self.removed;
+        self.restarted.retain(|x| removed.contains(x));
+        if self.removed == self.stored_removed && self.restarted == self.stored_restarted {
             return;
         }
         if let Some(d) = &self.durable {
-            let record = RemovedIncarnations {
-                removed: self.removed.clone(),
+            let record = |removed: &BTreeSet<UniqueReplicaId>| {
+                crate::durable::DurableValue::Data(Box::new(RemovedIncarnations {
+                    removed: removed.clone(),
+                }))
             };
-            d.store_detached(vec![(
-                REMOVED_KEY.to_owned(),
-                crate::durable::DurableValue::Data(Box::new(record)),
-            )]);
+            // The restarted set first: a crash between the two leaves a restarted incarnation
+            // of the removed set marked as such, never one unmarked.
+            d.store_detached(vec![
+                (RESTARTED_KEY.to_owned(), record(&self.restarted)),
+                (REMOVED_KEY.to_owned(), record(&self.removed)),
+            ]);
             self.stored_removed = self.removed.clone();
+            self.stored_restarted = self.restarted.clone();
         }
     }
 
@@ -1480,9 +1501,24 @@ impl Replica {
     /// store written while they were its peers, or its gossip membership has not converged yet).
     /// One of them may already have pruned what this replica is about to prune (for example its
     /// own earlier incarnation, while it was away), so pruning is not performed while any exist.
+    ///
+    /// So are replicas of removed incarnations that were removed because their replica
+    /// restarted, while that replica is not a member of this view (this replica restarted alone,
+    /// from a store that recorded the restart): its live incarnation leads the pruning of its
+    /// own earlier ones too, and may be performing it at the same time.
     fn unaccounted_replicas(&self) -> BTreeSet<ReplicaId> {
         let me = self.self_id.replica();
-        let mut out = BTreeSet::new();
+        let mut out: BTreeSet<ReplicaId> = self
+            .restarted
+            .iter()
+            .filter(|x| {
+                x.replica() != me
+                    && self.removed.contains(*x)
+                    && !self.members.contains_key(x.replica())
+                    && !self.departed.contains(x.replica())
+            })
+            .map(|x| x.replica().clone())
+            .collect();
         for e in self.data.values() {
             if let Value::Data(d) = &e.env.value {
                 out.extend(
