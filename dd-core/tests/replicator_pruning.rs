@@ -650,3 +650,162 @@ async fn restarted_replica_takes_peers_updates_without_waiting_for_anti_entropy(
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+/// Issue 17 (dd-sim seed 2092, no store fault): a restarted replica led the pruning of its own
+/// earlier incarnation, every member had seen its marker, and it collapsed the entries into its
+/// current incarnation and stored that, but stopped before any peer got the collapsed value. The
+/// cluster removed it, dropped its "pruning initialized" marker as orphaned and pruned the
+/// earlier incarnation again, into another replica. When the replica returned from its store,
+/// both collapsed copies met and the counter counted twice (10, not 5). The cluster now prunes
+/// the orphaned marker's owner on the key too, so the returning copy is dropped.
+#[tokio::test(start_paused = true)]
+async fn pruning_redone_after_its_owner_left_never_counts_twice() {
+    let net = MemoryNetwork::new(29, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let [an, bn, cn] = ["a", "b", "c"].map(ReplicaId::new);
+    let fast = Duration::from_millis(100);
+    let (a, _ca) = start(&net, &an, 1, &[&bn, &cn], &store, fast).await;
+    let (b, cb) = start(&net, &bn, 1, &[&an, &cn], &store, fast).await;
+    let (c, cc) = start(&net, &cn, 1, &[&an, &bn], &store, fast).await;
+    let key: Key<GCounter> = Key::new("hits");
+    let me = a.self_id();
+    a.update(&key, GCounter::new(), WriteConsistency::Local, move |g| {
+        g.increment(&me, 5)
+    })
+    .await
+    .unwrap();
+    converge_counter(&[a.clone(), b.clone(), c.clone()], &key, 5).await;
+    a.shutdown().await.unwrap();
+
+    // a#2 leads (lowest name) the pruning of a#1. Its pruning ticks are 2 s apart: the first
+    // starts it, b and c see the marker, and a#2 is cut off before its second tick performs it.
+    let (a, _ca) = start(&net, &an, 2, &[&bn, &cn], &store, Duration::from_secs(2)).await;
+    let a1 = UniqueReplicaId::new(an.clone(), 1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    net.partition(std::slice::from_ref(&an), &[bn.clone(), cn.clone()]);
+    let a2 = a.self_id();
+    eventually("a#2 collapsed a#1 into itself", LONG, || async {
+        let g = a.get(&key, ReadConsistency::Local).await.unwrap();
+        g.modified_by_nodes() == BTreeSet::from([a2.clone()])
+    })
+    .await;
+    for r in [&b, &c] {
+        let g = r.get(&key, ReadConsistency::Local).await.unwrap();
+        assert_eq!(g.modified_by_nodes(), BTreeSet::from([a1.clone()]));
+    }
+    // a#2 stops with the collapsed value in its store; the cluster removes a and prunes again.
+    a.shutdown().await.unwrap();
+    net.heal();
+    cb.remove_member(&an);
+    cc.remove_member(&an);
+    let b1 = b.self_id();
+    eventually("b pruned a#1 again", LONG, || async {
+        let g = b.get(&key, ReadConsistency::Local).await.unwrap();
+        g.modified_by_nodes() == BTreeSet::from([b1.clone()])
+    })
+    .await;
+    eventually("a#2 pruned on b and c", LONG, || async {
+        for r in [&b, &c] {
+            if r.status().await.unwrap().removed.contains(&a2) {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert_eq!(counter(&b, &key).await, 5);
+
+    // a returns from its store (a#2's collapsed value): the value stays 5 everywhere, for good.
+    let (a, _ca) = start(&net, &an, 3, &[&bn, &cn], &store, fast).await;
+    cb.add_member(an.clone(), None);
+    cc.add_member(an.clone(), None);
+    let all = [a.clone(), b.clone(), c.clone()];
+    converge_counter(&all, &key, 5).await;
+    for round in 0..50 {
+        for r in &all {
+            assert_eq!(
+                counter(r, &key).await,
+                5,
+                "{} in round {round}",
+                r.self_id()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for r in all {
+        r.shutdown().await.unwrap();
+    }
+}
+
+/// Issue 17 item 5, the case its first fix missed (dd-sim seed 33): b saw a restart, so its store
+/// recorded a#1 as removed. a#2 then led the pruning of its own earlier incarnation a#1 and
+/// performed it (into a#2) while b was down. b came back alone (no member but itself, cut off
+/// from the others): a#1 was known removed, so nothing held it back and it pruned a#1 a second
+/// time (into b#2); once it met the cluster the counter read 8, not 4. A removed incarnation
+/// whose replica restarted (rather than left) now holds pruning back while its replica is not a
+/// member, as its live incarnation may be pruning it at the same time.
+#[tokio::test(start_paused = true)]
+async fn replica_restarted_alone_does_not_prune_a_peers_earlier_incarnation_again() {
+    let net = MemoryNetwork::new(31, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let [an, bn, cn] = ["a", "b", "c"].map(ReplicaId::new);
+    let fast = Duration::from_millis(100);
+    let never = Duration::from_secs(3600);
+    let (a, _ca) = start(&net, &an, 1, &[&bn, &cn], &store, fast).await;
+    let (b, _cb) = start(&net, &bn, 1, &[&an, &cn], &store, never).await;
+    let (c, _cc) = start(&net, &cn, 1, &[&an, &bn], &store, fast).await;
+    let key: Key<GCounter> = Key::new("hits");
+    let me = a.self_id();
+    a.update(&key, GCounter::new(), WriteConsistency::Local, move |g| {
+        g.increment(&me, 4)
+    })
+    .await
+    .unwrap();
+    converge_counter(&[a.clone(), b.clone(), c.clone()], &key, 4).await;
+    a.shutdown().await.unwrap();
+
+    // a#2 leads the pruning of a#1 (pruning ticks 2 s apart): b and c see it restart and see the
+    // marker, b stops, and a#2 performs the pruning at its second tick.
+    let (a, _ca) = start(&net, &an, 2, &[&bn, &cn], &store, Duration::from_secs(2)).await;
+    let a1 = UniqueReplicaId::new(an.clone(), 1);
+    eventually("b knows a#1 is removed", LONG, || async {
+        b.status().await.unwrap().removed.contains(&a1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    b.shutdown().await.unwrap();
+    let a2 = a.self_id();
+    eventually("a#2 collapsed a#1 into itself", LONG, || async {
+        let g = a.get(&key, ReadConsistency::Local).await.unwrap();
+        g.modified_by_nodes() == BTreeSet::from([a2.clone()])
+    })
+    .await;
+
+    // b comes back alone, cut off from the others, and runs a while.
+    net.partition(std::slice::from_ref(&bn), &[an.clone(), cn.clone()]);
+    let (b, cb) = start(&net, &bn, 2, &[], &store, fast).await;
+    assert_eq!(counter(&b, &key).await, 4);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(counter(&b, &key).await, 4);
+
+    // Then it meets the cluster: the value stays 4 everywhere, for good.
+    net.heal();
+    cb.add_member(an.clone(), None);
+    cb.add_member(cn.clone(), None);
+    let all = [a.clone(), b.clone(), c.clone()];
+    converge_counter(&all, &key, 4).await;
+    for round in 0..50 {
+        for r in &all {
+            assert_eq!(
+                counter(r, &key).await,
+                4,
+                "{} in round {round}",
+                r.self_id()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for r in all {
+        r.shutdown().await.unwrap();
+    }
+}

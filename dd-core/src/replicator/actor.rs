@@ -19,7 +19,7 @@ use super::error::ReplicatorError;
 use super::load::Recovered;
 use super::protocol::{Message, WireDelta, WireEntry, WireState};
 use super::pruning_record::{
-    PrunedIncarnations, REMOVED_KEY, RemovedIncarnations, is_reserved, markers_key,
+    PrunedIncarnations, REMOVED_KEY, RESTARTED_KEY, RemovedIncarnations, is_reserved, markers_key,
 };
 use super::settings::Settings;
 use crate::cluster::Members;
@@ -37,6 +37,13 @@ struct Entry {
     /// merged (or found equal): until then it may predate pruning this replica has not seen, so
     /// deltas (which carry no pruning markers) are not applied to it.
     confirmed: bool,
+    /// Removed incarnations whose pruning must be started on this key even when the value holds
+    /// no entries of theirs: owners of "pruning initialized" markers dropped because the owner
+    /// was gone (see [`Replica::drop_orphaned_markers`]), and the incarnations those markers were
+    /// for. An owner may have performed its pruning, stored the collapsed value and stopped
+    /// before any peer learned it; the "pruning performed" marker for the owner makes every
+    /// replica drop that collapsed copy if it comes back from the owner's store.
+    prune_anyway: BTreeSet<UniqueReplicaId>,
 }
 
 impl Entry {
@@ -46,6 +53,7 @@ impl Entry {
             digest: None,
             stored_markers: PrunedIncarnations::default(),
             confirmed: true,
+            prune_anyway: BTreeSet::new(),
         }
     }
 
@@ -55,6 +63,7 @@ impl Entry {
             env,
             digest: None,
             confirmed: false,
+            prune_anyway: BTreeSet::new(),
         }
     }
 }
@@ -71,6 +80,13 @@ pub(crate) struct Replica {
     removed: BTreeSet<UniqueReplicaId>,
     /// The removed set last handed to the durable store.
     stored_removed: BTreeSet<UniqueReplicaId>,
+    /// The removed incarnations whose replica restarted rather than left (a subset of
+    /// `removed`): while such a replica is not a member of this replica's view, its live
+    /// incarnation may be pruning them at the same time, so this replica does not (see
+    /// [`Replica::unaccounted_replicas`]). Stored under `__dd/restarted`.
+    restarted: BTreeSet<UniqueReplicaId>,
+    /// The restarted set last handed to the durable store.
+    stored_restarted: BTreeSet<UniqueReplicaId>,
     /// Replicas that left the membership since this replica started: every incarnation of
     /// theirs found in the data is removed, also ones never heard from directly.
     departed: BTreeSet<ReplicaId>,
@@ -193,6 +209,8 @@ impl Replica {
             incarnations: HashMap::new(),
             removed: recovered.removed,
             stored_removed: recovered.stored_removed,
+            stored_restarted: recovered.restarted.clone(),
+            restarted: recovered.restarted,
             departed: BTreeSet::new(),
             last_heard: HashMap::new(),
             pending: HashMap::new(),
@@ -324,6 +342,10 @@ impl Replica {
             self.departed.remove(back);
         }
         for gone in self.members.keys() {
+            if !members.contains_key(gone) {
+                // It left: its incarnations are no longer ones a live incarnation may prune.
+                self.restarted.retain(|x| x.replica() != gone);
+            }
             if !members.contains_key(gone)
                 && let Some(inc) = self.incarnations.remove(gone)
             {
@@ -347,6 +369,7 @@ impl Replica {
             Some(current) => {
                 tracing::info!(replica = %self.self_id, old = %current, new = %from, "peer restarted");
                 self.removed.insert(current.clone());
+                self.restarted.insert(current.clone());
                 self.incarnations
                     .insert(from.replica().clone(), from.clone());
                 self.persist_removed();
@@ -417,18 +440,25 @@ impl Replica {
 
     /// Stores the removed set if it changed since it was last stored.
     fn persist_removed(&mut self) {
-        if self.removed == self.stored_removed {
+        let removed = &self.removed;
+        self.restarted.retain(|x| removed.contains(x));
+        if self.removed == self.stored_removed && self.restarted == self.stored_restarted {
             return;
         }
         if let Some(d) = &self.durable {
-            let record = RemovedIncarnations {
-                removed: self.removed.clone(),
+            let record = |removed: &BTreeSet<UniqueReplicaId>| {
+                crate::durable::DurableValue::Data(Box::new(RemovedIncarnations {
+                    removed: removed.clone(),
+                }))
             };
-            d.store_detached(vec![(
-                REMOVED_KEY.to_owned(),
-                crate::durable::DurableValue::Data(Box::new(record)),
-            )]);
+            // The restarted set first: a crash between the two leaves a restarted incarnation
+            // of the removed set marked as such, never one unmarked.
+            d.store_detached(vec![
+                (RESTARTED_KEY.to_owned(), record(&self.restarted)),
+                (REMOVED_KEY.to_owned(), record(&self.removed)),
+            ]);
             self.stored_removed = self.removed.clone();
+            self.stored_restarted = self.restarted.clone();
         }
     }
 
@@ -1381,26 +1411,48 @@ impl Replica {
     }
 
     /// Drops "pruning initialized" markers whose owner was removed (for example a pruning
-    /// leader that restarted): nothing was collapsed yet, and the current leader starts over.
+    /// leader that restarted or left), and the current leader starts over. The owner may have
+    /// performed the pruning already (every member had seen its marker), stored the collapsed
+    /// value and stopped before any peer got it: that copy, in the owner's store, holds the
+    /// removed incarnation's entries collapsed into the owner's. Pruning it again here collapses
+    /// them a second time, so the owner is pruned on the key too, even where it has no entries:
+    /// its "pruning performed" marker drops the first collapsed copy wherever it comes back (its
+    /// replica returning from that store, after a restart or a long absence).
     fn drop_orphaned_markers(&mut self) {
         let this = &*self;
-        let mut gone: Vec<(String, UniqueReplicaId)> = Vec::new();
+        let mut gone: Vec<(String, UniqueReplicaId, UniqueReplicaId)> = Vec::new();
         for (k, e) in &this.data {
             for (removed, p) in &e.env.pruning {
                 if let Pruning::Initialized { owner, .. } = p
                     && this.is_gone(owner)
                 {
-                    gone.push((k.clone(), removed.clone()));
+                    gone.push((k.clone(), removed.clone(), owner.clone()));
                 }
             }
         }
-        for (key, removed) in gone {
+        let mut owners_removed = false;
+        for (key, removed, owner) in gone {
+            // Only an owner that surely ended is pruned: one that is only missing from this
+            // replica's member list (it started alone, or its view has not converged) or whose
+            // replica this replica knows by another incarnation (the owner may be a newer one
+            // not heard from yet: incarnation numbers are not ordered) may still be running.
+            let ended = self.removed.contains(&owner)
+                || self.departed.contains(owner.replica())
+                || (owner.replica() == self.self_id.replica() && owner != self.self_id);
             if let Some(e) = self.data.get_mut(&key) {
-                tracing::debug!(replica = %self.self_id, key, %removed,
-                    "pruning marker of a removed owner dropped");
+                tracing::debug!(replica = %self.self_id, key, %removed, %owner,
+                    owner_pruned_too = ended, "pruning marker of a removed owner dropped");
                 e.env.pruning.remove(&removed);
                 e.digest = None;
+                e.prune_anyway.insert(removed);
+                if ended {
+                    e.prune_anyway.insert(owner.clone());
+                    owners_removed |= self.removed.insert(owner);
+                }
             }
+        }
+        if owners_removed {
+            self.persist_removed();
         }
     }
 
@@ -1415,7 +1467,8 @@ impl Replica {
                     // Kept while it owns an unfinished pruning, so that marker is dropped.
                     Pruning::Initialized { owner, .. } => removed == x || owner == x,
                     Pruning::Performed { .. } => false,
-                }) || matches!(&e.env.value, Value::Data(d) if d.needs_pruning_from(x))
+                }) || e.prune_anyway.contains(x)
+                    || matches!(&e.env.value, Value::Data(d) if d.needs_pruning_from(x))
             })
         });
     }
@@ -1448,9 +1501,24 @@ impl Replica {
     /// store written while they were its peers, or its gossip membership has not converged yet).
     /// One of them may already have pruned what this replica is about to prune (for example its
     /// own earlier incarnation, while it was away), so pruning is not performed while any exist.
+    ///
+    /// So are replicas of removed incarnations that were removed because their replica
+    /// restarted, while that replica is not a member of this view (this replica restarted alone,
+    /// from a store that recorded the restart): its live incarnation leads the pruning of its
+    /// own earlier ones too, and may be performing it at the same time.
     fn unaccounted_replicas(&self) -> BTreeSet<ReplicaId> {
         let me = self.self_id.replica();
-        let mut out = BTreeSet::new();
+        let mut out: BTreeSet<ReplicaId> = self
+            .restarted
+            .iter()
+            .filter(|x| {
+                x.replica() != me
+                    && self.removed.contains(*x)
+                    && !self.members.contains_key(x.replica())
+                    && !self.departed.contains(x.replica())
+            })
+            .map(|x| x.replica().clone())
+            .collect();
         for e in self.data.values() {
             if let Value::Data(d) = &e.env.value {
                 out.extend(
@@ -1521,6 +1589,8 @@ impl Replica {
             let Value::Data(value) = &mut entry.env.value else {
                 continue;
             };
+            let pruning = &entry.env.pruning;
+            entry.prune_anyway.retain(|x| !pruning.contains_key(x));
             let mut key_changed = false;
             let ready: Vec<UniqueReplicaId> = entry
                 .env
@@ -1547,7 +1617,9 @@ impl Replica {
             }
             if leader {
                 for removed in &self.removed {
-                    if !entry.env.pruning.contains_key(removed) && value.needs_pruning_from(removed)
+                    if !entry.env.pruning.contains_key(removed)
+                        && (value.needs_pruning_from(removed)
+                            || entry.prune_anyway.contains(removed))
                     {
                         entry.env.pruning.insert(
                             removed.clone(),

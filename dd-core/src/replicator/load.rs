@@ -14,7 +14,7 @@ use futures::StreamExt;
 use super::envelope::{Envelope, LoadedMarker};
 use super::error::ReplicatorError;
 use super::pruning_record::{
-    PrunedIncarnations, REMOVED_KEY, RemovedIncarnations, is_reserved, marked_key,
+    PrunedIncarnations, REMOVED_KEY, RESTARTED_KEY, RemovedIncarnations, is_reserved, marked_key,
 };
 use crate::data::{DataError, TypeRegistry};
 use crate::durable::{DurableDataStore, DurableValue};
@@ -30,6 +30,8 @@ pub(crate) struct Recovered {
     pub(crate) removed: BTreeSet<UniqueReplicaId>,
     /// The removed set as it is in the store.
     pub(crate) stored_removed: BTreeSet<UniqueReplicaId>,
+    /// The stored removed incarnations whose replica restarted (see `RESTARTED_KEY`).
+    pub(crate) restarted: BTreeSet<UniqueReplicaId>,
 }
 
 fn reserved_value<T: Clone + 'static>(
@@ -62,6 +64,7 @@ pub(crate) async fn load_durable(
     let mut data = BTreeMap::<String, Envelope>::new();
     let mut markers = BTreeMap::<String, PrunedIncarnations>::new();
     let mut removed = RemovedIncarnations::default();
+    let mut restarted = RemovedIncarnations::default();
     let mut entries = store.load(self_id.replica(), registry);
     while let Some(item) = entries.next().await {
         let (key, value) = item.map_err(|source| ReplicatorError::LoadFailure {
@@ -76,13 +79,17 @@ pub(crate) async fn load_durable(
             }
             continue;
         }
-        if key == REMOVED_KEY {
+        if key == REMOVED_KEY || key == RESTARTED_KEY {
             if let Some(r) = reserved_value::<RemovedIncarnations>(
                 &key,
                 value,
                 RemovedIncarnations::type_name(),
             )? {
-                removed.merge(&r);
+                if key == REMOVED_KEY {
+                    removed.merge(&r);
+                } else {
+                    restarted.merge(&r);
+                }
             }
             continue;
         }
@@ -138,5 +145,6 @@ pub(crate) async fn load_durable(
         data,
         removed,
         stored_removed,
+        restarted: restarted.removed,
     })
 }

@@ -104,13 +104,17 @@
 //! exchange the key's full state with the sender at once (at most once per key per gossip
 //! interval) instead of waiting for anti-entropy to reach the key. The owner completes a pruning
 //! only on a view that heard from the cluster (`Cluster::view_settled`)
-//! and holds every replica whose entries are in its data (or knows them removed), so a replica
-//! that restarts alone does not prune what the cluster pruned while it was away. A replica that
+//! and holds every replica whose entries are in its data (or knows them removed; removed because
+//! they restarted, `__dd/restarted`, only while their replica is a member, as its live
+//! incarnation prunes them too), so a replica that restarts alone does not prune what the
+//! cluster pruned while it was away. A replica that
 //! learns that its own current incarnation was pruned (it was removed while it ran) refuses
 //! writes with [`ReplicatorError::IncarnationPruned`]: restart it to rejoin. A replica
 //! that restarts also prunes its own earlier incarnations (found in its stored values), so
 //! restarts do not make counters or version vectors grow; the removed incarnations still to be
-//! pruned are stored as well (`__dd/removed`), so a restarted leader carries on.
+//! pruned are stored as well (`__dd/removed`), so a restarted leader carries on. A pruning
+//! marker dropped because its owner ended is redone, and the owner is pruned on that key too:
+//! it may have performed the pruning and stored the result before anyone else got it.
 //!
 //! ## Dependencies
 //!

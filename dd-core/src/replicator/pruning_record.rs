@@ -35,6 +35,11 @@ pub const MARKERS_PREFIX: &str = "__dd/pruning/";
 /// The durable key of the removed-incarnations record.
 pub(crate) const REMOVED_KEY: &str = "__dd/removed";
 
+/// The durable key of the removed incarnations whose replica restarted (a newer incarnation of
+/// it lives on, and may prune them itself), as opposed to ones whose replica left. Same record
+/// type as [`REMOVED_KEY`]; stores written before it was added have none.
+pub(crate) const RESTARTED_KEY: &str = "__dd/restarted";
+
 /// The durable key holding the pruning markers of `key`.
 pub fn markers_key(key: &str) -> String {
     format!("{MARKERS_PREFIX}{key}")
