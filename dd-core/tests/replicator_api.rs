@@ -275,6 +275,55 @@ async fn partition_heals() {
     converge_counter(&rs, &key, 6).await;
 }
 
+/// Two replicas create one key with two types while apart: once they meet, both keep the value
+/// of the type whose name sorts first (`GCounter` < `ORSet<String>`) and list the conflict.
+#[tokio::test]
+async fn key_created_with_two_types_converges_on_the_first_type_name() {
+    let net = MemoryNetwork::new(9, Faults::default());
+    let rs = start_memory_cluster(&net, 3).await;
+    let all = names(3);
+    net.partition(&all[..1], &all[1..]);
+    let counter_key: Key<GCounter> = Key::new("k");
+    let set_key: Key<ORSet<String>> = Key::new("k");
+    let me = rs[0].self_id();
+    rs[0]
+        .update(&set_key, ORSet::new(), WriteConsistency::Local, move |s| {
+            s.add(&me, "x".to_owned());
+            Ok::<(), ReplicatorError>(())
+        })
+        .await
+        .unwrap();
+    let me = rs[1].self_id();
+    rs[1]
+        .update(
+            &counter_key,
+            GCounter::new(),
+            WriteConsistency::Local,
+            move |c| c.increment(&me, 4),
+        )
+        .await
+        .unwrap();
+    converge_counter(&rs[1..], &counter_key, 4).await;
+    net.heal();
+    converge_counter(&rs, &counter_key, 4).await;
+    let expected: std::collections::BTreeSet<String> =
+        ["GCounter".to_owned(), "ORSet<String>".to_owned()].into();
+    eventually(
+        "the replicas that met both types list the conflict",
+        Duration::from_secs(30),
+        || async {
+            rs[..2]
+                .iter()
+                .all(|r| r.type_conflict("k") == Some(expected.clone()))
+        },
+    )
+    .await;
+    assert!(matches!(
+        rs[0].get(&set_key, ReadConsistency::Local).await,
+        Err(ReplicatorError::WrongType { .. })
+    ));
+}
+
 #[tokio::test]
 async fn late_joiner_gets_everything_by_gossip() {
     let net = MemoryNetwork::new(8, Faults::default());

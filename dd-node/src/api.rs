@@ -402,6 +402,14 @@ async fn live(State(state): State<AppState>) -> Json<Value> {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    if let Some(ready) = state.inner.ready.get() {
+        let conflicts = ready.replicator.type_conflicts().len();
+        state
+            .inner
+            .metrics
+            .type_conflicts
+            .set(i64::try_from(conflicts).unwrap_or(i64::MAX));
+    }
     match state.inner.metrics.encode() {
         Ok(text) => (
             [(
@@ -428,6 +436,26 @@ async fn list_keys(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
     state.observe(result)
 }
 
+/// The answer to a read of a key that replicas created with different types (see
+/// [`dd_core::replicator::TypeConflicts`]): 409 naming every type and the one kept (the caller
+/// adds the kept value).
+fn type_conflict(key: &str, types: &std::collections::BTreeSet<String>) -> ApiError {
+    let names: Vec<String> = types.iter().map(|t| api_type_name(t)).collect();
+    let kept = names.first().cloned().unwrap_or_default();
+    ApiError::new(
+        StatusCode::CONFLICT,
+        format!(
+            "type conflict: key '{key}' was created as {} on different replicas; every replica \
+             keeps the {kept} value (the type whose dd-core name sorts first) and dropped the \
+             others",
+            names.join(" and as ")
+        ),
+    )
+    .with("key", key)
+    .with("types", names)
+    .with("kept", kept)
+}
+
 fn value_body(data_type: DataType, key: &str, value: Value) -> Json<Value> {
     Json(json!({ "key": key, "type": data_type.name(), "value": value }))
 }
@@ -441,7 +469,18 @@ async fn read_key(
         let (type_name, key) = key_path(path)?;
         let data_type = parse_type(&type_name)?;
         let consistency = query(q)?.read().map_err(bad_consistency)?;
-        let value = apply::read(state.replicator()?, data_type, &key, consistency).await?;
+        let replicator = state.replicator()?;
+        if let Some(types) = replicator.type_conflict(&key) {
+            let mut err = type_conflict(&key, &types);
+            // The kept value, so that the key stays readable while its conflict is listed.
+            if let Some(kept) = types.first().and_then(|t| DataType::from_crdt_type_name(t))
+                && let Ok(value) = apply::read(replicator, kept, &key, consistency).await
+            {
+                err = err.with("value", value);
+            }
+            return Err(err);
+        }
+        let value = apply::read(replicator, data_type, &key, consistency).await?;
         state
             .inner
             .metrics

@@ -14,7 +14,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
@@ -67,6 +67,9 @@ pub struct Metrics {
     pub update_duration: Histogram,
     /// Gossip traffic.
     pub gossip: GossipCounters,
+    /// Keys this replica saw created with different types on different replicas (set when the
+    /// metrics are scraped).
+    pub type_conflicts: Gauge,
     durable: Arc<DurableCollector>,
 }
 
@@ -182,6 +185,7 @@ impl Metrics {
             errors: Family::default(),
             update_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             gossip: GossipCounters::default(),
+            type_conflicts: Gauge::default(),
             durable: Arc::new(DurableCollector::default()),
         };
         registry.register(
@@ -233,6 +237,12 @@ impl Metrics {
             "dd_node_gossip_received_bytes",
             "Encoded bytes of replicator messages received from peers.",
             m.gossip.received_bytes.clone(),
+        );
+        registry.register(
+            "dd_type_conflicts",
+            "Keys this replica saw created with different types on different replicas; each \
+             keeps the value of the type whose name sorts first (GET of such a key answers 409).",
+            m.type_conflicts.clone(),
         );
         registry.register_collector(Box::new(Arc::clone(&m.durable)));
         Self { registry, ..m }

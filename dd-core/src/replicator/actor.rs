@@ -114,6 +114,9 @@ pub(crate) struct Replica {
     pruning_blocked_by: BTreeSet<ReplicaId>,
     /// Whether the membership view has heard from the cluster; no pruning is completed before.
     view_settled: bool,
+    /// Keys created with different types on different replicas, with every type name seen
+    /// (see [`Replica::resolve_type_conflict`]); read by [`super::Replicator::type_conflicts`].
+    type_conflicts: watch::Sender<super::TypeConflicts>,
 }
 
 /// Why a delta was not applied.
@@ -227,9 +230,15 @@ impl Replica {
             full_state_wanted: BTreeMap::new(),
             pruning_blocked_by: BTreeSet::new(),
             view_settled: true,
+            type_conflicts: watch::channel(super::TypeConflicts::new()).0,
             settings,
         };
         (replica, internal_rx, conflicts_rx)
+    }
+
+    /// A view of the type conflicts this replica saw, for its handles.
+    pub(crate) fn type_conflicts(&self) -> watch::Receiver<super::TypeConflicts> {
+        self.type_conflicts.subscribe()
     }
 
     /// Runs until shutdown or until every handle is dropped.
@@ -496,6 +505,13 @@ impl Replica {
                 }
             }
         }
+        if let (Some(mine), Some(theirs)) = (
+            self.data.get(&key).and_then(|e| e.env.type_name()),
+            env.type_name(),
+        ) && mine != theirs
+        {
+            return self.resolve_type_conflict(key, &mine, &theirs, env, from);
+        }
         match self.data.get_mut(&key) {
             None => {
                 let value_changed = true;
@@ -520,6 +536,44 @@ impl Replica {
                 }
             }
         }
+    }
+
+    /// `key` holds a value of type `mine` and a peer sent one of type `theirs` (two replicas
+    /// created it with different types). Every replica keeps the value whose type name sorts
+    /// first and drops the other, so all converge on one value whatever the order of merges;
+    /// the conflict is recorded (warned once per key and type) and stays visible through
+    /// [`super::Replicator::type_conflicts`]. Returns whether the value changed.
+    fn resolve_type_conflict(
+        &mut self,
+        key: String,
+        mine: &str,
+        theirs: &str,
+        env: Envelope,
+        from: &str,
+    ) -> bool {
+        let mut types = BTreeSet::new();
+        let added = self.type_conflicts.send_if_modified(|conflicts| {
+            let seen = conflicts.entry(key.clone()).or_default();
+            let added = seen.insert(mine.to_owned()) | seen.insert(theirs.to_owned());
+            types = seen.clone();
+            added
+        });
+        if added {
+            tracing::warn!(replica = %self.self_id, key, from, ?types,
+                kept = types.first().map(String::as_str).unwrap_or_default(),
+                "type conflict: the key was created with different types on different replicas; \
+                 every replica keeps the value of the type whose name sorts first and drops the \
+                 others");
+        }
+        if theirs > mine {
+            return false;
+        }
+        let Some(e) = self.data.get_mut(&key) else {
+            return false;
+        };
+        e.env = env;
+        self.touched(&key);
+        true
     }
 
     /// A peer collapsed this replica's own current incarnation (it was removed from the
@@ -1255,7 +1309,12 @@ impl Replica {
             ));
         }
         if value.data_type_name() != d.type_name {
-            return Err(format!("type mismatch: have {}", value.data_type_name()).into());
+            // Created with another type elsewhere: the full states settle which value is kept.
+            return Err(wait(&format!(
+                "type conflict: have {}, delta of {}; waiting for full state",
+                value.data_type_name(),
+                d.type_name
+            )));
         }
         let current = entry.env.delta_versions.get(from).copied().unwrap_or(0);
         if d.seq <= current {

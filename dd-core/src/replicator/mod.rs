@@ -128,7 +128,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::Stream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::cluster::{Cluster, Members};
 use crate::crdt::Crdt;
@@ -215,6 +215,7 @@ impl DistributedData {
         let (tx, commands) = mpsc::channel(settings.command_buffer);
         let (replica, internal_rx, conflicts_rx) =
             Replica::new(self_id.clone(), settings, transport, recovered, members);
+        let type_conflicts = replica.type_conflicts();
         let inputs = Inputs {
             commands,
             incoming,
@@ -230,6 +231,7 @@ impl DistributedData {
             tx,
             self_id,
             registry,
+            type_conflicts,
         })
     }
 }
@@ -256,12 +258,20 @@ pub struct ReplicatorStatus {
     pub durable_health: Option<crate::durable::DurableHealth>,
 }
 
+/// Keys that two or more replicas created with different CRDT types, as one replica saw them:
+/// each key with every type name seen. Every replica keeps the value of the type whose name
+/// (its [`TypeName`](crate::TypeName), e.g. `GCounter`, `ORSet<String>`) sorts first and drops
+/// the others, so the replicas converge on one value. Held in memory: a restarted replica keeps
+/// the converged value but no longer lists the conflict.
+pub type TypeConflicts = BTreeMap<String, BTreeSet<String>>;
+
 /// A handle to a running replica. Cheap to clone; all clones talk to the same replica task.
 #[derive(Clone, Debug)]
 pub struct Replicator {
     tx: mpsc::Sender<Command>,
     self_id: UniqueReplicaId,
     registry: TypeRegistry,
+    type_conflicts: watch::Receiver<TypeConflicts>,
 }
 
 fn downcast<T: Crdt>(key: &str, value: Box<dyn ErasedData>) -> Result<T, ReplicatorError> {
@@ -280,6 +290,17 @@ impl Replicator {
     /// This replica's identity (use it as the node in CRDT operations).
     pub fn self_id(&self) -> UniqueReplicaId {
         self.self_id.clone()
+    }
+
+    /// The keys this replica saw created with different types on different replicas (see
+    /// [`TypeConflicts`]).
+    pub fn type_conflicts(&self) -> TypeConflicts {
+        self.type_conflicts.borrow().clone()
+    }
+
+    /// The type names seen for `key` if it is in a type conflict (see [`TypeConflicts`]).
+    pub fn type_conflict(&self, key: &str) -> Option<BTreeSet<String>> {
+        self.type_conflicts.borrow().get(key).cloned()
     }
 
     async fn call<R>(
