@@ -2,6 +2,7 @@
 //!
 //! | method and path | what it does |
 //! | --- | --- |
+//! | `GET /openapi.json` | the OpenAPI document of this API ([`openapi`]) |
 //! | `GET /health` | 503 while the durable state loads, then 200 with the replica, members and store; 503 `"degraded"` while the store fails (the node still serves) |
 //! | `GET /health/live` | 200 as long as the process answers (for liveness probes) |
 //! | `GET /metrics` | Prometheus text |
@@ -35,6 +36,9 @@ use tokio_util::sync::CancellationToken;
 use crate::apply;
 use crate::consistency::ConsistencyQuery;
 use crate::metrics::{Metrics, StatusLabel};
+use crate::openapi::{
+    DeletedBody, ErrorBody, HealthBody, KeysBody, LiveBody, TypeName, UpdateBody, ValueBody,
+};
 use crate::ops::{OpError, parse_body};
 use crate::types::DataType;
 
@@ -315,9 +319,48 @@ impl AppState {
     }
 }
 
+/// The OpenAPI document of the whole API, from the handlers' `#[utoipa::path]` attributes and
+/// the body shapes of [`crate::openapi`].
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "dd-node",
+        description = "A durable-dd replica: typed CRDT keys over HTTP/JSON. Every error is JSON \
+            `{\"error\": \"...\", ...details}`."
+    ),
+    paths(
+        health,
+        live,
+        metrics,
+        openapi_json,
+        list_keys,
+        read_key,
+        update_key,
+        delete_key,
+        subscribe_key
+    )
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document of the API, as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <ApiDoc as utoipa::OpenApi>::openapi()
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "node",
+    description = "This document",
+    responses(
+        (status = 200, description = "The OpenAPI document", body = Object),
+        (status = "4XX", description = "Bad request", body = ErrorBody),
+    ))]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}
+
 /// The router of the API over `state`.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/openapi.json", get(openapi_json))
         .route("/health", get(health))
         .route("/health/live", get(live))
         .route("/metrics", get(metrics))
@@ -336,7 +379,8 @@ pub fn router(state: AppState) -> Router {
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no such endpoint: see /health, /metrics, /keys and /keys/{type}/{key}[/subscribe]",
+        "no such endpoint: see /openapi.json, /health, /metrics, /keys and \
+         /keys/{type}/{key}[/subscribe]",
     )
 }
 
@@ -347,6 +391,13 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
+#[utoipa::path(get, path = "/health", tag = "node",
+    description = "Readiness: 200 once serving, 503 while starting or while the durable store fails",
+    responses(
+        (status = 200, description = "Serving", body = HealthBody),
+        (status = 503, description = "Starting or degraded", body = HealthBody),
+        (status = "4XX", description = "Bad request, unknown key or endpoint, wrong type, deleted key, failed operation", body = ErrorBody),
+    ))]
 async fn health(State(state): State<AppState>) -> Response {
     let inner = &state.inner;
     match inner.ready.get() {
@@ -397,10 +448,23 @@ async fn health(State(state): State<AppState>) -> Response {
 
 /// Liveness: the process answers. A node whose store fails is degraded, not dead: restarting it
 /// would drop the writes it keeps pending in memory.
+#[utoipa::path(get, path = "/health/live", tag = "node",
+    description = "Liveness: 200 whenever the process answers",
+    responses(
+        (status = 200, description = "Alive", body = LiveBody),
+        (status = "4XX", description = "Bad request, unknown key or endpoint, wrong type, deleted key, failed operation", body = ErrorBody),
+    ))]
 async fn live(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "status": "alive", "replica": state.inner.replica }))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "node",
+    description = "Prometheus text format",
+    responses(
+        (status = 200, description = "The metrics", body = String, content_type = "text/plain"),
+        (status = "4XX", description = "Bad request, unknown key or endpoint, wrong type, deleted key, failed operation", body = ErrorBody),
+        (status = "5XX", description = "Starting, store failure, shutting down, pruned incarnation, not enough replicas in time", body = ErrorBody),
+    ))]
 async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(ready) = state.inner.ready.get() {
         let conflicts = ready.replicator.type_conflicts().len();
@@ -427,6 +491,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/keys", tag = "keys",
+    description = "The ids of every key with a value",
+    responses(
+        (status = 200, description = "The keys", body = KeysBody),
+        (status = "4XX", description = "Bad request, unknown key or endpoint, wrong type, deleted key, failed operation", body = ErrorBody),
+        (status = "5XX", description = "Starting, store failure, shutting down, pruned incarnation, not enough replicas in time", body = ErrorBody),
+    ))]
 async fn list_keys(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let result = async {
         let keys = state.replicator()?.keys().await?;
@@ -460,6 +531,22 @@ fn value_body(data_type: DataType, key: &str, value: Value) -> Json<Value> {
     Json(json!({ "key": key, "type": data_type.name(), "value": value }))
 }
 
+#[utoipa::path(get, path = "/keys/{type}/{key}", tag = "keys",
+    description = "Reads a key. 409 when the key holds another type, or when replicas created it \
+        with different types (`types`, `kept`, and the kept `value`)",
+    params(
+        ("type" = TypeName, Path, description = "The key's type"),
+        ("key" = String, Path, description = "The key id (one percent-encoded UTF-8 segment)"),
+        ("consistency" = Option<String>, Query, pattern = "^(local|majority|all|from:[0-9]+)$",
+            description = "local (default), majority, all or from:N (N counts this replica; capped at the members)"),
+        ("timeout_ms" = Option<u64>, Query, minimum = 0,
+            description = "How long the non-local levels wait for other replicas (default 5000)"),
+    ),
+    responses(
+        (status = 200, description = "The value", body = ValueBody),
+        (status = "4XX", description = "Bad request, unknown key or endpoint, wrong type, deleted key, failed operation", body = ErrorBody),
+        (status = "5XX", description = "Starting, store failure, shutting down, pruned incarnation, not enough replicas in time", body = ErrorBody),
+    ))]
 async fn read_key(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -495,6 +582,22 @@ async fn read_key(
     state.observe(result)
 }
 
+#[utoipa::path(post, path = "/keys/{type}/{key}", tag = "keys",
+    description = "Applies one operation or a list of them (atomically, in order)",
+    params(
+        ("type" = TypeName, Path, description = "The key's type"),
+        ("key" = String, Path, description = "The key id (one percent-encoded UTF-8 segment)"),
+        ("consistency" = Option<String>, Query, pattern = "^(local|majority|all|from:[0-9]+)$",
+            description = "local (default), majority, all or from:N (N counts this replica; capped at the members)"),
+        ("timeout_ms" = Option<u64>, Query, minimum = 0,
+            description = "How long the non-local levels wait for other replicas (default 5000)"),
+    ),
+    request_body(content = UpdateBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The new value", body = ValueBody),
+        (status = "4XX", description = "Bad request, unknown key or endpoint, wrong type, deleted key, failed operation", body = ErrorBody),
+        (status = "5XX", description = "Starting, store failure, shutting down, pruned incarnation, not enough replicas in time", body = ErrorBody),
+    ))]
 async fn update_key(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -519,6 +622,21 @@ async fn update_key(
     state.observe(result)
 }
 
+#[utoipa::path(delete, path = "/keys/{type}/{key}", tag = "keys",
+    description = "Deletes a key for good (the tombstone wins everywhere)",
+    params(
+        ("type" = TypeName, Path, description = "The key's type"),
+        ("key" = String, Path, description = "The key id (one percent-encoded UTF-8 segment)"),
+        ("consistency" = Option<String>, Query, pattern = "^(local|majority|all|from:[0-9]+)$",
+            description = "local (default), majority, all or from:N (N counts this replica; capped at the members)"),
+        ("timeout_ms" = Option<u64>, Query, minimum = 0,
+            description = "How long the non-local levels wait for other replicas (default 5000)"),
+    ),
+    responses(
+        (status = 200, description = "Deleted", body = DeletedBody),
+        (status = "4XX", description = "Bad request, unknown key or endpoint, wrong type, deleted key, failed operation", body = ErrorBody),
+        (status = "5XX", description = "Starting, store failure, shutting down, pruned incarnation, not enough replicas in time", body = ErrorBody),
+    ))]
 async fn delete_key(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -545,6 +663,18 @@ async fn delete_key(
     state.observe(result)
 }
 
+#[utoipa::path(get, path = "/keys/{type}/{key}/subscribe", tag = "keys",
+    description = "Server-sent events `event: value`, `data: <value as JSON>`: the current value \
+        first (if any), then after every change",
+    params(
+        ("type" = TypeName, Path, description = "The key's type"),
+        ("key" = String, Path, description = "The key id (one percent-encoded UTF-8 segment)"),
+    ),
+    responses(
+        (status = 200, description = "The event stream", body = String, content_type = "text/event-stream"),
+        (status = "4XX", description = "Bad request, unknown key or endpoint, wrong type, deleted key, failed operation", body = ErrorBody),
+        (status = "5XX", description = "Starting, store failure, shutting down, pruned incarnation, not enough replicas in time", body = ErrorBody),
+    ))]
 async fn subscribe_key(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -754,6 +884,40 @@ mod tests {
         );
         r.shutdown().await.unwrap();
         server.abort();
+    }
+
+    #[test]
+    fn openapi_document_covers_every_route_and_type() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let paths: Vec<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/health",
+                "/health/live",
+                "/keys",
+                "/keys/{type}/{key}",
+                "/keys/{type}/{key}/subscribe",
+                "/metrics",
+                "/openapi.json"
+            ]
+        );
+        let methods: Vec<&str> = doc["paths"]["/keys/{type}/{key}"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(methods, ["delete", "get", "post"]);
+        assert_eq!(
+            doc["components"]["schemas"]["TypeName"]["enum"],
+            json!(DataType::names())
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //!
 //! - `dd-node serve` ([`serve`], [`config`]): one replica with an HTTP/JSON API ([`api`]) on
 //!   typed keys ([`types`], [`ops`], [`render`]), a TCP cluster transport, a durable store
-//!   and Prometheus metrics ([`metrics`]);
+//!   and Prometheus metrics ([`metrics`]); its OpenAPI document ([`openapi`], `/openapi.json`);
 //! - `dd-node inspect` ([`inspect`]): the keys, types and values in a store;
 //! - `dd-node migrate` ([`migrate`]): copy durable records between backends, verified;
 //! - `dd-node demo` ([`demo`]): a 3-replica cluster that survives a full restart.
@@ -22,6 +22,7 @@ pub mod inspect;
 pub mod local_cluster;
 pub mod metrics;
 pub mod migrate;
+pub mod openapi;
 pub mod ops;
 pub mod render;
 pub mod serve;

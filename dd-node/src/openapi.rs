@@ -1,0 +1,149 @@
+//! The shapes of the HTTP API's bodies, for its OpenAPI document (`GET /openapi.json`, built by
+//! `utoipa` from these types and the `#[utoipa::path]` attributes of the handlers in
+//! [`crate::api`]). The handlers build their bodies with `serde_json`; the black-box tests and
+//! `scripts/schemathesis.sh` check that what they answer matches these shapes.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// Every error: what was wrong, for a person, and further fields depending on the error (e.g.
+/// `key`, `expected`, `found`, `supported`, `usage`, `applied_locally`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What was wrong.
+    pub error: String,
+}
+
+/// A key type of the API (the `{type}` of the paths).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TypeName {
+    /// `GCounter`
+    GCounter,
+    /// `PNCounter`
+    PNCounter,
+    /// `GSet<String>`
+    GSet,
+    /// `ORSet<String>`
+    ORSet,
+    /// `Flag`
+    Flag,
+    /// `LWWRegister<String>`
+    LWWRegister,
+    /// `MVRegister<String>`
+    MVRegister,
+    /// `LWWMap<String, String>`
+    LWWMap,
+    /// `PNCounterMap<String>`
+    PNCounterMap,
+    /// `ORMultiMap<String, String>`
+    ORMultiMap,
+}
+
+/// A key's value (a read, or the new value after an update).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValueBody {
+    /// The key id.
+    pub key: String,
+    /// The key's type.
+    #[serde(rename = "type")]
+    pub data_type: TypeName,
+    /// The value: a number, boolean, string, array or object depending on the type (counters
+    /// beyond 64 bits are decimal strings).
+    pub value: Value,
+}
+
+/// A deleted key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedBody {
+    /// The key id.
+    pub key: String,
+    /// The key's type.
+    #[serde(rename = "type")]
+    pub data_type: TypeName,
+    /// Always true.
+    pub deleted: bool,
+}
+
+/// The keys with a value.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeysBody {
+    /// Key ids.
+    pub keys: Vec<String>,
+}
+
+/// One operation on a key; which fields it takes depends on the type and `op` (see the README's
+/// table of operations).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Operation {
+    /// The operation, e.g. `increment`, `add`, `put`.
+    pub op: String,
+    /// How much to increment or decrement (default 1), 0 to 18446744073709551615.
+    #[schema(minimum = 0)]
+    pub by: Option<u64>,
+    /// The element of a set operation.
+    pub element: Option<String>,
+    /// The map key of a map operation.
+    pub key: Option<String>,
+    /// The value of a register or map operation.
+    pub value: Option<String>,
+    /// The values of an `ormultimap` `put`.
+    pub values: Option<Vec<String>>,
+}
+
+/// The body of an update: one operation or a list applied atomically in order.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[schema(example = json!({"op": "increment", "by": 2}))]
+pub enum UpdateBody {
+    /// One operation.
+    One(Operation),
+    /// Operations applied as one update.
+    Many(Vec<Operation>),
+}
+
+/// The durable store's health.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreHealthBody {
+    /// Whether the store keeps up with the writes.
+    pub healthy: bool,
+    /// Writes waiting for the store.
+    pub pending: u64,
+    /// Failed attempts in a row.
+    pub consecutive_failures: u64,
+    /// How long the store has been unhealthy.
+    pub unhealthy_for_ms: Option<u64>,
+    /// The last store error.
+    pub last_error: Option<String>,
+}
+
+/// Readiness: `ok`, `starting` (durable state loading) or `degraded` (the store fails).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthBody {
+    /// `ok`, `starting` or `degraded`.
+    pub status: String,
+    /// This replica's name.
+    pub replica: String,
+    /// The durable store's URL.
+    pub store: String,
+    /// This replica's incarnation (once started).
+    pub incarnation: Option<String>,
+    /// The members by name, with their cluster address where known (once started).
+    pub members: Option<BTreeMap<String, Option<String>>>,
+    /// `sync` or `write-behind=MS` (once started).
+    pub write_mode: Option<String>,
+    /// The store's health (once started, when the store reports it).
+    pub store_health: Option<StoreHealthBody>,
+}
+
+/// Liveness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LiveBody {
+    /// Always `alive`.
+    pub status: String,
+    /// This replica's name.
+    pub replica: String,
+}
