@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 version=4.32.5
 examples="${DD_SCHEMATHESIS_EXAMPLES:-50}"
-venv=target/schemathesis-venv
+venv="$PWD/target/schemathesis-venv"
 if ! "$venv/bin/st" --version 2>/dev/null | grep -qF "$version"; then
     echo "== installing schemathesis $version into $venv"
     python3 -m venv "$venv"
@@ -38,7 +38,8 @@ for _ in $(seq 1 100); do
 done
 curl -fsS "$base/health" >/dev/null
 status=0
-"$venv/bin/st" run "$base/openapi.json" \
+# From the temporary directory: schemathesis keeps its example database in ./.schemathesis.
+(cd "$dir" && "$venv/bin/st" run "$base/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --exclude-path '/keys/{type}/{key}/subscribe' \
     --phases examples,coverage,fuzzing \
@@ -47,7 +48,7 @@ status=0
     --workers 2 \
     --request-timeout 10 \
     --no-shrink \
-    --warnings off || status=$?
+    --warnings off) || status=$?
 if ! curl -fsS "$base/health/live" >/dev/null; then
     echo "dd-node stopped answering; its log:" >&2
     tail -n 50 "$dir/node.log" >&2
