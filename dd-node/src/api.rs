@@ -6,7 +6,9 @@
 //! | `GET /health` | 503 while the durable state loads, then 200 with the replica, members and store; 503 `"degraded"` while the store fails (the node still serves) |
 //! | `GET /health/live` | 200 as long as the process answers (for liveness probes) |
 //! | `GET /metrics` | Prometheus text |
+//! | `GET /` | the live dashboard (HTML) |
 //! | `GET /keys` | the ids of every key with a value |
+//! | `GET /values` | every key with its type and value (at most [`MAX_VALUES`]) |
 //! | `GET /keys/{type}/{key}` | reads a key (`?consistency=&timeout_ms=`) |
 //! | `POST /keys/{type}/{key}` | applies operations (JSON body) |
 //! | `DELETE /keys/{type}/{key}` | deletes a key for good |
@@ -27,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use dd_core::cluster::Members;
-use dd_core::{Replicator, ReplicatorError};
+use dd_core::{ReadConsistency, Replicator, ReplicatorError};
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
@@ -38,6 +40,7 @@ use crate::consistency::ConsistencyQuery;
 use crate::metrics::{Metrics, StatusLabel};
 use crate::openapi::{
     DeletedBody, ErrorBody, HealthBody, KeysBody, LiveBody, TypeName, UpdateBody, ValueBody,
+    ValuesBody,
 };
 use crate::ops::{OpError, parse_body};
 use crate::types::DataType;
@@ -333,7 +336,9 @@ impl AppState {
         live,
         metrics,
         openapi_json,
+        dashboard,
         list_keys,
+        list_values,
         read_key,
         update_key,
         delete_key,
@@ -357,9 +362,73 @@ async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi())
 }
 
+/// The dashboard: one static page (HTML, CSS and JavaScript, no external resources) that reads
+/// `/health` and `/values` and follows keys over their `/subscribe` event streams.
+const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+
+#[utoipa::path(get, path = "/", tag = "node",
+    description = "The live dashboard of this replica (HTML)",
+    responses(
+        (status = 200, description = "The page", body = String, content_type = "text/html"),
+        (status = "4XX", description = "Bad request", body = ErrorBody),
+    ))]
+async fn dashboard() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        DASHBOARD_HTML,
+    )
+        .into_response()
+}
+
+/// The most keys `/values` answers.
+pub const MAX_VALUES: usize = 500;
+
+#[utoipa::path(get, path = "/values", tag = "keys",
+    description = "Every key with a value, with its type and local value (the first 500 keys in \
+        order; `truncated` says there are more). A key in a type conflict lists its `conflict` \
+        types and the kept value",
+    responses(
+        (status = 200, description = "The keys and values", body = ValuesBody),
+        (status = "4XX", description = "Bad request, unknown key or endpoint, wrong type, deleted key, failed operation", body = ErrorBody),
+        (status = "5XX", description = "Starting, store failure, shutting down, pruned incarnation, not enough replicas in time", body = ErrorBody),
+    ))]
+async fn list_values(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let result = async {
+        let replicator = state.replicator()?;
+        let keys = replicator.keys().await?;
+        let truncated = keys.len() > MAX_VALUES;
+        let mut values = Vec::new();
+        for key in keys.into_iter().take(MAX_VALUES) {
+            for data_type in DataType::ALL {
+                match apply::read(replicator, data_type, &key, ReadConsistency::Local).await {
+                    Ok(value) => {
+                        let mut entry =
+                            json!({"key": key, "type": data_type.name(), "value": value});
+                        if let Some(types) = replicator.type_conflict(&key) {
+                            entry["conflict"] =
+                                json!(types.iter().map(|t| api_type_name(t)).collect::<Vec<_>>());
+                        }
+                        values.push(entry);
+                        break;
+                    }
+                    // Another type, or gone since the listing.
+                    Err(ReplicatorError::WrongType { .. } | ReplicatorError::NotFound { .. }) => {}
+                    Err(ReplicatorError::Deleted { .. }) => break,
+                    Err(e) => return Err(ApiError::from(e)),
+                }
+            }
+        }
+        Ok(Json(json!({ "values": values, "truncated": truncated })))
+    }
+    .await;
+    state.observe(result)
+}
+
 /// The router of the API over `state`.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(dashboard))
+        .route("/values", get(list_values))
         .route("/openapi.json", get(openapi_json))
         .route("/health", get(health))
         .route("/health/live", get(live))
@@ -379,8 +448,8 @@ pub fn router(state: AppState) -> Router {
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no such endpoint: see /openapi.json, /health, /metrics, /keys and \
-         /keys/{type}/{key}[/subscribe]",
+        "no such endpoint: see / (dashboard), /openapi.json, /health, /metrics, /keys, /values \
+         and /keys/{type}/{key}[/subscribe]",
     )
 }
 
@@ -898,13 +967,15 @@ mod tests {
         assert_eq!(
             paths,
             [
+                "/",
                 "/health",
                 "/health/live",
                 "/keys",
                 "/keys/{type}/{key}",
                 "/keys/{type}/{key}/subscribe",
                 "/metrics",
-                "/openapi.json"
+                "/openapi.json",
+                "/values"
             ]
         );
         let methods: Vec<&str> = doc["paths"]["/keys/{type}/{key}"]

@@ -419,7 +419,13 @@ async fn demo(cluster: &mut LocalCluster, dir: &std::path::Path) -> Result<(), D
         dir.display()
     );
     for n in cluster.nodes() {
-        println!("  replica {}: http {}  store {}", n.name, n.url(), n.store);
+        println!(
+            "  replica {}: http {}  dashboard {}/  store {}",
+            n.name,
+            n.url(),
+            n.url(),
+            n.store
+        );
     }
     println!();
 

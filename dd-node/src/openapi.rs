@@ -147,3 +147,26 @@ pub struct LiveBody {
     /// This replica's name.
     pub replica: String,
 }
+
+/// One key of `/values`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyValue {
+    /// The key id.
+    pub key: String,
+    /// The key's type (the kept one for a key in a type conflict).
+    #[serde(rename = "type")]
+    pub data_type: TypeName,
+    /// The local value.
+    pub value: Value,
+    /// For a key in a type conflict: every type it was created with.
+    pub conflict: Option<Vec<TypeName>>,
+}
+
+/// Every key with its type and value.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValuesBody {
+    /// The keys, in order.
+    pub values: Vec<KeyValue>,
+    /// Whether there are more keys than listed.
+    pub truncated: bool,
+}

@@ -29,6 +29,16 @@ async fn demo_succeeds_and_shows_the_table() {
             .unwrap();
         assert!(row.ends_with("✓ same"), "{row}");
     }
+    // Each replica's dashboard address is printed.
+    assert_eq!(
+        out.stdout
+            .lines()
+            .filter(|l| l.contains("  dashboard http://127.0.0.1:"))
+            .count(),
+        3,
+        "{}",
+        out.stdout
+    );
     // The replicas' stores stay in --dir.
     for name in ["a", "b", "c"] {
         assert!(dir.path().join(format!("{name}.db")).exists());
