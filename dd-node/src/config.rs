@@ -54,6 +54,19 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub peers: Vec<String>,
+    /// Membership by gossip instead of `--peer`: the UDP address this replica's chitchat
+    /// membership listens on (and advertises). Needed with `--seed`.
+    #[arg(long, env = "DD_NODE_GOSSIP_ADDR", value_name = "HOST:PORT")]
+    pub gossip_addr: Option<String>,
+    /// A replica's gossip address to join through (repeat the flag or separate with commas);
+    /// the members are learnt at run time.
+    #[arg(
+        long = "seed",
+        env = "DD_NODE_SEEDS",
+        value_name = "HOST:PORT",
+        value_delimiter = ','
+    )]
+    pub seeds: Vec<String>,
     /// Durable store URL, e.g. sqlite:///var/lib/dd/a.db, fs:///var/lib/dd, memory:
     /// [default: sqlite://CWD/dd-REPLICA.db].
     #[arg(long, env = "DD_NODE_STORE", value_name = "URL")]
@@ -105,6 +118,10 @@ pub struct ConfigFile {
     pub cluster_secret_file: Option<PathBuf>,
     /// Replica name → cluster address.
     pub peers: Option<BTreeMap<String, String>>,
+    /// See [`ServeArgs::gossip_addr`].
+    pub gossip_addr: Option<String>,
+    /// See [`ServeArgs::seeds`].
+    pub seeds: Option<Vec<String>>,
     /// See [`ServeArgs::store`].
     pub store: Option<String>,
     /// See [`ServeArgs::write_mode`].
@@ -160,12 +177,23 @@ pub struct NodeConfig {
     pub cluster_secret: Option<Secret>,
     /// Peer name → cluster address (`host:port`).
     pub peers: BTreeMap<ReplicaId, String>,
+    /// Membership by chitchat gossip (`--gossip-addr`, `--seed`) instead of `peers`.
+    pub gossip: Option<GossipMembership>,
     /// Durable store URL.
     pub store: String,
     /// Durable write mode.
     pub write_mode: WriteMode,
     /// Replicator settings (durable keys included; the store is added at start).
     pub settings: Settings,
+}
+
+/// Membership learnt at run time through chitchat gossip (UDP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GossipMembership {
+    /// This replica's gossip listen (and advertised) address, `host:port`.
+    pub listen: String,
+    /// Gossip addresses of replicas to join through, `host:port`.
+    pub seeds: Vec<String>,
 }
 
 /// Parses `sync` or `write-behind[=<ms>]` (the number may end in `ms`).
@@ -342,6 +370,55 @@ pub fn resolve(args: &ServeArgs, file: ConfigFile) -> Result<NodeConfig, ConfigE
             reason: "a replica cannot be its own peer".to_owned(),
         });
     }
+    let seeds: Vec<String> = if args.seeds.is_empty() {
+        file.seeds.unwrap_or_default()
+    } else {
+        args.seeds.clone()
+    };
+    let seeds: Vec<String> = seeds
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for seed in &seeds {
+        check_host_port("seed", seed)?;
+    }
+    let gossip = match args.gossip_addr.clone().or(file.gossip_addr) {
+        Some(listen) => {
+            check_host_port("gossip address", &listen)?;
+            if !peers.is_empty() {
+                return Err(ConfigError::Invalid {
+                    setting: "peer",
+                    value: peers
+                        .keys()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    reason: "--peer (a fixed member list) and --gossip-addr (members learnt by \
+                             gossip) exclude each other"
+                        .to_owned(),
+                });
+            }
+            if cluster_secret.is_some() {
+                return Err(ConfigError::Invalid {
+                    setting: "gossip address",
+                    value: listen,
+                    reason: "the membership gossip (UDP) does not authenticate peers yet, so it \
+                             cannot be combined with a cluster secret; use --peer"
+                        .to_owned(),
+                });
+            }
+            Some(GossipMembership { listen, seeds })
+        }
+        None if !seeds.is_empty() => {
+            return Err(ConfigError::Invalid {
+                setting: "seed",
+                value: seeds.join(","),
+                reason: "--seed needs --gossip-addr (this replica's own gossip address)".to_owned(),
+            });
+        }
+        None => None,
+    };
     let store = args
         .store
         .clone()
@@ -371,6 +448,7 @@ pub fn resolve(args: &ServeArgs, file: ConfigFile) -> Result<NodeConfig, ConfigE
         cluster_name,
         cluster_secret,
         peers,
+        gossip,
         store,
         write_mode,
         settings,
@@ -466,5 +544,38 @@ mod tests {
             resolve(&args(Some("a")), file),
             Err(ConfigError::Replicator(_))
         ));
+    }
+
+    #[test]
+    fn gossip_membership_takes_seeds_and_excludes_peers_and_secrets() {
+        let mut a = args(Some("a"));
+        a.gossip_addr = Some("127.0.0.1:7100".into());
+        a.seeds = vec!["127.0.0.1:7101".into(), " ".into()];
+        let c = resolve(&a, ConfigFile::default()).unwrap();
+        assert_eq!(
+            c.gossip,
+            Some(GossipMembership {
+                listen: "127.0.0.1:7100".into(),
+                seeds: vec!["127.0.0.1:7101".into()],
+            })
+        );
+        let mut seed_only = args(Some("a"));
+        seed_only.seeds = vec!["127.0.0.1:7101".into()];
+        let e = resolve(&seed_only, ConfigFile::default()).unwrap_err();
+        assert!(e.to_string().contains("--seed needs --gossip-addr"), "{e}");
+        let mut bad_seed = a.clone();
+        bad_seed.seeds = vec!["nowhere".into()];
+        assert!(resolve(&bad_seed, ConfigFile::default()).is_err());
+        let mut both = a.clone();
+        both.peers = vec!["b=127.0.0.1:7001".into()];
+        let e = resolve(&both, ConfigFile::default()).unwrap_err();
+        assert!(e.to_string().contains("exclude each other"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "s3cret").unwrap();
+        let mut secret = a.clone();
+        secret.cluster_secret_file = Some(path);
+        let e = resolve(&secret, ConfigFile::default()).unwrap_err();
+        assert!(e.to_string().contains("does not authenticate"), "{e}");
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use dd_core::ReplicatorError;
 use dd_core::UniqueReplicaId;
-use dd_core::cluster::{Cluster, StaticCluster};
+use dd_core::cluster::{ChitchatCluster, ChitchatClusterConfig, Cluster, Members, StaticCluster};
 use dd_core::durable::DurableDataStore;
 use dd_core::replicator::DistributedData;
 use dd_core::transport::tcp::{TcpConfig, TcpTransport};
@@ -51,6 +51,9 @@ pub enum ServeError {
         #[source]
         source: dd_durable::OpenError,
     },
+    /// The membership gossip could not start.
+    #[error("membership gossip: {0}")]
+    Gossip(String),
     /// The cluster transport failed.
     #[error("cluster transport: {0}")]
     Transport(#[from] dd_core::transport::TransportError),
@@ -215,6 +218,12 @@ pub async fn serve(config: NodeConfig, shutdown: CancellationToken) -> Result<()
 
     shutdown.cancelled().await;
     let http_result = finish_http(http).await;
+    if let NodeCluster::Gossip(c) = &cluster {
+        // Peers stop hearing from this node; they drop it after the dead-node grace period.
+        if let Err(e) = c.shutdown().await {
+            tracing::warn!(error = %e, "stopping the membership gossip");
+        }
+    }
     match replicator.shutdown().await {
         Ok(()) => {}
         Err(e @ ReplicatorError::StoreFailure { .. }) => {
@@ -235,13 +244,44 @@ async fn finish_http(
     }
 }
 
+/// The membership of a node: the fixed `--peer` list, or chitchat gossip (`--gossip-addr`,
+/// `--seed`).
+#[derive(Debug, Clone)]
+enum NodeCluster {
+    Static(StaticCluster),
+    Gossip(ChitchatCluster),
+}
+
+impl Cluster for NodeCluster {
+    fn self_id(&self) -> UniqueReplicaId {
+        match self {
+            NodeCluster::Static(c) => c.self_id(),
+            NodeCluster::Gossip(c) => c.self_id(),
+        }
+    }
+
+    fn members(&self) -> tokio::sync::watch::Receiver<Members> {
+        match self {
+            NodeCluster::Static(c) => c.members(),
+            NodeCluster::Gossip(c) => c.members(),
+        }
+    }
+
+    fn view_settled(&self) -> tokio::sync::watch::Receiver<bool> {
+        match self {
+            NodeCluster::Static(c) => c.view_settled(),
+            NodeCluster::Gossip(c) => c.view_settled(),
+        }
+    }
+}
+
 async fn start_replica(
     config: &NodeConfig,
     metrics: &Metrics,
 ) -> Result<
     (
         dd_core::Replicator,
-        StaticCluster,
+        NodeCluster,
         Arc<DurableDistributedDataStore>,
     ),
     ServeError,
@@ -280,8 +320,29 @@ async fn start_replica(
             Some(resolve_addr("peer address", addr).await?),
         ));
     }
-    let cluster = StaticCluster::with_addresses(id, Some(transport.local_addr()), peers);
-    tracing::info!(cluster = %transport.local_addr(), peers = config.peers.len(), "cluster transport listening");
+    let cluster = match &config.gossip {
+        None => {
+            tracing::info!(cluster = %transport.local_addr(), peers = config.peers.len(),
+                "cluster transport listening");
+            NodeCluster::Static(StaticCluster::with_addresses(
+                id,
+                Some(transport.local_addr()),
+                peers,
+            ))
+        }
+        Some(gossip) => {
+            let listen = resolve_addr("gossip address", &gossip.listen).await?;
+            let mut chitchat = ChitchatClusterConfig::new(config.cluster_name.clone(), listen);
+            chitchat.seeds = gossip.seeds.clone();
+            chitchat.replicator_address = Some(transport.local_addr());
+            let cluster = ChitchatCluster::start(id, chitchat)
+                .await
+                .map_err(|e| ServeError::Gossip(e.to_string()))?;
+            tracing::info!(cluster = %transport.local_addr(), gossip = %listen,
+                seeds = ?gossip.seeds, "cluster transport listening; members learnt by gossip");
+            NodeCluster::Gossip(cluster)
+        }
+    };
     let settings = config
         .settings
         .clone()

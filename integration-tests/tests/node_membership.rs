@@ -1,0 +1,175 @@
+//! `dd-node serve --gossip-addr --seed` (issue 21 item 1, in part): replicas learn their members
+//! through chitchat gossip at run time. Three processes on 127.0.0.1 join through the first; a
+//! fourth started later with another seed is seen by every member, receives every value and
+//! spreads its own writes; SIGTERM stops each cleanly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod node_common;
+
+use std::process::Stdio;
+
+use node_common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+struct Node {
+    name: &'static str,
+    http: String,
+    gossip: String,
+    child: Child,
+}
+
+fn start(dir: &std::path::Path, name: &'static str, seeds: &[&Node]) -> Node {
+    let ports = dd_node::local_cluster::free_ports(3).unwrap();
+    let http = format!("127.0.0.1:{}", ports[0]);
+    let gossip = format!("127.0.0.1:{}", ports[2]);
+    let config = dir.join("node.toml");
+    std::fs::write(
+        &config,
+        "[replicator]\ngossip_interval_ms = 300\ndelta_propagation_interval_ms = 50\n",
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    let mut cmd = Command::new(exe());
+    cmd.arg("serve")
+        .args(["--replica", name, "--http-addr", &http])
+        .args(["--cluster-addr", &format!("127.0.0.1:{}", ports[1])])
+        .args(["--gossip-addr", &gossip])
+        .args(["--config", config.to_str().unwrap()])
+        .args(["--store", &format!("sqlite://{}/{name}.db", dir.display())]);
+    for s in seeds {
+        cmd.args(["--seed", &s.gossip]);
+    }
+    for var in ["DD_NODE_CONFIG", "DD_NODE_PEERS", "DD_NODE_SEEDS"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true);
+    Node {
+        name,
+        http: format!("http://{http}"),
+        gossip,
+        child: cmd.spawn().unwrap(),
+    }
+}
+
+async fn get(client: &reqwest::Client, url: String) -> Result<(StatusCode, Value), String> {
+    let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+async fn members_are(client: &reqwest::Client, node: &Node, names: &[&str]) {
+    poll_until(&format!("{} sees members {names:?}", node.name), || async {
+        let (status, body) = get(client, format!("{}/health", node.http)).await?;
+        let members: Vec<&str> = body["members"]
+            .as_object()
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let with_addresses = body["members"]
+            .as_object()
+            .is_some_and(|m| m.values().all(|a| a.is_string()));
+        if status == StatusCode::OK && members == names && with_addresses {
+            Ok(())
+        } else {
+            Err(format!("{status} {body}"))
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_join_by_seed_and_a_late_one_gets_every_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let a = start(dir.path(), "a", &[]);
+    let b = start(dir.path(), "b", &[&a]);
+    let c = start(dir.path(), "c", &[&a]);
+    for n in [&a, &b, &c] {
+        members_are(&client, n, &["a", "b", "c"]).await;
+    }
+    let writes = [
+        (
+            &a,
+            "gcounter",
+            "hits",
+            json!({"op": "increment", "by": 3}),
+            json!(3),
+        ),
+        (
+            &b,
+            "orset",
+            "tags",
+            json!({"op": "add", "element": "x"}),
+            json!(["x"]),
+        ),
+        (
+            &c,
+            "lwwregister",
+            "motd",
+            json!({"op": "set", "value": "hi"}),
+            json!("hi"),
+        ),
+    ];
+    for (node, t, key, body, _) in &writes {
+        let (status, answer) = send(
+            client
+                .post(format!("{}/keys/{t}/{key}", node.http))
+                .json(body),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+
+    // A fourth replica, seeded by b only, joins at run time: every member sees it and it gets
+    // every value without any restart.
+    let d = start(dir.path(), "d", &[&b]);
+    for n in [&a, &b, &c, &d] {
+        members_are(&client, n, &["a", "b", "c", "d"]).await;
+    }
+    for (_, t, key, _, expected) in &writes {
+        poll_until(&format!("d has {t} {key}"), || async {
+            let (status, body) = get(&client, format!("{}/keys/{t}/{key}", d.http)).await?;
+            if status == StatusCode::OK && body["value"] == *expected {
+                Ok(())
+            } else {
+                Err(format!("{status} {body}"))
+            }
+        })
+        .await;
+    }
+    // And what it writes reaches the first replica.
+    let (status, _) = send(
+        client
+            .post(format!("{}/keys/gcounter/hits", d.http))
+            .json(&json!({"op": "increment", "by": 1})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    poll_until("a sees d's increment", || async {
+        let (status, body) = get(&client, format!("{}/keys/gcounter/hits", a.http)).await?;
+        if status == StatusCode::OK && body["value"] == json!(4) {
+            Ok(())
+        } else {
+            Err(format!("{status} {body}"))
+        }
+    })
+    .await;
+
+    // SIGTERM stops a gossip member cleanly (exit 0).
+    for mut n in [d, c, b, a] {
+        let pid = nix::unistd::Pid::from_raw(n.child.id().unwrap() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = tokio::time::timeout(BOUND, n.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "{}: {status}", n.name);
+    }
+}
