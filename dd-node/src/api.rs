@@ -8,6 +8,7 @@
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /` | the live dashboard (HTML) |
 //! | `GET /keys` | the ids of every key with a value |
+//! | `GET /members` | this replica's view of the members and removed incarnations |
 //! | `GET /values` | every key with its type and value (at most [`MAX_VALUES`]) |
 //! | `GET /keys/{type}/{key}` | reads a key (`?consistency=&timeout_ms=`) |
 //! | `POST /keys/{type}/{key}` | applies operations (JSON body) |
@@ -39,8 +40,8 @@ use crate::apply;
 use crate::consistency::ConsistencyQuery;
 use crate::metrics::{Metrics, StatusLabel};
 use crate::openapi::{
-    DeletedBody, ErrorBody, HealthBody, KeysBody, LiveBody, TypeName, UpdateBody, ValueBody,
-    ValuesBody,
+    DeletedBody, ErrorBody, HealthBody, KeysBody, LiveBody, MembersBody, TypeName, UpdateBody,
+    ValueBody, ValuesBody,
 };
 use crate::ops::{OpError, parse_body};
 use crate::types::DataType;
@@ -339,6 +340,7 @@ impl AppState {
         dashboard,
         list_keys,
         list_values,
+        list_members,
         read_key,
         update_key,
         delete_key,
@@ -424,11 +426,54 @@ async fn list_values(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
     state.observe(result)
 }
 
+#[utoipa::path(get, path = "/members", tag = "node",
+    description = "This replica's view of the cluster: each member with its cluster address, the \
+        incarnation heard from and its state (`self`, `up`: heard from, `joining`: not yet), and \
+        the incarnations removed from the cluster (their entries are pruned)",
+    responses(
+        (status = 200, description = "The members", body = MembersBody),
+        (status = "4XX", description = "Bad request, unknown key or endpoint, wrong type, deleted key, failed operation", body = ErrorBody),
+        (status = "5XX", description = "Starting, store failure, shutting down, pruned incarnation, not enough replicas in time", body = ErrorBody),
+    ))]
+async fn list_members(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let result = async {
+        let status = state.replicator()?.status().await?;
+        let members: Vec<Value> = status
+            .members
+            .iter()
+            .map(|(name, address)| {
+                let own = name == status.self_id.replica();
+                let incarnation = if own {
+                    Some(status.self_id.to_string())
+                } else {
+                    status.peer_incarnations.get(name).map(ToString::to_string)
+                };
+                let member_state = match (own, &incarnation) {
+                    (true, _) => "self",
+                    (false, Some(_)) => "up",
+                    (false, None) => "joining",
+                };
+                json!({
+                    "name": name.to_string(),
+                    "address": address.map(|a| a.to_string()),
+                    "incarnation": incarnation,
+                    "state": member_state,
+                })
+            })
+            .collect();
+        let removed: Vec<String> = status.removed.iter().map(ToString::to_string).collect();
+        Ok(Json(json!({ "members": members, "removed": removed })))
+    }
+    .await;
+    state.observe(result)
+}
+
 /// The router of the API over `state`.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(dashboard))
         .route("/values", get(list_values))
+        .route("/members", get(list_members))
         .route("/openapi.json", get(openapi_json))
         .route("/health", get(health))
         .route("/health/live", get(live))
@@ -448,8 +493,8 @@ pub fn router(state: AppState) -> Router {
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no such endpoint: see / (dashboard), /openapi.json, /health, /metrics, /keys, /values \
-         and /keys/{type}/{key}[/subscribe]",
+        "no such endpoint: see / (dashboard), /openapi.json, /health, /members, /metrics, /keys, \
+         /values and /keys/{type}/{key}[/subscribe]",
     )
 }
 
@@ -973,6 +1018,7 @@ mod tests {
                 "/keys",
                 "/keys/{type}/{key}",
                 "/keys/{type}/{key}/subscribe",
+                "/members",
                 "/metrics",
                 "/openapi.json",
                 "/values"

@@ -29,6 +29,9 @@ pub enum Command {
     Migrate(crate::migrate::MigrateArgs),
     /// Start a 3-replica cluster on this machine, update it, restart it and compare the values.
     Demo(crate::demo::DemoArgs),
+    /// List a running replica's members (name, state, incarnation, address) and removed
+    /// incarnations.
+    Members(crate::members::MembersArgs),
 }
 
 fn init_tracing(default: &str) {
@@ -76,6 +79,7 @@ pub fn main() -> ExitCode {
             Command::Inspect(args) => crate::inspect::run(args).await.map_err(|e| error_chain(&e)),
             Command::Migrate(args) => crate::migrate::run(args).await.map_err(|e| error_chain(&e)),
             Command::Demo(args) => crate::demo::run(args).await.map_err(|e| error_chain(&e)),
+            Command::Members(args) => crate::members::run(args).await.map_err(|e| error_chain(&e)),
         }
     });
     match result {

@@ -170,3 +170,25 @@ pub struct ValuesBody {
     /// Whether there are more keys than listed.
     pub truncated: bool,
 }
+
+/// One member of `/members`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberBody {
+    /// The replica's name.
+    pub name: String,
+    /// Its cluster (TCP) address, where known.
+    pub address: Option<String>,
+    /// The incarnation heard from (`name#hex`), if any yet.
+    pub incarnation: Option<String>,
+    /// `self`, `up` (heard from) or `joining` (not heard from yet).
+    pub state: String,
+}
+
+/// This replica's view of the cluster.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MembersBody {
+    /// The members, by name.
+    pub members: Vec<MemberBody>,
+    /// Incarnations removed from the cluster (left or restarted); their entries are pruned.
+    pub removed: Vec<String>,
+}

@@ -1,7 +1,7 @@
 //! `dd-node serve --gossip-addr --seed` (issue 21 item 1, in part): replicas learn their members
 //! through chitchat gossip at run time. Three processes on 127.0.0.1 join through the first; a
 //! fourth started later with another seed is seen by every member, receives every value and
-//! spreads its own writes; SIGTERM stops each cleanly.
+//! spreads its own writes; `dd-node members` lists the view; SIGTERM stops each cleanly.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -133,6 +133,30 @@ async fn replicas_join_by_seed_and_a_late_one_gets_every_value() {
     for n in [&a, &b, &c, &d] {
         members_are(&client, n, &["a", "b", "c", "d"]).await;
     }
+    // `dd-node members` lists d's view: itself and the three others it heard from.
+    let out = run_cli(&["members", "--http", d.http.trim_start_matches("http://")]).await;
+    assert!(out.success, "{}", out.stdout);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with("NAME  STATE"), "{}", out.stdout);
+    for name in ["a", "b", "c"] {
+        poll_until(&format!("d has heard from {name}"), || async {
+            let (_, body) = get(&client, format!("{}/members", d.http)).await?;
+            let up = body["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|m| m["name"] == json!(name) && m["state"] == json!("up"));
+            if up { Ok(()) } else { Err(body.to_string()) }
+        })
+        .await;
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("d ") && l.contains("self")),
+        "{}",
+        out.stdout
+    );
     for (_, t, key, _, expected) in &writes {
         poll_until(&format!("d has {t} {key}"), || async {
             let (status, body) = get(&client, format!("{}/keys/{t}/{key}", d.http)).await?;
