@@ -23,7 +23,7 @@ use crate::setup::Backends;
 use crate::stats::{fmt_bytes, fmt_ratio, fmt_secs, median, ratio};
 
 /// The replica whose keys are loaded.
-const REPLICA: &str = "restore";
+pub(crate) const REPLICA: &str = "restore";
 /// Load time target: at most this multiple of the raw scan's time.
 const TIME_TARGET: f64 = 1.25;
 /// Memory target: the load's extra peak memory over the raw scan stays below this fraction of
@@ -37,7 +37,7 @@ fn key_name(i: usize) -> String {
 }
 
 /// The stored value of every key: an `ORSet<String>` of a few elements, in its envelope.
-fn record_bytes() -> Result<Bytes> {
+pub(crate) fn record_bytes() -> Result<Bytes> {
     let node = UniqueReplicaId::new("writer", 1);
     let mut set = ORSet::new();
     for j in 0..8 {
@@ -55,7 +55,7 @@ fn record_bytes() -> Result<Bytes> {
 /// Writes `n` keys of [`REPLICA`]. fs records are written as files directly (no fsync: 100,000
 /// fsyncs take minutes on this machine and do not matter for reading); the others through the
 /// backend's `write_batch`.
-async fn populate(spec: &BackendSpec, n: usize, value: &Bytes) -> Result<()> {
+pub(crate) async fn populate(spec: &BackendSpec, n: usize, value: &Bytes) -> Result<()> {
     let store = spec.open().await?;
     if let BackendSpec::Fs { dir } = spec {
         // The first record through the store creates the replica directory as the store does.

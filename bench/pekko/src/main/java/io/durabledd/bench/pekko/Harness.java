@@ -43,7 +43,7 @@ import org.apache.pekko.pattern.Patterns;
  *
  * <p>{@code java ... Harness WORKLOAD key=value ...} runs one workload and prints one line {@code
  * PEKKO-RESULT {json}} on stdout (Pekko's own warnings may precede it). Workloads: {@code write},
- * {@code restore-populate}, {@code restore-load}, {@code memory}, {@code cluster}. A failed
+ * {@code restore-populate}, {@code restore-load}, {@code memory}, {@code cluster}, {@code version} (only the versions). A failed
  * workload prints the cause on stderr and exits with status 1.
  */
 public final class Harness {
@@ -79,6 +79,9 @@ public final class Harness {
         break;
       case "cluster":
         out = cluster(args);
+        break;
+      case "version":
+        out = new LinkedHashMap<>();
         break;
       default:
         fail("unknown workload " + argv[0]);
