@@ -196,7 +196,9 @@ async fn run_areas(
                 }
             }
             Area::Restore => {
-                let backends = setup::fresh(root, "restore", None)?;
+                // The real Cassandra of scripts/services/cassandra.sh, when it runs.
+                let cassandra = setup::CassandraAt::cluster_from_env();
+                let backends = setup::fresh(root, "restore", cassandra.as_ref())?;
                 area_restore::run(&backends, sizes).await?
             }
             Area::Gossip => area_gossip::run(sizes).await?,
