@@ -11,10 +11,14 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dd_core::Key;
+use dd_core::cluster::StaticCluster;
 use dd_core::crdt::GCounter;
 use dd_core::durable::DurableDataStore;
-use dd_core::replicator::WriteConsistency;
+use dd_core::replicator::{
+    DistributedData, ReadConsistency, Replicator, ReplicatorError, Settings, WriteConsistency,
+};
+use dd_core::transport::memory::{Faults, MemoryNetwork};
+use dd_core::{Key, ReplicaId, UniqueReplicaId};
 use dd_durable::{DurableDistributedDataStore, DurableOptions, WriteMode};
 use serde_json::Value;
 
@@ -40,6 +44,14 @@ const JVM_FLAGS: [&str; 4] = [
     "-Xmx6g",
     "-XX:+UseG1GC",
 ];
+/// Keys of the partition row (full profile); see BENCHMARKS.md for why not 100,000.
+const PARTITION_KEYS: usize = 20_000;
+/// Keys changed on a while c is cut off.
+const PARTITION_CHANGED: usize = 1_000;
+/// How long c is cut off.
+const PARTITION: Duration = Duration::from_secs(3);
+/// Longest wait for c to receive the keys, and for the repair.
+const PARTITION_LIMIT: Duration = Duration::from_secs(900);
 /// The harness's main class.
 const MAIN_CLASS: &str = "io.durabledd.bench.pekko.Harness";
 
@@ -64,6 +76,8 @@ struct PekkoSizes {
     cluster_updates: usize,
     /// Keys of the 5-node row.
     cluster_keys: usize,
+    /// Keys held by the 3 nodes of the partition row.
+    partition_keys: usize,
 }
 
 impl PekkoSizes {
@@ -79,6 +93,7 @@ impl PekkoSizes {
                 memory_keys: 1_000_000,
                 cluster_updates: 10_000,
                 cluster_keys: 100,
+                partition_keys: PARTITION_KEYS,
             }
         } else {
             PekkoSizes {
@@ -91,6 +106,7 @@ impl PekkoSizes {
                 memory_keys: 0,
                 cluster_updates: 0,
                 cluster_keys: 0,
+                partition_keys: 0,
             }
         }
     }
@@ -562,6 +578,177 @@ async fn memory_rows(harness: &Arc<Harness>, sizes: &PekkoSizes, table: &mut Tab
     Ok(())
 }
 
+fn partition_key(i: usize) -> Key<GCounter> {
+    Key::new(format!("key-{i:07}"))
+}
+
+/// Whether `replica` reads `value` in every key `0..keys` stepping by `step`.
+async fn all_hold(replica: &Replicator, keys: usize, step: usize, value: u128) -> Result<bool> {
+    for i in (0..keys).step_by(step.max(1)) {
+        match replica.get(&partition_key(i), ReadConsistency::Local).await {
+            Ok(c) if c.value() == value => {}
+            Ok(_) | Err(ReplicatorError::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e).context(|| format!("reading key {i}")),
+        }
+    }
+    Ok(true)
+}
+
+/// durable-dd's side of the partition row: 3 replicas on the in-process network
+/// (`MemoryNetwork`, which can partition; messages are encoded and decoded as over TCP), default
+/// settings; `keys` GCounter keys written on a until c holds them all; c cut from a and b for
+/// [`PARTITION`] while [`PARTITION_CHANGED`] keys are incremented on a; then healed. Returns the
+/// seconds from the heal until c reads every changed value, and how many c read during the cut.
+async fn dd_partition(keys: usize) -> Result<(f64, usize)> {
+    let net = MemoryNetwork::new(7, Faults::default());
+    let ids: Vec<UniqueReplicaId> = ["a", "b", "c"]
+        .into_iter()
+        .map(|n| UniqueReplicaId::new_incarnation(ReplicaId::new(n)))
+        .collect();
+    let mut replicas = Vec::new();
+    for id in &ids {
+        let peers: Vec<ReplicaId> = ids
+            .iter()
+            .filter(|o| *o != id)
+            .map(|o| o.replica().clone())
+            .collect();
+        let cluster = StaticCluster::new(id.clone(), peers);
+        replicas.push(
+            DistributedData::start(cluster, net.join(id.clone()), Settings::default())
+                .await
+                .context(|| format!("starting replica {id}"))?,
+        );
+    }
+    let (a, c) = (&replicas[0], &replicas[2]);
+    let me = a.self_id();
+    let bump = |i: usize| {
+        let me = me.clone();
+        async move {
+            a.update(
+                &partition_key(i),
+                GCounter::new(),
+                WriteConsistency::Local,
+                move |x| x.increment(&me, 1),
+            )
+            .await
+            .context(|| format!("update of key {i}"))
+        }
+    };
+    for i in 0..keys {
+        bump(i).await?;
+    }
+    let started = Instant::now();
+    while !(all_hold(c, keys, keys / 200, 1).await? && all_hold(c, keys, 1, 1).await?) {
+        if started.elapsed() > PARTITION_LIMIT {
+            return Err(BenchError::Failed(format!(
+                "c did not receive the {keys} keys within {PARTITION_LIMIT:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let step = (keys / PARTITION_CHANGED).max(1);
+    let (ra, rb, rc) = (
+        ids[0].replica().clone(),
+        ids[1].replica().clone(),
+        ids[2].replica().clone(),
+    );
+    let cut = Instant::now();
+    net.partition(&[rc], &[ra, rb]);
+    for j in 0..PARTITION_CHANGED {
+        bump(j * step).await?;
+    }
+    if let Some(rest) = PARTITION.checked_sub(cut.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
+    let mut seen = 0;
+    for j in 0..PARTITION_CHANGED {
+        if matches!(c.get(&partition_key(j * step), ReadConsistency::Local).await, Ok(x) if x.value() == 2)
+        {
+            seen += 1;
+        }
+    }
+    net.heal();
+    let healed = Instant::now();
+    loop {
+        let mut all = true;
+        for j in 0..PARTITION_CHANGED {
+            match c
+                .get(&partition_key(j * step), ReadConsistency::Local)
+                .await
+            {
+                Ok(x) if x.value() == 2 => {}
+                Ok(_) => {
+                    all = false;
+                    break;
+                }
+                Err(e) => return Err(e).context(|| format!("reading key {}", j * step)),
+            }
+        }
+        if all {
+            break;
+        }
+        if healed.elapsed() > PARTITION_LIMIT {
+            return Err(BenchError::Failed(format!(
+                "c was not repaired within {PARTITION_LIMIT:?} of the heal"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let repair = healed.elapsed().as_secs_f64();
+    for r in &replicas {
+        r.shutdown()
+            .await
+            .context(|| "replica shutdown".to_owned())?;
+    }
+    Ok((repair, seen))
+}
+
+/// Rows of workload (5): repair after a partition.
+async fn partition_rows(
+    harness: &Arc<Harness>,
+    sizes: &PekkoSizes,
+    table: &mut Table,
+) -> Result<()> {
+    let keys = sizes.partition_keys;
+    eprintln!("[pekko] partition: {keys} keys (Pekko)");
+    let pekko = {
+        let harness = Arc::clone(harness);
+        let args = vec![
+            ("keys", keys.to_string()),
+            ("changed", PARTITION_CHANGED.to_string()),
+            ("partition_ms", PARTITION.as_millis().to_string()),
+            ("gossip_interval", "2s".to_owned()),
+            ("limit_s", PARTITION_LIMIT.as_secs().to_string()),
+        ];
+        blocking(move || harness.run("partition", &args)).await?
+    };
+    if number(&pekko, "repaired")? < 1.0 {
+        return Err(BenchError::Failed(format!(
+            "Pekko's c was not repaired within {PARTITION_LIMIT:?}: {pekko}"
+        )));
+    }
+    let pekko_seen = number(&pekko, "seen_during_partition")?;
+    let pekko_s = number(&pekko, "repair_seconds")?;
+    eprintln!("[pekko] partition: {keys} keys (durable-dd)");
+    let (dd_s, dd_seen) = dd_partition(keys).await?;
+    if dd_seen > 0 || pekko_seen > 0.0 {
+        return Err(BenchError::Failed(format!(
+            "the partition let updates through (durable-dd: {dd_seen}, Pekko: {pekko_seen})"
+        )));
+    }
+    table.rows.push(row(
+        format!(
+            "(5) 3 nodes, {keys} `GCounter` keys, c cut off for {} s while {PARTITION_CHANGED} keys change on a: time from the heal until c reads them all",
+            PARTITION.as_secs()
+        ),
+        fmt_secs(dd_s),
+        fmt_secs(pekko_s),
+        ratio(pekko_s, dd_s),
+        "(Pekko's time / durable-dd's)",
+    ));
+    Ok(())
+}
+
 /// Runs the area; `full` selects the sizes of BENCHMARKS.md, else one tiny row for CI.
 pub async fn run(root: &Path, full: bool) -> Result<Table> {
     let sizes = PekkoSizes::of(full);
@@ -605,7 +792,14 @@ pub async fn run(root: &Path, full: bool) -> Result<Table> {
              durable-dd's); Pekko's bytes are counted by a TCP relay in front of each node, less \
              its idle heartbeat and membership traffic (measured for 3 s before the updates); \
              durable-dd counts every message its replicators send. (4): Pekko: growth of the \
-             heap in use after full GCs; durable-dd: RSS growth of a child process (area 5).",
+             heap in use after full GCs; durable-dd: RSS growth of a child process (area 5). (5): \
+             3 nodes with default settings (gossip every 2 s), {pk} keys written on a until c \
+             holds them; c cut off from a and b for {ps} s while {pc} keys change on a (Pekko: \
+             Artery's test-mode blackhole, both ways, 3 nodes in one JVM over TCP; durable-dd: \
+             the partition of dd-core's in-process `MemoryNetwork`, which encodes every message \
+             as TCP does), then healed; the figure is the time from the heal until c reads every \
+             changed value (polled every 100 ms); both sides check that c read none of them \
+             during the cut. One run each.",
             flags = JVM_FLAGS.join(" "),
             r = sizes.runs,
             wr = sizes.write_rounds,
@@ -613,6 +807,9 @@ pub async fn run(root: &Path, full: bool) -> Result<Table> {
             u64 = sizes.write_updates_64,
             wb = WRITE_BEHIND.as_millis(),
             g = GOSSIP_INTERVAL_MS,
+            pk = sizes.partition_keys,
+            ps = PARTITION.as_secs(),
+            pc = PARTITION_CHANGED,
         ),
     );
     write_rows(&harness, root, &sizes, &mut table).await?;
@@ -620,11 +817,7 @@ pub async fn run(root: &Path, full: bool) -> Result<Table> {
         restore_rows(&harness, root, &sizes, &mut table).await?;
         cluster_rows(&harness, &sizes, &mut table).await?;
         memory_rows(&harness, &sizes, &mut table).await?;
-        table.notes.push(
-            "(5) repair after a 3 s partition with 100,000 keys: not measured yet (see \
-             BENCHMARKS.md's analysis)"
-                .into(),
-        );
+        partition_rows(&harness, &sizes, &mut table).await?;
     } else {
         table.notes.push(
             "small profile: only the harness build and one tiny row, so that it cannot rot".into(),

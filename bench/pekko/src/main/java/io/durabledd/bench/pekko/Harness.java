@@ -43,7 +43,7 @@ import org.apache.pekko.pattern.Patterns;
  *
  * <p>{@code java ... Harness WORKLOAD key=value ...} runs one workload and prints one line {@code
  * PEKKO-RESULT {json}} on stdout (Pekko's own warnings may precede it). Workloads: {@code write},
- * {@code restore-populate}, {@code restore-load}, {@code memory}, {@code cluster}, {@code version} (only the versions). A failed
+ * {@code restore-populate}, {@code restore-load}, {@code memory}, {@code cluster}, {@code partition}, {@code version} (only the versions). A failed
  * workload prints the cause on stderr and exits with status 1.
  */
 public final class Harness {
@@ -79,6 +79,9 @@ public final class Harness {
         break;
       case "cluster":
         out = cluster(args);
+        break;
+      case "partition":
+        out = partition(args);
         break;
       case "version":
         out = new LinkedHashMap<>();
@@ -620,6 +623,175 @@ public final class Harness {
     out.put("bytes_per_update_with_idle", carried / (double) updates);
     out.put("update_seconds", (updated - started) / 1e9);
     out.put("converge_seconds", (converged - updated) / 1e9);
+    return out;
+  }
+
+  /** Blackholes (or lets through again) all traffic between {@code system} and {@code peer}. */
+  private static void blackhole(ActorSystem system, Address peer, boolean on) throws Exception {
+    String t = "org.apache.pekko.remote.transport.ThrottlerTransportAdapter$";
+    Object mode = module(t + (on ? "Blackhole$" : "Unthrottled$"));
+    Object both = module(t + "Direction$Both$");
+    Object command =
+        new org.apache.pekko.remote.transport.ThrottlerTransportAdapter.SetThrottle(
+            peer,
+            (org.apache.pekko.remote.transport.ThrottlerTransportAdapter.Direction) both,
+            (org.apache.pekko.remote.transport.ThrottlerTransportAdapter.ThrottleMode) mode);
+    scala.concurrent.Future<Object> done =
+        ((org.apache.pekko.remote.RARP) org.apache.pekko.remote.RARP.apply(system)).provider().transport().managementCommand(command);
+    scala.concurrent.Await.result(done, scala.concurrent.duration.Duration.create(30, "s"));
+  }
+
+  /** The instance of a Scala {@code object} (Java cannot name some nested ones). */
+  private static Object module(String className) throws Exception {
+    return Class.forName(className).getField("MODULE$").get(null);
+  }
+
+  private static boolean allHold(ActorRef replicator, int keys, long value, int step)
+      throws Exception {
+    for (int i = 0; i < keys; i += step) {
+      GCounter c = get(replicator, GCounterKey.create(String.format("key-%07d", i)));
+      if (c == null || c.getValue().longValue() != value) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Repair after a partition: 3 nodes in this JVM (Artery TCP on 127.0.0.1, test mode for its
+   * blackhole), default replicator settings but {@code gossip_interval}; {@code keys} GCounter
+   * keys written on a, until c holds them all; then c is cut from a and b (Artery's test-mode
+   * blackhole, both ways) for {@code partition_ms} while {@code changed} of the keys are
+   * incremented on a; then the partition heals. The figure: time from the heal until c reads
+   * every changed value (polled every 100 ms).
+   */
+  private static Map<String, Object> partition(Map<String, String> args) throws Exception {
+    int keys = intArg(args, "keys");
+    int changed = intArg(args, "changed");
+    int partitionMs = intArg(args, "partition_ms");
+    String gossip = arg(args, "gossip_interval");
+    int limitSeconds = intArg(args, "limit_s");
+    String extra =
+        "pekko.remote.artery.advanced.test-mode = on\n"
+            + "pekko.cluster.distributed-data.gossip-interval = "
+            + gossip
+            + "\n";
+    List<ActorSystem> systems = new ArrayList<>();
+    Address seed = null;
+    for (int n = 0; n < 3; n++) {
+      int port = freePort();
+      ActorSystem system = ActorSystem.create("partition", config(null, "off", port, port, extra));
+      systems.add(system);
+      if (seed == null) {
+        seed = Cluster.get(system).selfAddress();
+      }
+      Cluster.get(system).join(seed);
+    }
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+    while (true) {
+      boolean allUp = true;
+      for (ActorSystem s : systems) {
+        int up = 0;
+        for (Member m : Cluster.get(s).state().getMembers()) {
+          if (m.status() == MemberStatus.up()) {
+            up++;
+          }
+        }
+        allUp &= up == 3;
+      }
+      if (allUp) {
+        break;
+      }
+      if (System.nanoTime() > deadline) {
+        fail("the 3-node cluster did not form within 120 s");
+      }
+      Thread.sleep(50);
+    }
+    ActorRef a = DistributedData.get(systems.get(0)).replicator();
+    ActorRef c = DistributedData.get(systems.get(2)).replicator();
+    SelfUniqueAddress me = DistributedData.get(systems.get(0)).selfUniqueAddress();
+    long writeStart = System.nanoTime();
+    parallel(
+        8,
+        keys,
+        i ->
+            update(
+                a,
+                new Replicator.Update<>(
+                    GCounterKey.create(String.format("key-%07d", i)),
+                    GCounter.create(),
+                    Replicator.writeLocal(),
+                    x -> x.increment(me, 1))));
+    long limit = System.nanoTime() + TimeUnit.SECONDS.toNanos(limitSeconds);
+    while (!allHold(c, keys, 1, Math.max(1, keys / 200)) || !allHold(c, keys, 1, 1)) {
+      if (System.nanoTime() > limit) {
+        fail("c did not receive the " + keys + " keys within " + limitSeconds + " s");
+      }
+      Thread.sleep(100);
+    }
+    double initialSeconds = (System.nanoTime() - writeStart) / 1e9;
+    Address addrA = Cluster.get(systems.get(0)).selfAddress();
+    Address addrB = Cluster.get(systems.get(1)).selfAddress();
+    Address addrC = Cluster.get(systems.get(2)).selfAddress();
+    long cut = System.nanoTime();
+    blackhole(systems.get(2), addrA, true);
+    blackhole(systems.get(2), addrB, true);
+    blackhole(systems.get(0), addrC, true);
+    blackhole(systems.get(1), addrC, true);
+    int step = Math.max(1, keys / changed);
+    for (int j = 0; j < changed; j++) {
+      update(
+          a,
+          new Replicator.Update<>(
+              GCounterKey.create(String.format("key-%07d", j * step)),
+              GCounter.create(),
+              Replicator.writeLocal(),
+              x -> x.increment(me, 1)));
+    }
+    long rest = partitionMs - (System.nanoTime() - cut) / 1_000_000;
+    if (rest > 0) {
+      Thread.sleep(rest);
+    }
+    int seenDuringPartition = 0;
+    for (int j = 0; j < changed; j++) {
+      GCounter x = get(c, GCounterKey.create(String.format("key-%07d", j * step)));
+      if (x != null && x.getValue().longValue() == 2) {
+        seenDuringPartition++;
+      }
+    }
+    blackhole(systems.get(2), addrA, false);
+    blackhole(systems.get(2), addrB, false);
+    blackhole(systems.get(0), addrC, false);
+    blackhole(systems.get(1), addrC, false);
+    long healed = System.nanoTime();
+    limit = healed + TimeUnit.SECONDS.toNanos(limitSeconds);
+    boolean repaired = false;
+    while (System.nanoTime() < limit) {
+      boolean all = true;
+      for (int j = 0; j < changed && all; j++) {
+        GCounter x = get(c, GCounterKey.create(String.format("key-%07d", j * step)));
+        all = x != null && x.getValue().longValue() == 2;
+      }
+      if (all) {
+        repaired = true;
+        break;
+      }
+      Thread.sleep(100);
+    }
+    double repairSeconds = (System.nanoTime() - healed) / 1e9;
+    for (ActorSystem s : systems) {
+      s.terminate();
+    }
+    for (ActorSystem s : systems) {
+      s.getWhenTerminated().toCompletableFuture().get(60, TimeUnit.SECONDS);
+    }
+    Map<String, Object> out = new LinkedHashMap<>();
+    out.put("keys", keys);
+    out.put("changed", changed);
+    out.put("initial_seconds", initialSeconds);
+    out.put("seen_during_partition", seenDuringPartition);
+    out.put("repaired", repaired ? 1 : 0);
+    out.put("repair_seconds", repairSeconds);
     return out;
   }
 
