@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the dd-bench benchmarks: `scripts/bench.sh small` (CI smoke run, debug build, results on
 # stdout only) or `scripts/bench.sh full` (release build, writes BENCHMARKS.md). Extra arguments
-# go to dd-bench (e.g. `--only write`). Like scripts/test.sh, it sources every script in
+# go to dd-bench (e.g. `--only write`). The `pekko` area (durable-dd vs Apache Pekko DD) builds the
+# JVM harness of bench/pekko with Maven and javac (JDK 17; jars cached in ~/.m2); the small profile
+# runs only one tiny row of it. Like scripts/test.sh, it sources every script in
 # scripts/services/ (the S3 benchmarks run against the s3s-fs it starts on 127.0.0.1) and stops
 # what they started on exit. Missed targets do not fail the run; errors do.
 set -euo pipefail

@@ -44,7 +44,7 @@ pub struct WireCounters {
 
 /// A snapshot of [`WireCounters`].
 #[derive(Debug, Clone, Copy, Default)]
-struct WireBytes {
+pub(crate) struct WireBytes {
     deltas: u64,
     gossip: u64,
     status: u64,
@@ -53,7 +53,7 @@ struct WireBytes {
 }
 
 impl WireBytes {
-    fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.deltas + self.gossip + self.status + self.other
     }
 }
@@ -103,16 +103,23 @@ impl<T: Transport> Transport for CountingTransport<T> {
     }
 }
 
+/// How updates travel between the replicas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
+    /// Delta propagation on (plus anti-entropy gossip).
     Deltas,
+    /// Full-state gossip only.
     FullState,
 }
 
-struct Outcome {
-    bytes: WireBytes,
-    update_seconds: f64,
-    converge_seconds: f64,
+/// What one run measured.
+pub(crate) struct Outcome {
+    /// Bytes sent, by message kind.
+    pub(crate) bytes: WireBytes,
+    /// Seconds the updates took.
+    pub(crate) update_seconds: f64,
+    /// Seconds from the last update until every replica read every element.
+    pub(crate) converge_seconds: f64,
 }
 
 async fn start_cluster(mode: Mode, counters: &Arc<WireCounters>) -> Result<Vec<Replicator>> {
@@ -176,7 +183,7 @@ async fn converged(replicas: &[Replicator], expected: &BTreeMap<usize, usize>) -
     Ok(true)
 }
 
-async fn run_once(mode: Mode, updates: usize, keys: usize) -> Result<Outcome> {
+pub(crate) async fn run_once(mode: Mode, updates: usize, keys: usize) -> Result<Outcome> {
     let counters = Arc::new(WireCounters::default());
     let replicas = start_cluster(mode, &counters).await?;
     let per_replica = updates.div_ceil(REPLICAS);

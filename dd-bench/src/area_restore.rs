@@ -23,7 +23,7 @@ use crate::setup::Backends;
 use crate::stats::{fmt_bytes, fmt_ratio, fmt_secs, median, ratio};
 
 /// The replica whose keys are loaded.
-const REPLICA: &str = "restore";
+pub(crate) const REPLICA: &str = "restore";
 /// Load time target: at most this multiple of the raw scan's time.
 const TIME_TARGET: f64 = 1.25;
 /// Memory target: the load's extra peak memory over the raw scan stays below this fraction of
@@ -37,7 +37,7 @@ fn key_name(i: usize) -> String {
 }
 
 /// The stored value of every key: an `ORSet<String>` of a few elements, in its envelope.
-fn record_bytes() -> Result<Bytes> {
+pub(crate) fn record_bytes() -> Result<Bytes> {
     let node = UniqueReplicaId::new("writer", 1);
     let mut set = ORSet::new();
     for j in 0..8 {
@@ -55,7 +55,7 @@ fn record_bytes() -> Result<Bytes> {
 /// Writes `n` keys of [`REPLICA`]. fs records are written as files directly (no fsync: 100,000
 /// fsyncs take minutes on this machine and do not matter for reading); the others through the
 /// backend's `write_batch`.
-async fn populate(spec: &BackendSpec, n: usize, value: &Bytes) -> Result<()> {
+pub(crate) async fn populate(spec: &BackendSpec, n: usize, value: &Bytes) -> Result<()> {
     let store = spec.open().await?;
     if let BackendSpec::Fs { dir } = spec {
         // The first record through the store creates the replica directory as the store does.
@@ -143,8 +143,9 @@ pub async fn run(backends: &Backends, sizes: &Sizes) -> Result<Table> {
              envelope; {total} in all; fewer for S3, see the notes) are loaded, each phase in a fresh child process: \
              dd-durable `load` (streamed scan + envelope check + CRDT decode) against a raw scan \
              of the same rows / files / objects (rusqlite SELECT; read_dir + reading each file; \
-             ListObjectsV2 + GetObject with dd-store-s3's fetch concurrency of 16), and, for fs and \
-             SQLite, the raw scan plus the same envelope check and CRDT decode without dd-durable, \
+             ListObjectsV2 + GetObject with dd-store-s3's fetch concurrency of 16; for Cassandra a \
+             bare scylla `SELECT` of each of the replica's 64 bucket partitions, all at once, paged \
+             by the driver), and, for fs, SQLite and Cassandra, the raw scan plus the same envelope check and CRDT decode without dd-durable, \
              which shows how much of the load is decoding. The phases rotate, {r} runs each; figures are medians. Time ratio = load time / raw scan \
              time (raw = 1). Memory = peak RSS (`VmHWM`) minus RSS just before the phase.",
             b = value.len(),
@@ -164,12 +165,21 @@ pub async fn run(backends: &Backends, sizes: &Sizes) -> Result<Table> {
         }
         let name = spec.name();
         let is_s3 = matches!(spec, BackendSpec::S3 { .. });
-        let n = if is_s3 {
+        let is_cassandra = matches!(spec, BackendSpec::Cassandra { .. });
+        let n = if is_s3 || is_cassandra {
             sizes.restore_keys_s3
         } else {
             sizes.restore_keys
         };
         let loaded_bytes = (n * value.len()) as f64;
+        if is_cassandra && n != sizes.restore_keys {
+            table.notes.push(format!(
+                "cassandra: {n} keys instead of {}: populating writes every key with its own \
+                 lightweight transaction (a Paxos round), a few hundred per second on this \
+                 one-node server",
+                sizes.restore_keys
+            ));
+        }
         if is_s3 && n != sizes.restore_keys {
             table.notes.push(format!(
                 "s3: {n} keys instead of {}: s3s-fs on this machine serves only a few hundred \

@@ -456,6 +456,14 @@ pub enum RawScan {
         /// The store's prefix.
         prefix: String,
     },
+    /// `SELECT key, revision, value` of each of the replica's bucket partitions (every bucket at
+    /// once, paged by the driver), on the store's own table.
+    Cassandra {
+        /// A store on that table (it owns the session).
+        store: Box<dd_store_cassandra::CassandraStore>,
+        /// The prepared bucket scan (boxed: a prepared statement is large).
+        scan: Box<dd_store_cassandra::scylla::statement::prepared::PreparedStatement>,
+    },
 }
 
 impl RawScan {
@@ -469,9 +477,29 @@ impl RawScan {
                 bucket: endpoint.bucket.clone(),
                 prefix: prefix.clone(),
             }),
-            BackendSpec::Cassandra { .. } | BackendSpec::CassandraDouble { .. } => {
-                Err(BenchError::Failed("no raw scan for Cassandra".into()))
+            BackendSpec::Cassandra {
+                contact_points,
+                keyspace,
+                table,
+            } => {
+                let options = cassandra_options(contact_points, keyspace, table);
+                let cql = dd_store_cassandra::schema::Cql::new(&options);
+                let store = dd_store_cassandra::CassandraStore::open(options)
+                    .await
+                    .context(|| format!("opening cassandra at {contact_points}"))?;
+                let scan = store
+                    .session()
+                    .prepare(cql.scan_bucket_all.as_str())
+                    .await
+                    .context(|| format!("preparing {}", cql.scan_bucket_all))?;
+                Ok(RawScan::Cassandra {
+                    store: Box::new(store),
+                    scan: Box::new(scan),
+                })
             }
+            BackendSpec::CassandraDouble { .. } => Err(BenchError::Failed(
+                "no raw scan for the CQL test double".into(),
+            )),
         }
     }
 
@@ -499,6 +527,9 @@ impl RawScan {
                 bucket,
                 prefix,
             } => raw_s3_scan(client, bucket, &format!("{prefix}/{replica}/")).await,
+            RawScan::Cassandra { store, scan } => {
+                raw_cassandra_scan(store, scan, replica, decode).await
+            }
         }
     }
 }
@@ -562,6 +593,44 @@ fn raw_sqlite_scan(path: &Path, replica: &str, decode: bool) -> Result<u64> {
     }
     std::hint::black_box(bytes);
     Ok(count)
+}
+
+async fn raw_cassandra_scan(
+    store: &dd_store_cassandra::CassandraStore,
+    scan: &dd_store_cassandra::scylla::statement::prepared::PreparedStatement,
+    replica: &str,
+    decode: bool,
+) -> Result<u64> {
+    let registry = TypeRegistry::with_builtin_types();
+    let registry = &registry;
+    let buckets = dd_store_cassandra::schema::BUCKETS;
+    let counts: Vec<u64> = futures::stream::iter(0..buckets)
+        .map(|bucket| async move {
+            let what = || format!("raw scan of replica {replica} bucket {bucket}");
+            let pager = store
+                .session()
+                .execute_iter(scan.clone(), (replica, bucket))
+                .await
+                .context(what)?;
+            let mut rows = pager
+                .rows_stream::<(String, i64, Vec<u8>)>()
+                .context(what)?;
+            let mut count = 0u64;
+            let mut bytes = 0usize;
+            while let Some((key, revision, value)) = rows.try_next().await.context(what)? {
+                bytes += key.len() + value.len() + usize::from(revision > 0);
+                if decode {
+                    decode_value(registry, &value)?;
+                }
+                count += 1;
+            }
+            std::hint::black_box(bytes);
+            Ok::<u64, BenchError>(count)
+        })
+        .buffer_unordered(buckets as usize)
+        .try_collect()
+        .await?;
+    Ok(counts.iter().sum())
 }
 
 /// Requests in flight when fetching objects: dd-store-s3's default `concurrency`.

@@ -8,6 +8,7 @@
 mod area_crdt;
 mod area_gossip;
 mod area_memory;
+mod area_pekko;
 mod area_restore;
 mod area_write;
 mod backends;
@@ -48,6 +49,8 @@ enum Area {
     Crdt,
     /// Memory per key in the replicator.
     Memory,
+    /// durable-dd vs Apache Pekko Distributed Data (the JVM harness of bench/pekko).
+    Pekko,
 }
 
 /// The sizes of one profile.
@@ -165,7 +168,12 @@ async fn run_child(spec: &str) -> Result<ChildResult> {
     }
 }
 
-async fn run_areas(areas: &[Area], sizes: &Sizes, root: &std::path::Path) -> Result<Vec<Table>> {
+async fn run_areas(
+    areas: &[Area],
+    sizes: &Sizes,
+    full: bool,
+    root: &std::path::Path,
+) -> Result<Vec<Table>> {
     let mut tables = Vec::new();
     for area in areas {
         let started = Instant::now();
@@ -188,7 +196,9 @@ async fn run_areas(areas: &[Area], sizes: &Sizes, root: &std::path::Path) -> Res
                 }
             }
             Area::Restore => {
-                let backends = setup::fresh(root, "restore", None)?;
+                // The real Cassandra of scripts/services/cassandra.sh, when it runs.
+                let cassandra = setup::CassandraAt::cluster_from_env();
+                let backends = setup::fresh(root, "restore", cassandra.as_ref())?;
                 area_restore::run(&backends, sizes).await?
             }
             Area::Gossip => area_gossip::run(sizes).await?,
@@ -199,6 +209,7 @@ async fn run_areas(areas: &[Area], sizes: &Sizes, root: &std::path::Path) -> Res
                     .context(|| "crdt task".to_owned())??
             }
             Area::Memory => area_memory::run(sizes).await?,
+            Area::Pekko => area_pekko::run(root, full).await?,
         };
         eprintln!(
             "{}(area took {})",
@@ -239,6 +250,7 @@ fn main_result() -> Result<()> {
             Area::Gossip,
             Area::Crdt,
             Area::Memory,
+            Area::Pekko,
         ]
     } else {
         cli.only.clone()
@@ -260,7 +272,12 @@ fn main_result() -> Result<()> {
         .prefix("dd-bench-")
         .tempdir()
         .context(|| "creating a temporary directory".to_owned())?;
-    let tables = runtime()?.block_on(run_areas(&areas, &sizes, root.path()))?;
+    let tables = runtime()?.block_on(run_areas(
+        &areas,
+        &sizes,
+        cli.profile == Profile::Full,
+        root.path(),
+    ))?;
     let info = RunInfo {
         profile: profile.to_owned(),
         build,
