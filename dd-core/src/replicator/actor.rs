@@ -13,7 +13,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::command::{Command, Internal, ModifyFn, ValueReply};
 use super::consistency::{ReadConsistency, WriteConsistency};
 use super::coordinator::{Replies, await_write, collect_reads};
-use super::durable_writer::{Conflicts, DurableWriter};
+use super::durable_writer::{Conflicts, DurableWriter, QueueLimits};
 use super::envelope::{Envelope, Pruning, Value, is_durable_key};
 use super::error::ReplicatorError;
 use super::load::Recovered;
@@ -140,6 +140,14 @@ pub(crate) struct Inputs {
     pub(crate) settled: watch::Receiver<bool>,
 }
 
+/// Waits for `notify`, or forever without one.
+async fn wait_for(notify: Option<&tokio::sync::Notify>) {
+    match notify {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn chunk_of(key: &str, total: u32) -> u32 {
     let h = xxhash_rust::xxh3::xxh3_64(key.as_bytes());
     u32::try_from(h % u64::from(total.max(1))).unwrap_or(0)
@@ -192,6 +200,10 @@ impl Replica {
                 store,
                 self_id.replica().clone(),
                 registry.clone(),
+                QueueLimits {
+                    max_entries: settings.durable_queue_max_entries,
+                    max_bytes: settings.durable_queue_max_bytes,
+                },
                 conflicts_tx,
             )
         });
@@ -250,9 +262,14 @@ impl Replica {
         let mut incoming_open = true;
         let mut settled_open = true;
         self.view_settled = *inputs.settled.borrow_and_update();
+        let room = self.durable.as_ref().map(DurableWriter::room);
         loop {
+            // Backpressure: while the durable writer's queue is full, no new commands or messages
+            // are taken (they wait in their channels); everything else goes on.
+            let full = self.durable.as_ref().is_some_and(DurableWriter::is_full);
             tokio::select! {
-                cmd = inputs.commands.recv() => match cmd {
+                () = wait_for(room.as_deref()), if full => {}
+                cmd = inputs.commands.recv(), if !full => match cmd {
                     Some(Command::Shutdown { reply }) => {
                         let _ = reply.send(self.shutdown().await);
                         return;
@@ -263,7 +280,7 @@ impl Replica {
                         return;
                     }
                 },
-                msg = inputs.incoming.next(), if incoming_open => match msg {
+                msg = inputs.incoming.next(), if incoming_open && !full => match msg {
                     Some(m) => self.on_message(m),
                     None => incoming_open = false,
                 },
@@ -1001,12 +1018,15 @@ impl Replica {
                 let to = from.replica().clone();
                 match self.durable.clone() {
                     Some(d) if self.is_durable(&key) => {
-                        let done = d.store(self.durable_entries([&key]));
-                        tokio::spawn(async move {
-                            if let Ok(Ok(())) = done.await {
-                                transport.send(&to, Message::WriteAck { request });
-                            }
-                        });
+                        // Acknowledged once this replica's store has it, in the writer's batches.
+                        d.store_then(
+                            self.durable_entries([&key]),
+                            Box::new(move |stored| {
+                                if stored.is_ok() {
+                                    transport.send(&to, Message::WriteAck { request });
+                                }
+                            }),
+                        );
                     }
                     _ => transport.send(&to, Message::WriteAck { request }),
                 }
