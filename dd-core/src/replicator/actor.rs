@@ -187,13 +187,8 @@ impl Replica {
         transport: Arc<dyn Transport>,
         recovered: Recovered,
         members: Members,
-    ) -> (
-        Self,
-        mpsc::UnboundedReceiver<Internal>,
-        mpsc::UnboundedReceiver<Conflicts>,
-    ) {
+    ) -> (Self, mpsc::UnboundedReceiver<Internal>) {
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-        let (conflicts_tx, conflicts_rx) = mpsc::unbounded_channel();
         let registry = settings.registry.clone();
         let durable = settings.durable_store.clone().map(|store| {
             DurableWriter::spawn(
@@ -204,7 +199,7 @@ impl Replica {
                     max_entries: settings.durable_queue_max_entries,
                     max_bytes: settings.durable_queue_max_bytes,
                 },
-                conflicts_tx,
+                internal_tx.clone(),
             )
         });
         let seed = self_id.incarnation();
@@ -241,7 +236,7 @@ impl Replica {
             view_settled: true,
             settings,
         };
-        (replica, internal_rx, conflicts_rx)
+        (replica, internal_rx)
     }
 
     /// Runs until shutdown or until every handle is dropped.
@@ -249,7 +244,6 @@ impl Replica {
         mut self,
         mut inputs: Inputs,
         mut internal_rx: mpsc::UnboundedReceiver<Internal>,
-        mut conflicts_rx: mpsc::UnboundedReceiver<Conflicts>,
     ) {
         let mut gossip = tokio::time::interval(self.settings.gossip_interval);
         let mut deltas = tokio::time::interval(self.settings.delta_propagation_interval);
@@ -285,7 +279,6 @@ impl Replica {
                     None => incoming_open = false,
                 },
                 Some(internal) = internal_rx.recv() => self.on_internal(internal),
-                Some(conflicts) = conflicts_rx.recv() => self.on_conflicts(conflicts),
                 changed = inputs.members.changed(), if members_open => match changed {
                     Ok(()) => {
                         let m = inputs.members.borrow_and_update().clone();
@@ -470,10 +463,13 @@ impl Replica {
             };
             // The restarted set first: a crash between the two leaves a restarted incarnation
             // of the removed set marked as such, never one unmarked.
-            d.store_detached(vec![
-                (RESTARTED_KEY.to_owned(), record(&self.restarted)),
-                (REMOVED_KEY.to_owned(), record(&self.removed)),
-            ]);
+            d.submit(
+                vec![
+                    (RESTARTED_KEY.to_owned(), record(&self.restarted)),
+                    (REMOVED_KEY.to_owned(), record(&self.removed)),
+                ],
+                None,
+            );
             self.stored_removed = self.removed.clone();
             self.stored_restarted = self.restarted.clone();
         }
@@ -858,23 +854,16 @@ impl Replica {
         reply: oneshot::Sender<Result<T, ReplicatorError>>,
     ) {
         if consistency.required(self.member_count()) <= 1 {
-            match self.durable.clone() {
-                Some(d) if self.is_durable(&key) => {
-                    let entries = self.durable_entries([&key]);
-                    d.store_then(
-                        entries,
-                        Box::new(move |stored| {
-                            let answer = stored
-                                .map(|()| value)
-                                .map_err(|source| super::durable_writer::store_error(key, source));
-                            let _ = reply.send(answer);
-                        }),
-                    );
-                }
-                _ => {
-                    let _ = reply.send(Ok(value));
-                }
-            }
+            let keys = [key.clone()];
+            self.persist(
+                &keys,
+                Some(Box::new(move |stored| {
+                    let answer = stored
+                        .map(|()| value)
+                        .map_err(|source| super::durable_writer::store_error(key, source));
+                    let _ = reply.send(answer);
+                })),
+            );
             return;
         }
         let done = self.write_out(key, consistency);
@@ -890,10 +879,13 @@ impl Replica {
         key: String,
         consistency: WriteConsistency,
     ) -> impl Future<Output = Result<(), ReplicatorError>> + Send + 'static {
-        let store = match self.durable.clone() {
-            Some(d) if self.is_durable(&key) => Some(d.store(self.durable_entries([&key]))),
-            _ => None,
-        };
+        let (stored, store) = oneshot::channel();
+        self.persist(
+            [&key],
+            Some(Box::new(move |result| {
+                let _ = stored.send(result);
+            })),
+        );
         let required = consistency.required(self.member_count());
         let timeout = consistency.timeout().unwrap_or_default();
         let mut replies = None;
@@ -921,6 +913,7 @@ impl Replica {
 
     fn on_internal(&mut self, internal: Internal) {
         match internal {
+            Internal::Stored(conflicts) => self.on_conflicts(conflicts),
             Internal::ReadRepair {
                 key,
                 type_name,
@@ -966,10 +959,30 @@ impl Replica {
         }
     }
 
+    /// Stores the current state of `keys` without waiting for it (errors are logged).
     fn persist_detached(&mut self, keys: impl IntoIterator<Item = String>) {
-        if let Some(d) = self.durable.clone() {
-            let keys: Vec<String> = keys.into_iter().collect();
-            d.store_detached(self.durable_entries(&keys));
+        let keys: Vec<String> = keys.into_iter().collect();
+        self.persist(&keys, None);
+    }
+
+    /// The one way the replica writes to its durable store: hands the current state of the
+    /// durable ones of `keys` (with their pruning markers) to the durable writer, which writes
+    /// them in its next batch, and calls `done` with the outcome once the store answered; at once
+    /// with `Ok` when there is nothing durable to write. Merges the store found come back from
+    /// the writer (see [`on_conflicts`](Self::on_conflicts)).
+    fn persist<'a>(
+        &mut self,
+        keys: impl IntoIterator<Item = &'a String>,
+        done: Option<super::durable_writer::StoreDone>,
+    ) {
+        let entries = self.durable_entries(keys);
+        match &self.durable {
+            Some(d) if !entries.is_empty() => d.submit(entries, done),
+            _ => {
+                if let Some(done) = done {
+                    done(Ok(()));
+                }
+            }
         }
     }
 
@@ -1016,20 +1029,15 @@ impl Replica {
                 }
                 let transport = self.transport.clone();
                 let to = from.replica().clone();
-                match self.durable.clone() {
-                    Some(d) if self.is_durable(&key) => {
-                        // Acknowledged once this replica's store has it, in the writer's batches.
-                        d.store_then(
-                            self.durable_entries([&key]),
-                            Box::new(move |stored| {
-                                if stored.is_ok() {
-                                    transport.send(&to, Message::WriteAck { request });
-                                }
-                            }),
-                        );
-                    }
-                    _ => transport.send(&to, Message::WriteAck { request }),
-                }
+                // Acknowledged once this replica's store has it (in the writer's batches).
+                self.persist(
+                    [&key],
+                    Some(Box::new(move |stored| {
+                        if stored.is_ok() {
+                            transport.send(&to, Message::WriteAck { request });
+                        }
+                    })),
+                );
             }
             Message::Read { request, key } => {
                 let entry = self.wire(&key);

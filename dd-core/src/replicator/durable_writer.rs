@@ -17,6 +17,7 @@ use crate::durable::{BatchReport, DurableDataStore, DurableError, DurableValue};
 use crate::replica::ReplicaId;
 use crate::store::{BoxError, StoreError};
 
+use super::command::Internal;
 use super::error::ReplicatorError;
 
 /// The error a write answers when its durable store failed: a key found deleted in the store
@@ -194,13 +195,14 @@ pub(crate) struct DurableWriter {
 }
 
 impl DurableWriter {
-    /// Spawns the writer task. Merged conflicts are sent to `conflicts`.
+    /// Spawns the writer task. What the store merged or found deleted goes back to the replica
+    /// task on `replica_tx`.
     pub(crate) fn spawn(
         store: Arc<dyn DurableDataStore>,
         replica: ReplicaId,
         registry: TypeRegistry,
         limits: QueueLimits,
-        conflicts: mpsc::UnboundedSender<Conflicts>,
+        replica_tx: mpsc::UnboundedSender<Internal>,
     ) -> Self {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
@@ -213,7 +215,7 @@ impl DurableWriter {
             store,
             replica,
             registry,
-            conflicts,
+            replica_tx,
             failing: false,
         };
         tokio::spawn(async move {
@@ -232,9 +234,10 @@ impl DurableWriter {
         let _ = self.doorbell.try_send(());
     }
 
-    /// Queues `entries` (a newer state of a queued key takes its place) and, with `done`, a
-    /// write answered once the batch holding them was stored.
-    fn submit(&self, entries: Vec<(String, DurableValue)>, done: Option<StoreDone>) {
+    /// Queues `entries` (a newer state of a queued key takes its place) for the next batch and,
+    /// with `done`, a write answered on the writer task once that batch was stored (errors of a
+    /// write without `done` are logged). `done` is dropped uncalled if the writer has stopped.
+    pub(crate) fn submit(&self, entries: Vec<(String, DurableValue)>, done: Option<StoreDone>) {
         {
             let mut queue = self.shared.lock();
             let keys: Vec<String> = match done {
@@ -261,35 +264,6 @@ impl DurableWriter {
             }
         }
         self.ring();
-    }
-
-    /// Queues a store of `entries`; the receiver answers once it was stored (an empty batch
-    /// answers once every earlier batch was stored).
-    pub(crate) fn store(
-        &self,
-        entries: Vec<(String, DurableValue)>,
-    ) -> oneshot::Receiver<Result<(), DurableError>> {
-        let (tx, rx) = oneshot::channel();
-        self.store_then(
-            entries,
-            Box::new(move |result| {
-                let _ = tx.send(result);
-            }),
-        );
-        rx
-    }
-
-    /// Queues a store of `entries` and calls `done` with its outcome on the writer task, without
-    /// a task or channel per store. `done` is dropped uncalled if the writer has stopped.
-    pub(crate) fn store_then(&self, entries: Vec<(String, DurableValue)>, done: StoreDone) {
-        self.submit(entries, Some(done));
-    }
-
-    /// Queues a store without waiting for it (errors are logged).
-    pub(crate) fn store_detached(&self, entries: Vec<(String, DurableValue)>) {
-        if !entries.is_empty() {
-            self.submit(entries, None);
-        }
     }
 
     /// Flushes after every queued store.
@@ -321,7 +295,8 @@ struct Writer {
     store: Arc<dyn DurableDataStore>,
     replica: ReplicaId,
     registry: TypeRegistry,
-    conflicts: mpsc::UnboundedSender<Conflicts>,
+    /// The replica task, which adopts what the store merged or found deleted.
+    replica_tx: mpsc::UnboundedSender<Internal>,
     /// Only the first failure of a run is logged as an error: while the store keeps failing
     /// every write fails, and the store reports its health itself.
     failing: bool,
@@ -364,9 +339,8 @@ impl Writer {
         match outcome {
             Ok(BatchReport { report, failed }) => {
                 if !report.merged_conflicts.is_empty() || !report.deleted.is_empty() {
-                    let _ = self
-                        .conflicts
-                        .send(adopted(report.merged_conflicts, report.deleted));
+                    let adopt = adopted(report.merged_conflicts, report.deleted);
+                    let _ = self.replica_tx.send(Internal::Stored(adopt));
                 }
                 let failed: HashMap<&str, &DurableError> =
                     failed.iter().map(|(k, e)| (k.as_str(), e)).collect();
@@ -380,9 +354,8 @@ impl Writer {
             Err(e) => {
                 if let DurableError::Deleted { key, .. } = &e {
                     // Not a store failure: another process deleted the key.
-                    let _ = self
-                        .conflicts
-                        .send(vec![(key.clone(), DurableValue::Deleted)]);
+                    let adopt = vec![(key.clone(), DurableValue::Deleted)];
+                    let _ = self.replica_tx.send(Internal::Stored(adopt));
                 }
                 for Waiter { done, .. } in waiters {
                     done(Err(copy_error(&e)));
