@@ -5,6 +5,7 @@
 //! cargo run --release -p dd-bench -- --profile small|full [--out BENCHMARKS.md] [--only AREA]
 //! ```
 
+mod area_concurrent;
 mod area_crdt;
 mod area_gossip;
 mod area_memory;
@@ -48,6 +49,8 @@ enum Area {
     Crdt,
     /// Memory per key in the replicator.
     Memory,
+    /// Concurrent Sync updates (group commit) against write-behind and a raw write.
+    Concurrent,
 }
 
 /// The sizes of one profile.
@@ -77,6 +80,12 @@ pub struct Sizes {
     pub crdt_runs: usize,
     /// Keys held (area 5).
     pub memory_keys: usize,
+    /// Updates per variant and round (area 6).
+    pub concurrent_updates: usize,
+    /// Rounds (area 6).
+    pub concurrent_rounds: usize,
+    /// Keys the writers spread their updates over (area 6).
+    pub concurrent_keys: usize,
 }
 
 impl Sizes {
@@ -95,6 +104,9 @@ impl Sizes {
                 counter_merges: 2_000,
                 crdt_runs: 5,
                 memory_keys: 50_000,
+                concurrent_updates: 40,
+                concurrent_rounds: 1,
+                concurrent_keys: 40,
             },
             Profile::Full => Sizes {
                 write_updates: 100,
@@ -109,6 +121,9 @@ impl Sizes {
                 counter_merges: 100_000,
                 crdt_runs: 9,
                 memory_keys: 1_000_000,
+                concurrent_updates: 1_000,
+                concurrent_rounds: 3,
+                concurrent_keys: 1_000,
             },
         }
     }
@@ -199,6 +214,7 @@ async fn run_areas(areas: &[Area], sizes: &Sizes, root: &std::path::Path) -> Res
                     .context(|| "crdt task".to_owned())??
             }
             Area::Memory => area_memory::run(sizes).await?,
+            Area::Concurrent => area_concurrent::run(root, sizes).await?,
         };
         eprintln!(
             "{}(area took {})",
@@ -239,6 +255,7 @@ fn main_result() -> Result<()> {
             Area::Gossip,
             Area::Crdt,
             Area::Memory,
+            Area::Concurrent,
         ]
     } else {
         cli.only.clone()
