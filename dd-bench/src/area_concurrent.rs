@@ -194,6 +194,7 @@ async fn measure_backend(spec: &BackendSpec, root: &Path, sizes: &Sizes) -> Resu
         .context(|| "flush after the first pass".to_owned())?;
     let mut rates = vec![Vec::new(); variants.len()];
     let mut p99s = vec![Vec::new(); variants.len()];
+    let mut batch_sizes = vec![Vec::new(); variants.len()];
     let mut raw_p99s = Vec::new();
     for round in 0..sizes.concurrent_rounds {
         // Alternate the order of the variants (and the raw baseline) round by round, so that
@@ -213,8 +214,18 @@ async fn measure_backend(spec: &BackendSpec, root: &Path, sizes: &Sizes) -> Resu
         for i in order {
             let v = variants[i];
             let per_writer = (sizes.concurrent_updates / v.writers).max(1);
-            let replicator = if v.sync { &sync } else { &wb };
+            let (replicator, store) = if v.sync {
+                (&sync, &sync_store)
+            } else {
+                (&wb, &wb_store)
+            };
+            let before = store.stats();
             let run = drive(replicator, sizes.concurrent_keys, v.writers, per_writer).await?;
+            let after = store.stats();
+            // Records per store call: how many updates one batch carried.
+            let batches = after.batches_written.saturating_sub(before.batches_written);
+            let records = after.records_written.saturating_sub(before.records_written);
+            batch_sizes[i].push(records as f64 / batches.max(1) as f64);
             rates[i].push(run.rate);
             p99s[i].push(run.p99);
         }
@@ -235,9 +246,10 @@ async fn measure_backend(spec: &BackendSpec, root: &Path, sizes: &Sizes) -> Resu
         let mut row = Row::info(
             format!("{name}: {}", v.label()),
             format!(
-                "{}, p99 {}",
+                "{}, p99 {}, {:.1} records per store call",
                 fmt_rate(median(&rates[i]), "updates"),
-                fmt_secs(median(&p99s[i]))
+                fmt_secs(median(&p99s[i])),
+                median(&batch_sizes[i])
             ),
         );
         if v.sync
