@@ -5,6 +5,7 @@
 //! cargo run --release -p dd-bench -- --profile small|full [--out BENCHMARKS.md] [--only AREA]
 //! ```
 
+mod area_concurrent;
 mod area_crdt;
 mod area_gossip;
 mod area_memory;
@@ -51,6 +52,8 @@ enum Area {
     Memory,
     /// durable-dd vs Apache Pekko Distributed Data (the JVM harness of bench/pekko).
     Pekko,
+    /// Concurrent Sync updates (group commit) against write-behind and a raw write.
+    Concurrent,
 }
 
 /// The sizes of one profile.
@@ -80,6 +83,12 @@ pub struct Sizes {
     pub crdt_runs: usize,
     /// Keys held (area 5).
     pub memory_keys: usize,
+    /// Updates per variant and round (area 7).
+    pub concurrent_updates: usize,
+    /// Rounds (area 7).
+    pub concurrent_rounds: usize,
+    /// Keys the writers spread their updates over (area 7).
+    pub concurrent_keys: usize,
 }
 
 impl Sizes {
@@ -98,6 +107,9 @@ impl Sizes {
                 counter_merges: 2_000,
                 crdt_runs: 5,
                 memory_keys: 50_000,
+                concurrent_updates: 40,
+                concurrent_rounds: 1,
+                concurrent_keys: 40,
             },
             Profile::Full => Sizes {
                 write_updates: 100,
@@ -112,6 +124,9 @@ impl Sizes {
                 counter_merges: 100_000,
                 crdt_runs: 9,
                 memory_keys: 1_000_000,
+                concurrent_updates: 1_000,
+                concurrent_rounds: 3,
+                concurrent_keys: 1_000,
             },
         }
     }
@@ -210,6 +225,7 @@ async fn run_areas(
             }
             Area::Memory => area_memory::run(sizes).await?,
             Area::Pekko => area_pekko::run(root, full).await?,
+            Area::Concurrent => area_concurrent::run(root, sizes).await?,
         };
         eprintln!(
             "{}(area took {})",
@@ -251,6 +267,7 @@ fn main_result() -> Result<()> {
             Area::Crdt,
             Area::Memory,
             Area::Pekko,
+            Area::Concurrent,
         ]
     } else {
         cli.only.clone()

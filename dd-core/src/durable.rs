@@ -116,6 +116,16 @@ pub struct StoreReport {
     pub deleted: Vec<String>,
 }
 
+/// What a [`DurableDataStore::store_each`] call did, key by key.
+#[derive(Debug, Default)]
+pub struct BatchReport {
+    /// Merged conflicts and keys found deleted, as in [`StoreReport`].
+    pub report: StoreReport,
+    /// Keys that were not written, each with its error; every other key of the call was
+    /// written. A key found deleted in the store is here too, with [`DurableError::Deleted`].
+    pub failed: Vec<(String, DurableError)>,
+}
+
 /// Whether a durable store keeps up with the writes handed to it, for `/health` and metrics.
 ///
 /// A store is unhealthy from its first failed write until every entry whose write failed has
@@ -182,6 +192,24 @@ pub trait DurableDataStore: Send + Sync + 'static {
         registry: &TypeRegistry,
         entries: Vec<(String, DurableValue)>,
     ) -> Result<StoreReport, DurableError>;
+
+    /// Like [`store`](Self::store), answering key by key: `Ok` names the keys that failed (every
+    /// other key was written, or queued in write-behind), `Err` means the call failed as a whole.
+    /// The replicator stores through this method, so that one bad key of a batch fails that key
+    /// only. The default calls `store` and so fails every key of the call with its error.
+    async fn store_each(
+        &self,
+        replica: &ReplicaId,
+        registry: &TypeRegistry,
+        entries: Vec<(String, DurableValue)>,
+    ) -> Result<BatchReport, DurableError> {
+        self.store(replica, registry, entries)
+            .await
+            .map(|report| BatchReport {
+                report,
+                failed: Vec::new(),
+            })
+    }
 
     /// Writes everything still queued (write-behind, or kept after a failed write) and returns
     /// once it is stored.

@@ -85,6 +85,29 @@ fn failed_entries(
         .collect()
 }
 
+/// Where in `planned` the key is that a backend's "record is corrupt" error names, when it is one
+/// of this batch's keys of `replica` (once).
+fn corrupt_key_of(
+    replica: &ReplicaId,
+    error: &StoreError,
+    planned: &[Planned<'_>],
+) -> Option<usize> {
+    let StoreError::Corrupt {
+        replica: of, key, ..
+    } = error
+    else {
+        return None;
+    };
+    if of != replica.as_str() {
+        return None;
+    }
+    let mut at = planned.iter().enumerate().filter(|(_, p)| p.key == key);
+    match (at.next(), at.next()) {
+        (Some((i, _)), None) => Some(i),
+        _ => None,
+    }
+}
+
 /// The pruning markers handed over in a markers entry, when it holds them.
 fn markers_of(value: &DurableValue) -> Option<&PrunedIncarnations> {
     match value {
@@ -383,33 +406,52 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
                 }
             }
         }
-        if ops.is_empty() {
-            return Ok(result);
-        }
-        let count = ops.len();
         let started = Instant::now();
-        let batch = self.store.write_batch(replica.as_str(), ops);
-        let checked = self.bounded("a batch write", batch).await.and_then(|outcomes| {
-            if outcomes.len() == count {
-                Ok(outcomes)
-            } else {
-                Err(StoreError::Backend {
-                    backend: self.backend.clone(),
-                    message: format!(
-                        "a batch of {count} writes for replica '{replica}' returned {} outcomes",
-                        outcomes.len()
-                    ),
-                    source: None,
-                })
+        let outcomes = loop {
+            if ops.is_empty() {
+                return Ok(result);
             }
-        });
-        let outcomes = match checked {
-            Ok(outcomes) => outcomes,
-            Err(e) => {
-                let e = DurableError::from(e);
-                self.mark_uncertain(replica, planned.iter().map(|p| p.key));
-                self.note_failure(replica, &e, true);
-                return Err(e);
+            let count = ops.len();
+            let batch = self.store.write_batch(replica.as_str(), ops.clone());
+            let checked = self.bounded("a batch write", batch).await.and_then(|outcomes| {
+                if outcomes.len() == count {
+                    Ok(outcomes)
+                } else {
+                    Err(StoreError::Backend {
+                        backend: self.backend.clone(),
+                        message: format!(
+                            "a batch of {count} writes for replica '{replica}' returned {} outcomes",
+                            outcomes.len()
+                        ),
+                        source: None,
+                    })
+                }
+            });
+            match checked {
+                Ok(outcomes) => break outcomes,
+                Err(e) => {
+                    // The other keys may have landed (S3 writes them concurrently).
+                    self.mark_uncertain(replica, planned.iter().map(|p| p.key));
+                    match corrupt_key_of(replica, &e, &planned) {
+                        Some(i) => {
+                            // A record of this batch the backend cannot read: that key fails
+                            // (its record is left as it is), the others are written without it.
+                            let e = DurableError::from(e);
+                            self.note_failure(replica, &e, false);
+                            tracing::error!(backend = %self.backend, replica = %replica,
+                                key = planned[i].key, error = %e,
+                                "stored record is unreadable: not overwriting it; the key's \
+                                 write fails, the rest of the batch is written");
+                            ops.remove(i);
+                            result.failed.push((planned.remove(i).key.to_owned(), e));
+                        }
+                        None => {
+                            let e = DurableError::from(e);
+                            self.note_failure(replica, &e, true);
+                            return Err(e);
+                        }
+                    }
+                }
             }
         };
         self.health.batch_succeeded();

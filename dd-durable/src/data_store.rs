@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use dd_core::ReplicaId;
 use dd_core::data::TypeRegistry;
 use dd_core::durable::{
-    DurableDataStore, DurableEntryStream, DurableError, DurableHealth, DurableValue, StoreReport,
-    markers_key,
+    BatchReport, DurableDataStore, DurableEntryStream, DurableError, DurableHealth, DurableValue,
+    StoreReport, markers_key,
 };
 use dd_core::store::{DurableStateStore, StoreError};
 use futures::StreamExt;
@@ -140,6 +140,51 @@ impl<S: ?Sized + DurableStateStore> DurableDistributedDataStore<S> {
         Ok(())
     }
 
+    /// A synchronous write answered key by key: the keys that failed (or that another writer
+    /// deleted) are named with their error, every other key was written.
+    async fn store_sync_each(
+        &self,
+        replica: &ReplicaId,
+        registry: &TypeRegistry,
+        entries: Vec<(String, DurableValue)>,
+    ) -> Result<BatchReport, DurableError> {
+        let written = self.core.write_now(replica, registry, entries).await;
+        if self.core.pending.len() > 0 {
+            // Retry what failed in the background; the errors still go to the caller.
+            self.ensure_background_writer(self.core.options.retry_interval)?;
+        }
+        let result = written?;
+        // Merges are merged into later writes of their key until the replicator's value includes
+        // them (a value it queued before adopting them must not drop them); handed out here.
+        for (key, value) in &result.merged {
+            self.core
+                .merged
+                .remember(replica, key, value.clone_boxed(), true);
+        }
+        let mut failed = result.failed;
+        failed.extend(result.deleted.iter().map(|key| {
+            (
+                key.clone(),
+                DurableError::Deleted {
+                    backend: self.core.backend.clone(),
+                    replica: replica.to_string(),
+                    key: key.clone(),
+                },
+            )
+        }));
+        let mut merged_conflicts = self.core.merged.hand_out(replica);
+        merged_conflicts.extend(result.merged);
+        let mut deleted = self.core.merged.hand_out_deleted(replica);
+        deleted.extend(result.deleted);
+        Ok(BatchReport {
+            report: StoreReport {
+                merged_conflicts,
+                deleted,
+            },
+            failed,
+        })
+    }
+
     async fn store_sync(
         &self,
         replica: &ReplicaId,
@@ -264,6 +309,25 @@ impl<S: ?Sized + DurableStateStore> DurableDataStore for DurableDistributedDataS
                     merged_conflicts: self.core.merged.hand_out(replica),
                     deleted: self.core.merged.hand_out_deleted(replica),
                 })
+            }
+        }
+    }
+
+    async fn store_each(
+        &self,
+        replica: &ReplicaId,
+        registry: &TypeRegistry,
+        entries: Vec<(String, DurableValue)>,
+    ) -> Result<BatchReport, DurableError> {
+        match self.core.options.write_mode {
+            WriteMode::Sync => self.store_sync_each(replica, registry, entries).await,
+            WriteMode::WriteBehind { .. } => {
+                self.store(replica, registry, entries)
+                    .await
+                    .map(|report| BatchReport {
+                        report,
+                        failed: Vec::new(),
+                    })
             }
         }
     }

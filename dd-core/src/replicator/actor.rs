@@ -13,7 +13,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::command::{Command, Internal, ModifyFn, ValueReply};
 use super::consistency::{ReadConsistency, WriteConsistency};
 use super::coordinator::{Replies, await_write, collect_reads};
-use super::durable_writer::{Conflicts, DurableWriter};
+use super::durable_writer::{Conflicts, DurableWriter, QueueLimits};
 use super::envelope::{Envelope, Pruning, Value, is_durable_key};
 use super::error::ReplicatorError;
 use super::load::Recovered;
@@ -143,6 +143,14 @@ pub(crate) struct Inputs {
     pub(crate) settled: watch::Receiver<bool>,
 }
 
+/// Waits for `notify`, or forever without one.
+async fn wait_for(notify: Option<&tokio::sync::Notify>) {
+    match notify {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn chunk_of(key: &str, total: u32) -> u32 {
     let h = xxhash_rust::xxh3::xxh3_64(key.as_bytes());
     u32::try_from(h % u64::from(total.max(1))).unwrap_or(0)
@@ -182,20 +190,19 @@ impl Replica {
         transport: Arc<dyn Transport>,
         recovered: Recovered,
         members: Members,
-    ) -> (
-        Self,
-        mpsc::UnboundedReceiver<Internal>,
-        mpsc::UnboundedReceiver<Conflicts>,
-    ) {
+    ) -> (Self, mpsc::UnboundedReceiver<Internal>) {
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-        let (conflicts_tx, conflicts_rx) = mpsc::unbounded_channel();
         let registry = settings.registry.clone();
         let durable = settings.durable_store.clone().map(|store| {
             DurableWriter::spawn(
                 store,
                 self_id.replica().clone(),
                 registry.clone(),
-                conflicts_tx,
+                QueueLimits {
+                    max_entries: settings.durable_queue_max_entries,
+                    max_bytes: settings.durable_queue_max_bytes,
+                },
+                internal_tx.clone(),
             )
         });
         let seed = self_id.incarnation();
@@ -233,7 +240,7 @@ impl Replica {
             type_conflicts: watch::channel(super::TypeConflicts::new()).0,
             settings,
         };
-        (replica, internal_rx, conflicts_rx)
+        (replica, internal_rx)
     }
 
     /// A view of the type conflicts this replica saw, for its handles.
@@ -246,7 +253,6 @@ impl Replica {
         mut self,
         mut inputs: Inputs,
         mut internal_rx: mpsc::UnboundedReceiver<Internal>,
-        mut conflicts_rx: mpsc::UnboundedReceiver<Conflicts>,
     ) {
         let mut gossip = tokio::time::interval(self.settings.gossip_interval);
         let mut deltas = tokio::time::interval(self.settings.delta_propagation_interval);
@@ -259,9 +265,14 @@ impl Replica {
         let mut incoming_open = true;
         let mut settled_open = true;
         self.view_settled = *inputs.settled.borrow_and_update();
+        let room = self.durable.as_ref().map(DurableWriter::room);
         loop {
+            // Backpressure: while the durable writer's queue is full, no new commands or messages
+            // are taken (they wait in their channels); everything else goes on.
+            let full = self.durable.as_ref().is_some_and(DurableWriter::is_full);
             tokio::select! {
-                cmd = inputs.commands.recv() => match cmd {
+                () = wait_for(room.as_deref()), if full => {}
+                cmd = inputs.commands.recv(), if !full => match cmd {
                     Some(Command::Shutdown { reply }) => {
                         let _ = reply.send(self.shutdown().await);
                         return;
@@ -272,12 +283,11 @@ impl Replica {
                         return;
                     }
                 },
-                msg = inputs.incoming.next(), if incoming_open => match msg {
+                msg = inputs.incoming.next(), if incoming_open && !full => match msg {
                     Some(m) => self.on_message(m),
                     None => incoming_open = false,
                 },
                 Some(internal) = internal_rx.recv() => self.on_internal(internal),
-                Some(conflicts) = conflicts_rx.recv() => self.on_conflicts(conflicts),
                 changed = inputs.members.changed(), if members_open => match changed {
                     Ok(()) => {
                         let m = inputs.members.borrow_and_update().clone();
@@ -462,10 +472,13 @@ impl Replica {
             };
             // The restarted set first: a crash between the two leaves a restarted incarnation
             // of the removed set marked as such, never one unmarked.
-            d.store_detached(vec![
-                (RESTARTED_KEY.to_owned(), record(&self.restarted)),
-                (REMOVED_KEY.to_owned(), record(&self.removed)),
-            ]);
+            d.submit(
+                vec![
+                    (RESTARTED_KEY.to_owned(), record(&self.restarted)),
+                    (REMOVED_KEY.to_owned(), record(&self.removed)),
+                ],
+                None,
+            );
             self.stored_removed = self.removed.clone();
             self.stored_restarted = self.restarted.clone();
         }
@@ -895,23 +908,16 @@ impl Replica {
         reply: oneshot::Sender<Result<T, ReplicatorError>>,
     ) {
         if consistency.required(self.member_count()) <= 1 {
-            match self.durable.clone() {
-                Some(d) if self.is_durable(&key) => {
-                    let entries = self.durable_entries([&key]);
-                    d.store_then(
-                        entries,
-                        Box::new(move |stored| {
-                            let answer = stored
-                                .map(|()| value)
-                                .map_err(|source| super::durable_writer::store_error(key, source));
-                            let _ = reply.send(answer);
-                        }),
-                    );
-                }
-                _ => {
-                    let _ = reply.send(Ok(value));
-                }
-            }
+            let keys = [key.clone()];
+            self.persist(
+                &keys,
+                Some(Box::new(move |stored| {
+                    let answer = stored
+                        .map(|()| value)
+                        .map_err(|source| super::durable_writer::store_error(key, source));
+                    let _ = reply.send(answer);
+                })),
+            );
             return;
         }
         let done = self.write_out(key, consistency);
@@ -927,10 +933,13 @@ impl Replica {
         key: String,
         consistency: WriteConsistency,
     ) -> impl Future<Output = Result<(), ReplicatorError>> + Send + 'static {
-        let store = match self.durable.clone() {
-            Some(d) if self.is_durable(&key) => Some(d.store(self.durable_entries([&key]))),
-            _ => None,
-        };
+        let (stored, store) = oneshot::channel();
+        self.persist(
+            [&key],
+            Some(Box::new(move |result| {
+                let _ = stored.send(result);
+            })),
+        );
         let required = consistency.required(self.member_count());
         let timeout = consistency.timeout().unwrap_or_default();
         let mut replies = None;
@@ -958,6 +967,7 @@ impl Replica {
 
     fn on_internal(&mut self, internal: Internal) {
         match internal {
+            Internal::Stored(conflicts) => self.on_conflicts(conflicts),
             Internal::ReadRepair {
                 key,
                 type_name,
@@ -1003,10 +1013,30 @@ impl Replica {
         }
     }
 
+    /// Stores the current state of `keys` without waiting for it (errors are logged).
     fn persist_detached(&mut self, keys: impl IntoIterator<Item = String>) {
-        if let Some(d) = self.durable.clone() {
-            let keys: Vec<String> = keys.into_iter().collect();
-            d.store_detached(self.durable_entries(&keys));
+        let keys: Vec<String> = keys.into_iter().collect();
+        self.persist(&keys, None);
+    }
+
+    /// The one way the replica writes to its durable store: hands the current state of the
+    /// durable ones of `keys` (with their pruning markers) to the durable writer, which writes
+    /// them in its next batch, and calls `done` with the outcome once the store answered; at once
+    /// with `Ok` when there is nothing durable to write. Merges the store found come back from
+    /// the writer (see [`on_conflicts`](Self::on_conflicts)).
+    fn persist<'a>(
+        &mut self,
+        keys: impl IntoIterator<Item = &'a String>,
+        done: Option<super::durable_writer::StoreDone>,
+    ) {
+        let entries = self.durable_entries(keys);
+        match &self.durable {
+            Some(d) if !entries.is_empty() => d.submit(entries, done),
+            _ => {
+                if let Some(done) = done {
+                    done(Ok(()));
+                }
+            }
         }
     }
 
@@ -1053,17 +1083,15 @@ impl Replica {
                 }
                 let transport = self.transport.clone();
                 let to = from.replica().clone();
-                match self.durable.clone() {
-                    Some(d) if self.is_durable(&key) => {
-                        let done = d.store(self.durable_entries([&key]));
-                        tokio::spawn(async move {
-                            if let Ok(Ok(())) = done.await {
-                                transport.send(&to, Message::WriteAck { request });
-                            }
-                        });
-                    }
-                    _ => transport.send(&to, Message::WriteAck { request }),
-                }
+                // Acknowledged once this replica's store has it (in the writer's batches).
+                self.persist(
+                    [&key],
+                    Some(Box::new(move |stored| {
+                        if stored.is_ok() {
+                            transport.send(&to, Message::WriteAck { request });
+                        }
+                    })),
+                );
             }
             Message::Read { request, key } => {
                 let entry = self.wire(&key);

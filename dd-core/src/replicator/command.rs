@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use tokio::sync::{oneshot, watch};
 
 use super::consistency::{ReadConsistency, WriteConsistency};
+use super::durable_writer::Conflicts;
 use super::envelope::{Envelope, Value};
 use super::error::ReplicatorError;
 use crate::data::ErasedData;
@@ -61,4 +62,7 @@ pub(crate) enum Internal {
         merged: Option<Envelope>,
         reply: ValueReply,
     },
+    /// The durable store answered a batch with values it merged with a concurrent writer's and
+    /// keys it found deleted (it holds them already): adopt them.
+    Stored(Conflicts),
 }

@@ -22,7 +22,7 @@ pub(crate) struct Replies {
 /// Waits for the local store (if any) and `needed` remote acknowledgements until `deadline`.
 pub(crate) async fn await_write(
     key: String,
-    store: Option<oneshot::Receiver<Result<(), DurableError>>>,
+    store: oneshot::Receiver<Result<(), DurableError>>,
     replies: Option<Replies>,
     deadline: Instant,
 ) -> Result<(), ReplicatorError> {
@@ -46,12 +46,10 @@ pub(crate) async fn await_write(
         };
         let _ = tokio::time::timeout_at(deadline, wait).await;
     }
-    if let Some(store) = store {
-        match store.await {
-            Ok(Ok(())) => {}
-            Ok(Err(source)) => return Err(super::durable_writer::store_error(key, source)),
-            Err(_) => return Err(ReplicatorError::Shutdown),
-        }
+    match store.await {
+        Ok(Ok(())) => {}
+        Ok(Err(source)) => return Err(super::durable_writer::store_error(key, source)),
+        Err(_) => return Err(ReplicatorError::Shutdown),
     }
     if acked.len() < needed {
         return Err(ReplicatorError::Timeout {

@@ -213,7 +213,7 @@ impl DistributedData {
         let members = members_rx.borrow().clone();
         transport.follow_members(cluster.members());
         let (tx, commands) = mpsc::channel(settings.command_buffer);
-        let (replica, internal_rx, conflicts_rx) =
+        let (replica, internal_rx) =
             Replica::new(self_id.clone(), settings, transport, recovered, members);
         let type_conflicts = replica.type_conflicts();
         let inputs = Inputs {
@@ -225,7 +225,7 @@ impl DistributedData {
         tokio::spawn(async move {
             // Keep the cluster (and whatever it owns) alive as long as the replica runs.
             let _cluster = cluster;
-            replica.run(inputs, internal_rx, conflicts_rx).await;
+            replica.run(inputs, internal_rx).await;
         });
         Ok(Replicator {
             tx,

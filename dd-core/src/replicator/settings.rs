@@ -49,6 +49,13 @@ pub struct Settings {
     /// Which keys are durable: exact ids or prefixes ending in `*` (default: `["*"]`, all).
     /// Only used with a [`durable_store`](Self::durable_store).
     pub durable_keys: Vec<String>,
+    /// Most keys queued for the durable store's next batch, and most writes waiting for their
+    /// batch (default 10,000). While the queue is at a limit the replica takes no new commands
+    /// or messages (callers wait: backpressure); nothing is dropped.
+    pub durable_queue_max_entries: usize,
+    /// Most encoded bytes of the states queued for the durable store's next batch (default
+    /// 64 MiB); see [`durable_queue_max_entries`](Self::durable_queue_max_entries).
+    pub durable_queue_max_bytes: usize,
     /// The durable store (`None`: data stays in memory).
     pub durable_store: Option<Arc<dyn DurableDataStore>>,
     /// Decodes values received from peers and stores; typed calls register their types here.
@@ -70,6 +77,8 @@ impl fmt::Debug for Settings {
             .field("pruning_interval", &self.pruning_interval)
             .field("command_buffer", &self.command_buffer)
             .field("durable_keys", &self.durable_keys)
+            .field("durable_queue_max_entries", &self.durable_queue_max_entries)
+            .field("durable_queue_max_bytes", &self.durable_queue_max_bytes)
             .field(
                 "durable_store",
                 &self.durable_store.as_ref().map(|s| s.describe()),
@@ -91,6 +100,8 @@ impl Default for Settings {
             pruning_interval: Duration::from_secs(120),
             command_buffer: 1024,
             durable_keys: vec!["*".to_owned()],
+            durable_queue_max_entries: 10_000,
+            durable_queue_max_bytes: 64 * 1024 * 1024,
             durable_store: None,
             registry: TypeRegistry::with_builtin_types(),
         }
@@ -110,6 +121,8 @@ struct SettingsFile {
     pruning_interval_ms: Option<u64>,
     command_buffer: Option<usize>,
     durable_keys: Option<Vec<String>>,
+    durable_queue_max_entries: Option<usize>,
+    durable_queue_max_bytes: Option<usize>,
 }
 
 impl Settings {
@@ -122,8 +135,8 @@ impl Settings {
 
     /// Parses TOML (keys: `gossip_interval_ms`, `notify_interval_ms`,
     /// `delta_propagation_interval_ms`, `max_delta_elements`, `max_gossip_entries`,
-    /// `max_gossip_bytes`, `pruning_interval_ms`, `command_buffer`, `durable_keys`); missing keys
-    /// keep their defaults, unknown keys are an error.
+    /// `max_gossip_bytes`, `pruning_interval_ms`, `command_buffer`, `durable_keys`,
+    /// `durable_queue_max_entries`, `durable_queue_max_bytes`); missing keys keep their defaults, unknown keys are an error.
     pub fn from_toml_str(text: &str) -> Result<Self, ReplicatorError> {
         let file: SettingsFile = toml::from_str(text)
             .map_err(|e| ReplicatorError::Settings(format!("replicator settings: {e}")))?;
@@ -155,6 +168,12 @@ impl Settings {
         }
         if let Some(v) = file.durable_keys {
             b = b.durable_keys(v);
+        }
+        if let Some(v) = file.durable_queue_max_entries {
+            b = b.durable_queue_max_entries(v);
+        }
+        if let Some(v) = file.durable_queue_max_bytes {
+            b = b.durable_queue_max_bytes(v);
         }
         b.build()
     }
@@ -193,6 +212,11 @@ impl Settings {
             ("max_gossip_entries", self.max_gossip_entries == 0),
             ("max_gossip_bytes", self.max_gossip_bytes == 0),
             ("command_buffer", self.command_buffer == 0),
+            (
+                "durable_queue_max_entries",
+                self.durable_queue_max_entries == 0,
+            ),
+            ("durable_queue_max_bytes", self.durable_queue_max_bytes == 0),
         ];
         for (name, bad) in checks {
             if bad {
@@ -239,6 +263,10 @@ impl SettingsBuilder {
         command_buffer: usize,
         /// See [`Settings::durable_keys`].
         durable_keys: Vec<String>,
+        /// See [`Settings::durable_queue_max_entries`].
+        durable_queue_max_entries: usize,
+        /// See [`Settings::durable_queue_max_bytes`].
+        durable_queue_max_bytes: usize,
         /// See [`Settings::registry`].
         registry: TypeRegistry,
     );
