@@ -405,10 +405,18 @@ pub fn transport() -> Result<Vec<Seed>, SeedError> {
     ];
     let messages = [
         (
-            "message-status",
-            Message::Status {
-                chunk: 1,
-                total_chunks: 4,
+            "message-tree",
+            Message::Tree {
+                depth: 4,
+                level: 2,
+                nodes: vec![(17, 0x0123_4567_89ab_cdef), (18, 42)],
+            },
+        ),
+        (
+            "message-leaf-digests",
+            Message::LeafDigests {
+                depth: 4,
+                leaves: vec![7, 4096],
                 digests: vec![
                     ("counter".to_owned(), 0x0123_4567_89ab_cdef),
                     ("set".to_owned(), 42),

@@ -145,6 +145,7 @@ mod durable_writer;
 mod envelope;
 mod error;
 mod load;
+mod merkle;
 pub mod protocol;
 pub(crate) mod pruning_record;
 mod settings;

@@ -44,6 +44,12 @@ pub struct Settings {
     pub max_gossip_bytes: usize,
     /// How often the leader checks for removed replicas to prune (Akka: 120 s).
     pub pruning_interval: Duration,
+    /// Levels below the root of the anti-entropy Merkle tree (1 to 5, default 4: 16^4 = 65,536
+    /// leaves). Replicas in sync exchange one root hash per gossip round; replicas that differ
+    /// find the differing keys in `depth + 1` round trips. Deeper trees keep fewer keys per leaf
+    /// (less to exchange per differing key with many keys) at 16x the memory per level (depth 4:
+    /// about 2 MiB, depth 5: about 32 MiB). Every replica of a cluster needs the same value.
+    pub anti_entropy_depth: u8,
     /// Capacity of the command channel of the replica task.
     pub command_buffer: usize,
     /// Which keys are durable: exact ids or prefixes ending in `*` (default: `["*"]`, all).
@@ -68,6 +74,7 @@ impl fmt::Debug for Settings {
             .field("max_gossip_entries", &self.max_gossip_entries)
             .field("max_gossip_bytes", &self.max_gossip_bytes)
             .field("pruning_interval", &self.pruning_interval)
+            .field("anti_entropy_depth", &self.anti_entropy_depth)
             .field("command_buffer", &self.command_buffer)
             .field("durable_keys", &self.durable_keys)
             .field(
@@ -89,6 +96,7 @@ impl Default for Settings {
             max_gossip_entries: 200,
             max_gossip_bytes: 512 * 1024,
             pruning_interval: Duration::from_secs(120),
+            anti_entropy_depth: 4,
             command_buffer: 1024,
             durable_keys: vec!["*".to_owned()],
             durable_store: None,
@@ -108,6 +116,7 @@ struct SettingsFile {
     max_gossip_entries: Option<usize>,
     max_gossip_bytes: Option<usize>,
     pruning_interval_ms: Option<u64>,
+    anti_entropy_depth: Option<u8>,
     command_buffer: Option<usize>,
     durable_keys: Option<Vec<String>>,
 }
@@ -122,7 +131,8 @@ impl Settings {
 
     /// Parses TOML (keys: `gossip_interval_ms`, `notify_interval_ms`,
     /// `delta_propagation_interval_ms`, `max_delta_elements`, `max_gossip_entries`,
-    /// `max_gossip_bytes`, `pruning_interval_ms`, `command_buffer`, `durable_keys`); missing keys
+    /// `max_gossip_bytes`, `pruning_interval_ms`, `anti_entropy_depth`, `command_buffer`,
+    /// `durable_keys`); missing keys
     /// keep their defaults, unknown keys are an error.
     pub fn from_toml_str(text: &str) -> Result<Self, ReplicatorError> {
         let file: SettingsFile = toml::from_str(text)
@@ -149,6 +159,9 @@ impl Settings {
         }
         if let Some(v) = file.pruning_interval_ms {
             b = b.pruning_interval(ms(v));
+        }
+        if let Some(v) = file.anti_entropy_depth {
+            b = b.anti_entropy_depth(v);
         }
         if let Some(v) = file.command_buffer {
             b = b.command_buffer(v);
@@ -179,7 +192,7 @@ impl Settings {
         self
     }
 
-    /// Checks that intervals and limits are non-zero.
+    /// Checks that intervals and limits are non-zero and the tree depth is 1 to 5.
     pub fn validate(&self) -> Result<(), ReplicatorError> {
         let checks = [
             ("gossip_interval", self.gossip_interval.is_zero()),
@@ -198,6 +211,13 @@ impl Settings {
             if bad {
                 return Err(ReplicatorError::Settings(format!("{name} must be > 0")));
             }
+        }
+        if !(1..=super::merkle::MAX_DEPTH).contains(&self.anti_entropy_depth) {
+            return Err(ReplicatorError::Settings(format!(
+                "anti_entropy_depth must be 1 to {}, not {}",
+                super::merkle::MAX_DEPTH,
+                self.anti_entropy_depth
+            )));
         }
         Ok(())
     }
@@ -235,6 +255,8 @@ impl SettingsBuilder {
         max_gossip_bytes: usize,
         /// See [`Settings::pruning_interval`].
         pruning_interval: Duration,
+        /// See [`Settings::anti_entropy_depth`].
+        anti_entropy_depth: u8,
         /// See [`Settings::command_buffer`].
         command_buffer: usize,
         /// See [`Settings::durable_keys`].
@@ -265,6 +287,10 @@ mod tests {
     fn toml_rejects_unknown_and_zero() {
         assert!(Settings::from_toml_str("gossip_intervall_ms = 5").is_err());
         assert!(Settings::from_toml_str("gossip_interval_ms = 0").is_err());
+        let depth = Settings::from_toml_str("anti_entropy_depth = 6").unwrap_err();
+        assert!(depth.to_string().contains("anti_entropy_depth"), "{depth}");
+        let s = Settings::from_toml_str("anti_entropy_depth = 2").unwrap();
+        assert_eq!(s.anti_entropy_depth, 2);
         let s = Settings::from_toml_str("durable_keys = [\"a*\"]").unwrap();
         assert_eq!(s.durable_keys, vec!["a*".to_owned()]);
         assert_eq!(s.gossip_interval, Duration::from_secs(2));
