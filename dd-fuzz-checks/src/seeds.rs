@@ -424,6 +424,17 @@ pub fn transport() -> Result<Vec<Seed>, SeedError> {
             },
         ),
         (
+            "message-entry-chunk",
+            Message::EntryChunk {
+                transfer: 3,
+                key: "big".to_owned(),
+                index: 1,
+                count: 2,
+                total_bytes: 9,
+                bytes: vec![0x11, 0x22, 0x33, 0x44],
+            },
+        ),
+        (
             "message-gossip",
             Message::Gossip {
                 entries: vec![counter_entry.clone(), set_entry, deleted_entry],

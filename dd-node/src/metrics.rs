@@ -276,6 +276,7 @@ pub fn message_kind(message: &Message) -> &'static str {
         Message::Tree { .. } => "tree",
         Message::LeafDigests { .. } => "leaf_digests",
         Message::Gossip { .. } => "gossip",
+        Message::EntryChunk { .. } => "entry_chunk",
         Message::Deltas { .. } => "deltas",
         Message::Write { .. } => "write",
         Message::WriteAck { .. } => "write_ack",

@@ -29,6 +29,7 @@ use crate::replica::{ReplicaId, UniqueReplicaId};
 use crate::transport::{Incoming, IncomingStream, Transport};
 
 mod anti_entropy;
+mod chunks;
 
 /// One key's envelope plus its cached digest.
 struct Entry {
@@ -114,6 +115,10 @@ pub(crate) struct Replica {
     /// Whether some value loaded from the durable store may still be unconfirmed (see
     /// [`Entry::confirmed`]); cleared when a peer's tree root is found equal.
     maybe_unconfirmed: bool,
+    /// Full states too large for one message being received in pieces (see [`chunks`]).
+    reassembly: chunks::Reassembly,
+    /// The id of the next chunked transfer this replica sends.
+    next_transfer: u64,
     /// Set once a "pruning performed" marker for this replica's own current incarnation
     /// arrived: the cluster collapsed its entries, so it takes no more writes.
     own_incarnation_pruned: bool,
@@ -233,6 +238,8 @@ impl Replica {
             tree: MerkleTree::new(settings.anti_entropy_depth),
             maybe_unconfirmed: !tree_dirty.is_empty(),
             tree_dirty,
+            reassembly: chunks::Reassembly::default(),
+            next_transfer: 0,
             own_incarnation_pruned: false,
             full_state_asked: HashMap::new(),
             full_state_wanted: BTreeMap::new(),
@@ -990,6 +997,14 @@ impl Replica {
                     self.send_entries(from.replica(), request.iter(), Vec::new());
                 }
             }
+            Message::EntryChunk {
+                transfer,
+                key,
+                index,
+                count,
+                total_bytes,
+                bytes,
+            } => self.on_entry_chunk(&from, transfer, key, index, count, total_bytes, bytes),
             Message::Deltas { deltas } => self.on_deltas(&from, deltas),
             Message::Write { request, entry } => {
                 let key = entry.key.clone();
@@ -1079,9 +1094,10 @@ impl Replica {
         e.digest
     }
 
-    /// Sends the states of `keys` to `to` in messages bounded by entries and bytes.
+    /// Sends the states of `keys` to `to` in messages bounded by entries and bytes; a state
+    /// larger than `max_gossip_bytes` goes alone, in pieces (see [`chunks`]).
     fn send_entries<'a>(
-        &self,
+        &mut self,
         to: &ReplicaId,
         keys: impl Iterator<Item = &'a String>,
         request: Vec<String>,
@@ -1097,6 +1113,10 @@ impl Replica {
                 WireState::Data { bytes, .. } => bytes.len(),
                 WireState::Deleted => 0,
             } + key.len();
+            if size > self.settings.max_gossip_bytes {
+                self.send_chunked(to, &entry);
+                continue;
+            }
             if !batch.is_empty()
                 && (batch.len() >= self.settings.max_gossip_entries
                     || bytes + size > self.settings.max_gossip_bytes)
@@ -1262,6 +1282,7 @@ impl Replica {
 
     fn gossip_tick(&mut self) {
         self.pending.retain(|_, tx| !tx.is_closed());
+        self.drop_stale_transfers();
         self.exchange_wanted_full_states();
         let peers = self.peers();
         if peers.is_empty() {

@@ -97,6 +97,24 @@ pub enum Message {
         /// Keys whose state the sender wants.
         request: Vec<String>,
     },
+    /// One piece of a full state too large for one [`Message::Gossip`] (more than
+    /// `max_gossip_bytes` encoded): the postcard encoding of its [`WireEntry`], cut into
+    /// `count` pieces sent in order. The receiver reassembles them (up to its
+    /// `max_value_bytes`) and merges the entry as if it came in a `Gossip`.
+    EntryChunk {
+        /// The sender's id of this transfer (unique per sender incarnation).
+        transfer: u64,
+        /// The key id.
+        key: String,
+        /// Which piece this is (0 to `count - 1`).
+        index: u32,
+        /// How many pieces the transfer has.
+        count: u32,
+        /// The length of the whole encoded entry.
+        total_bytes: u64,
+        /// This piece.
+        bytes: Vec<u8>,
+    },
     /// Deltas of local updates, sent between gossip rounds.
     Deltas {
         /// The deltas, each with the sender's sequence number.

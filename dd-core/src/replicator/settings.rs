@@ -40,8 +40,13 @@ pub struct Settings {
     /// Most keys in one gossip message (digests or states); more keys are chunked.
     pub max_gossip_entries: usize,
     /// Most encoded bytes of states in one gossip message (keep below the transport's frame
-    /// limit); a single state larger than this is still sent alone.
+    /// limit); a single state larger than this is sent in pieces of this size
+    /// ([`Message::EntryChunk`](super::protocol::Message::EntryChunk)) and reassembled.
     pub max_gossip_bytes: usize,
+    /// The largest encoded state sent or received in pieces (default 256 MiB). A larger state
+    /// is not sent, and a larger incoming one is refused, each with an error naming the key and
+    /// this setting; states being reassembled hold at most twice this much memory.
+    pub max_value_bytes: usize,
     /// How often the leader checks for removed replicas to prune (Akka: 120 s).
     pub pruning_interval: Duration,
     /// Levels below the root of the anti-entropy Merkle tree (1 to 5, default 4: 16^4 = 65,536
@@ -73,6 +78,7 @@ impl fmt::Debug for Settings {
             .field("max_delta_elements", &self.max_delta_elements)
             .field("max_gossip_entries", &self.max_gossip_entries)
             .field("max_gossip_bytes", &self.max_gossip_bytes)
+            .field("max_value_bytes", &self.max_value_bytes)
             .field("pruning_interval", &self.pruning_interval)
             .field("anti_entropy_depth", &self.anti_entropy_depth)
             .field("command_buffer", &self.command_buffer)
@@ -95,6 +101,7 @@ impl Default for Settings {
             max_delta_elements: 500,
             max_gossip_entries: 200,
             max_gossip_bytes: 512 * 1024,
+            max_value_bytes: 256 * 1024 * 1024,
             pruning_interval: Duration::from_secs(120),
             anti_entropy_depth: 4,
             command_buffer: 1024,
@@ -115,6 +122,7 @@ struct SettingsFile {
     max_delta_elements: Option<usize>,
     max_gossip_entries: Option<usize>,
     max_gossip_bytes: Option<usize>,
+    max_value_bytes: Option<usize>,
     pruning_interval_ms: Option<u64>,
     anti_entropy_depth: Option<u8>,
     command_buffer: Option<usize>,
@@ -131,7 +139,7 @@ impl Settings {
 
     /// Parses TOML (keys: `gossip_interval_ms`, `notify_interval_ms`,
     /// `delta_propagation_interval_ms`, `max_delta_elements`, `max_gossip_entries`,
-    /// `max_gossip_bytes`, `pruning_interval_ms`, `anti_entropy_depth`, `command_buffer`,
+    /// `max_gossip_bytes`, `max_value_bytes`, `pruning_interval_ms`, `anti_entropy_depth`, `command_buffer`,
     /// `durable_keys`); missing keys
     /// keep their defaults, unknown keys are an error.
     pub fn from_toml_str(text: &str) -> Result<Self, ReplicatorError> {
@@ -156,6 +164,9 @@ impl Settings {
         }
         if let Some(v) = file.max_gossip_bytes {
             b = b.max_gossip_bytes(v);
+        }
+        if let Some(v) = file.max_value_bytes {
+            b = b.max_value_bytes(v);
         }
         if let Some(v) = file.pruning_interval_ms {
             b = b.pruning_interval(ms(v));
@@ -205,6 +216,7 @@ impl Settings {
             ("max_delta_elements", self.max_delta_elements == 0),
             ("max_gossip_entries", self.max_gossip_entries == 0),
             ("max_gossip_bytes", self.max_gossip_bytes == 0),
+            ("max_value_bytes", self.max_value_bytes == 0),
             ("command_buffer", self.command_buffer == 0),
         ];
         for (name, bad) in checks {
@@ -253,6 +265,8 @@ impl SettingsBuilder {
         max_gossip_entries: usize,
         /// See [`Settings::max_gossip_bytes`].
         max_gossip_bytes: usize,
+        /// See [`Settings::max_value_bytes`].
+        max_value_bytes: usize,
         /// See [`Settings::pruning_interval`].
         pruning_interval: Duration,
         /// See [`Settings::anti_entropy_depth`].
