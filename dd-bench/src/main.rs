@@ -5,6 +5,7 @@
 //! cargo run --release -p dd-bench -- --profile small|full [--out BENCHMARKS.md] [--only AREA]
 //! ```
 
+mod area_antientropy;
 mod area_crdt;
 mod area_gossip;
 mod area_memory;
@@ -48,6 +49,8 @@ enum Area {
     Crdt,
     /// Memory per key in the replicator.
     Memory,
+    /// Anti-entropy at scale: repair after a partition, idle traffic, CPU per round.
+    Antientropy,
 }
 
 /// The sizes of one profile.
@@ -77,6 +80,14 @@ pub struct Sizes {
     pub crdt_runs: usize,
     /// Keys held (area 5).
     pub memory_keys: usize,
+    /// Key counts of the partition-and-heal scenario on the in-memory network (area 6).
+    pub antientropy_keys: Vec<usize>,
+    /// Key counts of the same scenario over TCP on 127.0.0.1 (area 6).
+    pub antientropy_tcp_keys: Vec<usize>,
+    /// Gossip interval of area 6.
+    pub antientropy_gossip_interval: std::time::Duration,
+    /// How long replica c is cut off in area 6.
+    pub antientropy_partition: std::time::Duration,
 }
 
 impl Sizes {
@@ -95,6 +106,10 @@ impl Sizes {
                 counter_merges: 2_000,
                 crdt_runs: 5,
                 memory_keys: 50_000,
+                antientropy_keys: vec![2_000, 10_000],
+                antientropy_tcp_keys: vec![10_000],
+                antientropy_gossip_interval: std::time::Duration::from_millis(500),
+                antientropy_partition: std::time::Duration::from_secs(1),
             },
             Profile::Full => Sizes {
                 write_updates: 100,
@@ -109,6 +124,10 @@ impl Sizes {
                 counter_merges: 100_000,
                 crdt_runs: 9,
                 memory_keys: 1_000_000,
+                antientropy_keys: vec![10_000, 100_000, 1_000_000],
+                antientropy_tcp_keys: vec![100_000],
+                antientropy_gossip_interval: std::time::Duration::from_secs(2),
+                antientropy_partition: std::time::Duration::from_secs(3),
             },
         }
     }
@@ -199,6 +218,7 @@ async fn run_areas(areas: &[Area], sizes: &Sizes, root: &std::path::Path) -> Res
                     .context(|| "crdt task".to_owned())??
             }
             Area::Memory => area_memory::run(sizes).await?,
+            Area::Antientropy => area_antientropy::run(sizes).await?,
         };
         eprintln!(
             "{}(area took {})",
@@ -239,6 +259,7 @@ fn main_result() -> Result<()> {
             Area::Gossip,
             Area::Crdt,
             Area::Memory,
+            Area::Antientropy,
         ]
     } else {
         cli.only.clone()
