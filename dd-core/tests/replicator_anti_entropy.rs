@@ -391,3 +391,57 @@ async fn state_above_max_value_bytes_is_refused_and_other_keys_still_replicate()
         r.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_refused_for_a_gap_brings_the_full_state_without_anti_entropy() {
+    // Anti-entropy runs once at start and then not for an hour: only the gap-triggered exchange
+    // can repair c.
+    let mut settings = fast_settings();
+    settings.gossip_interval = Duration::from_secs(3600);
+    let net = MemoryNetwork::new(31, Faults::default());
+    let all = names(3);
+    let mut rs = Vec::new();
+    for name in &all {
+        rs.push(start_memory(&net, name, 1, &all, settings.clone()).await.0);
+    }
+    let key: Key<ORSet<String>> = Key::new("tags");
+    let add = |r: &Replicator, element: &str| {
+        let me = r.self_id();
+        let element = element.to_owned();
+        let r = r.clone();
+        let key = key.clone();
+        async move {
+            r.update(&key, ORSet::new(), WriteConsistency::Local, move |s| {
+                s.add(&me, element);
+                Ok::<_, ReplicatorError>(())
+            })
+            .await
+            .unwrap();
+        }
+    };
+    add(&rs[0], "first").await;
+    eventually(
+        "c has the first element",
+        Duration::from_secs(30),
+        || async { set_len(&rs[2], &key).await == 1 },
+    )
+    .await;
+    net.partition(
+        &[ReplicaId::new("r2")],
+        &[ReplicaId::new("r0"), ReplicaId::new("r1")],
+    );
+    for i in 0..5 {
+        add(&rs[0], &format!("missed-{i}")).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    net.heal();
+    // The next delta has a gap at c: c refuses it and exchanges the key's full state with a.
+    add(&rs[0], "after").await;
+    eventually("c has all 7 elements", Duration::from_secs(30), || async {
+        set_len(&rs[2], &key).await == 7
+    })
+    .await;
+    for r in &rs {
+        r.shutdown().await.unwrap();
+    }
+}
