@@ -78,7 +78,7 @@ impl<T: Transport> Transport for Gate<T> {
             return;
         }
         let anti_entropy = match &message {
-            Message::Tree { level: 0, .. } => {
+            Message::Tree { level: 0, .. } | Message::LeafDigests { whole: true, .. } => {
                 self.wire.rounds.fetch_add(1, Ordering::Relaxed);
                 true
             }

@@ -26,7 +26,7 @@ use tokio::sync::watch;
 /// What the replicas sent, over all of them.
 #[derive(Default)]
 struct Wire {
-    /// Anti-entropy rounds started (tree roots sent).
+    /// Anti-entropy rounds started (tree roots, or all digests of a replica with few keys).
     rounds: AtomicU64,
     /// Anti-entropy messages (tree levels, leaf digests, full states) and their bytes.
     anti_entropy_messages: AtomicU64,
@@ -49,7 +49,7 @@ struct Counting {
 impl Transport for Counting {
     fn send(&self, to: &ReplicaId, message: Message) {
         let anti_entropy = match &message {
-            Message::Tree { level: 0, .. } => {
+            Message::Tree { level: 0, .. } | Message::LeafDigests { whole: true, .. } => {
                 self.wire.rounds.fetch_add(1, Ordering::SeqCst);
                 true
             }
@@ -81,7 +81,12 @@ impl Transport for Counting {
     }
 }
 
-async fn start_counted(net: &MemoryNetwork, wire: &Arc<Wire>, n: usize) -> Vec<Replicator> {
+async fn start_counted(
+    net: &MemoryNetwork,
+    wire: &Arc<Wire>,
+    n: usize,
+    settings: &dd_core::replicator::Settings,
+) -> Vec<Replicator> {
     let all = names(n);
     let mut out = Vec::new();
     for (i, name) in all.iter().enumerate() {
@@ -91,7 +96,7 @@ async fn start_counted(net: &MemoryNetwork, wire: &Arc<Wire>, n: usize) -> Vec<R
             inner: net.join(id.clone()),
             wire: wire.clone(),
         };
-        let r = DistributedData::start(StaticCluster::new(id, peers), transport, fast_settings())
+        let r = DistributedData::start(StaticCluster::new(id, peers), transport, settings.clone())
             .await
             .unwrap();
         out.push(r);
@@ -156,7 +161,11 @@ async fn partitioned_replica_is_repaired_in_a_few_rounds_at_100k_keys() {
     const CHANGED: usize = 1_000;
     let net = MemoryNetwork::new(19, Faults::default());
     let wire = Arc::new(Wire::default());
-    let rs = start_counted(&net, &wire, 3).await;
+    // Rounds are started by the clock while the exchange they start needs CPU: an interval of
+    // 500 ms leaves a debug build on a loaded machine time to finish a round's exchange.
+    let mut settings = fast_settings();
+    settings.gossip_interval = Duration::from_millis(500);
+    let rs = start_counted(&net, &wire, 3, &settings).await;
     let (a, c) = (&rs[0], &rs[2]);
     increment_all(a, 0..KEYS).await;
     eventually(
@@ -194,9 +203,9 @@ async fn partitioned_replica_is_repaired_in_a_few_rounds_at_100k_keys() {
         }
         true
     };
-    // 3 replicas start one round each per gossip interval: 30 rounds are ~10 intervals. The
+    // 3 replicas start one round each per gossip interval: 45 rounds are ~15 intervals. The
     // chunked digest gossip of protocol version 2 needed KEYS / 200 = 500 rounds per replica.
-    let rounds = within_rounds("c has the 1,000 changed values", &wire, 30, all_new).await;
+    let rounds = within_rounds("c has the 1,000 changed values", &wire, 45, all_new).await;
     let messages = wire.anti_entropy_messages.load(Ordering::SeqCst);
     let bytes = wire.anti_entropy_bytes.load(Ordering::SeqCst);
     eprintln!("repair: {rounds} rounds, {messages} anti-entropy messages, {bytes} bytes");

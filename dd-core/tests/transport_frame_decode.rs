@@ -45,6 +45,7 @@ fn valid_frames() -> Vec<Vec<u8>> {
         .unwrap(),
         Message::LeafDigests {
             depth: 4,
+            whole: false,
             leaves: vec![3, 65_535],
             digests: vec![("k".into(), 9), ("other".into(), u64::MAX)],
         }

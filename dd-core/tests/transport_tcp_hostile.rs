@@ -354,6 +354,7 @@ fn flood(
 ) -> tokio::task::JoinHandle<()> {
     let frame = Message::LeafDigests {
         depth: 4,
+        whole: false,
         leaves: vec![0],
         digests: (0..64).map(|i| (format!("flood-key-{i:04}"), i)).collect(),
     };

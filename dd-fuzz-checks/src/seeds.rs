@@ -416,6 +416,7 @@ pub fn transport() -> Result<Vec<Seed>, SeedError> {
             "message-leaf-digests",
             Message::LeafDigests {
                 depth: 4,
+                whole: false,
                 leaves: vec![7, 4096],
                 digests: vec![
                     ("counter".to_owned(), 0x0123_4567_89ab_cdef),

@@ -989,8 +989,9 @@ impl Replica {
             Message::LeafDigests {
                 depth,
                 leaves,
+                whole,
                 digests,
-            } => self.on_leaf_digests(&from, depth, leaves, digests),
+            } => self.on_leaf_digests(&from, depth, leaves, whole, digests),
             Message::Gossip { entries, request } => {
                 self.merge_wire_entries(&from, entries);
                 if !request.is_empty() {

@@ -87,6 +87,10 @@ pub enum Message {
         depth: u8,
         /// The leaves covered: every key of the sender in them is in `digests`.
         leaves: Vec<u32>,
+        /// Whether `digests` holds every key of the sender (`leaves` is then empty): a replica
+        /// with few keys starts its rounds with all its digests instead of its root, which
+        /// repairs in one round trip instead of `depth + 2`.
+        whole: bool,
         /// `(key, digest)` for every key of the sender in `leaves`.
         digests: Vec<(String, u64)>,
     },

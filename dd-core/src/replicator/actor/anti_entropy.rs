@@ -21,6 +21,13 @@ use crate::replica::{ReplicaId, UniqueReplicaId};
 use crate::replicator::merkle::FANOUT;
 use crate::replicator::protocol::Message;
 
+/// A replica whose digests encode in at most this many bytes sends them all instead of its
+/// root: as cheap as a tree walk's first messages, and one round trip to repair instead of
+/// `depth + 2`.
+const WHOLE_DIGESTS_BYTES: usize = 1000;
+/// The most keys [`WHOLE_DIGESTS_BYTES`] can hold (a key takes at least 12 bytes).
+const WHOLE_DIGESTS_MAX_KEYS: usize = WHOLE_DIGESTS_BYTES / 12;
+
 impl Replica {
     /// Marks `key` as changed: its digest is folded into the tree before the tree is next used.
     pub(super) fn tree_changed(&mut self, key: &str) {
@@ -50,9 +57,31 @@ impl Replica {
         (self.settings.max_gossip_bytes / 16).max(FANOUT)
     }
 
-    /// Starts an anti-entropy round with `peer`: sends it the root hash.
+    /// Starts an anti-entropy round with `peer`: sends it the root hash, or, when this
+    /// replica's digests encode in at most [`WHOLE_DIGESTS_BYTES`], all of them.
     pub(super) fn send_tree_root(&mut self, peer: &ReplicaId) {
         self.refresh_tree();
+        if self.data.len() <= WHOLE_DIGESTS_MAX_KEYS {
+            let keys: Vec<String> = self.data.keys().cloned().collect();
+            let digests: Vec<(String, u64)> = keys
+                .into_iter()
+                .filter_map(|k| self.digest(&k).map(|d| (k, d)))
+                .collect();
+            // A key, its length and a digest varint (at most 10 bytes).
+            let size: usize = digests.iter().map(|(k, _)| k.len() + 12).sum();
+            if size <= WHOLE_DIGESTS_BYTES {
+                self.transport.send(
+                    peer,
+                    Message::LeafDigests {
+                        depth: self.tree.depth(),
+                        leaves: Vec::new(),
+                        whole: true,
+                        digests,
+                    },
+                );
+                return;
+            }
+        }
         self.transport.send(
             peer,
             Message::Tree {
@@ -145,6 +174,7 @@ impl Replica {
                     to,
                     Message::LeafDigests {
                         depth: self.tree.depth(),
+                        whole: false,
                         leaves: std::mem::take(&mut covered),
                         digests: std::mem::take(&mut digests),
                     },
@@ -156,6 +186,7 @@ impl Replica {
                 to,
                 Message::LeafDigests {
                     depth: self.tree.depth(),
+                    whole: false,
                     leaves: covered,
                     digests,
                 },
@@ -163,7 +194,8 @@ impl Replica {
         }
     }
 
-    /// Compares a peer's digests of whole leaves with this replica's keys of those leaves:
+    /// Compares a peer's digests of whole leaves (or of all its keys, `whole`) with this
+    /// replica's keys of those leaves (or all its keys):
     /// sends the states that differ or the peer lacks, and asks for the ones that differ or
     /// this replica lacks. Keys found equal are confirmed (see `Entry::confirmed`).
     pub(super) fn on_leaf_digests(
@@ -171,6 +203,7 @@ impl Replica {
         from: &UniqueReplicaId,
         depth: u8,
         leaves: Vec<u32>,
+        whole: bool,
         digests: Vec<(String, u64)>,
     ) {
         if !self.same_tree_shape(from, depth, depth) {
@@ -180,6 +213,14 @@ impl Replica {
         let theirs: BTreeMap<String, u64> = digests.into_iter().collect();
         let width = self.tree.width(depth);
         let mut mine = Vec::new();
+        if whole {
+            mine.extend(
+                self.data
+                    .iter()
+                    .filter(|(_, e)| e.in_tree.is_some())
+                    .map(|(k, _)| k.clone()),
+            );
+        }
         for leaf in leaves {
             if let Some(leaf) = usize::try_from(leaf).ok().filter(|l| *l < width) {
                 mine.extend_from_slice(self.tree.keys_of_leaf(leaf));

@@ -7,8 +7,9 @@
 //! not sent, a larger announced transfer is refused, each with an error naming the key, the
 //! peer, the size and the setting; all transfers being reassembled at once hold at most twice
 //! `max_value_bytes`; pieces may arrive in any order, duplicates are ignored. A transfer that
-//! stalls (a lost piece) is dropped after
-//! [`STALE_AFTER_INTERVALS`] gossip intervals; anti-entropy sends the state again.
+//! stalls (a lost piece) is dropped after [`STALE_AFTER_INTERVALS`] gossip intervals without a
+//! new piece; a key's state goes in pieces to the same peer at most once per
+//! [`RESEND_AFTER_INTERVALS`], after which anti-entropy sends it again if still needed.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -18,8 +19,11 @@ use super::Replica;
 use crate::replica::{ReplicaId, UniqueReplicaId};
 use crate::replicator::protocol::{Message, WireEntry};
 
-/// Gossip intervals after which an incomplete transfer is dropped.
+/// Gossip intervals without a new piece after which an incomplete transfer is dropped.
 pub(super) const STALE_AFTER_INTERVALS: u32 = 30;
+/// Gossip intervals during which a key's state is not sent in pieces to the same peer again
+/// (every round of a replica and of its peer may ask for it while a transfer is under way).
+pub(super) const RESEND_AFTER_INTERVALS: u32 = 10;
 
 /// The pieces received so far of one transfer (in any order: a network may reorder them).
 pub(super) struct Partial {
@@ -28,7 +32,8 @@ pub(super) struct Partial {
     total_bytes: usize,
     received: usize,
     pieces: BTreeMap<u32, Vec<u8>>,
-    started: Instant,
+    /// When the last piece arrived.
+    progress: Instant,
 }
 
 /// The transfers being reassembled, by sender and transfer id.
@@ -37,11 +42,27 @@ pub(super) struct Reassembly {
     partials: HashMap<(UniqueReplicaId, u64), Partial>,
     /// The announced sizes of all partials.
     reserved: usize,
+    /// When this replica last sent each key's state in pieces to each peer.
+    sent: HashMap<(ReplicaId, String), Instant>,
 }
 
 impl Replica {
     /// Sends one entry as pieces of at most `max_gossip_bytes`.
     pub(super) fn send_chunked(&mut self, to: &ReplicaId, entry: &WireEntry) {
+        let now = Instant::now();
+        let resend = self
+            .settings
+            .gossip_interval
+            .saturating_mul(RESEND_AFTER_INTERVALS);
+        let sent = (to.clone(), entry.key.clone());
+        if self
+            .reassembly
+            .sent
+            .get(&sent)
+            .is_some_and(|t| now.saturating_duration_since(*t) < resend)
+        {
+            return;
+        }
         let encoded = match postcard::to_stdvec(entry) {
             Ok(b) => b,
             Err(e) => {
@@ -63,6 +84,7 @@ impl Replica {
         let Ok(count) = u32::try_from(encoded.len().div_ceil(piece)) else {
             return;
         };
+        self.reassembly.sent.insert(sent, now);
         let transfer = self.next_transfer;
         self.next_transfer = self.next_transfer.wrapping_add(1);
         let total_bytes = encoded.len() as u64;
@@ -125,7 +147,7 @@ impl Replica {
                     total_bytes: total,
                     received: 0,
                     pieces: BTreeMap::new(),
-                    started: Instant::now(),
+                    progress: Instant::now(),
                 },
             );
         }
@@ -144,6 +166,7 @@ impl Replica {
             return;
         }
         p.received += bytes.len();
+        p.progress = Instant::now();
         p.pieces.insert(index, bytes);
         if p.pieces.len() < usize::try_from(p.count).unwrap_or(usize::MAX) {
             return;
@@ -186,9 +209,16 @@ impl Replica {
             .reassembly
             .partials
             .iter()
-            .filter(|(_, p)| now.saturating_duration_since(p.started) > window)
+            .filter(|(_, p)| now.saturating_duration_since(p.progress) > window)
             .map(|(id, _)| id.clone())
             .collect();
+        let resend = self
+            .settings
+            .gossip_interval
+            .saturating_mul(RESEND_AFTER_INTERVALS);
+        self.reassembly
+            .sent
+            .retain(|_, t| now.saturating_duration_since(*t) < resend);
         for id in stale {
             if let Some(p) = self.drop_transfer(&id) {
                 tracing::debug!(replica = %self.self_id, from = %id.0, key = p.key,
