@@ -82,7 +82,7 @@ impl<T: Transport> Transport for CountingTransport<T> {
         let counter = match &message {
             Message::Deltas { .. } => &self.counters.deltas,
             Message::Gossip { .. } => &self.counters.gossip,
-            Message::Status { .. } => &self.counters.status,
+            Message::Tree { .. } | Message::LeafDigests { .. } => &self.counters.status,
             _ => &self.counters.other,
         };
         counter.fetch_add(len, Ordering::Relaxed);

@@ -6,6 +6,7 @@
 //! ```
 
 mod area_concurrent;
+mod area_antientropy;
 mod area_crdt;
 mod area_gossip;
 mod area_memory;
@@ -54,6 +55,8 @@ enum Area {
     Pekko,
     /// Concurrent Sync updates (group commit) against write-behind and a raw write.
     Concurrent,
+    /// Anti-entropy at scale: repair after a partition, idle traffic, CPU per round.
+    Antientropy,
 }
 
 /// The sizes of one profile.
@@ -89,6 +92,14 @@ pub struct Sizes {
     pub concurrent_rounds: usize,
     /// Keys the writers spread their updates over (area 7).
     pub concurrent_keys: usize,
+    /// Key counts of the partition-and-heal scenario on the in-memory network (area 8).
+    pub antientropy_keys: Vec<usize>,
+    /// Key counts of the same scenario over TCP on 127.0.0.1 (area 8).
+    pub antientropy_tcp_keys: Vec<usize>,
+    /// Gossip interval of area 8.
+    pub antientropy_gossip_interval: std::time::Duration,
+    /// How long replica c is cut off in area 8.
+    pub antientropy_partition: std::time::Duration,
 }
 
 impl Sizes {
@@ -110,6 +121,10 @@ impl Sizes {
                 concurrent_updates: 40,
                 concurrent_rounds: 1,
                 concurrent_keys: 40,
+                antientropy_keys: vec![2_000, 10_000],
+                antientropy_tcp_keys: vec![10_000],
+                antientropy_gossip_interval: std::time::Duration::from_millis(500),
+                antientropy_partition: std::time::Duration::from_secs(1),
             },
             Profile::Full => Sizes {
                 write_updates: 100,
@@ -127,6 +142,10 @@ impl Sizes {
                 concurrent_updates: 1_000,
                 concurrent_rounds: 3,
                 concurrent_keys: 1_000,
+                antientropy_keys: vec![10_000, 100_000, 1_000_000],
+                antientropy_tcp_keys: vec![100_000],
+                antientropy_gossip_interval: std::time::Duration::from_secs(2),
+                antientropy_partition: std::time::Duration::from_secs(3),
             },
         }
     }
@@ -226,6 +245,7 @@ async fn run_areas(
             Area::Memory => area_memory::run(sizes).await?,
             Area::Pekko => area_pekko::run(root, full).await?,
             Area::Concurrent => area_concurrent::run(root, sizes).await?,
+            Area::Antientropy => area_antientropy::run(sizes).await?,
         };
         eprintln!(
             "{}(area took {})",
@@ -268,6 +288,7 @@ fn main_result() -> Result<()> {
             Area::Memory,
             Area::Pekko,
             Area::Concurrent,
+            Area::Antientropy,
         ]
     } else {
         cli.only.clone()

@@ -36,9 +36,17 @@ fn valid_frames() -> Vec<Vec<u8>> {
         }
         .encode()
         .unwrap(),
-        Message::Status {
-            chunk: 1,
-            total_chunks: 4,
+        Message::Tree {
+            depth: 4,
+            level: 1,
+            nodes: vec![(0, 9), (15, u64::MAX)],
+        }
+        .encode()
+        .unwrap(),
+        Message::LeafDigests {
+            depth: 4,
+            whole: false,
+            leaves: vec![3, 65_535],
             digests: vec![("k".into(), 9), ("other".into(), u64::MAX)],
         }
         .encode()

@@ -352,9 +352,10 @@ fn flood(
     written: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<()> {
-    let frame = Message::Status {
-        chunk: 0,
-        total_chunks: 1,
+    let frame = Message::LeafDigests {
+        depth: 4,
+        whole: false,
+        leaves: vec![0],
         digests: (0..64).map(|i| (format!("flood-key-{i:04}"), i)).collect(),
     };
     let bytes = Bytes::from(frame.encode().unwrap());

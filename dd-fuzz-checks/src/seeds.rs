@@ -405,14 +405,34 @@ pub fn transport() -> Result<Vec<Seed>, SeedError> {
     ];
     let messages = [
         (
-            "message-status",
-            Message::Status {
-                chunk: 1,
-                total_chunks: 4,
+            "message-tree",
+            Message::Tree {
+                depth: 4,
+                level: 2,
+                nodes: vec![(17, 0x0123_4567_89ab_cdef), (18, 42)],
+            },
+        ),
+        (
+            "message-leaf-digests",
+            Message::LeafDigests {
+                depth: 4,
+                whole: false,
+                leaves: vec![7, 4096],
                 digests: vec![
                     ("counter".to_owned(), 0x0123_4567_89ab_cdef),
                     ("set".to_owned(), 42),
                 ],
+            },
+        ),
+        (
+            "message-entry-chunk",
+            Message::EntryChunk {
+                transfer: 3,
+                key: "big".to_owned(),
+                index: 1,
+                count: 2,
+                total_bytes: 9,
+                bytes: vec![0x11, 0x22, 0x33, 0x44],
             },
         ),
         (

@@ -29,7 +29,7 @@ pub struct TypeLabel {
 /// Label of per-message-kind metrics.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
-    /// The replicator message kind (`status`, `gossip`, `deltas`, ...).
+    /// The replicator message kind (`tree`, `leaf_digests`, `gossip`, `deltas`, ...).
     pub kind: &'static str,
 }
 
@@ -283,8 +283,10 @@ impl Metrics {
 /// The kind of a replicator message, as a metric label.
 pub fn message_kind(message: &Message) -> &'static str {
     match message {
-        Message::Status { .. } => "status",
+        Message::Tree { .. } => "tree",
+        Message::LeafDigests { .. } => "leaf_digests",
         Message::Gossip { .. } => "gossip",
+        Message::EntryChunk { .. } => "entry_chunk",
         Message::Deltas { .. } => "deltas",
         Message::Write { .. } => "write",
         Message::WriteAck { .. } => "write_ack",

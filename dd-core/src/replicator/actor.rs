@@ -17,6 +17,7 @@ use super::durable_writer::{Conflicts, DurableWriter, QueueLimits};
 use super::envelope::{Envelope, Pruning, Value, is_durable_key};
 use super::error::ReplicatorError;
 use super::load::Recovered;
+use super::merkle::MerkleTree;
 use super::protocol::{Message, WireDelta, WireEntry, WireState};
 use super::pruning_record::{
     PrunedIncarnations, REMOVED_KEY, RESTARTED_KEY, RemovedIncarnations, is_reserved, markers_key,
@@ -27,10 +28,15 @@ use crate::data::{ErasedData, TypeRegistry};
 use crate::replica::{ReplicaId, UniqueReplicaId};
 use crate::transport::{Incoming, IncomingStream, Transport};
 
+mod anti_entropy;
+mod chunks;
+
 /// One key's envelope plus its cached digest.
 struct Entry {
     env: Envelope,
     digest: Option<u64>,
+    /// The digest this key contributes to the anti-entropy tree (`None`: not in it yet).
+    in_tree: Option<u64>,
     /// The "pruning performed" markers last handed to the durable store for this key.
     stored_markers: PrunedIncarnations,
     /// False for a value loaded from the durable store until a peer's full state of the key was
@@ -51,6 +57,7 @@ impl Entry {
         Self {
             env,
             digest: None,
+            in_tree: None,
             stored_markers: PrunedIncarnations::default(),
             confirmed: true,
             prune_anyway: BTreeSet::new(),
@@ -62,6 +69,7 @@ impl Entry {
             stored_markers: env.performed_markers(),
             env,
             digest: None,
+            in_tree: None,
             confirmed: false,
             prune_anyway: BTreeSet::new(),
         }
@@ -100,7 +108,17 @@ pub(crate) struct Replica {
     durable: Option<DurableWriter>,
     internal_tx: mpsc::UnboundedSender<Internal>,
     rng: StdRng,
-    status_round: u64,
+    /// The Merkle tree of key digests compared by anti-entropy (see [`anti_entropy`]).
+    tree: MerkleTree,
+    /// Keys changed since they were last folded into `tree`.
+    tree_dirty: BTreeSet<String>,
+    /// Whether some value loaded from the durable store may still be unconfirmed (see
+    /// [`Entry::confirmed`]); cleared when a peer's tree root is found equal.
+    maybe_unconfirmed: bool,
+    /// Full states too large for one message being received in pieces (see [`chunks`]).
+    reassembly: chunks::Reassembly,
+    /// The id of the next chunked transfer this replica sends.
+    next_transfer: u64,
     /// Set once a "pruning performed" marker for this replica's own current incarnation
     /// arrived: the cluster collapsed its entries, so it takes no more writes.
     own_incarnation_pruned: bool,
@@ -149,11 +167,6 @@ async fn wait_for(notify: Option<&tokio::sync::Notify>) {
         Some(n) => n.notified().await,
         None => std::future::pending().await,
     }
-}
-
-fn chunk_of(key: &str, total: u32) -> u32 {
-    let h = xxhash_rust::xxh3::xxh3_64(key.as_bytes());
-    u32::try_from(h % u64::from(total.max(1))).unwrap_or(0)
 }
 
 /// Answers a command on a reserved key with [`ReplicatorError::ReservedKey`]; passes others on.
@@ -206,6 +219,7 @@ impl Replica {
             )
         });
         let seed = self_id.incarnation();
+        let tree_dirty: BTreeSet<String> = recovered.data.keys().cloned().collect();
         let replica = Self {
             self_id,
             registry,
@@ -231,7 +245,11 @@ impl Replica {
             durable,
             internal_tx,
             rng: StdRng::seed_from_u64(seed),
-            status_round: 0,
+            tree: MerkleTree::new(settings.anti_entropy_depth),
+            maybe_unconfirmed: !tree_dirty.is_empty(),
+            tree_dirty,
+            reassembly: chunks::Reassembly::default(),
+            next_transfer: 0,
             own_incarnation_pruned: false,
             full_state_asked: HashMap::new(),
             full_state_wanted: BTreeMap::new(),
@@ -409,6 +427,7 @@ impl Replica {
     /// Records that `key` changed: digest, subscribers and pruning acknowledgement.
     fn touched(&mut self, key: &str) {
         let me = self.self_id.replica().clone();
+        self.tree_changed(key);
         if let Some(e) = self.data.get_mut(key) {
             e.digest = None;
             for p in e.env.pruning.values_mut() {
@@ -1046,17 +1065,31 @@ impl Replica {
         let Incoming { from, message } = incoming;
         self.note_incarnation(&from);
         match message {
-            Message::Status {
-                chunk,
-                total_chunks,
+            Message::Tree {
+                depth,
+                level,
+                nodes,
+            } => self.on_tree(&from, depth, level, nodes),
+            Message::LeafDigests {
+                depth,
+                leaves,
+                whole,
                 digests,
-            } => self.on_status(&from, chunk, total_chunks, digests),
+            } => self.on_leaf_digests(&from, depth, leaves, whole, digests),
             Message::Gossip { entries, request } => {
                 self.merge_wire_entries(&from, entries);
                 if !request.is_empty() {
                     self.send_entries(from.replica(), request.iter(), Vec::new());
                 }
             }
+            Message::EntryChunk {
+                transfer,
+                key,
+                index,
+                count,
+                total_bytes,
+                bytes,
+            } => self.on_entry_chunk(&from, transfer, key, index, count, total_bytes, bytes),
             Message::Deltas { deltas } => self.on_deltas(&from, deltas),
             Message::Write { request, entry } => {
                 let key = entry.key.clone();
@@ -1144,46 +1177,10 @@ impl Replica {
         e.digest
     }
 
-    fn on_status(
-        &mut self,
-        from: &UniqueReplicaId,
-        chunk: u32,
-        total_chunks: u32,
-        digests: Vec<(String, u64)>,
-    ) {
-        let theirs: BTreeMap<String, u64> = digests.into_iter().collect();
-        let mine: Vec<String> = self
-            .data
-            .keys()
-            .filter(|k| chunk_of(k, total_chunks) == chunk)
-            .cloned()
-            .collect();
-        let mut send = Vec::new();
-        let mut request = Vec::new();
-        for key in &mine {
-            let my_digest = self.digest(key);
-            match theirs.get(key) {
-                None => send.push(key.clone()),
-                Some(d) if Some(*d) != my_digest => {
-                    send.push(key.clone());
-                    request.push(key.clone());
-                }
-                Some(_) => self.confirm(key),
-            }
-        }
-        for key in theirs.keys() {
-            if !self.data.contains_key(key) {
-                request.push(key.clone());
-            }
-        }
-        if !send.is_empty() || !request.is_empty() {
-            self.send_entries(from.replica(), send.iter(), request);
-        }
-    }
-
-    /// Sends the states of `keys` to `to` in messages bounded by entries and bytes.
+    /// Sends the states of `keys` to `to` in messages bounded by entries and bytes; a state
+    /// larger than `max_gossip_bytes` goes alone, in pieces (see [`chunks`]).
     fn send_entries<'a>(
-        &self,
+        &mut self,
         to: &ReplicaId,
         keys: impl Iterator<Item = &'a String>,
         request: Vec<String>,
@@ -1199,6 +1196,10 @@ impl Replica {
                 WireState::Data { bytes, .. } => bytes.len(),
                 WireState::Deleted => 0,
             } + key.len();
+            if size > self.settings.max_gossip_bytes {
+                self.send_chunked(to, &entry);
+                continue;
+            }
             if !batch.is_empty()
                 && (batch.len() >= self.settings.max_gossip_entries
                     || bytes + size > self.settings.max_gossip_bytes)
@@ -1314,6 +1315,7 @@ impl Replica {
                 }
                 self.data
                     .insert(d.key.clone(), Entry::new(Envelope::data(zero)));
+                self.tree_dirty.insert(d.key.clone());
                 self.data
                     .get_mut(&d.key)
                     .ok_or_else(|| DeltaRefused::Skipped("entry vanished".into()))?
@@ -1368,34 +1370,14 @@ impl Replica {
 
     fn gossip_tick(&mut self) {
         self.pending.retain(|_, tx| !tx.is_closed());
+        self.drop_stale_transfers();
         self.exchange_wanted_full_states();
         let peers = self.peers();
         if peers.is_empty() {
             return;
         }
-        let peer = &peers[self.rng.random_range(0..peers.len())];
-        let per_chunk = self.settings.max_gossip_entries.max(1);
-        let total = u32::try_from(self.data.len().div_ceil(per_chunk).max(1)).unwrap_or(u32::MAX);
-        let chunk = u32::try_from(self.status_round % u64::from(total)).unwrap_or(0);
-        self.status_round = self.status_round.wrapping_add(1);
-        let keys: Vec<String> = self
-            .data
-            .keys()
-            .filter(|k| chunk_of(k, total) == chunk)
-            .cloned()
-            .collect();
-        let digests = keys
-            .into_iter()
-            .filter_map(|k| self.digest(&k).map(|d| (k, d)))
-            .collect();
-        self.transport.send(
-            peer,
-            Message::Status {
-                chunk,
-                total_chunks: total,
-                digests,
-            },
-        );
+        let peer = peers[self.rng.random_range(0..peers.len())].clone();
+        self.send_tree_root(&peer);
     }
 
     fn delta_tick(&mut self) {
@@ -1429,6 +1411,7 @@ impl Replica {
                 + 1;
             entry.env.delta_versions.insert(self.self_id.clone(), seq);
             entry.digest = None;
+            self.tree_dirty.insert(key.clone());
             // Too large (or unencodable): the sequence number still advances, so peers see a
             // gap and wait for the full state.
             if !bytes.is_empty() && bytes.len() <= self.settings.max_gossip_bytes {
@@ -1531,6 +1514,7 @@ impl Replica {
                     owner_pruned_too = ended, "pruning marker of a removed owner dropped");
                 e.env.pruning.remove(&removed);
                 e.digest = None;
+                self.tree_dirty.insert(key.clone());
                 e.prune_anyway.insert(removed);
                 if ended {
                     e.prune_anyway.insert(owner.clone());

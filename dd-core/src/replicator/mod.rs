@@ -3,7 +3,7 @@
 //! [`DistributedData::start`] loads the durable store (if configured), spawns the replica task
 //! and returns a cloneable [`Replicator`] handle. Updates apply locally at once and reach other
 //! replicas by delta propagation (every `delta_propagation_interval`), periodic anti-entropy
-//! gossip of digests (every `gossip_interval`) and, for stronger [`WriteConsistency`] levels,
+//! (every `gossip_interval`, see below) and, for stronger [`WriteConsistency`] levels,
 //! direct writes that wait for acknowledgements. Reads can consult several replicas
 //! ([`ReadConsistency`]) and merge their answers.
 //!
@@ -116,6 +116,21 @@
 //! marker dropped because its owner ended is redone, and the owner is pruned on that key too:
 //! it may have performed the pruning and stored the result before anyone else got it.
 //!
+//! ## Anti-entropy
+//!
+//! Every replica keeps a Merkle tree of its key digests (TicTac style: 16^`anti_entropy_depth`
+//! leaves chosen by a hash of the key name, each the XOR of its keys' hashed digests, each node
+//! the XOR of its 16 children), updated in O(depth) per changed key. Every `gossip_interval` it
+//! sends its root hash to one random peer ([`protocol::Message::Tree`]); the two replicas then
+//! descend level by level into the nodes whose hashes differ, exchange the digests of the keys
+//! of the differing leaves ([`protocol::Message::LeafDigests`]) and finally the states of the
+//! keys that differ ([`protocol::Message::Gossip`], both ways). Replicas in sync send one root
+//! hash per round; a difference is found in `depth + 1` round trips whatever the key count. A
+//! state larger than `max_gossip_bytes` goes in pieces ([`protocol::Message::EntryChunk`]) up
+//! to `max_value_bytes`. Every replica of a cluster needs the same `anti_entropy_depth`; a tree
+//! of another depth is ignored and logged. The TCP handshake refuses replicas of another
+//! [`PROTOCOL_VERSION`](crate::transport::tcp::PROTOCOL_VERSION) (version 3 introduced this).
+//!
 //! ## Dependencies
 //!
 //! `tokio-util` (length-delimited framing of TCP messages), `postcard` (the compact wire format
@@ -145,6 +160,7 @@ mod durable_writer;
 mod envelope;
 mod error;
 mod load;
+mod merkle;
 pub mod protocol;
 pub(crate) mod pruning_record;
 mod settings;

@@ -65,13 +65,33 @@ pub struct WireDelta {
 /// A replicator message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
-    /// Anti-entropy: the sender's digests of the keys in chunk `chunk` of `total_chunks`.
-    Status {
-        /// Which chunk of the key space (keys are assigned to chunks by hash).
-        chunk: u32,
-        /// How many chunks the key space is divided into.
-        total_chunks: u32,
-        /// `(key, digest)` for every key of the sender in this chunk.
+    /// Anti-entropy: hashes of nodes of the sender's Merkle tree of key digests (see
+    /// [`merkle`](super::merkle)). A gossip round starts with the root (`level` 0); the
+    /// receiver answers with the children of every node whose hash differs from its own, one
+    /// level deeper, until the leaves, whose differing ones it answers with
+    /// [`Message::LeafDigests`].
+    Tree {
+        /// The depth of the sender's tree; a receiver whose tree has another depth ignores
+        /// the message (and logs it).
+        depth: u8,
+        /// The level of these nodes (0: the root; `depth`: the leaves).
+        level: u8,
+        /// `(index within the level, hash)` of the sender's nodes.
+        nodes: Vec<(u32, u64)>,
+    },
+    /// Anti-entropy: the digests of every key of the sender in the given leaves of its Merkle
+    /// tree (leaves whose hash differed from the receiver's). The receiver answers with a
+    /// [`Message::Gossip`] carrying the states that differ and asking for the sender's.
+    LeafDigests {
+        /// The depth of the sender's tree.
+        depth: u8,
+        /// The leaves covered: every key of the sender in them is in `digests`.
+        leaves: Vec<u32>,
+        /// Whether `digests` holds every key of the sender (`leaves` is then empty): a replica
+        /// with few keys starts its rounds with all its digests instead of its root, which
+        /// repairs in one round trip instead of `depth + 2`.
+        whole: bool,
+        /// `(key, digest)` for every key of the sender in `leaves`.
         digests: Vec<(String, u64)>,
     },
     /// Anti-entropy: full states, plus the keys the sender wants the receiver to send back.
@@ -80,6 +100,24 @@ pub enum Message {
         entries: Vec<WireEntry>,
         /// Keys whose state the sender wants.
         request: Vec<String>,
+    },
+    /// One piece of a full state too large for one [`Message::Gossip`] (more than
+    /// `max_gossip_bytes` encoded): the postcard encoding of its [`WireEntry`], cut into
+    /// `count` pieces sent in order. The receiver reassembles them (up to its
+    /// `max_value_bytes`) and merges the entry as if it came in a `Gossip`.
+    EntryChunk {
+        /// The sender's id of this transfer (unique per sender incarnation).
+        transfer: u64,
+        /// The key id.
+        key: String,
+        /// Which piece this is (0 to `count - 1`).
+        index: u32,
+        /// How many pieces the transfer has.
+        count: u32,
+        /// The length of the whole encoded entry.
+        total_bytes: u64,
+        /// This piece.
+        bytes: Vec<u8>,
     },
     /// Deltas of local updates, sent between gossip rounds.
     Deltas {

@@ -40,10 +40,21 @@ pub struct Settings {
     /// Most keys in one gossip message (digests or states); more keys are chunked.
     pub max_gossip_entries: usize,
     /// Most encoded bytes of states in one gossip message (keep below the transport's frame
-    /// limit); a single state larger than this is still sent alone.
+    /// limit); a single state larger than this is sent in pieces of this size
+    /// ([`Message::EntryChunk`](super::protocol::Message::EntryChunk)) and reassembled.
     pub max_gossip_bytes: usize,
+    /// The largest encoded state sent or received in pieces (default 256 MiB). A larger state
+    /// is not sent, and a larger incoming one is refused, each with an error naming the key and
+    /// this setting; states being reassembled hold at most twice this much memory.
+    pub max_value_bytes: usize,
     /// How often the leader checks for removed replicas to prune (Akka: 120 s).
     pub pruning_interval: Duration,
+    /// Levels below the root of the anti-entropy Merkle tree (1 to 5, default 4: 16^4 = 65,536
+    /// leaves). Replicas in sync exchange one root hash per gossip round; replicas that differ
+    /// find the differing keys in `depth + 1` round trips. Deeper trees keep fewer keys per leaf
+    /// (less to exchange per differing key with many keys) at 16x the memory per level (depth 4:
+    /// about 2 MiB, depth 5: about 32 MiB). Every replica of a cluster needs the same value.
+    pub anti_entropy_depth: u8,
     /// Capacity of the command channel of the replica task.
     pub command_buffer: usize,
     /// Which keys are durable: exact ids or prefixes ending in `*` (default: `["*"]`, all).
@@ -74,7 +85,9 @@ impl fmt::Debug for Settings {
             .field("max_delta_elements", &self.max_delta_elements)
             .field("max_gossip_entries", &self.max_gossip_entries)
             .field("max_gossip_bytes", &self.max_gossip_bytes)
+            .field("max_value_bytes", &self.max_value_bytes)
             .field("pruning_interval", &self.pruning_interval)
+            .field("anti_entropy_depth", &self.anti_entropy_depth)
             .field("command_buffer", &self.command_buffer)
             .field("durable_keys", &self.durable_keys)
             .field("durable_queue_max_entries", &self.durable_queue_max_entries)
@@ -97,7 +110,9 @@ impl Default for Settings {
             max_delta_elements: 500,
             max_gossip_entries: 200,
             max_gossip_bytes: 512 * 1024,
+            max_value_bytes: 256 * 1024 * 1024,
             pruning_interval: Duration::from_secs(120),
+            anti_entropy_depth: 4,
             command_buffer: 1024,
             durable_keys: vec!["*".to_owned()],
             durable_queue_max_entries: 10_000,
@@ -118,7 +133,9 @@ struct SettingsFile {
     max_delta_elements: Option<usize>,
     max_gossip_entries: Option<usize>,
     max_gossip_bytes: Option<usize>,
+    max_value_bytes: Option<usize>,
     pruning_interval_ms: Option<u64>,
+    anti_entropy_depth: Option<u8>,
     command_buffer: Option<usize>,
     durable_keys: Option<Vec<String>>,
     durable_queue_max_entries: Option<usize>,
@@ -135,8 +152,9 @@ impl Settings {
 
     /// Parses TOML (keys: `gossip_interval_ms`, `notify_interval_ms`,
     /// `delta_propagation_interval_ms`, `max_delta_elements`, `max_gossip_entries`,
-    /// `max_gossip_bytes`, `pruning_interval_ms`, `command_buffer`, `durable_keys`,
-    /// `durable_queue_max_entries`, `durable_queue_max_bytes`); missing keys keep their defaults, unknown keys are an error.
+    /// `max_gossip_bytes`, `max_value_bytes`, `pruning_interval_ms`, `anti_entropy_depth`,
+    /// `command_buffer`, `durable_keys`, `durable_queue_max_entries`, `durable_queue_max_bytes`);
+    /// missing keys keep their defaults, unknown keys are an error.
     pub fn from_toml_str(text: &str) -> Result<Self, ReplicatorError> {
         let file: SettingsFile = toml::from_str(text)
             .map_err(|e| ReplicatorError::Settings(format!("replicator settings: {e}")))?;
@@ -160,8 +178,14 @@ impl Settings {
         if let Some(v) = file.max_gossip_bytes {
             b = b.max_gossip_bytes(v);
         }
+        if let Some(v) = file.max_value_bytes {
+            b = b.max_value_bytes(v);
+        }
         if let Some(v) = file.pruning_interval_ms {
             b = b.pruning_interval(ms(v));
+        }
+        if let Some(v) = file.anti_entropy_depth {
+            b = b.anti_entropy_depth(v);
         }
         if let Some(v) = file.command_buffer {
             b = b.command_buffer(v);
@@ -198,7 +222,7 @@ impl Settings {
         self
     }
 
-    /// Checks that intervals and limits are non-zero.
+    /// Checks that intervals and limits are non-zero and the tree depth is 1 to 5.
     pub fn validate(&self) -> Result<(), ReplicatorError> {
         let checks = [
             ("gossip_interval", self.gossip_interval.is_zero()),
@@ -211,6 +235,7 @@ impl Settings {
             ("max_delta_elements", self.max_delta_elements == 0),
             ("max_gossip_entries", self.max_gossip_entries == 0),
             ("max_gossip_bytes", self.max_gossip_bytes == 0),
+            ("max_value_bytes", self.max_value_bytes == 0),
             ("command_buffer", self.command_buffer == 0),
             (
                 "durable_queue_max_entries",
@@ -222,6 +247,13 @@ impl Settings {
             if bad {
                 return Err(ReplicatorError::Settings(format!("{name} must be > 0")));
             }
+        }
+        if !(1..=super::merkle::MAX_DEPTH).contains(&self.anti_entropy_depth) {
+            return Err(ReplicatorError::Settings(format!(
+                "anti_entropy_depth must be 1 to {}, not {}",
+                super::merkle::MAX_DEPTH,
+                self.anti_entropy_depth
+            )));
         }
         Ok(())
     }
@@ -257,8 +289,12 @@ impl SettingsBuilder {
         max_gossip_entries: usize,
         /// See [`Settings::max_gossip_bytes`].
         max_gossip_bytes: usize,
+        /// See [`Settings::max_value_bytes`].
+        max_value_bytes: usize,
         /// See [`Settings::pruning_interval`].
         pruning_interval: Duration,
+        /// See [`Settings::anti_entropy_depth`].
+        anti_entropy_depth: u8,
         /// See [`Settings::command_buffer`].
         command_buffer: usize,
         /// See [`Settings::durable_keys`].
@@ -293,6 +329,10 @@ mod tests {
     fn toml_rejects_unknown_and_zero() {
         assert!(Settings::from_toml_str("gossip_intervall_ms = 5").is_err());
         assert!(Settings::from_toml_str("gossip_interval_ms = 0").is_err());
+        let depth = Settings::from_toml_str("anti_entropy_depth = 6").unwrap_err();
+        assert!(depth.to_string().contains("anti_entropy_depth"), "{depth}");
+        let s = Settings::from_toml_str("anti_entropy_depth = 2").unwrap();
+        assert_eq!(s.anti_entropy_depth, 2);
         let s = Settings::from_toml_str("durable_keys = [\"a*\"]").unwrap();
         assert_eq!(s.durable_keys, vec!["a*".to_owned()]);
         assert_eq!(s.gossip_interval, Duration::from_secs(2));

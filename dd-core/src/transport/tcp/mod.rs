@@ -74,8 +74,9 @@ use handshake::Failure;
 use stats::Counters;
 
 /// The wire protocol version; a peer with another version is refused. Version 2 added the
-/// authenticated handshake.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// authenticated handshake; version 3 replaced chunked digest gossip (`Status`) with Merkle
+/// tree anti-entropy ([`Message::Tree`], [`Message::LeafDigests`]).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Settings of a [`TcpTransport`].
 #[derive(Debug, Clone, PartialEq, Eq)]

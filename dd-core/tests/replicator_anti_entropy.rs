@@ -1,0 +1,456 @@
+//! Anti-entropy at scale: a replica that missed updates during a partition is repaired by the
+//! Merkle-tree exchange in a bounded number of gossip rounds, whatever the key count, and
+//! replicas in sync exchange little more than a root hash per round. Rounds and bytes are
+//! counted on the wire, not timed. States larger than one message go in pieces.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod replicator_support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use dd_core::cluster::{Members, StaticCluster};
+use dd_core::crdt::{GCounter, ORSet};
+use dd_core::replicator::{
+    DistributedData, ReadConsistency, Replicator, ReplicatorError, WriteConsistency,
+};
+use dd_core::transport::memory::{Faults, MemoryNetwork, MemoryTransport};
+use dd_core::transport::tcp::{TcpConfig, TcpTransport};
+use dd_core::transport::{IncomingStream, Message, Transport, TransportError};
+use dd_core::{Key, ReplicaId, UniqueReplicaId};
+use replicator_support::*;
+use tokio::sync::watch;
+
+/// What the replicas sent, over all of them.
+#[derive(Default)]
+struct Wire {
+    /// Anti-entropy rounds started (tree roots, or all digests of a replica with few keys).
+    rounds: AtomicU64,
+    /// Anti-entropy messages (tree levels, leaf digests, full states) and their bytes.
+    anti_entropy_messages: AtomicU64,
+    anti_entropy_bytes: AtomicU64,
+}
+
+impl Wire {
+    fn reset(&self) {
+        self.rounds.store(0, Ordering::SeqCst);
+        self.anti_entropy_messages.store(0, Ordering::SeqCst);
+        self.anti_entropy_bytes.store(0, Ordering::SeqCst);
+    }
+}
+
+struct Counting {
+    inner: MemoryTransport,
+    wire: Arc<Wire>,
+}
+
+impl Transport for Counting {
+    fn send(&self, to: &ReplicaId, message: Message) {
+        let anti_entropy = match &message {
+            Message::Tree { level: 0, .. } | Message::LeafDigests { whole: true, .. } => {
+                self.wire.rounds.fetch_add(1, Ordering::SeqCst);
+                true
+            }
+            Message::Tree { .. } | Message::LeafDigests { .. } | Message::Gossip { .. } => true,
+            _ => false,
+        };
+        if anti_entropy {
+            let len = message.encode().map_or(0, |b| b.len() as u64);
+            self.wire
+                .anti_entropy_messages
+                .fetch_add(1, Ordering::SeqCst);
+            self.wire
+                .anti_entropy_bytes
+                .fetch_add(len, Ordering::SeqCst);
+        }
+        self.inner.send(to, message);
+    }
+
+    fn incoming(&self) -> Result<IncomingStream, TransportError> {
+        self.inner.incoming()
+    }
+
+    fn follow_members(&self, members: watch::Receiver<Members>) {
+        self.inner.follow_members(members);
+    }
+
+    fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+}
+
+async fn start_counted(
+    net: &MemoryNetwork,
+    wire: &Arc<Wire>,
+    n: usize,
+    settings: &dd_core::replicator::Settings,
+) -> Vec<Replicator> {
+    let all = names(n);
+    let mut out = Vec::new();
+    for (i, name) in all.iter().enumerate() {
+        let id = UniqueReplicaId::new(name.clone(), i as u64 + 1);
+        let peers = all.iter().filter(|p| *p != name).cloned();
+        let transport = Counting {
+            inner: net.join(id.clone()),
+            wire: wire.clone(),
+        };
+        let r = DistributedData::start(StaticCluster::new(id, peers), transport, settings.clone())
+            .await
+            .unwrap();
+        out.push(r);
+    }
+    out
+}
+
+fn key(i: usize) -> Key<GCounter> {
+    Key::new(format!("counter-{i:06}"))
+}
+
+async fn increment_all(r: &Replicator, keys: impl Iterator<Item = usize>) {
+    let me = r.self_id();
+    let mut pending = Vec::new();
+    for i in keys {
+        let me = me.clone();
+        pending.push(async move {
+            r.update(
+                &key(i),
+                GCounter::new(),
+                WriteConsistency::Local,
+                move |c| c.increment(&me, 1),
+            )
+            .await
+        });
+        if pending.len() == 1000 {
+            for p in futures::future::join_all(std::mem::take(&mut pending)).await {
+                p.unwrap();
+            }
+        }
+    }
+    for p in futures::future::join_all(pending).await {
+        p.unwrap();
+    }
+}
+
+/// Waits until `check` holds, failing once the replicas started more than `max_rounds`
+/// anti-entropy rounds (or after a generous time bound, for a stuck run).
+async fn within_rounds<F, Fut>(what: &str, wire: &Wire, max_rounds: u64, mut check: F) -> u64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let rounds = wire.rounds.load(Ordering::SeqCst);
+        if check().await {
+            return rounds;
+        }
+        assert!(
+            rounds <= max_rounds,
+            "{what}: not reached within {max_rounds} anti-entropy rounds"
+        );
+        assert!(tokio::time::Instant::now() < deadline, "{what}: stuck");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_replica_is_repaired_in_a_few_rounds_at_100k_keys() {
+    const KEYS: usize = 100_000;
+    const CHANGED: usize = 1_000;
+    let net = MemoryNetwork::new(19, Faults::default());
+    let wire = Arc::new(Wire::default());
+    // Rounds are started by the clock while the exchange they start needs CPU: an interval of
+    // 500 ms leaves a debug build on a loaded machine time to finish a round's exchange.
+    let mut settings = fast_settings();
+    settings.gossip_interval = Duration::from_millis(500);
+    let rs = start_counted(&net, &wire, 3, &settings).await;
+    let (a, c) = (&rs[0], &rs[2]);
+    increment_all(a, 0..KEYS).await;
+    eventually(
+        "every replica has every key",
+        Duration::from_secs(300),
+        || async {
+            for r in &rs {
+                if r.keys().await.unwrap().len() != KEYS {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+
+    // c misses the deltas of 1,000 keys changed (on a, and by delta on b) while it is cut off.
+    let changed = (0..CHANGED).map(|i| i * (KEYS / CHANGED) + 7);
+    let changed: Vec<usize> = changed.collect();
+    net.partition(
+        &[ReplicaId::new("r2")],
+        &[ReplicaId::new("r0"), ReplicaId::new("r1")],
+    );
+    increment_all(a, changed.iter().copied()).await;
+    converge_counter(&rs[..2], &key(changed[CHANGED - 1]), 2).await;
+    assert_eq!(counter(c, &key(changed[0])).await, 1);
+
+    wire.reset();
+    net.heal();
+    let all_new = || async {
+        for &i in &changed {
+            if counter(c, &key(i)).await != 2 {
+                return false;
+            }
+        }
+        true
+    };
+    // 3 replicas start one round each per gossip interval: 45 rounds are ~15 intervals. The
+    // chunked digest gossip of protocol version 2 needed KEYS / 200 = 500 rounds per replica.
+    let rounds = within_rounds("c has the 1,000 changed values", &wire, 45, all_new).await;
+    let messages = wire.anti_entropy_messages.load(Ordering::SeqCst);
+    let bytes = wire.anti_entropy_bytes.load(Ordering::SeqCst);
+    eprintln!("repair: {rounds} rounds, {messages} anti-entropy messages, {bytes} bytes");
+    // The repair moves about the changed keys, not all 100,000 (a digest is ~20 bytes, so
+    // the whole key space would be ~2 MB per exchange).
+    assert!(bytes < 2_000_000, "repair sent {bytes} bytes");
+    assert_eq!(c.keys().await.unwrap().len(), KEYS);
+
+    // In sync: a round is a root hash and nothing more.
+    let _ = within_rounds("roots agree", &wire, rounds + 30, || async { true }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    wire.reset();
+    let idle = loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let rounds = wire.rounds.load(Ordering::SeqCst);
+        if rounds >= 15 {
+            break rounds;
+        }
+    };
+    let idle_bytes = wire.anti_entropy_bytes.load(Ordering::SeqCst);
+    let idle_messages = wire.anti_entropy_messages.load(Ordering::SeqCst);
+    eprintln!("idle: {idle} rounds, {idle_messages} messages, {idle_bytes} bytes");
+    assert!(
+        idle_bytes <= idle * 64,
+        "{idle_bytes} bytes in {idle} idle rounds"
+    );
+    assert!(
+        idle_messages <= idle + 3,
+        "{idle_messages} messages in {idle} idle rounds"
+    );
+    let _ = a.get(&key(0), ReadConsistency::Local).await.unwrap();
+    for r in &rs {
+        r.shutdown().await.unwrap();
+    }
+}
+
+// ----- states larger than one message ---------------------------------------------------
+
+/// Settings whose gossip messages hold at most 64 KiB of states.
+fn small_message_settings() -> dd_core::replicator::Settings {
+    let mut s = fast_settings();
+    s.max_gossip_bytes = 64 * 1024;
+    s
+}
+
+/// Adds `n` distinct strings to the set `key` on `r` in one update.
+async fn big_set(r: &Replicator, key: &Key<ORSet<String>>, n: usize) {
+    let me = r.self_id();
+    r.update(key, ORSet::new(), WriteConsistency::Local, move |s| {
+        for i in 0..n {
+            s.add(&me, format!("element-{i:07}"));
+        }
+        Ok::<_, ReplicatorError>(())
+    })
+    .await
+    .unwrap();
+}
+
+async fn set_len(r: &Replicator, key: &Key<ORSet<String>>) -> usize {
+    match r.get(key, ReadConsistency::Local).await {
+        Ok(s) => s.elements().len(),
+        Err(_) => 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_larger_than_a_tcp_frame_is_sent_in_pieces_and_reassembled() {
+    const ELEMENTS: usize = 40_000;
+    let all = names(2);
+    let mut config = TcpConfig::new("chunks");
+    config.max_frame_bytes = 256 * 1024;
+    let mut bound = Vec::new();
+    for name in &all {
+        let id = UniqueReplicaId::new_incarnation(name.clone());
+        let t = TcpTransport::bind(id.clone(), "127.0.0.1:0".parse().unwrap(), config.clone())
+            .await
+            .unwrap();
+        bound.push((id, t));
+    }
+    let mut rs = Vec::new();
+    for (i, (id, t)) in bound.iter().enumerate() {
+        let (other_id, other) = &bound[1 - i];
+        let peers = [(other_id.replica().clone(), Some(other.local_addr()))];
+        let cluster = StaticCluster::with_addresses(id.clone(), Some(t.local_addr()), peers);
+        rs.push(
+            DistributedData::start(cluster, t.clone(), small_message_settings())
+                .await
+                .unwrap(),
+        );
+    }
+    let key: Key<ORSet<String>> = Key::new("big");
+    big_set(&rs[0], &key, ELEMENTS).await;
+    let size = postcard::to_stdvec(&rs[0].get(&key, ReadConsistency::Local).await.unwrap())
+        .unwrap()
+        .len();
+    assert!(
+        size > 4 * 256 * 1024,
+        "the state ({size} bytes) must span several frames"
+    );
+    eventually("b has the whole set", Duration::from_secs(120), || async {
+        set_len(&rs[1], &key).await == ELEMENTS
+    })
+    .await;
+    // Deltas keep working on it.
+    let me = rs[1].self_id();
+    rs[1]
+        .update(&key, ORSet::new(), WriteConsistency::Local, move |s| {
+            s.add(&me, "one more".to_owned());
+            Ok::<_, ReplicatorError>(())
+        })
+        .await
+        .unwrap();
+    eventually("a has b's addition", Duration::from_secs(60), || async {
+        set_len(&rs[0], &key).await == ELEMENTS + 1
+    })
+    .await;
+    for r in &rs {
+        r.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pieces_reordered_and_duplicated_by_the_network_are_reassembled() {
+    let net = MemoryNetwork::new(
+        23,
+        Faults {
+            duplicate_probability: 0.3,
+            max_delay: Duration::from_millis(30),
+            ..Faults::default()
+        },
+    );
+    let all = names(2);
+    let mut rs = Vec::new();
+    for name in &all {
+        rs.push(
+            start_memory(&net, name, 1, &all, small_message_settings())
+                .await
+                .0,
+        );
+    }
+    let key: Key<ORSet<String>> = Key::new("big");
+    big_set(&rs[0], &key, 20_000).await;
+    eventually("b has the whole set", Duration::from_secs(120), || async {
+        set_len(&rs[1], &key).await == 20_000
+    })
+    .await;
+    for r in &rs {
+        r.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_above_max_value_bytes_is_refused_and_other_keys_still_replicate() {
+    let net = MemoryNetwork::new(29, Faults::default());
+    let wire = Arc::new(Wire::default());
+    let all = names(2);
+    let mut rs = Vec::new();
+    for (i, name) in all.iter().enumerate() {
+        let mut settings = small_message_settings();
+        if i == 1 {
+            settings.max_value_bytes = 256 * 1024;
+        }
+        let id = UniqueReplicaId::new(name.clone(), 1);
+        let peers = all.iter().filter(|p| *p != name).cloned();
+        let transport = Counting {
+            inner: net.join(id.clone()),
+            wire: wire.clone(),
+        };
+        rs.push(
+            DistributedData::start(StaticCluster::new(id, peers), transport, settings)
+                .await
+                .unwrap(),
+        );
+    }
+    let big: Key<ORSet<String>> = Key::new("big");
+    big_set(&rs[0], &big, 20_000).await;
+    increment_all(&rs[0], 0..3).await;
+    wire.reset();
+    let _ = within_rounds("20 rounds", &wire, u64::MAX, || async {
+        wire.rounds.load(Ordering::SeqCst) >= 20
+    })
+    .await;
+    for i in 0..3 {
+        assert_eq!(counter(&rs[1], &key(i)).await, 1);
+    }
+    assert_eq!(
+        set_len(&rs[1], &big).await,
+        0,
+        "a state over max_value_bytes is refused"
+    );
+    for r in &rs {
+        r.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_refused_for_a_gap_brings_the_full_state_without_anti_entropy() {
+    // Anti-entropy runs once at start and then not for an hour: only the gap-triggered exchange
+    // can repair c.
+    let mut settings = fast_settings();
+    settings.gossip_interval = Duration::from_secs(3600);
+    let net = MemoryNetwork::new(31, Faults::default());
+    let all = names(3);
+    let mut rs = Vec::new();
+    for name in &all {
+        rs.push(start_memory(&net, name, 1, &all, settings.clone()).await.0);
+    }
+    let key: Key<ORSet<String>> = Key::new("tags");
+    let add = |r: &Replicator, element: &str| {
+        let me = r.self_id();
+        let element = element.to_owned();
+        let r = r.clone();
+        let key = key.clone();
+        async move {
+            r.update(&key, ORSet::new(), WriteConsistency::Local, move |s| {
+                s.add(&me, element);
+                Ok::<_, ReplicatorError>(())
+            })
+            .await
+            .unwrap();
+        }
+    };
+    add(&rs[0], "first").await;
+    eventually(
+        "c has the first element",
+        Duration::from_secs(30),
+        || async { set_len(&rs[2], &key).await == 1 },
+    )
+    .await;
+    net.partition(
+        &[ReplicaId::new("r2")],
+        &[ReplicaId::new("r0"), ReplicaId::new("r1")],
+    );
+    for i in 0..5 {
+        add(&rs[0], &format!("missed-{i}")).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    net.heal();
+    // The next delta has a gap at c: c refuses it and exchanges the key's full state with a.
+    add(&rs[0], "after").await;
+    eventually("c has all 7 elements", Duration::from_secs(30), || async {
+        set_len(&rs[2], &key).await == 7
+    })
+    .await;
+    for r in &rs {
+        r.shutdown().await.unwrap();
+    }
+}
