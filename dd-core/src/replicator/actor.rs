@@ -486,7 +486,7 @@ impl Replica {
                     && removed.replica() == self.self_id.replica()
                     && removed != &self.self_id
                     && !pruning.get(removed).is_some_and(Pruning::is_performed)
-                    && mine.needs_pruning_from(removed)
+                    && mine.mentions(removed)
                 {
                     tracing::warn!(replica = %self.self_id, key, from, earlier = %removed,
                         "entries of an earlier incarnation of this replica were pruned while it \
@@ -1589,6 +1589,18 @@ impl Replica {
             let Value::Data(value) = &mut entry.env.value else {
                 continue;
             };
+            if !value.prunes_by_collapsing() {
+                // Dot-based values collapse nothing: no pruning is started or performed for
+                // them, and an unfinished one an earlier version started is dropped.
+                entry.prune_anyway.clear();
+                let before = entry.env.pruning.len();
+                entry.env.pruning.retain(|_, p| p.is_performed());
+                if entry.env.pruning.len() != before {
+                    entry.digest = None;
+                    changed.push(key.clone());
+                }
+                continue;
+            }
             let pruning = &entry.env.pruning;
             entry.prune_anyway.retain(|x| !pruning.contains_key(x));
             let mut key_changed = false;
