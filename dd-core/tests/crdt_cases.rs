@@ -501,3 +501,57 @@ fn corrupt_bytes_are_a_decode_error_naming_the_type() {
         .unwrap_err();
     assert!(err.to_string().contains("ORSet<String>"), "{err}");
 }
+
+/// The cost of never collapsing the dot-based types (N1): a key keeps one causal context entry
+/// per incarnation that ever wrote it, and a map's counter entry one slot per incarnation that
+/// updated it. Measured as postcard bytes after `n` restarts of one replica, each incarnation
+/// adding the same element again / incrementing the same entry once, against one incarnation
+/// (printed with `--nocapture`; the README and BENCHMARKS.md quote the figures).
+#[test]
+fn dot_based_values_grow_by_one_context_entry_per_writing_incarnation() {
+    fn bytes<T: serde::Serialize>(v: &T) -> usize {
+        postcard::to_stdvec(v).unwrap().len()
+    }
+    let sizes = |n: u64| {
+        let mut set = ORSet::new();
+        let mut map: PNCounterMap<String> = PNCounterMap::new();
+        let mut gmap: ORMap<String, GCounter> = ORMap::new();
+        for i in 1..=n {
+            let r = UniqueReplicaId::new("replica-1", i);
+            set.add(&r, s("element"));
+            map.increment(&r, s("key"), 1).unwrap();
+            gmap.update(&r, s("key"), GCounter::new(), |g| g.increment(&r, 1))
+                .unwrap();
+        }
+        assert_eq!(set.len(), 1);
+        assert_eq!(map.get(&s("key")), Some(i128::from(n)));
+        (bytes(&set), bytes(&map), bytes(&gmap))
+    };
+    let one = sizes(1);
+    for n in [10u64, 100] {
+        let grown = sizes(n);
+        let per = |a: usize, b: usize| (b - a) as f64 / (n - 1) as f64;
+        println!(
+            "after {n} incarnations: ORSet {} B ({:.1} B per incarnation), PNCounterMap {} B \
+             ({:.1}), ORMap<String, GCounter> {} B ({:.1}); one incarnation: {one:?}",
+            grown.0,
+            per(one.0, grown.0),
+            grown.1,
+            per(one.1, grown.1),
+            grown.2,
+            per(one.2, grown.2),
+        );
+        // Linear in the incarnations, a context entry (id + counter) and a slot each: no more
+        // than the id's bytes and a few varints per incarnation.
+        assert!(
+            per(one.0, grown.0) <= 16.0,
+            "ORSet grows {}",
+            per(one.0, grown.0)
+        );
+        assert!(
+            per(one.2, grown.2) <= 48.0,
+            "ORMap grows {}",
+            per(one.2, grown.2)
+        );
+    }
+}
