@@ -1037,3 +1037,46 @@ async fn mvregister_overwrite_concurrent_with_pruning_replaces_the_value() {
     .await;
     t.shutdown().await;
 }
+
+/// Live removals (dd-sim seed 23): a replica taken out of the others' member lists while it
+/// runs kept coordinating Majority writes, and the others acknowledged them, although the
+/// pruning of its incarnation then dropped what they had merged: an acknowledged Majority
+/// write was lost. The others no longer acknowledge writes of an incarnation they know removed,
+/// so such a write fails (times out) instead of being acknowledged.
+#[tokio::test(start_paused = true)]
+async fn majority_write_of_a_removed_live_replica_is_not_acknowledged() {
+    let net = MemoryNetwork::new(59, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let [an, bn, cn] = ["a", "b", "c"].map(ReplicaId::new);
+    // No pruning gets to run: the write comes before a learns that its incarnation was pruned
+    // (after which it refuses writes itself).
+    let never = Duration::from_secs(3600);
+    let (a, _ca) = start(&net, &an, 1, &[&bn, &cn], &store, never).await;
+    let (b, cb) = start(&net, &bn, 1, &[&an, &cn], &store, never).await;
+    let (c, cc) = start(&net, &cn, 1, &[&an, &bn], &store, never).await;
+    let key: Key<GCounter> = Key::new("hits");
+    let me = a.self_id();
+    a.update(&key, GCounter::new(), ALL, move |g| g.increment(&me, 1))
+        .await
+        .unwrap();
+    cb.remove_member(&an);
+    cc.remove_member(&an);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let me = a.self_id();
+    let majority = WriteConsistency::Majority {
+        timeout: Duration::from_secs(2),
+        min_capacity: 0,
+    };
+    let res = a
+        .update(&key, GCounter::new(), majority, move |g| {
+            g.increment(&me, 1)
+        })
+        .await;
+    assert!(
+        res.is_err(),
+        "a Majority write of a removed incarnation was acknowledged: {res:?}"
+    );
+    for r in [a, b, c] {
+        r.shutdown().await.unwrap();
+    }
+}

@@ -980,6 +980,14 @@ impl Replica {
                     tracing::warn!(replica = %self.self_id, %from, key, "reserved key in write ignored");
                     return;
                 }
+                if self.refuses_writes_of(&from, &key) {
+                    // Acknowledging would count the write towards its coordinator's quorum
+                    // although the pruning of its incarnation drops what it wrote: no answer,
+                    // so a Majority or All write of a removed incarnation fails (times out).
+                    tracing::warn!(replica = %self.self_id, %from, key,
+                        "write of a removed incarnation (or one being pruned on this key) not                          acknowledged");
+                    return;
+                }
                 let ok = match Envelope::from_wire(entry, &self.registry) {
                     Ok((key, env)) => {
                         if self.merge_envelope(key.clone(), env, &from.to_string()) {
@@ -1024,6 +1032,18 @@ impl Replica {
                 }
             }
         }
+    }
+
+    /// Whether a write coordinated by `from` of `key` must not be acknowledged: `from` is known
+    /// removed (it left, restarted, or was taken out of the membership while it runs), or its
+    /// pruning is under way or performed on `key`, so what it wrote would be dropped.
+    fn refuses_writes_of(&self, from: &UniqueReplicaId, key: &str) -> bool {
+        self.removed.contains(from)
+            || self.departed.contains(from.replica())
+            || self
+                .data
+                .get(key)
+                .is_some_and(|e| e.env.pruning.contains_key(from))
     }
 
     fn merge_wire_entries(&mut self, from: &UniqueReplicaId, entries: Vec<WireEntry>) {
