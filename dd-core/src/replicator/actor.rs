@@ -985,7 +985,8 @@ impl Replica {
                     // although the pruning of its incarnation drops what it wrote: no answer,
                     // so a Majority or All write of a removed incarnation fails (times out).
                     tracing::warn!(replica = %self.self_id, %from, key,
-                        "write of a removed incarnation (or one being pruned on this key) not                          acknowledged");
+                        "write of a removed incarnation (or one being pruned on this key) not \
+                         acknowledged");
                     return;
                 }
                 let ok = match Envelope::from_wire(entry, &self.registry) {
