@@ -94,6 +94,10 @@ pub trait ErasedData: Send + Sync + Debug + 'static {
     fn prune(&mut self, removed: &UniqueReplicaId, collapse_into: &UniqueReplicaId);
     /// See [`RemovedNodePruning::prune_cleanup`].
     fn prune_cleanup(&mut self, removed: &UniqueReplicaId);
+    /// See [`RemovedNodePruning::mentions`].
+    fn mentions(&self, removed: &UniqueReplicaId) -> bool;
+    /// See [`RemovedNodePruning::prunes_by_collapsing`].
+    fn prunes_by_collapsing(&self) -> bool;
 }
 
 impl dyn ErasedData {
@@ -201,6 +205,14 @@ impl<T: Crdt> ErasedData for T {
 
     fn prune_cleanup(&mut self, removed: &UniqueReplicaId) {
         RemovedNodePruning::prune_cleanup(self, removed)
+    }
+
+    fn mentions(&self, removed: &UniqueReplicaId) -> bool {
+        RemovedNodePruning::mentions(self, removed)
+    }
+
+    fn prunes_by_collapsing(&self) -> bool {
+        RemovedNodePruning::prunes_by_collapsing(self)
     }
 }
 

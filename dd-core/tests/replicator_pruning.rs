@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dd_core::cluster::StaticCluster;
-use dd_core::crdt::{GCounter, ORSet, PNCounter, PNCounterMap};
+use dd_core::crdt::{GCounter, MVRegister, ORSet, PNCounter, PNCounterMap};
 use dd_core::replicator::{
     DistributedData, ReadConsistency, Replicator, ReplicatorError, Settings, WriteConsistency,
 };
@@ -806,6 +806,277 @@ async fn replica_restarted_alone_does_not_prune_a_peers_earlier_incarnation_agai
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for r in all {
+        r.shutdown().await.unwrap();
+    }
+}
+
+const ALL: WriteConsistency = WriteConsistency::All {
+    timeout: Duration::from_secs(5),
+};
+
+/// Three replicas `a`, `b`, `c` for the N1 cases (a change made concurrently with the pruning
+/// of a restarted replica's earlier incarnation).
+struct Trio {
+    net: MemoryNetwork,
+    store: Arc<MapStore>,
+    names: [ReplicaId; 3],
+    a: Replicator,
+    b: Replicator,
+    c: Replicator,
+}
+
+impl Trio {
+    async fn start(seed: u64) -> Self {
+        let net = MemoryNetwork::new(seed, Faults::default());
+        let store = Arc::new(MapStore::default());
+        let names = ["a", "b", "c"].map(ReplicaId::new);
+        let [an, bn, cn] = names.clone();
+        let fast = Duration::from_millis(100);
+        let (a, _) = start(&net, &an, 1, &[&bn, &cn], &store, fast).await;
+        let (b, _) = start(&net, &bn, 1, &[&an, &cn], &store, fast).await;
+        let (c, _) = start(&net, &cn, 1, &[&an, &bn], &store, fast).await;
+        Self {
+            net,
+            store,
+            names,
+            a,
+            b,
+            c,
+        }
+    }
+
+    /// `a` restarts as a#2, which leads the pruning of a#1 with pruning ticks 2 s apart: its
+    /// first tick starts it and every member sees the marker; then `c` is cut off, so that
+    /// what it does next is concurrent with a#2 performing the pruning at its second tick.
+    async fn restart_a_and_cut_off_c(&mut self) {
+        let [an, bn, cn] = self.names.clone();
+        self.a.shutdown().await.unwrap();
+        let (a, _) = start(
+            &self.net,
+            &an,
+            2,
+            &[&bn, &cn],
+            &self.store,
+            Duration::from_secs(2),
+        )
+        .await;
+        self.a = a;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.net.partition(std::slice::from_ref(&cn), &[an, bn]);
+    }
+
+    /// Lets a#2's second pruning tick pass, then heals the network.
+    async fn heal_after_the_pruning(&self) {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        self.net.heal();
+    }
+
+    fn all(&self) -> [Replicator; 3] {
+        [self.a.clone(), self.b.clone(), self.c.clone()]
+    }
+
+    /// Waits until `check` holds on every replica, then checks that it keeps holding.
+    async fn settles(&self, what: &str, check: impl AsyncFn(&Replicator) -> bool) {
+        let all = self.all();
+        eventually(what, LONG, || async {
+            for r in &all {
+                if !check(r).await {
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
+        for round in 0..40 {
+            for r in &all {
+                assert!(check(r).await, "{what}: {} in round {round}", r.self_id());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn shutdown(self) {
+        for r in self.all() {
+            r.shutdown().await.unwrap();
+        }
+    }
+}
+
+/// N1 (dd-sim seeds 44, 167, 11): an element added by a#1, removed at c (which had seen a#1's
+/// dot) while a#2 pruned a#1. The pruning used to re-tag the element with a new dot of a#2,
+/// which c's remove had not seen: the acknowledged remove was undone on every replica.
+#[tokio::test(start_paused = true)]
+async fn orset_remove_concurrent_with_pruning_stays_removed() {
+    let mut t = Trio::start(41).await;
+    let key: Key<ORSet<String>> = Key::new("set");
+    let me = t.a.self_id();
+    t.a.update(&key, ORSet::new(), ALL, move |s| {
+        s.add(&me, "x".to_string());
+        Ok::<(), Infallible>(())
+    })
+    .await
+    .unwrap();
+    t.restart_a_and_cut_off_c().await;
+    let me = t.c.self_id();
+    t.c.update(&key, ORSet::new(), WriteConsistency::Local, move |s| {
+        s.remove(&me, &"x".to_string());
+        Ok::<(), Infallible>(())
+    })
+    .await
+    .unwrap();
+    t.heal_after_the_pruning().await;
+    t.settles("x removed everywhere", async |r: &Replicator| {
+        r.get(&key, ReadConsistency::Local)
+            .await
+            .is_ok_and(|s| s.is_empty())
+    })
+    .await;
+    t.shutdown().await;
+}
+
+/// N1 for maps: a key written by a#1, removed at c concurrently with the pruning of a#1. The
+/// pruning used to rewrite the key under a new dot of a#2, so the key came back (with a#1's
+/// count, which c's removal record no longer covered once a#1 was cleaned from it).
+#[tokio::test(start_paused = true)]
+async fn ormap_remove_concurrent_with_pruning_stays_removed() {
+    let mut t = Trio::start(43).await;
+    let key: Key<PNCounterMap<String>> = Key::new("map");
+    let me = t.a.self_id();
+    t.a.update(&key, PNCounterMap::new(), ALL, move |m| {
+        m.increment(&me, "k".to_string(), 5)
+    })
+    .await
+    .unwrap();
+    t.restart_a_and_cut_off_c().await;
+    let me = t.c.self_id();
+    t.c.update(
+        &key,
+        PNCounterMap::new(),
+        WriteConsistency::Local,
+        move |m| {
+            m.remove(&me, &"k".to_string());
+            Ok::<(), Infallible>(())
+        },
+    )
+    .await
+    .unwrap();
+    t.heal_after_the_pruning().await;
+    t.settles("k removed everywhere", async |r: &Replicator| {
+        r.get(&key, ReadConsistency::Local)
+            .await
+            .is_ok_and(|m| m.is_empty())
+    })
+    .await;
+    t.shutdown().await;
+}
+
+/// An update of a map entry at c, concurrent with the pruning of a#1, supersedes the dot whose
+/// value holds a#1's increments and carries them on: the count stays exact (5 + 3 + 2), neither
+/// losing a#1's 5 (a collapse in place under the superseded dot, whose stale slot receivers
+/// drop, would) nor counting it twice.
+#[tokio::test(start_paused = true)]
+async fn ormap_update_concurrent_with_pruning_counts_once() {
+    let mut t = Trio::start(47).await;
+    let key: Key<PNCounterMap<String>> = Key::new("map");
+    for (r, n) in [(t.a.clone(), 5), (t.b.clone(), 3)] {
+        let me = r.self_id();
+        r.update(&key, PNCounterMap::new(), ALL, move |m| {
+            m.increment(&me, "k".to_string(), n)
+        })
+        .await
+        .unwrap();
+    }
+    t.restart_a_and_cut_off_c().await;
+    let me = t.c.self_id();
+    t.c.update(
+        &key,
+        PNCounterMap::new(),
+        WriteConsistency::Local,
+        move |m| m.increment(&me, "k".to_string(), 2),
+    )
+    .await
+    .unwrap();
+    t.heal_after_the_pruning().await;
+    t.settles("k = 10 everywhere", async |r: &Replicator| {
+        r.get(&key, ReadConsistency::Local)
+            .await
+            .is_ok_and(|m| m.get(&"k".to_string()) == Some(10))
+    })
+    .await;
+    t.shutdown().await;
+}
+
+/// N1 for registers: a value written by a#1 and overwritten at c concurrently with the pruning
+/// of a#1. The pruning used to re-tag a#1's value with a new dot of a#2, which c's write had
+/// not seen: both values survived instead of c's alone.
+#[tokio::test(start_paused = true)]
+async fn mvregister_overwrite_concurrent_with_pruning_replaces_the_value() {
+    let mut t = Trio::start(53).await;
+    let key: Key<MVRegister<String>> = Key::new("reg");
+    let me = t.a.self_id();
+    t.a.update(&key, MVRegister::new(), ALL, move |v| {
+        v.set(&me, "old".to_string());
+        Ok::<(), Infallible>(())
+    })
+    .await
+    .unwrap();
+    t.restart_a_and_cut_off_c().await;
+    let me = t.c.self_id();
+    t.c.update(&key, MVRegister::new(), WriteConsistency::Local, move |v| {
+        v.set(&me, "new".to_string());
+        Ok::<(), Infallible>(())
+    })
+    .await
+    .unwrap();
+    t.heal_after_the_pruning().await;
+    t.settles("only the overwrite everywhere", async |r: &Replicator| {
+        r.get(&key, ReadConsistency::Local)
+            .await
+            .is_ok_and(|v| v.values() == BTreeSet::from(["new".to_string()]))
+    })
+    .await;
+    t.shutdown().await;
+}
+
+/// Live removals (dd-sim seed 23): a replica taken out of the others' member lists while it
+/// runs kept coordinating Majority writes, and the others acknowledged them, although the
+/// pruning of its incarnation then dropped what they had merged: an acknowledged Majority
+/// write was lost. The others no longer acknowledge writes of an incarnation they know removed,
+/// so such a write fails (times out) instead of being acknowledged.
+#[tokio::test(start_paused = true)]
+async fn majority_write_of_a_removed_live_replica_is_not_acknowledged() {
+    let net = MemoryNetwork::new(59, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let [an, bn, cn] = ["a", "b", "c"].map(ReplicaId::new);
+    // No pruning gets to run: the write comes before a learns that its incarnation was pruned
+    // (after which it refuses writes itself).
+    let never = Duration::from_secs(3600);
+    let (a, _ca) = start(&net, &an, 1, &[&bn, &cn], &store, never).await;
+    let (b, cb) = start(&net, &bn, 1, &[&an, &cn], &store, never).await;
+    let (c, cc) = start(&net, &cn, 1, &[&an, &bn], &store, never).await;
+    let key: Key<GCounter> = Key::new("hits");
+    let me = a.self_id();
+    a.update(&key, GCounter::new(), ALL, move |g| g.increment(&me, 1))
+        .await
+        .unwrap();
+    cb.remove_member(&an);
+    cc.remove_member(&an);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let me = a.self_id();
+    let majority = WriteConsistency::Majority {
+        timeout: Duration::from_secs(2),
+        min_capacity: 0,
+    };
+    let res = a
+        .update(&key, GCounter::new(), majority, move |g| {
+            g.increment(&me, 1)
+        })
+        .await;
+    assert!(
+        res.is_err(),
+        "a Majority write of a removed incarnation was acknowledged: {res:?}"
+    );
+    for r in [a, b, c] {
         r.shutdown().await.unwrap();
     }
 }

@@ -173,10 +173,11 @@ async fn converged(rs: &[&Replicator], e: &Expected) -> bool {
     if e.all_added.is_empty() {
         return true;
     }
-    // Every replica ends with the same set, holding every acknowledged add that was not
-    // removed. A remove concurrent with the pruning of the element adder's incarnation can
-    // be undone (pruning re-dots the element for the leader, as in Akka), so removed
-    // elements may reappear; nothing that was never added may.
+    // Every replica ends with the same set, holding exactly the acknowledged adds that were
+    // not removed: each element is added once and removed by its adder's replica, so nothing
+    // else covers the remove, and a remove made concurrently with the pruning of the adder's
+    // earlier incarnation takes effect too (N1: pruning used to re-dot the element for the
+    // leader, as in Akka, which undid the remove).
     let mut seen = Vec::new();
     for r in rs {
         match r.get(&e.set, ReadConsistency::Local).await {
@@ -185,7 +186,7 @@ async fn converged(rs: &[&Replicator], e: &Expected) -> bool {
         }
     }
     seen.windows(2).all(|w| w[0] == w[1])
-        && e.expected_set.is_subset(&seen[0])
+        && e.expected_set == seen[0]
         && seen[0].is_subset(&e.all_added)
 }
 

@@ -379,7 +379,7 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
                         .unwrap_or(Cow::Borrowed(value));
                     // A value stored with markers never holds entries they say were pruned.
                     if let (Some(p), DurableValue::Data(d)) = (pruning, outgoing.as_ref())
-                        && p.performed.keys().any(|r| d.needs_pruning_from(r))
+                        && p.performed.keys().any(|r| d.mentions(r))
                         && let DurableValue::Data(d) = outgoing.to_mut()
                     {
                         p.apply_to(d.as_mut());

@@ -85,13 +85,14 @@ impl FaultClass {
 
     /// The classes `cargo test` runs by default: those that run clean on the current code (see
     /// the crate README for which bug each other class hits).
-    pub const DEFAULT: [Self; 8] = [
+    pub const DEFAULT: [Self; 9] = [
         Self::Network,
         Self::Partitions,
         Self::StoreErrors,
         Self::StoreHangs,
         Self::PartialBatches,
         Self::Crashes,
+        Self::FullCrashes,
         Self::LongAbsences,
         Self::Deletes,
     ];

@@ -6,7 +6,8 @@
 //!   legitimately lose, see [`Model::crashed`]) and at most the sum of attempted ones;
 //! - an acknowledged ORSet add (ORMap update) that no later remove attempt may cover is present;
 //!   an acknowledged remove that no concurrent or later add covers makes the element absent (an
-//!   add is covered when it was issued before a quiescence that preceded the remove);
+//!   add is covered when it was issued before a quiescence that preceded the remove, and the
+//!   remover did not come back from a long absence since that quiescence);
 //! - nothing is present that was never added; a register holds an attempted value, at least as
 //!   new as the newest acknowledged one;
 //! - an acknowledged delete keeps the key deleted.
@@ -54,6 +55,9 @@ struct Op {
     secured: bool,
     seq: u64,
     epoch: u64,
+    /// Made by a replica that came back from a long absence (over its stale store) after the
+    /// last quiescence: it may not have seen what that quiescence spread yet.
+    stale_view: bool,
 }
 
 #[derive(Debug, Default)]
@@ -78,6 +82,8 @@ pub struct Model {
     sets: BTreeMap<String, BTreeMap<String, Element>>,
     register: BTreeMap<String, Vec<(Op, String, i64)>>,
     deletes: BTreeMap<String, Vec<Op>>,
+    /// Replicas back from a long absence since the last quiescence.
+    returned: BTreeSet<usize>,
 }
 
 /// A breach of the oracle.
@@ -108,7 +114,16 @@ impl Model {
             secured: false,
             seq: self.seq,
             epoch: self.epoch,
+            stale_view: self.returned.contains(&replica),
         }
+    }
+
+    /// `replica` came back from a long absence with a new incarnation over its stale store: until
+    /// the next quiescence, a remove it makes covers only what it has seen, which need not be
+    /// every add that quiescence spread (an observed remove of an element it has not received
+    /// yet removes nothing).
+    pub fn returned(&mut self, replica: usize) {
+        self.returned.insert(replica);
     }
 
     /// The next operation's sequence number (used as the register's timestamp).
@@ -215,6 +230,7 @@ impl Model {
             op.secured = true;
         }
         self.epoch += 1;
+        self.returned.clear();
     }
 
     /// Checks a converged snapshot (the one value every replica holds).
@@ -297,7 +313,10 @@ impl Model {
                         a.acked && !a.maybe_lost && h.removes.iter().all(|r| r.seq < a.seq)
                     });
                 let must_be_absent = h.removes.iter().any(|r| {
-                    r.acked && !r.maybe_lost && h.adds.iter().all(|(a, _)| a.epoch < r.epoch)
+                    r.acked
+                        && !r.maybe_lost
+                        && !r.stale_view
+                        && h.adds.iter().all(|(a, _)| a.epoch < r.epoch)
                 });
                 if must_be_present && here.is_none() {
                     breaches.push(format!(

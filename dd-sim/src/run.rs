@@ -830,6 +830,7 @@ impl Sim {
                 self.note_prunings().await?;
                 self.state[*replica] = Down::Crashed;
                 self.start(*replica, false).await?;
+                self.model.returned(*replica);
                 self.summary.membership_changes += 1;
             }
             Event::RemoveLive { replica } => {

@@ -1,6 +1,6 @@
 //! The shared machinery of the dot-based CRDTs: keyed, dot-tagged entries plus the causal context.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -162,8 +162,8 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
     /// A write or removal of one key costs O(log n + dots of that key): the dots such a mutation
     /// witnesses are the dots the kernel held under that key, and a dot of this pending delta
     /// (created by a write of the kernel, so in its context ever since) can only be under that
-    /// same key in the kernel (a merge never brings in a dot the context has seen; only pruning
-    /// forgets dots, and it resets or cleans the pending delta too). So the join leaves every other
+    /// same key in the kernel (a merge never brings in a dot the context has seen; only
+    /// `prune_cleanup` forgets dots, and it cleans the pending delta too). So the join leaves every other
     /// key of `self` as it is and only has to look at that key. A clear witnesses every key and
     /// takes the general merge.
     pub(crate) fn absorb(&mut self, local: LocalDelta<K, V>, join_value: impl Fn(&mut V, &V)) {
@@ -256,15 +256,6 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
         self.context.merge(&other.context);
     }
 
-    /// Every node with a dot in the entries or the context.
-    pub(crate) fn nodes(&self) -> BTreeSet<UniqueReplicaId> {
-        let mut nodes = self.context.nodes();
-        for dots in self.entries.values() {
-            nodes.extend(dots.keys().map(|d| d.node().clone()));
-        }
-        nodes
-    }
-
     /// Whether `node` has a dot in the entries or the context.
     pub(crate) fn mentions(&self, node: &UniqueReplicaId) -> bool {
         self.context.mentions(node) || self.key_has_dot_of(node).is_some()
@@ -277,30 +268,9 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
             .map(|(k, _)| k)
     }
 
-    /// Re-tags every live value under a dot of `removed` with a new dot of `collapse_into` and
-    /// forgets `removed` in the context: the observed entries are unchanged. Pruning a replica
-    /// into itself does nothing (re-tagging would mint dots the context already holds).
-    pub(crate) fn prune(&mut self, removed: &UniqueReplicaId, collapse_into: &UniqueReplicaId) {
-        if removed == collapse_into {
-            return;
-        }
-        for dots in self.entries.values_mut() {
-            let of_removed: Vec<Dot> = dots
-                .keys()
-                .filter(|d| d.node() == removed)
-                .cloned()
-                .collect();
-            for old in of_removed {
-                if let Some(value) = dots.remove(&old) {
-                    let fresh = self.context.next_dot(collapse_into);
-                    dots.insert(fresh, value);
-                }
-            }
-        }
-        self.context.remove_node(removed);
-    }
-
-    /// Drops every entry and context dot of `removed` (entries that arrived after pruning).
+    /// Drops every entry and context dot of `removed`: what a "pruning performed" marker of an
+    /// earlier version, which re-tagged the entries of `removed` and forgot it, asks of a stale
+    /// state (today's pruning leaves dot-based values alone).
     pub(crate) fn prune_cleanup(&mut self, removed: &UniqueReplicaId) {
         self.entries.retain(|_, dots| {
             dots.retain(|d, _| d.node() != removed);
@@ -377,17 +347,6 @@ mod tests {
     }
 
     #[test]
-    fn pruning_a_replica_into_itself_changes_nothing() {
-        let mut k: DotKernel<&str, u8> = DotKernel::default();
-        k.write(&node("a"), "x", 1);
-        k.write(&node("a"), "y", 2);
-        k.write(&node("b"), "z", 3);
-        let before = k.clone();
-        k.prune(&node("a"), &node("a"));
-        assert_eq!(k, before);
-    }
-
-    #[test]
     fn removing_an_absent_key_makes_no_delta() {
         let mut k: DotKernel<&str, ()> = DotKernel::default();
         assert!(k.remove(&"x").is_none());
@@ -417,11 +376,6 @@ mod tests {
         Reset {
             replica: usize,
         },
-        Prune {
-            replica: usize,
-            removed: usize,
-            into: usize,
-        },
         PruneCleanup {
             replica: usize,
             removed: usize,
@@ -436,10 +390,6 @@ mod tests {
             1 => (0usize..3).prop_map(|replica| Step::Clear { replica }),
             3 => (0usize..3, 0usize..3).prop_map(|(from, to)| Step::Merge { from, to }),
             2 => (0usize..3).prop_map(|replica| Step::Reset { replica }),
-            // Pruning collapses a removed node into another one (never into itself).
-            1 => (0usize..3, 0usize..3, 1usize..3).prop_map(|(replica, removed, offset)| {
-                Step::Prune { replica, removed, into: (removed + offset) % 3 }
-            }),
             1 => (0usize..3, 0usize..3)
                 .prop_map(|(replica, removed)| Step::PruneCleanup { replica, removed }),
         ]
@@ -475,7 +425,7 @@ mod tests {
         /// Joining each local delta into the pending delta incrementally gives exactly (same
         /// entries, same canonical context) what the general merge gives, however writes by
         /// several nodes, removals, clears, merges of other replicas' states, resets and
-        /// pruning interleave.
+        /// cleanups of a removed node interleave.
         #[test]
         fn incremental_pending_delta_equals_the_general_merge(
             steps in prop::collection::vec(step(), 0..60),
@@ -512,13 +462,6 @@ mod tests {
                     Step::Reset { replica } => {
                         replicas[replica].pending.reset();
                         replicas[replica].reference = None;
-                        replica
-                    }
-                    Step::Prune { replica, removed, into } => {
-                        let r = &mut replicas[replica];
-                        r.kernel.prune(&nodes[removed], &nodes[into]);
-                        r.pending.reset();
-                        r.reference = None;
                         replica
                     }
                     Step::PruneCleanup { replica, removed } => {

@@ -109,6 +109,14 @@ macro_rules! delegate_crdt_to_ormap {
             fn prune_cleanup(&mut self, removed: &$crate::replica::UniqueReplicaId) {
                 $crate::crdt::RemovedNodePruning::prune_cleanup(&mut self.map, removed);
             }
+
+            fn mentions(&self, removed: &$crate::replica::UniqueReplicaId) -> bool {
+                $crate::crdt::RemovedNodePruning::mentions(&self.map, removed)
+            }
+
+            fn prunes_by_collapsing(&self) -> bool {
+                $crate::crdt::RemovedNodePruning::prunes_by_collapsing(&self.map)
+            }
         }
     };
 }
@@ -237,11 +245,21 @@ pub trait DeltaReplicatedData: ReplicatedData {
 }
 
 /// Removed-replica pruning, as Akka's `RemovedNodePruning`.
+///
+/// Pruning exists for the types whose state holds a slot per incarnation that must be
+/// collapsed so that it does not grow, and whose stale copy would count twice after the
+/// collapse (counters, version vectors). The dot-based types ([`ORSet`], [`MVRegister`] and the
+/// maps) collapse nothing: a removed incarnation makes no new dots, and a plain merge of states
+/// that mention it is exact, whereas re-tagging its entries with new dots (as Akka's `ORSet`
+/// does) undoes a remove or overwrite made concurrently by a replica that saw the old dot. They
+/// report no need for pruning ([`needs_pruning_from`](Self::needs_pruning_from) is false,
+/// [`modified_by_nodes`](Self::modified_by_nodes) empty), and their
+/// [`prunes_by_collapsing`](Self::prunes_by_collapsing) is false.
 pub trait RemovedNodePruning {
-    /// Every replica incarnation that has an entry in this value.
+    /// Every replica incarnation that has an entry a [`prune`](Self::prune) would collapse.
     fn modified_by_nodes(&self) -> BTreeSet<UniqueReplicaId>;
 
-    /// Whether `removed` still has entries in this value.
+    /// Whether `removed` still has entries that a [`prune`](Self::prune) would collapse.
     fn needs_pruning_from(&self, removed: &UniqueReplicaId) -> bool;
 
     /// Moves the entries of `removed` into `collapse_into` so that the observed value is
@@ -251,6 +269,22 @@ pub trait RemovedNodePruning {
     /// Drops any entries of `removed` that arrived after pruning (from replicas that had not yet
     /// seen the pruning), without changing the observed value that pruning established.
     fn prune_cleanup(&mut self, removed: &UniqueReplicaId);
+
+    /// Whether `removed` appears anywhere in this value (what
+    /// [`prune_cleanup`](Self::prune_cleanup) would drop). The same as
+    /// [`needs_pruning_from`](Self::needs_pruning_from) by default; the dot-based types also
+    /// count the dots of `removed` in their entries and causal context, which earlier versions
+    /// re-tagged or forgot when they pruned `removed` (so a "pruning performed" marker such a
+    /// version left still drops them from a stale state, as it did then).
+    fn mentions(&self, removed: &UniqueReplicaId) -> bool {
+        self.needs_pruning_from(removed)
+    }
+
+    /// Whether pruning collapses anything in values of this type (true by default). The
+    /// replicator runs the pruning protocol only for such values.
+    fn prunes_by_collapsing(&self) -> bool {
+        true
+    }
 }
 
 /// Everything the replicator needs of a value: a CRDT with delta and pruning support.

@@ -151,29 +151,33 @@ impl<T: Element> DeltaReplicatedData for MVRegister<T> {
     }
 }
 
-/// Values written by a removed incarnation are re-tagged with new dots of `collapse_into`; its
-/// entries leave the causal context. Pruning discards the pending delta.
+/// Nothing to collapse, as for [`ORSet`](super::ORSet): the values a removed incarnation wrote
+/// keep their dots, so a write made concurrently with the pruning (which saw the old dot)
+/// replaces them. [`prune_cleanup`](RemovedNodePruning::prune_cleanup) drops every dot of
+/// `removed` (for "pruning performed" markers of earlier versions, which re-tagged the values).
 impl<T: Element> RemovedNodePruning for MVRegister<T> {
     fn modified_by_nodes(&self) -> BTreeSet<UniqueReplicaId> {
-        self.kernel.nodes()
+        BTreeSet::new()
     }
 
-    fn needs_pruning_from(&self, removed: &UniqueReplicaId) -> bool {
-        self.kernel.mentions(removed)
+    fn needs_pruning_from(&self, _removed: &UniqueReplicaId) -> bool {
+        false
     }
 
-    fn prune(&mut self, removed: &UniqueReplicaId, collapse_into: &UniqueReplicaId) {
-        if !self.kernel.mentions(removed) {
-            return;
-        }
-        self.kernel.prune(removed, collapse_into);
-        self.delta.reset();
-    }
+    fn prune(&mut self, _removed: &UniqueReplicaId, _collapse_into: &UniqueReplicaId) {}
 
     fn prune_cleanup(&mut self, removed: &UniqueReplicaId) {
         self.kernel.prune_cleanup(removed);
         if let Some(delta) = self.delta.get_mut() {
             delta.prune_cleanup(removed);
         }
+    }
+
+    fn mentions(&self, removed: &UniqueReplicaId) -> bool {
+        self.kernel.mentions(removed)
+    }
+
+    fn prunes_by_collapsing(&self) -> bool {
+        false
     }
 }

@@ -500,67 +500,29 @@ impl<K: Element, V: Crdt> DeltaReplicatedData for ORMap<K, V> {
     }
 }
 
-/// Every key with a dot of the removed incarnation, or whose value or removal record has entries
-/// of it, is rewritten by `collapse_into` with its shown value, itself pruned, on top of its
-/// pruned removal record; the removed incarnation then leaves the causal context. Pruning
-/// discards the pending delta.
+/// Nothing to collapse, neither the keys' dots nor the nested values or removal records: a
+/// removed incarnation writes nothing any more, so merging states that mention it is exact.
+/// Rewriting its keys under new dots (as earlier versions did, and Akka's `ORMap` does) undoes
+/// a remove made concurrently by a replica that saw the old dot; collapsing a nested counter in
+/// place under its dot loses the increments of a concurrent update that superseded that dot
+/// (its value still carries the removed incarnation's slot, which the receivers would drop).
+/// The cost: one causal context entry per incarnation that ever wrote a key, and, for counter
+/// values, one slot per incarnation that updated an entry, kept for good.
+///
+/// [`prune_cleanup`](RemovedNodePruning::prune_cleanup) drops every trace of `removed` (dots,
+/// nested entries, removal record slots): the replicator applies it only where a "pruning
+/// performed" marker of an earlier version (which collapsed the incarnation) meets a stale
+/// state.
 impl<K: Element, V: Crdt> RemovedNodePruning for ORMap<K, V> {
     fn modified_by_nodes(&self) -> BTreeSet<UniqueReplicaId> {
-        let mut nodes = self.kernel.nodes();
-        for dots in self.kernel.entries().values() {
-            for v in dots.values() {
-                nodes.extend(v.modified_by_nodes());
-            }
-        }
-        for record in self.removed.values() {
-            nodes.extend(record.modified_by_nodes());
-        }
-        nodes
+        BTreeSet::new()
     }
 
-    fn needs_pruning_from(&self, removed: &UniqueReplicaId) -> bool {
-        self.kernel.mentions(removed)
-            || self
-                .kernel
-                .entries()
-                .values()
-                .flat_map(BTreeMap::values)
-                .any(|v| v.needs_pruning_from(removed))
-            || self.removed.values().any(|r| r.needs_pruning_from(removed))
+    fn needs_pruning_from(&self, _removed: &UniqueReplicaId) -> bool {
+        false
     }
 
-    fn prune(&mut self, removed: &UniqueReplicaId, collapse_into: &UniqueReplicaId) {
-        if !self.needs_pruning_from(removed) {
-            return;
-        }
-        let to_rewrite: Vec<(K, V)> = self
-            .kernel
-            .entries()
-            .iter()
-            .filter(|(k, dots)| {
-                dots.iter()
-                    .any(|(d, v)| d.node() == removed || v.needs_pruning_from(removed))
-                    || self
-                        .removed
-                        .get(*k)
-                        .is_some_and(|r| r.needs_pruning_from(removed))
-            })
-            .filter_map(|(k, dots)| join_values(dots).map(|v| (k.clone(), self.shown(k, v))))
-            .collect();
-        for record in self.removed.values_mut() {
-            record.prune(removed, collapse_into);
-            record.reset_delta();
-        }
-        for (key, mut value) in to_rewrite {
-            value.prune(removed, collapse_into);
-            if let Some((key, _)) = self.kernel.take(&key) {
-                self.store(collapse_into, key, None, value, None);
-            }
-        }
-        // No live dot of `removed` is left; this drops it from the causal context.
-        self.kernel.prune(removed, collapse_into);
-        self.delta.reset();
-    }
+    fn prune(&mut self, _removed: &UniqueReplicaId, _collapse_into: &UniqueReplicaId) {}
 
     fn prune_cleanup(&mut self, removed: &UniqueReplicaId) {
         self.kernel.prune_cleanup(removed);
@@ -571,6 +533,21 @@ impl<K: Element, V: Crdt> RemovedNodePruning for ORMap<K, V> {
             record.prune_cleanup(removed);
         }
         self.delta.forget_node(removed);
+    }
+
+    fn mentions(&self, removed: &UniqueReplicaId) -> bool {
+        self.kernel.mentions(removed)
+            || self
+                .kernel
+                .entries()
+                .values()
+                .flat_map(BTreeMap::values)
+                .any(|v| v.mentions(removed))
+            || self.removed.values().any(|r| r.mentions(removed))
+    }
+
+    fn prunes_by_collapsing(&self) -> bool {
+        false
     }
 }
 

@@ -172,29 +172,38 @@ impl<T: Element> DeltaReplicatedData for ORSet<T> {
     }
 }
 
-/// As Akka's `ORSet`: the elements a removed incarnation added are re-tagged with new dots of
-/// `collapse_into`, and its entries leave the version vector. Pruning discards the pending delta.
+/// Nothing to collapse (unlike Akka's `ORSet`, which re-tags a removed incarnation's elements
+/// with new dots of the collapsing replica): a removed incarnation adds no new dots, so merging
+/// states that still hold its dots is exact, and keeping them is what lets a remove made
+/// concurrently with the pruning (which saw the old dot) take effect. The cost is one causal
+/// context entry per incarnation that ever added an element, kept for good.
+///
+/// [`prune_cleanup`](RemovedNodePruning::prune_cleanup) drops every dot of `removed`, entries and
+/// context: the replicator applies it only where a "pruning performed" marker of an earlier
+/// version (which re-tagged the elements and forgot the incarnation) meets a stale state.
 impl<T: Element> RemovedNodePruning for ORSet<T> {
     fn modified_by_nodes(&self) -> BTreeSet<UniqueReplicaId> {
-        self.kernel.nodes()
+        BTreeSet::new()
     }
 
-    fn needs_pruning_from(&self, removed: &UniqueReplicaId) -> bool {
-        self.kernel.mentions(removed)
+    fn needs_pruning_from(&self, _removed: &UniqueReplicaId) -> bool {
+        false
     }
 
-    fn prune(&mut self, removed: &UniqueReplicaId, collapse_into: &UniqueReplicaId) {
-        if !self.kernel.mentions(removed) {
-            return;
-        }
-        self.kernel.prune(removed, collapse_into);
-        self.delta.reset();
-    }
+    fn prune(&mut self, _removed: &UniqueReplicaId, _collapse_into: &UniqueReplicaId) {}
 
     fn prune_cleanup(&mut self, removed: &UniqueReplicaId) {
         self.kernel.prune_cleanup(removed);
         if let Some(delta) = self.delta.get_mut() {
             delta.prune_cleanup(removed);
         }
+    }
+
+    fn mentions(&self, removed: &UniqueReplicaId) -> bool {
+        self.kernel.mentions(removed)
+    }
+
+    fn prunes_by_collapsing(&self) -> bool {
+        false
     }
 }

@@ -527,7 +527,7 @@ impl Replica {
                     && removed.replica() == self.self_id.replica()
                     && removed != &self.self_id
                     && !pruning.get(removed).is_some_and(Pruning::is_performed)
-                    && mine.needs_pruning_from(removed)
+                    && mine.mentions(removed)
                 {
                     tracing::warn!(replica = %self.self_id, key, from, earlier = %removed,
                         "entries of an earlier incarnation of this replica were pruned while it \
@@ -1097,6 +1097,15 @@ impl Replica {
                     tracing::warn!(replica = %self.self_id, %from, key, "reserved key in write ignored");
                     return;
                 }
+                if self.refuses_writes_of(&from, &key) {
+                    // Acknowledging would count the write towards its coordinator's quorum
+                    // although the pruning of its incarnation drops what it wrote: no answer,
+                    // so a Majority or All write of a removed incarnation fails (times out).
+                    tracing::warn!(replica = %self.self_id, %from, key,
+                        "write of a removed incarnation (or one being pruned on this key) not \
+                         acknowledged");
+                    return;
+                }
                 let ok = match Envelope::from_wire(entry, &self.registry) {
                     Ok((key, env)) => {
                         if self.merge_envelope(key.clone(), env, &from.to_string()) {
@@ -1139,6 +1148,18 @@ impl Replica {
                 }
             }
         }
+    }
+
+    /// Whether a write coordinated by `from` of `key` must not be acknowledged: `from` is known
+    /// removed (it left, restarted, or was taken out of the membership while it runs), or its
+    /// pruning is under way or performed on `key`, so what it wrote would be dropped.
+    fn refuses_writes_of(&self, from: &UniqueReplicaId, key: &str) -> bool {
+        self.removed.contains(from)
+            || self.departed.contains(from.replica())
+            || self
+                .data
+                .get(key)
+                .is_some_and(|e| e.env.pruning.contains_key(from))
     }
 
     fn merge_wire_entries(&mut self, from: &UniqueReplicaId, entries: Vec<WireEntry>) {
@@ -1660,6 +1681,18 @@ impl Replica {
             let Value::Data(value) = &mut entry.env.value else {
                 continue;
             };
+            if !value.prunes_by_collapsing() {
+                // Dot-based values collapse nothing: no pruning is started or performed for
+                // them, and an unfinished one an earlier version started is dropped.
+                entry.prune_anyway.clear();
+                let before = entry.env.pruning.len();
+                entry.env.pruning.retain(|_, p| p.is_performed());
+                if entry.env.pruning.len() != before {
+                    entry.digest = None;
+                    changed.push(key.clone());
+                }
+                continue;
+            }
             let pruning = &entry.env.pruning;
             entry.prune_anyway.retain(|x| !pruning.contains_key(x));
             let mut key_changed = false;

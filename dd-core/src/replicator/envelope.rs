@@ -153,7 +153,7 @@ impl Envelope {
         }
         for (removed, owner) in markers.performed {
             if let Value::Data(d) = &mut self.value
-                && d.needs_pruning_from(&removed)
+                && d.mentions(&removed)
             {
                 match &owner {
                     Some(o) if o.replica() == me && o != &removed => {
@@ -177,7 +177,14 @@ impl Envelope {
         done
     }
 
-    /// Drops entries (and delta versions) of incarnations whose pruning was performed.
+    /// Drops entries (and delta versions) of incarnations whose pruning was performed, and the
+    /// unfinished pruning of a value that collapses nothing (a dot-based value: its "pruning
+    /// initialized" markers come from earlier versions, and performing them would leave a
+    /// "performed" marker that drops the incarnation's dots from every stale state).
+    ///
+    /// The entries dropped are those the value [`mentions`](crate::RemovedNodePruning::mentions):
+    /// for a counter, the slot a collapse moved elsewhere; for a dot-based value, which today's
+    /// pruning never marks, the dots an earlier version's pruning re-tagged and forgot.
     fn clean(&mut self) {
         for (removed, p) in &self.pruning {
             if p.is_performed() {
@@ -185,8 +192,11 @@ impl Envelope {
             }
         }
         if let Value::Data(d) = &mut self.value {
+            if !d.prunes_by_collapsing() {
+                self.pruning.retain(|_, p| p.is_performed());
+            }
             for (removed, p) in &self.pruning {
-                if p.is_performed() && d.needs_pruning_from(removed) {
+                if p.is_performed() && d.mentions(removed) {
                     d.prune_cleanup(removed);
                 }
             }
@@ -256,7 +266,7 @@ impl Envelope {
             self.pruning.insert(removed, merged);
         }
         for (removed, p) in &self.pruning {
-            if p.is_performed() && theirs.needs_pruning_from(removed) {
+            if p.is_performed() && theirs.mentions(removed) {
                 theirs.prune_cleanup(removed);
             }
         }
@@ -378,7 +388,7 @@ pub(crate) fn is_durable_key(patterns: &[String], key: &str) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::crdt::{GCounter, RemovedNodePruning};
+    use crate::crdt::{GCounter, ORSet, RemovedNodePruning};
 
     fn counter(node: &UniqueReplicaId, n: u64) -> Box<dyn ErasedData> {
         let mut c = GCounter::new();
@@ -471,5 +481,79 @@ mod tests {
         assert!(is_durable_key(&p, "exact"));
         assert!(!is_durable_key(&p, "exactly"));
         assert!(is_durable_key(&["*".to_owned()], "anything"));
+    }
+
+    fn elements(e: &Envelope) -> BTreeSet<String> {
+        match &e.value {
+            Value::Data(d) => d.downcast_ref::<ORSet<String>>().unwrap().elements(),
+            Value::Deleted => panic!("deleted"),
+        }
+    }
+
+    /// Compatibility with the "pruning performed" markers of the version before N1's fix, whose
+    /// pruning of c#1 re-tagged c's elements with new dots of the owner and forgot c#1: a stale
+    /// state still holding c's dots (a long-absent replica's store) must still be cleaned of
+    /// them, else an element removed after that pruning comes back, by merge either way round
+    /// and at load.
+    #[test]
+    fn earlier_versions_markers_still_clean_a_stale_dot_based_state() {
+        let c = UniqueReplicaId::new("c", 1);
+        let a = UniqueReplicaId::new("a", 1);
+        let e = "e".to_string();
+        // The owner's state as the earlier version left it: c's "e" re-tagged as a's, c
+        // forgotten; then "e" was removed.
+        let mut pruned = ORSet::new();
+        pruned.add(&a, e.clone());
+        pruned.remove(&a, &e);
+        let mut owner = Envelope::data(Box::new(pruned));
+        owner
+            .pruning
+            .insert(c.clone(), Pruning::Performed { owner: None });
+        let mut stale = ORSet::new();
+        stale.add(&c, e.clone());
+
+        let mut mine = owner.clone();
+        mine.merge(Envelope::data(Box::new(stale.clone()))).unwrap();
+        assert!(
+            elements(&mine).is_empty(),
+            "stale state merged into the pruned one"
+        );
+        let mut theirs = Envelope::data(Box::new(stale.clone()));
+        theirs.merge(owner).unwrap();
+        assert!(
+            elements(&theirs).is_empty(),
+            "pruned state merged into the stale one"
+        );
+        let mut loaded = Envelope::data(Box::new(stale));
+        let mut markers = PrunedIncarnations::default();
+        markers.performed.insert(c.clone(), Some(a));
+        let done = loaded.apply_loaded_markers(markers, &ReplicaId::new("b"));
+        assert_eq!(done, vec![(c, LoadedMarker::StaleEntriesDropped)]);
+        assert!(
+            elements(&loaded).is_empty(),
+            "stale value loaded with the marker"
+        );
+    }
+
+    /// Today's pruning never marks a dot-based value: a "pruning initialized" marker an earlier
+    /// version started on one is dropped by the merge, so it is never performed.
+    #[test]
+    fn unfinished_pruning_of_a_dot_based_value_is_dropped() {
+        let c = UniqueReplicaId::new("c", 1);
+        let a = UniqueReplicaId::new("a", 1);
+        let mut set = ORSet::new();
+        set.add(&c, "e".to_string());
+        let mut mine = Envelope::data(Box::new(set.clone()));
+        let mut theirs = Envelope::data(Box::new(set));
+        theirs.pruning.insert(
+            c.clone(),
+            Pruning::Initialized {
+                owner: a,
+                seen: BTreeSet::from([ReplicaId::new("a")]),
+            },
+        );
+        mine.merge(theirs).unwrap();
+        assert!(mine.pruning.is_empty());
+        assert_eq!(elements(&mine), BTreeSet::from(["e".to_string()]));
     }
 }

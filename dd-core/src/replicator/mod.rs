@@ -88,12 +88,21 @@
 //! ## Pruning, and replicas that come back after any downtime
 //!
 //! When a replica incarnation leaves (its replica leaves the membership, or restarts with a new
-//! incarnation), its entries in every value (counter slots, dots) are collapsed into a live
+//! incarnation), its counter slots (and version vector entries) are collapsed into a live
 //! incarnation, as in Akka: the pruning leader (the lowest-named member heard from recently)
 //! marks the key "pruning initialized", and once every member has seen the marker the owner
 //! collapses the entries and marks the key "pruning performed". A performed marker makes every
 //! replica drop entries of that incarnation that still arrive (from a stale replica), because
 //! their contribution was already collapsed.
+//!
+//! Unlike Akka, the dot-based values (`ORSet`, `MVRegister`, the maps) are never pruned: a
+//! removed incarnation makes no new dots, so merging states that mention it is exact, while
+//! re-tagging its entries with new dots of the owner undid a remove or overwrite made
+//! concurrently by a replica that saw the old dot. Each of their keys keeps a causal-context
+//! entry per incarnation that ever wrote it (see
+//! [`RemovedNodePruning`](crate::RemovedNodePruning)). "Pruning performed" markers that an
+//! earlier version left on such keys still drop the incarnation's dots from stale states, as
+//! that version's pruning had re-tagged them.
 //!
 //! The performed markers are stored durably next to each key (under
 //! `__dd/pruning/<key>`, see [`RESERVED_PREFIX`]), in the same batch as and before the value,

@@ -77,7 +77,7 @@ impl PrunedIncarnations {
     pub fn apply_to(&self, value: &mut dyn ErasedData) -> bool {
         let mut dropped = false;
         for removed in self.performed.keys() {
-            if value.needs_pruning_from(removed) {
+            if value.mentions(removed) {
                 value.prune_cleanup(removed);
                 dropped = true;
             }
