@@ -44,8 +44,8 @@ const JVM_FLAGS: [&str; 4] = [
     "-Xmx6g",
     "-XX:+UseG1GC",
 ];
-/// Keys of the partition row (full profile); see BENCHMARKS.md for why not 100,000.
-const PARTITION_KEYS: usize = 20_000;
+/// Keys of the partition row (full profile), the size of issue 19's scenario.
+const PARTITION_KEYS: usize = 100_000;
 /// Keys changed on a while c is cut off.
 const PARTITION_CHANGED: usize = 1_000;
 /// How long c is cut off.
@@ -749,6 +749,28 @@ async fn partition_rows(
     Ok(())
 }
 
+/// The rows named by `DD_BENCH_PEKKO_ROWS` (comma-separated: `write`, `restore`, `cluster`,
+/// `memory`, `partition`), or `None` for every row; an unknown name is an error naming the known ones.
+fn selected_rows() -> Result<Option<Vec<String>>> {
+    const KNOWN: [&str; 5] = ["write", "restore", "cluster", "memory", "partition"];
+    let Some(value) = std::env::var_os("DD_BENCH_PEKKO_ROWS") else {
+        return Ok(None);
+    };
+    let value = value.to_string_lossy().into_owned();
+    let rows: Vec<String> = value
+        .split(',')
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty())
+        .collect();
+    if let Some(bad) = rows.iter().find(|r| !KNOWN.contains(&r.as_str())) {
+        return Err(BenchError::Failed(format!(
+            "DD_BENCH_PEKKO_ROWS: unknown row `{bad}` in `{value}`; known rows: {}",
+            KNOWN.join(", ")
+        )));
+    }
+    Ok(Some(rows))
+}
+
 /// Runs the area; `full` selects the sizes of BENCHMARKS.md, else one tiny row for CI.
 pub async fn run(root: &Path, full: bool) -> Result<Table> {
     let sizes = PekkoSizes::of(full);
@@ -812,12 +834,24 @@ pub async fn run(root: &Path, full: bool) -> Result<Table> {
             pc = PARTITION_CHANGED,
         ),
     );
-    write_rows(&harness, root, &sizes, &mut table).await?;
+    let rows = selected_rows()?;
+    let wanted = |name: &str| rows.as_ref().is_none_or(|r| r.iter().any(|x| x == name));
+    if wanted("write") {
+        write_rows(&harness, root, &sizes, &mut table).await?;
+    }
     if !sizes.smoke {
-        restore_rows(&harness, root, &sizes, &mut table).await?;
-        cluster_rows(&harness, &sizes, &mut table).await?;
-        memory_rows(&harness, &sizes, &mut table).await?;
-        partition_rows(&harness, &sizes, &mut table).await?;
+        if wanted("restore") {
+            restore_rows(&harness, root, &sizes, &mut table).await?;
+        }
+        if wanted("cluster") {
+            cluster_rows(&harness, &sizes, &mut table).await?;
+        }
+        if wanted("memory") {
+            memory_rows(&harness, &sizes, &mut table).await?;
+        }
+        if wanted("partition") {
+            partition_rows(&harness, &sizes, &mut table).await?;
+        }
     } else {
         table.notes.push(
             "small profile: only the harness build and one tiny row, so that it cannot rot".into(),
