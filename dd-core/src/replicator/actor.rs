@@ -1077,10 +1077,14 @@ impl Replica {
                 digests,
             } => self.on_leaf_digests(&from, depth, leaves, whole, digests),
             Message::Gossip { entries, request } => {
-                self.merge_wire_entries(&from, entries);
+                // The requested states go back as they were before this message's entries are
+                // merged (push-pull): the join is the same either way, and a peer whose key has
+                // another type gets to see this replica's type, so both sides of a type conflict
+                // record it (`key_created_with_two_types_converges_on_the_first_type_name`).
                 if !request.is_empty() {
                     self.send_entries(from.replica(), request.iter(), Vec::new());
                 }
+                self.merge_wire_entries(&from, entries);
             }
             Message::EntryChunk {
                 transfer,
