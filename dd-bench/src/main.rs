@@ -5,8 +5,8 @@
 //! cargo run --release -p dd-bench -- --profile small|full [--out BENCHMARKS.md] [--only AREA]
 //! ```
 
-mod area_concurrent;
 mod area_antientropy;
+mod area_concurrent;
 mod area_crdt;
 mod area_gossip;
 mod area_memory;
