@@ -1669,16 +1669,25 @@ impl Replica {
             })
             .map(|x| x.replica().clone())
             .collect();
+        // Replicas known to the cluster's history: some incarnation of theirs is removed, or
+        // was pruned (a marker names it). Dot-based values keep the dots of pruned incarnations
+        // for good, so only their replicas that are none of these hold pruning back.
+        let mut known: BTreeSet<&ReplicaId> = self.removed.iter().map(|x| x.replica()).collect();
+        for e in self.data.values() {
+            known.extend(e.env.pruning.keys().map(|x| x.replica()));
+        }
         for e in self.data.values() {
             if let Value::Data(d) = &e.env.value {
+                let collapsible = d.modified_by_nodes();
                 out.extend(
-                    d.modified_by_nodes()
+                    d.replicas_in_state()
                         .into_iter()
                         .filter(|n| {
                             n.replica() != me
                                 && !self.members.contains_key(n.replica())
                                 && !self.removed.contains(n)
                                 && !self.departed.contains(n.replica())
+                                && (collapsible.contains(n) || !known.contains(n.replica()))
                         })
                         .map(|n| n.replica().clone()),
                 );
