@@ -88,6 +88,8 @@ pub trait ErasedData: Send + Sync + Debug + 'static {
     fn requires_causal_delivery(&self) -> bool;
     /// See [`RemovedNodePruning::modified_by_nodes`].
     fn modified_by_nodes(&self) -> BTreeSet<UniqueReplicaId>;
+    /// See [`RemovedNodePruning::replicas_in_state`].
+    fn replicas_in_state(&self) -> BTreeSet<UniqueReplicaId>;
     /// See [`RemovedNodePruning::needs_pruning_from`].
     fn needs_pruning_from(&self, removed: &UniqueReplicaId) -> bool;
     /// See [`RemovedNodePruning::prune`].
@@ -193,6 +195,10 @@ impl<T: Crdt> ErasedData for T {
 
     fn modified_by_nodes(&self) -> BTreeSet<UniqueReplicaId> {
         RemovedNodePruning::modified_by_nodes(self)
+    }
+
+    fn replicas_in_state(&self) -> BTreeSet<UniqueReplicaId> {
+        RemovedNodePruning::replicas_in_state(self)
     }
 
     fn needs_pruning_from(&self, removed: &UniqueReplicaId) -> bool {

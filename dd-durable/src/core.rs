@@ -759,9 +759,11 @@ pub(crate) async fn run_background_writes<S: ?Sized + DurableStateStore>(
     let max_backoff = core.options.max_retry_backoff.max(interval);
     let mut delay = interval;
     loop {
+        // `biased` (stop first): deterministic under a paused clock (dd-sim's seeds replay).
         tokio::select! {
-            () = tokio::time::sleep(delay) => {}
+            biased;
             _ = stop.changed() => break,
+            () = tokio::time::sleep(delay) => {}
         }
         if core.pending.len() == 0 {
             delay = interval;

@@ -175,6 +175,14 @@ impl CausalContext {
         }
     }
 
+    /// Every incarnation with a dot in this context.
+    pub(crate) fn nodes(&self) -> BTreeSet<UniqueReplicaId> {
+        let mut nodes: BTreeSet<UniqueReplicaId> =
+            self.vector.iter().map(|(n, _)| n.clone()).collect();
+        nodes.extend(self.cloud.iter().map(|d| d.node().clone()));
+        nodes
+    }
+
     /// Whether any dot of `node` has been seen.
     pub(crate) fn mentions(&self, node: &UniqueReplicaId) -> bool {
         self.vector.get(node) > 0 || self.cloud_of(node).next().is_some()

@@ -1,6 +1,6 @@
 //! The shared machinery of the dot-based CRDTs: keyed, dot-tagged entries plus the causal context.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -254,6 +254,15 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
             }
         }
         self.context.merge(&other.context);
+    }
+
+    /// Every incarnation with a dot in the entries or the context.
+    pub(crate) fn nodes(&self) -> BTreeSet<UniqueReplicaId> {
+        let mut nodes = self.context.nodes();
+        for dots in self.entries.values() {
+            nodes.extend(dots.keys().map(|d| d.node().clone()));
+        }
+        nodes
     }
 
     /// Whether `node` has a dot in the entries or the context.

@@ -94,6 +94,12 @@ macro_rules! delegate_crdt_to_ormap {
                 $crate::crdt::RemovedNodePruning::modified_by_nodes(&self.map)
             }
 
+            fn replicas_in_state(
+                &self,
+            ) -> ::std::collections::BTreeSet<$crate::replica::UniqueReplicaId> {
+                $crate::crdt::RemovedNodePruning::replicas_in_state(&self.map)
+            }
+
             fn needs_pruning_from(&self, removed: &$crate::replica::UniqueReplicaId) -> bool {
                 $crate::crdt::RemovedNodePruning::needs_pruning_from(&self.map, removed)
             }
@@ -258,6 +264,15 @@ pub trait DeltaReplicatedData: ReplicatedData {
 pub trait RemovedNodePruning {
     /// Every replica incarnation that has an entry a [`prune`](Self::prune) would collapse.
     fn modified_by_nodes(&self) -> BTreeSet<UniqueReplicaId>;
+
+    /// Every replica incarnation whose updates the state holds, whether pruning would collapse
+    /// them or not: dot-based values, which never need pruning (their
+    /// [`modified_by_nodes`](Self::modified_by_nodes) is empty), report the incarnations of
+    /// their dots here. The replicator uses it to tell whether replicas outside its member list
+    /// took part in the data before it performs a pruning.
+    fn replicas_in_state(&self) -> BTreeSet<UniqueReplicaId> {
+        self.modified_by_nodes()
+    }
 
     /// Whether `removed` still has entries that a [`prune`](Self::prune) would collapse.
     fn needs_pruning_from(&self, removed: &UniqueReplicaId) -> bool;

@@ -160,6 +160,10 @@ impl<T: Element> RemovedNodePruning for MVRegister<T> {
         BTreeSet::new()
     }
 
+    fn replicas_in_state(&self) -> BTreeSet<UniqueReplicaId> {
+        self.kernel.nodes()
+    }
+
     fn needs_pruning_from(&self, _removed: &UniqueReplicaId) -> bool {
         false
     }

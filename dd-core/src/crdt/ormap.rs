@@ -518,6 +518,16 @@ impl<K: Element, V: Crdt> RemovedNodePruning for ORMap<K, V> {
         BTreeSet::new()
     }
 
+    fn replicas_in_state(&self) -> BTreeSet<UniqueReplicaId> {
+        let mut nodes = self.kernel.nodes();
+        for values in self.kernel.entries().values() {
+            for v in values.values() {
+                nodes.extend(v.replicas_in_state());
+            }
+        }
+        nodes
+    }
+
     fn needs_pruning_from(&self, _removed: &UniqueReplicaId) -> bool {
         false
     }

@@ -186,6 +186,10 @@ impl<T: Element> RemovedNodePruning for ORSet<T> {
         BTreeSet::new()
     }
 
+    fn replicas_in_state(&self) -> BTreeSet<UniqueReplicaId> {
+        self.kernel.nodes()
+    }
+
     fn needs_pruning_from(&self, _removed: &UniqueReplicaId) -> bool {
         false
     }

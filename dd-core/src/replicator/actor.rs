@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::task::Poll;
 
 use futures::StreamExt;
 use rand::rngs::StdRng;
@@ -161,6 +162,35 @@ pub(crate) struct Inputs {
     pub(crate) settled: watch::Receiver<bool>,
 }
 
+/// The next command or message, whichever is ready; when both are, the command if
+/// `commands_first` (the actor alternates it, so that neither starves the other, in an order that
+/// replays exactly).
+enum NextInput {
+    Command(Option<Command>),
+    Message(Option<Incoming>),
+}
+
+async fn next_input(
+    commands: &mut mpsc::Receiver<Command>,
+    incoming: &mut IncomingStream,
+    commands_first: bool,
+    incoming_open: bool,
+) -> NextInput {
+    std::future::poll_fn(|cx| {
+        if commands_first && let Poll::Ready(c) = commands.poll_recv(cx) {
+            return Poll::Ready(NextInput::Command(c));
+        }
+        if incoming_open && let Poll::Ready(m) = incoming.poll_next_unpin(cx) {
+            return Poll::Ready(NextInput::Message(m));
+        }
+        if !commands_first && let Poll::Ready(c) = commands.poll_recv(cx) {
+            return Poll::Ready(NextInput::Command(c));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
 /// Waits for `notify`, or forever without one.
 async fn wait_for(notify: Option<&tokio::sync::Notify>) {
     match notify {
@@ -284,27 +314,20 @@ impl Replica {
         let mut settled_open = true;
         self.view_settled = *inputs.settled.borrow_and_update();
         let room = self.durable.as_ref().map(DurableWriter::room);
+        // `biased`: the branches are polled in this order, not in tokio's random one, so that a
+        // run replays exactly under a paused clock (dd-sim's seeds). Timers, internal results
+        // and membership come first (each bounded by its own rate); commands and messages take
+        // turns being first, so that neither a stream of messages nor one of commands starves
+        // the other.
+        let mut commands_first = true;
         loop {
             // Backpressure: while the durable writer's queue is full, no new commands or messages
             // are taken (they wait in their channels); everything else goes on.
             let full = self.durable.as_ref().is_some_and(DurableWriter::is_full);
+            commands_first = !commands_first;
             tokio::select! {
+                biased;
                 () = wait_for(room.as_deref()), if full => {}
-                cmd = inputs.commands.recv(), if !full => match cmd {
-                    Some(Command::Shutdown { reply }) => {
-                        let _ = reply.send(self.shutdown().await);
-                        return;
-                    }
-                    Some(cmd) => self.on_command(cmd),
-                    None => {
-                        let _ = self.shutdown().await;
-                        return;
-                    }
-                },
-                msg = inputs.incoming.next(), if incoming_open && !full => match msg {
-                    Some(m) => self.on_message(m),
-                    None => incoming_open = false,
-                },
                 Some(internal) = internal_rx.recv() => self.on_internal(internal),
                 changed = inputs.members.changed(), if members_open => match changed {
                     Ok(()) => {
@@ -321,6 +344,41 @@ impl Replica {
                 _ = deltas.tick() => self.delta_tick(),
                 _ = notify.tick() => self.notify_tick(),
                 _ = pruning.tick() => self.pruning_tick(),
+                input = next_input(
+                    &mut inputs.commands,
+                    &mut inputs.incoming,
+                    commands_first,
+                    incoming_open,
+                ), if !full => {
+                    match input {
+                        NextInput::Command(cmd) => {
+                            if self.on_command_or_stop(cmd).await {
+                                return;
+                            }
+                        }
+                        NextInput::Message(Some(m)) => self.on_message(m),
+                        NextInput::Message(None) => incoming_open = false,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one command, or stops on `Shutdown` or when every handle is gone: true if the
+    /// actor stops.
+    async fn on_command_or_stop(&mut self, cmd: Option<Command>) -> bool {
+        match cmd {
+            Some(Command::Shutdown { reply }) => {
+                let _ = reply.send(self.shutdown().await);
+                true
+            }
+            Some(cmd) => {
+                self.on_command(cmd);
+                false
+            }
+            None => {
+                let _ = self.shutdown().await;
+                true
             }
         }
     }
@@ -1615,16 +1673,25 @@ impl Replica {
             })
             .map(|x| x.replica().clone())
             .collect();
+        // Replicas known to the cluster's history: some incarnation of theirs is removed, or
+        // was pruned (a marker names it). Dot-based values keep the dots of pruned incarnations
+        // for good, so only their replicas that are none of these hold pruning back.
+        let mut known: BTreeSet<&ReplicaId> = self.removed.iter().map(|x| x.replica()).collect();
+        for e in self.data.values() {
+            known.extend(e.env.pruning.keys().map(|x| x.replica()));
+        }
         for e in self.data.values() {
             if let Value::Data(d) = &e.env.value {
+                let collapsible = d.modified_by_nodes();
                 out.extend(
-                    d.modified_by_nodes()
+                    d.replicas_in_state()
                         .into_iter()
                         .filter(|n| {
                             n.replica() != me
                                 && !self.members.contains_key(n.replica())
                                 && !self.removed.contains(n)
                                 && !self.departed.contains(n.replica())
+                                && (collapsible.contains(n) || !known.contains(n.replica()))
                         })
                         .map(|n| n.replica().clone()),
                 );
