@@ -343,7 +343,9 @@ pub fn transport() -> Result<Vec<Seed>, SeedError> {
         delta_versions: vec![(b.clone(), 2)],
         pruning: vec![(
             UniqueReplicaId::new("replica-old", 3),
-            WirePruning::Performed,
+            WirePruning::Performed {
+                owner: Some(b.clone()),
+            },
         )],
     };
     let deleted_entry = WireEntry {

@@ -160,6 +160,37 @@ fn replicas_restarted_alone_never_both_collapse_a_left_replica() {
     }
 }
 
+/// Seed 6 (`full-restarts`, Sync): r0#2 performed the pruning of r2#1 on `p0` (r2#1's
+/// acknowledged Majority +2 into r0#2's slot, stored) and left before anyone got it; the others
+/// pruned r0#2 from states without that collapse while their r2#1 slot still held the +2. r0#3
+/// returned over its store and gossiped the collapse; the receivers applied "r2#1 performed"
+/// (the wire did not say into whom) and dropped their r2#1 slot too: `p0` read 5 of 7. The
+/// marker's owner now travels with it, and a collapse into an owner the receiver pruned without
+/// it is not applied (the entries stay, the pruning is redone).
+#[test]
+fn owner_returning_with_a_collapse_the_others_pruned_keeps_acknowledged_increments() {
+    let mut config = SimConfig::new(Mode::Sync);
+    config.classes = parse_classes(
+        "network,partitions,store-errors,store-hangs,partial-batches,crashes,full-restarts,\
+         full-crashes,long-absences,start-alone,deletes",
+    )
+    .unwrap();
+    let keep = [
+        4, 5, 6, 7, 8, 9, 10, 11, 14, 15, 16, 17, 18, 19, 20, 21, 22, 25, 26, 27, 30, 32, 33, 34,
+        35, 36, 37, 38, 39, 42, 53, 62, 63, 64, 65, 66, 70, 71, 76,
+    ];
+    for keep in [Some(&keep[..]), None] {
+        let events = events_of(6, &config, keep);
+        let outcome = run_events(6, &config, &events);
+        assert!(
+            outcome.violation.is_none(),
+            "shrunk {}: {:?}",
+            keep.is_some(),
+            outcome.violation
+        );
+    }
+}
+
 /// One line of `regressions.txt`: `fixed|open seed mode classes steps keep # what`.
 struct Regression {
     fixed: bool,

@@ -25,7 +25,8 @@ pub(crate) enum Pruning {
         seen: BTreeSet<ReplicaId>,
     },
     /// The entries of the removed incarnation were collapsed; `owner` is the incarnation they
-    /// were collapsed into when this replica did it (it is not sent over the wire).
+    /// were collapsed into, when known (markers of protocol versions before 4 and of stored
+    /// records that predate owners did not say).
     Performed { owner: Option<UniqueReplicaId> },
 }
 
@@ -33,6 +34,44 @@ impl Pruning {
     pub(crate) fn is_performed(&self) -> bool {
         matches!(self, Pruning::Performed { .. })
     }
+}
+
+/// The owner of a "pruning performed" marker both sides hold: the one either knows, the lower
+/// when they disagree (so every replica ends with the same marker and the same digest).
+fn merge_owner(a: Option<UniqueReplicaId>, b: Option<UniqueReplicaId>) -> Option<UniqueReplicaId> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The "pruning performed" markers of `theirs` that are void against `ours`: `removed` was
+/// collapsed into `owner`, which `theirs` has not pruned, while `ours` pruned `owner` without
+/// knowing of that collapse (it holds no "performed" marker for `removed`). The collapse went
+/// into a slot `ours` dropped, so applying the marker would drop `removed`'s entries on top and
+/// lose them (dd-sim seed 6: an owner that left right after its collapse, pruned by the others
+/// from states without it, returning with the collapse from its store). Markers never expire,
+/// so a pruning of `owner` done from a state that had the collapse carries the marker along.
+fn void_markers(
+    theirs: &BTreeMap<UniqueReplicaId, Pruning>,
+    ours: &BTreeMap<UniqueReplicaId, Pruning>,
+) -> Vec<(UniqueReplicaId, UniqueReplicaId)> {
+    let performed = |m: &BTreeMap<UniqueReplicaId, Pruning>, x: &UniqueReplicaId| {
+        m.get(x).is_some_and(Pruning::is_performed)
+    };
+    theirs
+        .iter()
+        .filter_map(|(removed, p)| match p {
+            Pruning::Performed { owner: Some(owner) }
+                if !performed(theirs, owner)
+                    && performed(ours, owner)
+                    && !performed(ours, removed) =>
+            {
+                Some((removed.clone(), owner.clone()))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// What loading did with one stored "pruning performed" marker whose incarnation still had
@@ -167,7 +206,7 @@ impl Envelope {
                 }
             }
             let merged = match self.pruning.remove(&removed) {
-                Some(Pruning::Performed { owner: mine }) => mine.or(owner),
+                Some(Pruning::Performed { owner: mine }) => merge_owner(mine, owner),
                 _ => owner,
             };
             self.pruning
@@ -227,12 +266,31 @@ impl Envelope {
         let before_value = mine.clone();
         let before_versions = self.delta_versions.clone();
         let before_pruning = self.pruning.clone();
+        // A collapse into an incarnation the other side pruned without it is dropped on both
+        // sides: the removed incarnation's entries (which the side that pruned the owner still
+        // has) stay, and its pruning is redone.
+        let void_theirs = void_markers(&other.pruning, &self.pruning);
+        let void_mine = void_markers(&self.pruning, &other.pruning);
+        for (removed, owner) in void_theirs {
+            tracing::info!(%removed, %owner,
+                "pruning marker not applied: the incarnation it was collapsed into was pruned \
+                 here without that collapse; the removed incarnation's entries are kept");
+            other.pruning.remove(&removed);
+        }
+        for (removed, owner) in void_mine {
+            tracing::info!(%removed, %owner,
+                "pruning marker dropped: the incarnation it was collapsed into was pruned \
+                 elsewhere without that collapse; the removed incarnation's entries are taken");
+            self.pruning.remove(&removed);
+        }
         // Pruning markers first, so that both sides are cleaned of performed incarnations.
         for (removed, p) in std::mem::take(&mut other.pruning) {
             let merged = match (self.pruning.remove(&removed), p) {
                 (None, p) => p,
                 (Some(Pruning::Performed { owner: a }), Pruning::Performed { owner: b }) => {
-                    Pruning::Performed { owner: a.or(b) }
+                    Pruning::Performed {
+                        owner: merge_owner(a, b),
+                    }
                 }
                 (Some(p @ Pruning::Performed { .. }), _) | (_, p @ Pruning::Performed { .. }) => p,
                 (
@@ -323,7 +381,9 @@ impl Envelope {
                             owner: owner.clone(),
                             seen: seen.iter().cloned().collect(),
                         },
-                        Pruning::Performed { .. } => WirePruning::Performed,
+                        Pruning::Performed { owner } => WirePruning::Performed {
+                            owner: owner.clone(),
+                        },
                     };
                     (k.clone(), p)
                 })
@@ -350,7 +410,7 @@ impl Envelope {
                         owner,
                         seen: seen.into_iter().collect(),
                     },
-                    WirePruning::Performed => Pruning::Performed { owner: None },
+                    WirePruning::Performed { owner } => Pruning::Performed { owner },
                 };
                 (k, p)
             })
@@ -472,6 +532,90 @@ mod tests {
         markers.performed.insert(x.clone(), Some(me_before.clone()));
         assert!(clean.apply_loaded_markers(markers, &me).is_empty());
         assert!(clean.pruning.get(&x).unwrap().is_performed());
+    }
+
+    /// dd-sim seed 6: r0#2 collapsed r2#1's 2 into its own slot and left before anyone got
+    /// it; the others pruned r0#2 (from states without that collapse) while their r2#1 slot
+    /// still held the 2. r0's returning state (the collapse, from its store) must not make them
+    /// drop the 2, whichever way round the states merge; the owner travels on the wire.
+    #[test]
+    fn collapse_into_an_owner_pruned_meanwhile_keeps_the_removed_entries() {
+        let r0_2 = UniqueReplicaId::new("r0", 2);
+        let r1 = UniqueReplicaId::new("r1", 1);
+        let r2_1 = UniqueReplicaId::new("r2", 1);
+        let r3 = UniqueReplicaId::new("r3", 1);
+        let read = |e: &Envelope| match &e.value {
+            Value::Data(d) => d.downcast_ref::<GCounter>().unwrap().value(),
+            Value::Deleted => panic!("deleted"),
+        };
+        let both = |a: (&UniqueReplicaId, u64), b: (&UniqueReplicaId, u64)| {
+            let mut c = GCounter::new();
+            c.increment(a.0, a.1).unwrap();
+            c.increment(b.0, b.1).unwrap();
+            Box::new(c) as Box<dyn ErasedData>
+        };
+        // r0's store: r3's 5, and r2#1's 2 collapsed into r0#2.
+        let mut returning = Envelope::data(both((&r3, 5), (&r0_2, 2)));
+        returning.pruning.insert(
+            r2_1.clone(),
+            Pruning::Performed {
+                owner: Some(r0_2.clone()),
+            },
+        );
+        // The others: r3's 5, r2#1's 2, and r0#2 pruned (into r1#1, which had nothing of it).
+        let mut others = Envelope::data(both((&r3, 5), (&r2_1, 2)));
+        others.pruning.insert(
+            r0_2.clone(),
+            Pruning::Performed {
+                owner: Some(r1.clone()),
+            },
+        );
+        let (_, wire_returning) = Envelope::from_wire(
+            returning.to_wire("p0").unwrap(),
+            &TypeRegistry::with_builtin_types(),
+        )
+        .unwrap();
+        let (_, wire_others) = Envelope::from_wire(
+            others.to_wire("p0").unwrap(),
+            &TypeRegistry::with_builtin_types(),
+        )
+        .unwrap();
+        let mut at_others = others.clone();
+        at_others.merge(wire_returning).unwrap();
+        assert_eq!(read(&at_others), 7, "the others lost r2#1's 2");
+        let mut at_returning = returning.clone();
+        at_returning.merge(wire_others).unwrap();
+        assert_eq!(
+            read(&at_returning),
+            7,
+            "the returning replica lost r2#1's 2"
+        );
+        // Both sides end alike: r2#1's entries kept (its pruning is redone), r0#2 pruned.
+        for e in [&at_others, &at_returning] {
+            assert!(!e.pruning.contains_key(&r2_1), "{:?}", e.pruning);
+            assert!(e.pruning.get(&r0_2).unwrap().is_performed());
+        }
+        // A collapse that the owner's pruning included (the pruning side has both markers)
+        // still drops a stale copy of the removed entries.
+        let mut complete = Envelope::data(both((&r3, 5), (&r1, 2)));
+        complete.pruning.insert(
+            r2_1.clone(),
+            Pruning::Performed {
+                owner: Some(r0_2.clone()),
+            },
+        );
+        complete.pruning.insert(
+            r0_2.clone(),
+            Pruning::Performed {
+                owner: Some(r1.clone()),
+            },
+        );
+        let mut stale = Envelope::data(both((&r3, 5), (&r2_1, 2)));
+        stale.merge(complete.clone()).unwrap();
+        assert_eq!(read(&stale), 7);
+        let mut c = complete;
+        c.merge(returning).unwrap();
+        assert_eq!(read(&c), 7);
     }
 
     #[test]

@@ -33,7 +33,13 @@ pub enum WirePruning {
     },
     /// The removed incarnation's entries were collapsed into the owner's; any that still
     /// arrive are dropped.
-    Performed,
+    Performed {
+        /// The incarnation whose entries received the collapse, when known (markers of
+        /// versions before protocol 4 did not say). A receiver that has pruned that owner since
+        /// without this marker knows the collapse is not in its state and keeps the removed
+        /// incarnation's entries instead (see `Envelope::merge`).
+        owner: Option<UniqueReplicaId>,
+    },
 }
 
 /// One key's replicated envelope: value, delta versions and pruning markers.
