@@ -82,6 +82,12 @@ fn seeds_run_clean() {
 
 #[test]
 fn replay() {
+    if env("DD_SIM_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("DD_SIM_LOG"))
+            .with_test_writer()
+            .try_init();
+    }
     let Some(seed) = env("DD_SIM_SEED") else {
         return;
     };
