@@ -19,7 +19,10 @@ use crate::replica::{ReplicaId, UniqueReplicaId};
 
 mod chitchat_cluster;
 
-pub use chitchat_cluster::{ADDRESS_KEY, ChitchatCluster, ChitchatClusterConfig, ClusterError};
+pub use chitchat_cluster::{
+    ADDRESS_KEY, ChitchatCluster, ChitchatClusterConfig, ClusterError, GossipMember,
+    INCARNATION_KEY, LEAVING_KEY, REMOVED_KEY_PREFIX, RemoveRefused,
+};
 
 /// The members of a cluster: stable replica name → network address (if the transport needs one).
 pub type Members = BTreeMap<ReplicaId, Option<SocketAddr>>;

@@ -822,6 +822,11 @@ impl Replica {
                         .iter()
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect(),
+                    peer_last_heard: self
+                        .last_heard
+                        .iter()
+                        .map(|(k, at)| (k.clone(), at.elapsed()))
+                        .collect(),
                     removed: self.removed.clone(),
                     keys: self
                         .data

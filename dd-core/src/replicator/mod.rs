@@ -270,6 +270,8 @@ pub struct ReplicatorStatus {
     pub members: Members,
     /// The incarnation of each peer this replica has heard from.
     pub peer_incarnations: BTreeMap<ReplicaId, UniqueReplicaId>,
+    /// How long ago each peer this replica has heard from last sent it a message.
+    pub peer_last_heard: BTreeMap<ReplicaId, std::time::Duration>,
     /// Incarnations considered removed (left the cluster or restarted); their entries are pruned.
     pub removed: BTreeSet<UniqueReplicaId>,
     /// Keys with a value.
