@@ -8,7 +8,8 @@
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /` | the live dashboard (HTML) |
 //! | `GET /keys` | the ids of every key with a value |
-//! | `GET /members` | this replica's view of the members and removed incarnations |
+//! | `GET /members` | this replica's view of the members (state, incarnation, last heard) and removed incarnations |
+//! | `DELETE /members/{name}` | removes a replica gone for good (`?force=true` for a live one); its entries are pruned |
 //! | `GET /values` | every key with its type and value (at most [`MAX_VALUES`]) |
 //! | `GET /keys/{type}/{key}` | reads a key (`?consistency=&timeout_ms=`) |
 //! | `POST /keys/{type}/{key}` | applies operations (JSON body) |
@@ -499,7 +500,12 @@ async fn list_members(State(state): State<AppState>) -> Result<Json<Value>, ApiE
             })
             .collect();
         let removed: Vec<String> = status.removed.iter().map(ToString::to_string).collect();
-        Ok(Json(json!({ "members": members, "removed": removed })))
+        Ok(Json(json!({
+            "members": members,
+            "removed": removed,
+            "awaiting_pruning": status.awaiting_pruning,
+            "in_data": status.incarnations_in_data.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        })))
     }
     .await;
     state.observe(result)
@@ -538,7 +544,10 @@ async fn remove_member(
         let name = path.map(|Path(p)| p).map_err(|e| {
             ApiError::new(
                 e.status(),
-                format!("bad path: {}; /members/{{name}} takes a replica name", e.body_text()),
+                format!(
+                    "bad path: {}; /members/{{name}} takes a replica name",
+                    e.body_text()
+                ),
             )
         })?;
         let force = match q {
@@ -546,7 +555,10 @@ async fn remove_member(
             Err(e) => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    format!("bad query: {}; the parameter is force=true|false", e.body_text()),
+                    format!(
+                        "bad query: {}; the parameter is force=true|false",
+                        e.body_text()
+                    ),
                 ));
             }
         };

@@ -204,4 +204,10 @@ pub struct MembersBody {
     pub members: Vec<MemberBody>,
     /// Incarnations removed from the cluster (left or restarted); their entries are pruned.
     pub removed: Vec<String>,
+    /// Keys whose value still holds entries of a removed incarnation (0 once pruning is
+    /// complete on this replica).
+    pub awaiting_pruning: u64,
+    /// Every incarnation with entries in some value of this replica (a removed one is gone
+    /// from here once its pruning is complete).
+    pub in_data: Vec<String>,
 }

@@ -317,7 +317,7 @@ impl ChitchatCluster {
             .iter()
             .map(|(id, state)| GossipMember {
                 replica: ReplicaId::new(&*id.node_id),
-                incarnation: state.get(INCARNATION_KEY).map(str::to_owned),
+                incarnation: shown_incarnation(id, state),
                 gossip_address: id.gossip_advertise_addr,
                 address: state.get(ADDRESS_KEY).and_then(|a| a.parse().ok()),
                 live: id == own || live.contains(id),
@@ -339,7 +339,7 @@ impl ChitchatCluster {
     /// Refused for this node, for a replica not known (or whose incarnation was not heard), and
     /// unless `force`, for one the failure detector considers alive (a live replica that is
     /// removed refuses writes once it learns it was pruned, and must restart to rejoin).
-    /// Returns the incarnation removed.
+    /// Returns the incarnation removed (`name#hex`).
     pub async fn remove(&self, replica: &ReplicaId, force: bool) -> Result<String, RemoveRefused> {
         if replica == self.self_id.replica() {
             return Err(RemoveRefused::IsSelf(replica.clone()));
@@ -353,21 +353,22 @@ impl ChitchatCluster {
             .filter(|(id, _)| *id.node_id == *replica.as_str())
             .max_by_key(|(id, _)| id.generation_id)
             .and_then(|(id, state)| {
+                let shown = shown_incarnation(id, state)?;
                 state
                     .get(INCARNATION_KEY)
-                    .map(|inc| (id.clone(), inc.to_owned()))
+                    .map(|inc| (id.clone(), inc.to_owned(), shown))
             });
-        let Some((id, incarnation)) = target else {
+        let Some((id, incarnation, shown)) = target else {
             return Err(RemoveRefused::Unknown(replica.clone()));
         };
         if live.contains(&id) && !force {
             return Err(RemoveRefused::Alive(replica.clone()));
         }
-        tracing::info!(replica = %self.self_id, removed = %incarnation, force,
+        tracing::info!(replica = %self.self_id, removed = %shown, force,
             "removing a member");
         c.self_node_state()
             .set(format!("{REMOVED_KEY_PREFIX}{replica}"), &incarnation);
-        Ok(incarnation)
+        Ok(shown)
     }
 
     /// Leaves gracefully: advertises `dd.leaving` and keeps gossiping it for
@@ -439,6 +440,15 @@ fn removed_incarnations(
             })
         })
         .collect()
+}
+
+/// The incarnation a node advertises, shown as a [`UniqueReplicaId`] (`name#hex`).
+fn shown_incarnation(id: &ChitchatId, state: &NodeState) -> Option<String> {
+    let raw = state.get(INCARNATION_KEY)?;
+    Some(match raw.parse::<u64>() {
+        Ok(n) => UniqueReplicaId::new(ReplicaId::new(&*id.node_id), n).to_string(),
+        Err(_) => format!("{}#{raw}", id.node_id),
+    })
 }
 
 fn is_leaving(state: &NodeState) -> bool {

@@ -833,6 +833,22 @@ impl Replica {
                         .values()
                         .filter(|e| matches!(e.env.value, Value::Data(_)))
                         .count(),
+                    awaiting_pruning: self
+                        .data
+                        .values()
+                        .filter(|e| {
+                            matches!(&e.env.value, Value::Data(d)
+                                if self.removed.iter().any(|x| d.needs_pruning_from(x)))
+                        })
+                        .count(),
+                    incarnations_in_data: self
+                        .data
+                        .values()
+                        .flat_map(|e| match &e.env.value {
+                            Value::Data(d) => d.modified_by_nodes(),
+                            _ => Default::default(),
+                        })
+                        .collect(),
                     tombstones: self
                         .data
                         .values()

@@ -276,6 +276,12 @@ pub struct ReplicatorStatus {
     pub removed: BTreeSet<UniqueReplicaId>,
     /// Keys with a value.
     pub keys: usize,
+    /// Keys whose value still holds entries of a removed incarnation (their pruning has not
+    /// completed here yet); 0 once every removed replica's entries are pruned.
+    pub awaiting_pruning: usize,
+    /// Every incarnation that has entries in some local value (a removed one disappears from
+    /// here once its pruning is complete).
+    pub incarnations_in_data: BTreeSet<UniqueReplicaId>,
     /// Deleted keys (tombstones).
     pub tombstones: usize,
     /// The durable store, if any.
