@@ -471,8 +471,7 @@ async fn list_members(State(state): State<AppState>) -> Result<Json<Value>, ApiE
                 // The latest generation gossip knows of that name.
                 let node = gossip.as_ref().and_then(|g| {
                     g.iter()
-                        .filter(|m| &m.replica == name && !m.leaving && !m.removed)
-                        .next_back()
+                        .rfind(|m| &m.replica == name && !m.leaving && !m.removed)
                 });
                 let member_state = match (own, &incarnation, node) {
                     (true, _, _) => "self",
