@@ -310,6 +310,7 @@ async fn start_replica(
             let mut chitchat = ChitchatClusterConfig::new(config.cluster_name.clone(), listen);
             chitchat.seeds = gossip.seeds.clone();
             chitchat.replicator_address = Some(transport.local_addr());
+            chitchat.secret = config.cluster_secret.clone();
             let cluster = ChitchatCluster::start(id, chitchat)
                 .await
                 .map_err(|e| ServeError::Gossip(e.to_string()))?;

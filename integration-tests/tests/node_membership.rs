@@ -24,6 +24,16 @@ struct Node {
 }
 
 fn start(dir: &std::path::Path, name: &'static str, seeds: &[&Node]) -> Node {
+    start_with(dir, name, seeds, None)
+}
+
+/// Starts `name`; with `secret`, a cluster secret file (TCP handshake and gossip datagrams).
+fn start_with(
+    dir: &std::path::Path,
+    name: &'static str,
+    seeds: &[&Node],
+    secret: Option<&str>,
+) -> Node {
     let ports = dd_node::local_cluster::free_ports(3).unwrap();
     let http = format!("127.0.0.1:{}", ports[0]);
     let gossip = format!("127.0.0.1:{}", ports[2]);
@@ -44,6 +54,11 @@ fn start(dir: &std::path::Path, name: &'static str, seeds: &[&Node]) -> Node {
         .args(["--store", &format!("sqlite://{}/{name}.db", dir.display())]);
     for s in seeds {
         cmd.args(["--seed", &s.gossip]);
+    }
+    if let Some(secret) = secret {
+        let path = dir.join("secret");
+        std::fs::write(&path, secret).unwrap();
+        cmd.args(["--cluster-secret-file", path.to_str().unwrap()]);
     }
     for var in ["DD_NODE_CONFIG", "DD_NODE_PEERS", "DD_NODE_SEEDS"] {
         cmd.env_remove(var);
@@ -256,10 +271,12 @@ async fn member(client: &reqwest::Client, node: &Node, name: &str) -> Value {
 async fn a_stopped_replica_leaves_at_once_and_a_killed_one_removed_is_pruned() {
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
-    let a = start(dir.path(), "a", &[]);
-    let b = start(dir.path(), "b", &[&a]);
-    let c = start(dir.path(), "c", &[&a]);
-    let d = start(dir.path(), "d", &[&b]);
+    // With a cluster secret: the gossip datagrams are authenticated too.
+    let secret = Some("s3cret");
+    let a = start_with(dir.path(), "a", &[], secret);
+    let b = start_with(dir.path(), "b", &[&a], secret);
+    let c = start_with(dir.path(), "c", &[&a], secret);
+    let d = start_with(dir.path(), "d", &[&b], secret);
     for n in [&a, &b, &c, &d] {
         members_are(&client, n, &["a", "b", "c", "d"]).await;
     }

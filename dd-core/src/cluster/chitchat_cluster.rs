@@ -18,6 +18,10 @@
 //! `dd.removed.<name>` with the incarnation removed, and every node that hears it drops that
 //! incarnation (a later incarnation of the same name, i.e. a restart, is a member again).
 //!
+//! With [`ChitchatClusterConfig::secret`] set, every gossip datagram is authenticated with the
+//! cluster secret and one from a node without it is dropped (as the TCP transport refuses a peer
+//! without it at the handshake).
+//!
 //! A node starts with only itself as a member and learns the others by gossip. Until it has
 //! heard from another node (when it was given seeds other than itself,
 //! [`Cluster::view_settled`]) and its view holds every replica its durable data has entries of,
@@ -37,8 +41,10 @@ use chitchat::{
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::gossip_auth::AuthenticatedUdpTransport;
 use super::{Cluster, Members};
 use crate::replica::{ReplicaId, UniqueReplicaId};
+use crate::transport::tcp::Secret;
 
 /// The chitchat key under which a replica advertises its replicator transport address.
 pub const ADDRESS_KEY: &str = "dd.address";
@@ -124,6 +130,9 @@ pub struct ChitchatClusterConfig {
     pub refresh_interval: Duration,
     /// How long a dead node stays a member before it is removed and pruned (default 1 hour).
     pub dead_node_grace_period: Duration,
+    /// The cluster secret: when set, every gossip datagram is authenticated with it
+    /// ([`AuthenticatedUdpTransport`]) and one from a node without it is dropped.
+    pub secret: Option<Secret>,
     /// How long [`ChitchatCluster::leave`] keeps gossiping its leave before it returns
     /// (default 3 gossip intervals, 1.5 s).
     pub leave_announce: Duration,
@@ -141,6 +150,7 @@ impl ChitchatClusterConfig {
             gossip_interval: Duration::from_millis(500),
             refresh_interval: Duration::from_millis(250),
             dead_node_grace_period: Duration::from_secs(3600),
+            secret: None,
             leave_announce: Duration::from_millis(1500),
         }
     }
@@ -226,9 +236,19 @@ impl ChitchatCluster {
         if let Some(a) = config.replicator_address {
             initial.push((ADDRESS_KEY.to_owned(), a.to_string()));
         }
-        let handle = chitchat::spawn_chitchat(chitchat_config, initial, &UdpTransport)
-            .await
-            .map_err(|e| error(format!("{e:#}")))?;
+        let handle = match &config.secret {
+            Some(secret) => {
+                let transport =
+                    AuthenticatedUdpTransport::new(secret.clone(), config.cluster_name.clone());
+                chitchat::spawn_chitchat(chitchat_config, initial, &transport).await
+            }
+            None => {
+                tracing::info!(replica = %self_id, listen = %config.gossip_listen,
+                    "membership gossip without a cluster secret: peers are not authenticated");
+                chitchat::spawn_chitchat(chitchat_config, initial, &UdpTransport).await
+            }
+        }
+        .map_err(|e| error(format!("{e:#}")))?;
         let mut members = Members::new();
         members.insert(self_id.replica().clone(), config.replicator_address);
         let (tx, _) = watch::channel(members);
