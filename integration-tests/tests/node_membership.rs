@@ -56,7 +56,8 @@ fn start_with(
         cmd.args(["--seed", &s.gossip]);
     }
     if let Some(secret) = secret {
-        let path = dir.join("secret");
+        // One file per replica: rewriting a shared one could race with a starting replica.
+        let path = dir.join(format!("{name}.secret"));
         std::fs::write(&path, secret).unwrap();
         cmd.args(["--cluster-secret-file", path.to_str().unwrap()]);
     }
