@@ -6,7 +6,9 @@
 //! chitchat 0.13 keeps its message encoding to itself, so each socket encodes and decodes through
 //! a chitchat UDP socket of its own on 127.0.0.1 (a loopback hop per message): an outgoing
 //! message is sent to a local codec socket, which tags its bytes and sends them to the peer; an
-//! incoming datagram whose tag verifies is handed to the chitchat socket to decode.
+//! incoming datagram whose tag verifies is handed to the chitchat socket to decode, followed by
+//! a marker message, so that each decoded message is matched with its sender even when
+//! chitchat drops one it cannot decode.
 //!
 //! A tag authenticates the sender, not freshness: a datagram recorded earlier can be replayed,
 //! which only repeats state chitchat already has (its versions only grow). The tag takes
@@ -19,8 +21,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chitchat::ChitchatEnvelope;
 use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport, UdpSocket};
+use chitchat::{ChitchatEnvelope, ChitchatMessage, ProtocolVersion};
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
@@ -34,10 +36,6 @@ const MAX_DATAGRAM: usize = 65_507;
 
 /// The largest chitchat message that can be sent with its tag.
 pub const MAX_AUTHENTICATED_PAYLOAD: usize = MAX_DATAGRAM - TAG_LEN;
-
-/// How long a datagram handed to the local chitchat socket may take to come out decoded; after
-/// that it is taken as undecodable (chitchat drops those silently).
-const DECODE_WAIT: Duration = Duration::from_millis(500);
 
 /// How often a socket logs the datagrams it refused (with their count).
 const REFUSED_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -82,7 +80,19 @@ impl Transport for AuthenticatedUdpTransport {
         let codec_addr = codec
             .local_addr()
             .map_err(|e| anyhow::anyhow!("local gossip codec socket address: {e}"))?;
+        let mut inner = inner;
+        // The encoding of a `BadCluster` message: handed to decode after every datagram, it
+        // marks where that datagram's decoding ends (chitchat drops an undecodable one without a
+        // word). No authenticated peer sends one: the tag binds the cluster name.
+        inner.send(codec_addr, sentinel()).await?;
+        let mut buf = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
+        let (n, _) = codec
+            .recv_from(&mut buf[..])
+            .await
+            .map_err(|e| anyhow::anyhow!("encoding the gossip decoding marker: {e}"))?;
+        let marker = buf[..n].to_vec();
         Ok(Box::new(AuthenticatedSocket {
+            marker,
             keys: self.clone(),
             socket,
             codec,
@@ -90,7 +100,7 @@ impl Transport for AuthenticatedUdpTransport {
             inner,
             inner_addr,
             in_decoding: VecDeque::new(),
-            buf: vec![0u8; MAX_DATAGRAM].into_boxed_slice(),
+            buf,
             refused: 0,
             last_refused_log: None,
         }))
@@ -119,8 +129,11 @@ struct AuthenticatedSocket {
     /// Local chitchat socket: encodes (sends to `codec`) and decodes (receives from `codec`).
     inner: UdpSocket,
     inner_addr: SocketAddr,
-    /// The senders (and sizes) of the datagrams handed to `inner` to decode, oldest first.
-    in_decoding: VecDeque<(SocketAddr, usize)>,
+    /// The senders (and sizes) of the datagrams handed to `inner` to decode, oldest first, and
+    /// whether that datagram came out decoded already (its marker not yet).
+    in_decoding: VecDeque<(SocketAddr, usize, bool)>,
+    /// The encoded [`sentinel`].
+    marker: Vec<u8>,
     buf: Box<[u8]>,
     /// Datagrams refused since the last log line.
     refused: u64,
@@ -139,6 +152,14 @@ impl AuthenticatedSocket {
             self.refused = 0;
             self.last_refused_log = Some(Instant::now());
         }
+    }
+}
+
+/// The message whose encoding marks the end of a datagram handed to decode.
+fn sentinel() -> ChitchatEnvelope {
+    ChitchatEnvelope {
+        version: ProtocolVersion::V0,
+        message: ChitchatMessage::BadCluster,
     }
 }
 
@@ -201,28 +222,35 @@ impl Socket for AuthenticatedSocket {
     /// chitchat socket stays queued there with its sender until the next call.
     async fn recv(&mut self) -> anyhow::Result<RecvOutcome> {
         loop {
-            if let Some(&(from, n)) = self.in_decoding.front() {
-                match tokio::time::timeout(DECODE_WAIT, self.inner.recv()).await {
-                    Ok(decoded) => {
-                        let decoded = decoded?;
-                        if decoded.from_addr != self.codec_addr {
-                            // Sent straight to the local decoding socket: not authenticated.
-                            self.note_refused(decoded.from_addr, "not through the codec");
-                            continue;
-                        }
-                        self.in_decoding.pop_front();
-                        return Ok(RecvOutcome {
-                            from_addr: from,
-                            envelope: decoded.envelope,
-                            num_bytes_received: n,
-                        });
-                    }
-                    Err(_) => {
-                        tracing::warn!(%from, "authenticated gossip datagram not decodable");
-                        self.in_decoding.pop_front();
-                        continue;
-                    }
+            if !self.in_decoding.is_empty() {
+                // Already queued on the loopback: returns at once (or is cancelled, and the
+                // datagram stays queued for the next call).
+                let decoded = self.inner.recv().await?;
+                if decoded.from_addr != self.codec_addr {
+                    // Sent straight to the local decoding socket: not authenticated.
+                    self.note_refused(decoded.from_addr, "not through the codec");
+                    continue;
                 }
+                if matches!(decoded.envelope.message, ChitchatMessage::BadCluster) {
+                    // The marker: the front datagram is done (decoded, or dropped by chitchat).
+                    if let Some((from, _, false)) = self.in_decoding.pop_front() {
+                        tracing::warn!(%from, "authenticated gossip datagram not decodable");
+                    }
+                    continue;
+                }
+                if self.in_decoding.front().is_some_and(|(_, _, done)| *done) {
+                    // Its marker was lost (an interrupted hand-over): this is the next one's.
+                    self.in_decoding.pop_front();
+                }
+                let Some(front) = self.in_decoding.front_mut() else {
+                    continue;
+                };
+                front.2 = true;
+                return Ok(RecvOutcome {
+                    from_addr: front.0,
+                    envelope: decoded.envelope,
+                    num_bytes_received: front.1,
+                });
             }
             let (n, from) = match self.socket.recv_from(&mut self.buf[..]).await {
                 Ok(r) => r,
@@ -243,8 +271,14 @@ impl Socket for AuthenticatedSocket {
                 continue;
             }
             match self.codec.send_to(payload, self.inner_addr).await {
-                Ok(_) => self.in_decoding.push_back((from, n)),
-                Err(e) => tracing::warn!(%from, error = %e, "handing a gossip datagram to decode"),
+                Ok(_) => self.in_decoding.push_back((from, n, false)),
+                Err(e) => {
+                    tracing::warn!(%from, error = %e, "handing a gossip datagram to decode");
+                    continue;
+                }
+            }
+            if let Err(e) = self.codec.send_to(&self.marker, self.inner_addr).await {
+                tracing::warn!(error = %e, "handing the gossip decoding marker");
             }
         }
     }
