@@ -8,7 +8,8 @@
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /` | the live dashboard (HTML) |
 //! | `GET /keys` | the ids of every key with a value |
-//! | `GET /members` | this replica's view of the members and removed incarnations |
+//! | `GET /members` | this replica's view of the members (state, incarnation, last heard) and removed incarnations |
+//! | `DELETE /members/{name}` | removes a replica gone for good (`?force=true` for a live one); its entries are pruned |
 //! | `GET /values` | every key with its type and value (at most [`MAX_VALUES`]) |
 //! | `GET /keys/{type}/{key}` | reads a key (`?consistency=&timeout_ms=`) |
 //! | `POST /keys/{type}/{key}` | applies operations (JSON body) |
@@ -29,7 +30,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use dd_core::cluster::Members;
+use dd_core::cluster::{Cluster, Members};
 use dd_core::{ReadConsistency, Replicator, ReplicatorError};
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
@@ -38,10 +39,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::apply;
 use crate::consistency::ConsistencyQuery;
+use crate::membership::{NodeCluster, RemoveError};
 use crate::metrics::{Metrics, StatusLabel};
 use crate::openapi::{
-    DeletedBody, ErrorBody, HealthBody, KeysBody, LiveBody, MembersBody, TypeName, UpdateBody,
-    ValueBody, ValuesBody,
+    DeletedBody, ErrorBody, HealthBody, KeysBody, LiveBody, MembersBody, RemovedBody, TypeName,
+    UpdateBody, ValueBody, ValuesBody,
 };
 use crate::ops::{OpError, parse_body};
 use crate::types::DataType;
@@ -239,6 +241,7 @@ fn bad_consistency(e: crate::consistency::ConsistencyError) -> ApiError {
 #[derive(Debug)]
 struct Ready {
     replicator: Replicator,
+    cluster: NodeCluster,
     members: watch::Receiver<Members>,
 }
 
@@ -280,13 +283,26 @@ impl AppState {
         }
     }
 
-    /// The replica serves: requests go to `replicator` from now on.
-    pub fn set_ready(&self, replicator: Replicator, members: watch::Receiver<Members>) {
+    /// The replica serves: requests go to `replicator` from now on, and `/members` shows (and
+    /// `DELETE /members/{name}` changes) `cluster`.
+    pub fn set_ready(&self, replicator: Replicator, cluster: impl Into<NodeCluster>) {
+        let cluster = cluster.into();
+        let members = cluster.members();
         // Set once at start; a second call would be a bug in the caller and is ignored.
         let _ = self.inner.ready.set(Ready {
             replicator,
+            cluster,
             members,
         });
+    }
+
+    fn cluster(&self) -> Result<&NodeCluster, ApiError> {
+        self.replicator()?;
+        self.inner
+            .ready
+            .get()
+            .map(|r| &r.cluster)
+            .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "starting"))
     }
 
     fn replicator(&self) -> Result<&Replicator, ApiError> {
@@ -341,6 +357,7 @@ impl AppState {
         list_keys,
         list_values,
         list_members,
+        remove_member,
         read_key,
         update_key,
         delete_key,
@@ -428,8 +445,10 @@ async fn list_values(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
 
 #[utoipa::path(get, path = "/members", tag = "node",
     description = "This replica's view of the cluster: each member with its cluster address, the \
-        incarnation heard from and its state (`self`, `up`: heard from, `joining`: not yet), and \
-        the incarnations removed from the cluster (their entries are pruned)",
+        incarnation heard from, its state (`self`; `up`: heard from; `joining`: not yet; \
+        `unreachable`: the gossip failure detector no longer hears from it) and how long ago it \
+        was last heard from; the incarnations removed from the cluster (their entries are \
+        pruned)",
     responses(
         (status = 200, description = "The members", body = MembersBody),
         (status = "4XX", description = "Bad request, unknown key or endpoint, wrong type, deleted key, failed operation", body = ErrorBody),
@@ -438,6 +457,7 @@ async fn list_values(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
 async fn list_members(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let result = async {
         let status = state.replicator()?.status().await?;
+        let gossip = state.cluster()?.gossip_members().await;
         let members: Vec<Value> = status
             .members
             .iter()
@@ -448,21 +468,112 @@ async fn list_members(State(state): State<AppState>) -> Result<Json<Value>, ApiE
                 } else {
                     status.peer_incarnations.get(name).map(ToString::to_string)
                 };
-                let member_state = match (own, &incarnation) {
-                    (true, _) => "self",
-                    (false, Some(_)) => "up",
-                    (false, None) => "joining",
+                // The latest generation gossip knows of that name.
+                let node = gossip.as_ref().and_then(|g| {
+                    g.iter()
+                        .rfind(|m| &m.replica == name && !m.leaving && !m.removed)
+                });
+                let member_state = match (own, &incarnation, node) {
+                    (true, _, _) => "self",
+                    (false, _, Some(n)) if !n.live => "unreachable",
+                    (false, Some(_), _) => "up",
+                    (false, None, _) => "joining",
+                };
+                let last_heard = if own {
+                    None
+                } else {
+                    status
+                        .peer_last_heard
+                        .get(name)
+                        .copied()
+                        .or_else(|| node.and_then(|n| n.last_heard))
                 };
                 json!({
                     "name": name.to_string(),
                     "address": address.map(|a| a.to_string()),
                     "incarnation": incarnation,
                     "state": member_state,
+                    "last_heard_ms": last_heard.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                    "gossip_address": node.map(|n| n.gossip_address.to_string()),
                 })
             })
             .collect();
         let removed: Vec<String> = status.removed.iter().map(ToString::to_string).collect();
-        Ok(Json(json!({ "members": members, "removed": removed })))
+        Ok(Json(json!({
+            "members": members,
+            "removed": removed,
+            "awaiting_pruning": status.awaiting_pruning,
+            "in_data": status.incarnations_in_data.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        })))
+    }
+    .await;
+    state.observe(result)
+}
+
+/// The query of `DELETE /members/{name}`.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RemoveQuery {
+    /// Remove the member even if it is alive (it then refuses writes until it restarts).
+    pub force: Option<bool>,
+}
+
+#[utoipa::path(delete, path = "/members/{name}", tag = "node",
+    description = "Removes a replica that is gone for good, which starts the pruning of its \
+        entries. With gossip membership (`--seed`) the removal spreads to every replica; with a \
+        fixed `--peer` list it applies to this replica only. Refused (409) for this replica \
+        itself (stop it instead: it leaves) and, without `force=true`, for a live member; 404 \
+        for an unknown name",
+    params(
+        ("name" = String, Path, description = "The replica's name"),
+        RemoveQuery,
+    ),
+    responses(
+        (status = 200, description = "The incarnation removed", body = RemovedBody),
+        (status = "4XX", description = "Bad request, unknown member, this replica or a live member", body = ErrorBody),
+        (status = "5XX", description = "Starting or shutting down", body = ErrorBody),
+    ))]
+async fn remove_member(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    q: Result<Query<RemoveQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let result = async {
+        let name = path.map(|Path(p)| p).map_err(|e| {
+            ApiError::new(
+                e.status(),
+                format!(
+                    "bad path: {}; /members/{{name}} takes a replica name",
+                    e.body_text()
+                ),
+            )
+        })?;
+        let force = match q {
+            Ok(Query(q)) => q.force.unwrap_or(false),
+            Err(e) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "bad query: {}; the parameter is force=true|false",
+                        e.body_text()
+                    ),
+                ));
+            }
+        };
+        let status = state.replicator()?.status().await?;
+        let removed = state
+            .cluster()?
+            .remove(&name, force, &status)
+            .await
+            .map_err(|e| {
+                let code = match e {
+                    RemoveError::Unknown(_) => StatusCode::NOT_FOUND,
+                    _ => StatusCode::CONFLICT,
+                };
+                ApiError::new(code, e.to_string()).with("member", name.clone())
+            })?;
+        Ok(Json(json!({ "removed": removed })))
     }
     .await;
     state.observe(result)
@@ -474,6 +585,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(dashboard))
         .route("/values", get(list_values))
         .route("/members", get(list_members))
+        .route("/members/{name}", axum::routing::delete(remove_member))
         .route("/openapi.json", get(openapi_json))
         .route("/health", get(health))
         .route("/health/live", get(live))
@@ -493,8 +605,8 @@ pub fn router(state: AppState) -> Router {
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no such endpoint: see / (dashboard), /openapi.json, /health, /members, /metrics, /keys, \
-         /values and /keys/{type}/{key}[/subscribe]",
+        "no such endpoint: see / (dashboard), /openapi.json, /health, /members[/{name}], /metrics, \
+         /keys, /values and /keys/{type}/{key}[/subscribe]",
     )
 }
 
@@ -882,7 +994,7 @@ mod tests {
         let r = DistributedData::start(cluster.clone(), net.join(id), Settings::default())
             .await
             .unwrap();
-        state.set_ready(r.clone(), dd_core::cluster::Cluster::members(&cluster));
+        state.set_ready(r.clone(), cluster.clone());
         let health = client.get(format!("{base}/health")).send().await.unwrap();
         assert_eq!(health.status(), StatusCode::OK);
         let body: Value = health.json().await.unwrap();
@@ -923,7 +1035,7 @@ mod tests {
         let r = DistributedData::start(cluster.clone(), net.join(id), settings)
             .await
             .unwrap();
-        state.set_ready(r.clone(), dd_core::cluster::Cluster::members(&cluster));
+        state.set_ready(r.clone(), cluster.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(axum::serve(listener, router(state)).into_future());
@@ -1019,6 +1131,7 @@ mod tests {
                 "/keys/{type}/{key}",
                 "/keys/{type}/{key}/subscribe",
                 "/members",
+                "/members/{name}",
                 "/metrics",
                 "/openapi.json",
                 "/values"

@@ -29,9 +29,12 @@ pub enum Command {
     Migrate(crate::migrate::MigrateArgs),
     /// Start a 3-replica cluster on this machine, update it, restart it and compare the values.
     Demo(crate::demo::DemoArgs),
-    /// List a running replica's members (name, state, incarnation, address) and removed
-    /// incarnations.
+    /// List a running replica's members (name, state, incarnation, address, last heard) and
+    /// removed incarnations.
     Members(crate::members::MembersArgs),
+    /// Removes a replica that is gone for good (`DELETE /members/{name}`): its entries are
+    /// pruned.
+    Remove(crate::members::RemoveArgs),
 }
 
 fn init_tracing(default: &str) {
@@ -80,6 +83,9 @@ pub fn main() -> ExitCode {
             Command::Migrate(args) => crate::migrate::run(args).await.map_err(|e| error_chain(&e)),
             Command::Demo(args) => crate::demo::run(args).await.map_err(|e| error_chain(&e)),
             Command::Members(args) => crate::members::run(args).await.map_err(|e| error_chain(&e)),
+            Command::Remove(args) => crate::members::run_remove(args)
+                .await
+                .map_err(|e| error_chain(&e)),
         }
     });
     match result {

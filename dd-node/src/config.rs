@@ -399,15 +399,6 @@ pub fn resolve(args: &ServeArgs, file: ConfigFile) -> Result<NodeConfig, ConfigE
                         .to_owned(),
                 });
             }
-            if cluster_secret.is_some() {
-                return Err(ConfigError::Invalid {
-                    setting: "gossip address",
-                    value: listen,
-                    reason: "the membership gossip (UDP) does not authenticate peers yet, so it \
-                             cannot be combined with a cluster secret; use --peer"
-                        .to_owned(),
-                });
-            }
             Some(GossipMembership { listen, seeds })
         }
         None if !seeds.is_empty() => {
@@ -547,7 +538,7 @@ mod tests {
     }
 
     #[test]
-    fn gossip_membership_takes_seeds_and_excludes_peers_and_secrets() {
+    fn gossip_membership_takes_seeds_and_excludes_peers() {
         let mut a = args(Some("a"));
         a.gossip_addr = Some("127.0.0.1:7100".into());
         a.seeds = vec!["127.0.0.1:7101".into(), " ".into()];
@@ -575,7 +566,8 @@ mod tests {
         std::fs::write(&path, "s3cret").unwrap();
         let mut secret = a.clone();
         secret.cluster_secret_file = Some(path);
-        let e = resolve(&secret, ConfigFile::default()).unwrap_err();
-        assert!(e.to_string().contains("does not authenticate"), "{e}");
+        // The gossip datagrams are authenticated by the secret too.
+        let c = resolve(&secret, ConfigFile::default()).unwrap();
+        assert!(c.gossip.is_some() && c.cluster_secret.is_some());
     }
 }

@@ -7,7 +7,8 @@
 //!   and Prometheus metrics ([`metrics`]); its OpenAPI document ([`openapi`], `/openapi.json`);
 //! - `dd-node inspect` ([`inspect`]): the keys, types and values in a store;
 //! - `dd-node migrate` ([`migrate`]): copy durable records between backends, verified;
-//! - `dd-node members` ([`members`]): a running replica's view of the cluster;
+//! - `dd-node members` and `dd-node remove` ([`members`], [`membership`]): a running replica's
+//!   view of the cluster, and removing a replica gone for good;
 //! - `dd-node demo` ([`demo`]): a 3-replica cluster that survives a full restart.
 //!
 //! The binary is a thin wrapper around [`cli::main`].
@@ -22,6 +23,7 @@ pub mod http_errors;
 pub mod inspect;
 pub mod local_cluster;
 pub mod members;
+pub mod membership;
 pub mod metrics;
 pub mod migrate;
 pub mod openapi;

@@ -180,8 +180,21 @@ pub struct MemberBody {
     pub address: Option<String>,
     /// The incarnation heard from (`name#hex`), if any yet.
     pub incarnation: Option<String>,
-    /// `self`, `up` (heard from) or `joining` (not heard from yet).
+    /// `self`, `up` (heard from), `joining` (not heard from yet) or `unreachable` (the gossip
+    /// failure detector no longer hears from it).
     pub state: String,
+    /// How long ago it was last heard from, in milliseconds (`null` for this replica and for
+    /// a member not heard from yet).
+    pub last_heard_ms: Option<u64>,
+    /// Its membership gossip (UDP) address (`null` with a fixed `--peer` list).
+    pub gossip_address: Option<String>,
+}
+
+/// The answer of `DELETE /members/{name}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RemovedBody {
+    /// The incarnation removed (`name#hex`), or the name of a member never heard from.
+    pub removed: String,
 }
 
 /// This replica's view of the cluster.
@@ -191,4 +204,10 @@ pub struct MembersBody {
     pub members: Vec<MemberBody>,
     /// Incarnations removed from the cluster (left or restarted); their entries are pruned.
     pub removed: Vec<String>,
+    /// Keys whose value still holds entries of a removed incarnation (0 once pruning is
+    /// complete on this replica).
+    pub awaiting_pruning: u64,
+    /// Every incarnation with entries in some value of this replica (a removed one is gone
+    /// from here once its pruning is complete).
+    pub in_data: Vec<String>,
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use dd_core::ReplicatorError;
 use dd_core::UniqueReplicaId;
-use dd_core::cluster::{ChitchatCluster, ChitchatClusterConfig, Cluster, Members, StaticCluster};
+use dd_core::cluster::{ChitchatCluster, ChitchatClusterConfig, StaticCluster};
 use dd_core::durable::DurableDataStore;
 use dd_core::replicator::DistributedData;
 use dd_core::transport::tcp::{TcpConfig, TcpTransport};
@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{AppState, router};
 use crate::config::{NodeConfig, write_mode_name};
+use crate::membership::NodeCluster;
 use crate::metrics::{MeteredTransport, Metrics};
 use crate::store_url::open_state_store;
 
@@ -212,16 +213,21 @@ pub async fn serve(config: NodeConfig, shutdown: CancellationToken) -> Result<()
             return Err(e);
         }
     };
-    state.set_ready(replicator.clone(), cluster.members());
+    state.set_ready(replicator.clone(), cluster.clone());
     tracing::info!(replica = %replicator.self_id(), store = %config.store,
         write_mode = %write_mode_name(config.write_mode), "serving");
 
     shutdown.cancelled().await;
     let http_result = finish_http(http).await;
     if let NodeCluster::Gossip(c) = &cluster {
-        // Peers stop hearing from this node; they drop it after the dead-node grace period.
-        if let Err(e) = c.shutdown().await {
-            tracing::warn!(error = %e, "stopping the membership gossip");
+        // No more writes come in: flush what the store holds, then announce the leave while
+        // the replicator still gossips (the others drop this node at once and prune its
+        // entries, instead of after the failure detector and the dead-node grace period).
+        if let Err(e) = durable.flush().await {
+            tracing::warn!(error = %e, "flushing the durable store before leaving");
+        }
+        if let Err(e) = c.leave().await {
+            tracing::warn!(error = %e, "leaving the membership gossip");
         }
     }
     match replicator.shutdown().await {
@@ -241,37 +247,6 @@ async fn finish_http(
     match http.await {
         Ok(r) => r.map_err(ServeError::Http),
         Err(join) => Err(ServeError::Http(std::io::Error::other(join.to_string()))),
-    }
-}
-
-/// The membership of a node: the fixed `--peer` list, or chitchat gossip (`--gossip-addr`,
-/// `--seed`).
-#[derive(Debug, Clone)]
-enum NodeCluster {
-    Static(StaticCluster),
-    Gossip(ChitchatCluster),
-}
-
-impl Cluster for NodeCluster {
-    fn self_id(&self) -> UniqueReplicaId {
-        match self {
-            NodeCluster::Static(c) => c.self_id(),
-            NodeCluster::Gossip(c) => c.self_id(),
-        }
-    }
-
-    fn members(&self) -> tokio::sync::watch::Receiver<Members> {
-        match self {
-            NodeCluster::Static(c) => c.members(),
-            NodeCluster::Gossip(c) => c.members(),
-        }
-    }
-
-    fn view_settled(&self) -> tokio::sync::watch::Receiver<bool> {
-        match self {
-            NodeCluster::Static(c) => c.view_settled(),
-            NodeCluster::Gossip(c) => c.view_settled(),
-        }
     }
 }
 
@@ -335,6 +310,7 @@ async fn start_replica(
             let mut chitchat = ChitchatClusterConfig::new(config.cluster_name.clone(), listen);
             chitchat.seeds = gossip.seeds.clone();
             chitchat.replicator_address = Some(transport.local_addr());
+            chitchat.secret = config.cluster_secret.clone();
             let cluster = ChitchatCluster::start(id, chitchat)
                 .await
                 .map_err(|e| ServeError::Gossip(e.to_string()))?;

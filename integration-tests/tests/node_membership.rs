@@ -1,7 +1,9 @@
 //! `dd-node serve --gossip-addr --seed` (issue 21 item 1, in part): replicas learn their members
 //! through chitchat gossip at run time. Three processes on 127.0.0.1 join through the first; a
 //! fourth started later with another seed is seen by every member, receives every value and
-//! spreads its own writes; `dd-node members` lists the view; SIGTERM stops each cleanly.
+//! spreads its own writes; `dd-node members` lists the view; SIGTERM stops each cleanly. A
+//! replica stopped by SIGTERM leaves at once (not after the failure detector and the one-hour
+//! dead-node grace period); one killed by SIGKILL and removed with `dd-node remove` is pruned.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,13 +24,24 @@ struct Node {
 }
 
 fn start(dir: &std::path::Path, name: &'static str, seeds: &[&Node]) -> Node {
+    start_with(dir, name, seeds, None)
+}
+
+/// Starts `name`; with `secret`, a cluster secret file (TCP handshake and gossip datagrams).
+fn start_with(
+    dir: &std::path::Path,
+    name: &'static str,
+    seeds: &[&Node],
+    secret: Option<&str>,
+) -> Node {
     let ports = dd_node::local_cluster::free_ports(3).unwrap();
     let http = format!("127.0.0.1:{}", ports[0]);
     let gossip = format!("127.0.0.1:{}", ports[2]);
     let config = dir.join("node.toml");
     std::fs::write(
         &config,
-        "[replicator]\ngossip_interval_ms = 300\ndelta_propagation_interval_ms = 50\n",
+        "[replicator]\ngossip_interval_ms = 300\ndelta_propagation_interval_ms = 50\n\
+         pruning_interval_ms = 200\n",
     )
     .unwrap();
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
@@ -41,6 +54,12 @@ fn start(dir: &std::path::Path, name: &'static str, seeds: &[&Node]) -> Node {
         .args(["--store", &format!("sqlite://{}/{name}.db", dir.display())]);
     for s in seeds {
         cmd.args(["--seed", &s.gossip]);
+    }
+    if let Some(secret) = secret {
+        // One file per replica: rewriting a shared one could race with a starting replica.
+        let path = dir.join(format!("{name}.secret"));
+        std::fs::write(&path, secret).unwrap();
+        cmd.args(["--cluster-secret-file", path.to_str().unwrap()]);
     }
     for var in ["DD_NODE_CONFIG", "DD_NODE_PEERS", "DD_NODE_SEEDS"] {
         cmd.env_remove(var);
@@ -190,6 +209,190 @@ async fn replicas_join_by_seed_and_a_late_one_gets_every_value() {
     for mut n in [d, c, b, a] {
         let pid = nix::unistd::Pid::from_raw(n.child.id().unwrap() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = tokio::time::timeout(BOUND, n.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "{}: {status}", n.name);
+    }
+}
+
+fn signal(node: &Node, signal: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(node.child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, signal).unwrap();
+}
+
+async fn counter_is(client: &reqwest::Client, node: &Node, expected: u64) {
+    poll_until(&format!("{} has hits = {expected}", node.name), || async {
+        let (status, body) = get(client, format!("{}/keys/gcounter/hits", node.http)).await?;
+        if status == StatusCode::OK && body["value"] == json!(expected) {
+            Ok(())
+        } else {
+            Err(format!("{status} {body}"))
+        }
+    })
+    .await;
+}
+
+/// Whether `node`'s values hold entries of `incarnation`.
+async fn in_data(client: &reqwest::Client, node: &Node, incarnation: &Value) -> bool {
+    let (_, body) = get(client, format!("{}/members", node.http)).await.unwrap();
+    body["in_data"].as_array().unwrap().contains(incarnation)
+}
+
+/// Waits until `node`'s values hold no entries of `incarnation` (its pruning is complete there)
+/// and none of any removed incarnation.
+async fn pruned(client: &reqwest::Client, node: &Node, incarnation: &Value) {
+    poll_until(&format!("{} pruned {incarnation}", node.name), || async {
+        let (_, body) = get(client, format!("{}/members", node.http)).await?;
+        let gone = !body["in_data"]
+            .as_array()
+            .is_some_and(|r| r.contains(incarnation));
+        if gone && body["awaiting_pruning"] == json!(0) {
+            Ok(())
+        } else {
+            Err(body.to_string())
+        }
+    })
+    .await;
+}
+
+async fn member(client: &reqwest::Client, node: &Node, name: &str) -> Value {
+    let (_, body) = get(client, format!("{}/members", node.http)).await.unwrap();
+    body["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["name"] == json!(name))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_replica_leaves_at_once_and_a_killed_one_removed_is_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    // Without a cluster secret (the authenticated gossip is tested in dd-core's
+    // `cluster_gossip_secret`; `start_with` takes one).
+    let secret = None;
+    let a = start_with(dir.path(), "a", &[], secret);
+    let b = start_with(dir.path(), "b", &[&a], secret);
+    let c = start_with(dir.path(), "c", &[&a], secret);
+    let d = start_with(dir.path(), "d", &[&b], secret);
+    for n in [&a, &b, &c, &d] {
+        members_are(&client, n, &["a", "b", "c", "d"]).await;
+    }
+    // Each replica counts its own entry of the counter: 1 + 2 + 3 + 4.
+    for (by, n) in [&a, &b, &c, &d].into_iter().enumerate() {
+        let (status, answer) = send(
+            client
+                .post(format!("{}/keys/gcounter/hits", n.http))
+                .json(&json!({"op": "increment", "by": by + 1})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    for n in [&a, &b, &c, &d] {
+        counter_is(&client, n, 10).await;
+    }
+    // Every member was heard from recently, with its incarnation and gossip address.
+    for name in ["b", "c", "d"] {
+        poll_until(&format!("a heard from {name}"), || async {
+            let m = member(&client, &a, name).await;
+            let recent = m["last_heard_ms"].as_u64().is_some_and(|ms| ms < 30_000);
+            if m["state"] == json!("up") && recent && m["gossip_address"].is_string() {
+                Ok(())
+            } else {
+                Err(m.to_string())
+            }
+        })
+        .await;
+    }
+    let d_incarnation = member(&client, &a, "d").await["incarnation"].clone();
+    let c_incarnation = member(&client, &a, "c").await["incarnation"].clone();
+    for n in [&a, &b, &c] {
+        assert!(in_data(&client, n, &d_incarnation).await, "{}", n.name);
+        assert!(in_data(&client, n, &c_incarnation).await, "{}", n.name);
+    }
+
+    // SIGTERM: d flushes, announces its leave and exits 0; the others drop it well before the
+    // failure detector and the one-hour dead-node grace period would, and prune its entry
+    // while the counter keeps its value.
+    let mut d = d;
+    signal(&d, nix::sys::signal::Signal::SIGTERM);
+    let status = tokio::time::timeout(BOUND, d.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "d: {status}");
+    for n in [&a, &b, &c] {
+        members_are(&client, n, &["a", "b", "c"]).await;
+        pruned(&client, n, &d_incarnation).await;
+        counter_is(&client, n, 10).await;
+    }
+
+    // SIGKILL: c is gone without a word. Removing it is refused while the failure detector
+    // still hears from it; removing this replica itself, an unknown one or a live one is
+    // refused at any time.
+    let mut c = c;
+    signal(&c, nix::sys::signal::Signal::SIGKILL);
+    c.child.wait().await.unwrap();
+    let a_http = a.http.trim_start_matches("http://").to_owned();
+    let out = run_cli(&["remove", "--http", &a_http, "a"]).await;
+    assert!(
+        !out.success && out.stderr.contains("is this replica"),
+        "{}",
+        out.stderr
+    );
+    let out = run_cli(&["remove", "--http", &a_http, "zz"]).await;
+    assert!(
+        !out.success && out.stderr.contains("not a known member"),
+        "{}",
+        out.stderr
+    );
+    let out = run_cli(&["remove", "--http", &a_http, "b"]).await;
+    assert!(
+        !out.success && out.stderr.contains("is alive"),
+        "{}",
+        out.stderr
+    );
+    poll_until("a sees c unreachable", || async {
+        let m = member(&client, &a, "c").await;
+        if m["state"] == json!("unreachable") {
+            Ok(())
+        } else {
+            Err(m.to_string())
+        }
+    })
+    .await;
+    // Still a member: without `remove` it would stay one for the grace period (one hour).
+    members_are(&client, &b, &["a", "b", "c"]).await;
+    let out = run_cli(&["remove", "--http", &a_http, "c"]).await;
+    assert!(out.success, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains(&format!("removed {}", c_incarnation.as_str().unwrap())),
+        "{}",
+        out.stdout
+    );
+    // The removal spreads to b (asked nothing), both prune c's entry, the value stays right.
+    for n in [&a, &b] {
+        members_are(&client, n, &["a", "b"]).await;
+        pruned(&client, n, &c_incarnation).await;
+        counter_is(&client, n, 10).await;
+    }
+    // And the counter still counts: pruned entries were collapsed, not dropped.
+    let (status, _) = send(
+        client
+            .post(format!("{}/keys/gcounter/hits", b.http))
+            .json(&json!({"op": "increment", "by": 5})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    counter_is(&client, &a, 15).await;
+
+    for mut n in [b, a] {
+        signal(&n, nix::sys::signal::Signal::SIGTERM);
         let status = tokio::time::timeout(BOUND, n.child.wait())
             .await
             .unwrap()

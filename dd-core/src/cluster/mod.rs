@@ -18,8 +18,13 @@ use tokio::sync::watch;
 use crate::replica::{ReplicaId, UniqueReplicaId};
 
 mod chitchat_cluster;
+mod gossip_auth;
 
-pub use chitchat_cluster::{ADDRESS_KEY, ChitchatCluster, ChitchatClusterConfig, ClusterError};
+pub use chitchat_cluster::{
+    ADDRESS_KEY, ChitchatCluster, ChitchatClusterConfig, ClusterError, GossipMember,
+    INCARNATION_KEY, LEAVING_KEY, REMOVED_KEY_PREFIX, RemoveRefused,
+};
+pub use gossip_auth::{AuthenticatedUdpTransport, MAX_AUTHENTICATED_PAYLOAD, TAG_LEN};
 
 /// The members of a cluster: stable replica name → network address (if the transport needs one).
 pub type Members = BTreeMap<ReplicaId, Option<SocketAddr>>;

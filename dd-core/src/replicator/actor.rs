@@ -822,12 +822,33 @@ impl Replica {
                         .iter()
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect(),
+                    peer_last_heard: self
+                        .last_heard
+                        .iter()
+                        .map(|(k, at)| (k.clone(), at.elapsed()))
+                        .collect(),
                     removed: self.removed.clone(),
                     keys: self
                         .data
                         .values()
                         .filter(|e| matches!(e.env.value, Value::Data(_)))
                         .count(),
+                    awaiting_pruning: self
+                        .data
+                        .values()
+                        .filter(|e| {
+                            matches!(&e.env.value, Value::Data(d)
+                                if self.removed.iter().any(|x| d.needs_pruning_from(x)))
+                        })
+                        .count(),
+                    incarnations_in_data: self
+                        .data
+                        .values()
+                        .flat_map(|e| match &e.env.value {
+                            Value::Data(d) => d.modified_by_nodes(),
+                            _ => Default::default(),
+                        })
+                        .collect(),
                     tombstones: self
                         .data
                         .values()

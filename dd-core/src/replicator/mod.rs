@@ -270,10 +270,18 @@ pub struct ReplicatorStatus {
     pub members: Members,
     /// The incarnation of each peer this replica has heard from.
     pub peer_incarnations: BTreeMap<ReplicaId, UniqueReplicaId>,
+    /// How long ago each peer this replica has heard from last sent it a message.
+    pub peer_last_heard: BTreeMap<ReplicaId, std::time::Duration>,
     /// Incarnations considered removed (left the cluster or restarted); their entries are pruned.
     pub removed: BTreeSet<UniqueReplicaId>,
     /// Keys with a value.
     pub keys: usize,
+    /// Keys whose value still holds entries of a removed incarnation (their pruning has not
+    /// completed here yet); 0 once every removed replica's entries are pruned.
+    pub awaiting_pruning: usize,
+    /// Every incarnation that has entries in some local value (a removed one disappears from
+    /// here once its pruning is complete).
+    pub incarnations_in_data: BTreeSet<UniqueReplicaId>,
     /// Deleted keys (tombstones).
     pub tombstones: usize,
     /// The durable store, if any.
