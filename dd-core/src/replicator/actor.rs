@@ -353,6 +353,11 @@ impl Replica {
                     match input {
                         NextInput::Command(cmd) => {
                             if self.on_command_or_stop(cmd).await {
+                                // The answers of the batches written before the final flush
+                                // are waiting: give them to their writes.
+                                while let Ok(internal) = internal_rx.try_recv() {
+                                    self.on_internal(internal);
+                                }
                                 return;
                             }
                         }
