@@ -58,7 +58,7 @@ struct Run {
 }
 
 /// The 99th percentile of `samples` (seconds).
-fn p99(samples: &mut [f64]) -> f64 {
+pub(crate) fn p99(samples: &mut [f64]) -> f64 {
     if samples.is_empty() {
         return 0.0;
     }
@@ -357,7 +357,15 @@ pub async fn run(root: &Path, sizes: &Sizes) -> Result<Table> {
              alternate in order round by round; {r} rounds; figures are medians. p99 is the 99th \
              percentile of one update's latency; the raw baseline is one bare store write of the \
              same durability (as in area 1), one after the other. The burst runs 10x the most \
-             writers at once on the Sync replicator; RSS is sampled every 5 ms.",
+             writers at once on the Sync replicator; RSS is sampled every 5 ms. The HTTP rows \
+             run the same load through `dd-node serve` (one node, no peers, a fresh store per \
+             node started): N tokio tasks share one reqwest client on 127.0.0.1, each sending \
+             its share of {u} `POST /keys/pncounter/<key>` increments and waiting for each \
+             answer; each round starts one Sync node and one write-behind node (order \
+             alternating) and runs the writer counts in alternating order; the burst sends 10x \
+             the most writers at once to a Sync node whose RSS is sampled every 5 ms. With \
+             `DD_BENCH_BASELINE_NODE_BIN` (a dd-node built from an older commit) one writer's \
+             Sync rate is measured on both binaries, alternating, in every round.",
             k = sizes.concurrent_keys,
             u = sizes.concurrent_updates,
             wb = WRITE_BEHIND_INTERVAL.as_millis(),
@@ -382,5 +390,8 @@ pub async fn run(root: &Path, sizes: &Sizes) -> Result<Table> {
             .rows
             .extend(measure_backend(spec, &place, sizes).await?);
     }
+    table
+        .rows
+        .extend(crate::area_concurrent_http::run(&dir, sizes).await?);
     Ok(table)
 }

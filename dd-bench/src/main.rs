@@ -7,6 +7,7 @@
 
 mod area_antientropy;
 mod area_concurrent;
+mod area_concurrent_http;
 mod area_crdt;
 mod area_gossip;
 mod area_memory;

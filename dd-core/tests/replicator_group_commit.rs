@@ -264,3 +264,26 @@ async fn a_full_queue_makes_writers_wait_and_drops_nothing() {
         assert_eq!(store.counter(&format!("k{i:02}")), Some(1));
     }
 }
+
+/// A Sync write whose batch is in the store when shutdown begins is answered with its outcome
+/// (stored), not dropped: the answers of the batches before the final flush reach their writes.
+#[tokio::test]
+async fn a_sync_write_in_the_store_when_shutdown_begins_is_answered() {
+    let store = GatedStore::new(&[]);
+    let r = start(&store, 10_000).await;
+    let write = increment(&r, "k");
+    wait_for_calls(&store, 1).await;
+    let stop = {
+        let r = r.clone();
+        tokio::spawn(async move { r.shutdown().await })
+    };
+    // The replica takes the shutdown and waits for its flush, behind the batch.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    store.open();
+    let written = write.await.unwrap();
+    assert_eq!(written.unwrap().value(), 1);
+    stop.await.unwrap().unwrap();
+    assert_eq!(store.counter("k"), Some(1));
+}

@@ -19,7 +19,7 @@ use crate::envelope::{self, Record};
 use crate::health::HealthTracker;
 use crate::known::{Known, KnownRevisions};
 use crate::lock;
-use crate::merged::UnadoptedMerges;
+use crate::merged::UnreportedMerges;
 use crate::options::DurableOptions;
 use crate::pending::{PendingBatch, PendingQueue};
 use crate::stats::StatsCounters;
@@ -55,7 +55,8 @@ pub(crate) struct Core<S: ?Sized> {
     pub(crate) backend: String,
     pub(crate) options: DurableOptions,
     pub(crate) known: KnownRevisions,
-    pub(crate) merged: UnadoptedMerges,
+    /// Merges and deletions met by writes with no caller to answer, for the next call.
+    pub(crate) unreported: UnreportedMerges,
     pub(crate) pending: PendingQueue,
     pub(crate) stats: StatsCounters,
     pub(crate) health: HealthTracker,
@@ -169,7 +170,7 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
             alarm: ConflictAlarm::new(options.conflict_alarm_interval),
             options,
             known: KnownRevisions::default(),
-            merged: UnadoptedMerges::default(),
+            unreported: UnreportedMerges::default(),
             pending: PendingQueue::default(),
             stats: StatsCounters::default(),
             health: HealthTracker::default(),
@@ -366,27 +367,14 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
                 continue;
             }
             let pruning = folded.get(key.as_str()).copied();
-            let outgoing = match value {
-                DurableValue::Deleted => {
-                    self.merged.forget(replica, key);
-                    Cow::Borrowed(value)
-                }
-                DurableValue::Data(data) => {
-                    let mut outgoing = self
-                        .merged
-                        .merge_into(replica, key, data.as_ref(), pruning)
-                        .map(|merged| Cow::Owned(DurableValue::Data(merged)))
-                        .unwrap_or(Cow::Borrowed(value));
-                    // A value stored with markers never holds entries they say were pruned.
-                    if let (Some(p), DurableValue::Data(d)) = (pruning, outgoing.as_ref())
-                        && p.performed.keys().any(|r| d.mentions(r))
-                        && let DurableValue::Data(d) = outgoing.to_mut()
-                    {
-                        p.apply_to(d.as_mut());
-                    }
-                    outgoing
-                }
-            };
+            let mut outgoing = Cow::Borrowed(value);
+            // A value stored with markers never holds entries they say were pruned.
+            if let (Some(p), DurableValue::Data(d)) = (pruning, value)
+                && p.performed.keys().any(|r| d.mentions(r))
+                && let DurableValue::Data(d) = outgoing.to_mut()
+            {
+                p.apply_to(d.as_mut());
+            }
             match self.encode_value(replica, key, &outgoing, pruning) {
                 Ok(bytes) => {
                     ops.push(WriteOp::Put {
@@ -607,7 +595,6 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
                 Some(value)
             }
             DurableValue::Deleted => {
-                self.merged.forget(replica, key);
                 tracing::warn!(backend = %self.backend, replica = %replica, key,
                     revision = %revision, "conflict merged: the key is deleted (a tombstone wins)");
                 None
@@ -705,11 +692,15 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
                     first_error.get_or_insert(e);
                 }
                 Ok(result) => {
+                    // No caller to answer: reported with the next call; a state of the key
+                    // queued meanwhile was made without the merge.
                     for (key, value) in result.merged {
-                        self.merged.remember(&batch.replica, &key, value, false);
+                        self.pending
+                            .merge_into_queued(&batch.replica, &key, value.as_ref());
+                        self.unreported.merged(&batch.replica, &key, value);
                     }
                     for key in &result.deleted {
-                        self.merged.remember_deleted(&batch.replica, key);
+                        self.unreported.deleted(&batch.replica, key);
                     }
                     if !result.failed.is_empty() {
                         let retry = failed_entries(&result.failed, &batch.entries);

@@ -141,26 +141,28 @@ impl<S: ?Sized + DurableStateStore> DurableDistributedDataStore<S> {
     }
 
     /// A synchronous write answered key by key: the keys that failed (or that another writer
-    /// deleted) are named with their error, every other key was written.
+    /// deleted) are named with their error, every other key was written. What background writes
+    /// merged or found deleted since the last call is merged into these entries and reported.
     async fn store_sync_each(
         &self,
         replica: &ReplicaId,
         registry: &TypeRegistry,
-        entries: Vec<(String, DurableValue)>,
+        mut entries: Vec<(String, DurableValue)>,
     ) -> Result<BatchReport, DurableError> {
+        let mut unreported = self.core.unreported.take(replica);
+        unreported.merge_into(&mut entries);
         let written = self.core.write_now(replica, registry, entries).await;
         if self.core.pending.len() > 0 {
             // Retry what failed in the background; the errors still go to the caller.
             self.ensure_background_writer(self.core.options.retry_interval)?;
         }
-        let result = written?;
-        // Merges are merged into later writes of their key until the replicator's value includes
-        // them (a value it queued before adopting them must not drop them); handed out here.
-        for (key, value) in &result.merged {
-            self.core
-                .merged
-                .remember(replica, key, value.clone_boxed(), true);
-        }
+        let result = match written {
+            Ok(result) => result,
+            Err(e) => {
+                self.core.unreported.put_back(replica, unreported);
+                return Err(e);
+            }
+        };
         let mut failed = result.failed;
         failed.extend(result.deleted.iter().map(|key| {
             (
@@ -172,9 +174,13 @@ impl<S: ?Sized + DurableStateStore> DurableDistributedDataStore<S> {
                 },
             )
         }));
-        let mut merged_conflicts = self.core.merged.hand_out(replica);
+        let mut merged_conflicts: Vec<_> = unreported
+            .merged
+            .into_iter()
+            .filter(|(k, _)| !result.merged.iter().any(|(m, _)| m == k))
+            .collect();
         merged_conflicts.extend(result.merged);
-        let mut deleted = self.core.merged.hand_out_deleted(replica);
+        let mut deleted: Vec<String> = unreported.deleted.into_iter().collect();
         deleted.extend(result.deleted);
         Ok(BatchReport {
             report: StoreReport {
@@ -191,52 +197,32 @@ impl<S: ?Sized + DurableStateStore> DurableDistributedDataStore<S> {
         registry: &TypeRegistry,
         entries: Vec<(String, DurableValue)>,
     ) -> Result<StoreReport, DurableError> {
-        let written = self.core.write_now(replica, registry, entries).await;
-        if self.core.pending.len() > 0 {
-            // Retry what failed in the background; the error still goes to the caller.
-            self.ensure_background_writer(self.core.options.retry_interval)?;
-        }
-        let result = written?;
-        let mut failed = result.failed.into_iter();
-        // Keys another writer deleted: the replicator adopts the tombstone (from the error
-        // below for the first, from the next report for every one).
-        let mut deleted = result.deleted.into_iter();
-        let first_deleted = deleted.next();
-        let succeeded = failed.len() == 0 && first_deleted.is_none();
-        for key in first_deleted.iter().chain(deleted.as_slice()) {
-            self.core.merged.remember_deleted(replica, key);
-        }
-        // Every merge is merged into later writes of its key until the replicator's value
-        // includes it: a value the replicator queued before adopting it must not drop it. If this
-        // call succeeds it returns the merges; if it fails, the next call hands them out.
-        for (key, value) in &result.merged {
-            self.core
-                .merged
-                .remember(replica, key, value.clone_boxed(), succeeded);
-        }
+        let batch = self.store_sync_each(replica, registry, entries).await?;
+        let BatchReport { report, failed } = batch;
+        // A key failed: the call fails with its error, and what it merged or found deleted is
+        // reported by the next call.
+        let mut failed = failed.into_iter();
         let Some((first_key, first_error)) = failed.next() else {
-            if let Some(key) = first_deleted {
-                tracing::warn!(backend = %self.core.backend, replica = %replica, key,
-                    "key deleted in the store by another writer: this write was not applied");
-                return Err(DurableError::Deleted {
-                    backend: self.core.backend.clone(),
-                    replica: replica.to_string(),
-                    key,
-                });
-            }
-            let mut merged_conflicts = self.core.merged.hand_out(replica);
-            merged_conflicts.extend(result.merged);
-            return Ok(StoreReport {
-                merged_conflicts,
-                deleted: self.core.merged.hand_out_deleted(replica),
-            });
+            return Ok(report);
         };
+        let deleted_only = matches!(first_error, DurableError::Deleted { .. });
+        for (key, value) in report.merged_conflicts {
+            self.core.unreported.merged(replica, &key, value);
+        }
+        for key in &report.deleted {
+            self.core.unreported.deleted(replica, key);
+        }
         for (key, e) in failed {
             tracing::error!(backend = %self.core.backend, replica = %replica, key, error = %e,
                 "durable write of a key failed");
         }
-        tracing::error!(backend = %self.core.backend, replica = %replica, key = first_key,
-            error = %first_error, "durable write of a key failed");
+        if deleted_only {
+            tracing::warn!(backend = %self.core.backend, replica = %replica, key = first_key,
+                "key deleted in the store by another writer: this write was not applied");
+        } else {
+            tracing::error!(backend = %self.core.backend, replica = %replica, key = first_key,
+                error = %first_error, "durable write of a key failed");
+        }
         Err(first_error)
     }
 }
@@ -298,16 +284,18 @@ impl<S: ?Sized + DurableStateStore> DurableDataStore for DurableDistributedDataS
         &self,
         replica: &ReplicaId,
         registry: &TypeRegistry,
-        entries: Vec<(String, DurableValue)>,
+        mut entries: Vec<(String, DurableValue)>,
     ) -> Result<StoreReport, DurableError> {
         match self.core.options.write_mode {
             WriteMode::Sync => self.store_sync(replica, registry, entries).await,
             WriteMode::WriteBehind { interval } => {
                 self.ensure_background_writer(interval)?;
+                let mut unreported = self.core.unreported.take(replica);
+                unreported.merge_into(&mut entries);
                 self.core.pending.enqueue(replica, registry, entries);
                 Ok(StoreReport {
-                    merged_conflicts: self.core.merged.hand_out(replica),
-                    deleted: self.core.merged.hand_out_deleted(replica),
+                    merged_conflicts: unreported.merged.into_iter().collect(),
+                    deleted: unreported.deleted.into_iter().collect(),
                 })
             }
         }

@@ -1,132 +1,139 @@
-//! Values merged from a conflicting writer that the replicator has not adopted yet.
+//! What writes with no caller to answer met: values merged with a conflicting writer's and keys
+//! found deleted by a background write (write-behind, or the retry of a failed write), or by a
+//! synchronous call that failed. They are reported with the next call of the replica.
 //!
-//! When a write conflicts, the stored value and ours are merged and the merge written; the merge
-//! reaches the replicator in a [`StoreReport`](dd_core::durable::StoreReport) (of the same call in
-//! sync mode, of the next call otherwise), and the replicator adopts it asynchronously. Until a
-//! value the replicator stores includes the merge, every write of that key merges it in again, so
-//! that a value queued before the adoption cannot drop the other writer's updates.
-//!
-//! A remembered merge predates any pruning performed after it: every later write brings its
-//! key's "pruning performed" markers, and the entries of a pruned incarnation are dropped from
-//! the remembered merge before it is merged in, so a pruned incarnation never comes back (and is
-//! never collapsed, and so counted, twice).
-//!
-//! Keys the store found deleted by another writer are remembered likewise until they are handed
-//! out to the replicator, which adopts the tombstone.
+//! The states that call hands over were made before the replicator saw these merges, so each
+//! merge is merged into the state of its key in that call before it is written (after the
+//! entries of every incarnation the call's pruning markers say was pruned are dropped from the
+//! merge: a pruned incarnation never comes back, and is never counted twice). From the report on,
+//! the replicator's durable writer keeps the merge until the replica adopted it. Nothing is kept
+//! here once it was reported.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use dd_core::ReplicaId;
 use dd_core::data::ErasedData;
-use dd_core::durable::PrunedIncarnations;
+use dd_core::durable::{DurableValue, PrunedIncarnations, marked_key};
 
 use crate::lock;
 
-#[derive(Debug)]
-struct Unadopted {
-    value: Box<dyn ErasedData>,
-    handed_out: bool,
-}
-
+/// What is waiting to be reported for one replica.
 #[derive(Debug, Default)]
-pub(crate) struct UnadoptedMerges {
-    map: Mutex<HashMap<ReplicaId, BTreeMap<String, Unadopted>>>,
-    deleted: Mutex<HashMap<ReplicaId, BTreeSet<String>>>,
+pub(crate) struct Unreported {
+    pub(crate) merged: BTreeMap<String, Box<dyn ErasedData>>,
+    pub(crate) deleted: BTreeSet<String>,
 }
 
-impl UnadoptedMerges {
-    /// Remembers a merged value to merge into later writes of `key` until the replicator's value
-    /// includes it, and to hand out unless `handed_out` (it was returned to the replicator
-    /// already).
-    pub(crate) fn remember(
-        &self,
-        replica: &ReplicaId,
-        key: &str,
-        value: Box<dyn ErasedData>,
-        handed_out: bool,
-    ) {
-        let mut map = lock(&self.map);
-        let entries = map.entry(replica.clone()).or_default();
-        let value = match entries.remove(key) {
-            Some(mut old) => match old.value.merge_erased(value.as_ref()) {
-                Ok(()) => old.value,
+impl Unreported {
+    fn is_empty(&self) -> bool {
+        self.merged.is_empty() && self.deleted.is_empty()
+    }
+
+    fn add_merged(&mut self, key: &str, value: Box<dyn ErasedData>) {
+        self.deleted.remove(key);
+        let value = match self.merged.remove(key) {
+            Some(mut old) => match old.merge_erased(value.as_ref()) {
+                Ok(()) => old,
                 Err(_) => value,
             },
             None => value,
         };
-        entries.insert(key.to_owned(), Unadopted { value, handed_out });
+        self.merged.insert(key.to_owned(), value);
     }
 
-    /// Drops what is remembered for `key` (it was deleted).
-    pub(crate) fn forget(&self, replica: &ReplicaId, key: &str) {
-        if let Some(entries) = lock(&self.map).get_mut(replica) {
-            entries.remove(key);
+    fn add_deleted(&mut self, key: &str) {
+        self.merged.remove(key);
+        self.deleted.insert(key.to_owned());
+    }
+
+    /// Merges every merge into the state of its key among `entries`, after dropping from it the
+    /// entries of the incarnations the key's markers among `entries` say were pruned.
+    pub(crate) fn merge_into(&mut self, entries: &mut [(String, DurableValue)]) {
+        if self.merged.is_empty() {
+            return;
+        }
+        let markers: HashMap<String, PrunedIncarnations> = entries
+            .iter()
+            .filter_map(|(k, v)| match v {
+                DurableValue::Data(d) => Some((
+                    marked_key(k)?.to_owned(),
+                    d.downcast_ref::<PrunedIncarnations>()?.clone(),
+                )),
+                DurableValue::Deleted => None,
+            })
+            .collect();
+        for (key, value) in entries.iter_mut() {
+            let (Some(merge), DurableValue::Data(state)) = (self.merged.get_mut(key), value) else {
+                continue;
+            };
+            if let Some(pruning) = markers.get(key.as_str()) {
+                pruning.apply_to(merge.as_mut());
+            }
+            let mut merged = state.clone_boxed();
+            if merged.merge_erased(merge.as_ref()).is_ok() {
+                *state = merged;
+            }
         }
     }
+}
 
-    /// Remembers that `key` was found deleted in the store, to hand out to the replicator.
-    pub(crate) fn remember_deleted(&self, replica: &ReplicaId, key: &str) {
-        self.forget(replica, key);
-        lock(&self.deleted)
+#[derive(Debug, Default)]
+pub(crate) struct UnreportedMerges {
+    map: Mutex<HashMap<ReplicaId, Unreported>>,
+}
+
+impl UnreportedMerges {
+    /// Remembers a merged value of `key` to report.
+    pub(crate) fn merged(&self, replica: &ReplicaId, key: &str, value: Box<dyn ErasedData>) {
+        lock(&self.map)
             .entry(replica.clone())
             .or_default()
-            .insert(key.to_owned());
+            .add_merged(key, value);
     }
 
-    /// The keys of `replica` found deleted and not handed out before; forgotten now.
-    pub(crate) fn hand_out_deleted(&self, replica: &ReplicaId) -> Vec<String> {
-        lock(&self.deleted)
-            .remove(replica)
-            .map(|keys| keys.into_iter().collect())
-            .unwrap_or_default()
+    /// Remembers that `key` was found deleted in the store, to report.
+    pub(crate) fn deleted(&self, replica: &ReplicaId, key: &str) {
+        lock(&self.map)
+            .entry(replica.clone())
+            .or_default()
+            .add_deleted(key);
     }
 
-    /// The merged values of `replica` not handed out before, now marked as handed out.
-    pub(crate) fn hand_out(&self, replica: &ReplicaId) -> Vec<(String, Box<dyn ErasedData>)> {
+    /// Takes what is waiting to be reported for `replica`.
+    pub(crate) fn take(&self, replica: &ReplicaId) -> Unreported {
+        lock(&self.map).remove(replica).unwrap_or_default()
+    }
+
+    /// Puts back what was taken and could not be reported (the call failed); what was
+    /// remembered meanwhile is newer and kept.
+    pub(crate) fn put_back(&self, replica: &ReplicaId, taken: Unreported) {
+        if taken.is_empty() {
+            return;
+        }
         let mut map = lock(&self.map);
-        let Some(entries) = map.get_mut(replica) else {
-            return Vec::new();
-        };
-        entries
-            .iter_mut()
-            .filter(|(_, u)| !u.handed_out)
-            .map(|(k, u)| {
-                u.handed_out = true;
-                (k.clone(), u.value.clone_boxed())
-            })
-            .collect()
-    }
-
-    /// `value` with the remembered merge of `key` merged in, without the entries of any
-    /// incarnation `pruning` (the markers `value` is written with) says was pruned. Once `value`
-    /// already includes it, the replicator has adopted it and it is forgotten.
-    pub(crate) fn merge_into(
-        &self,
-        replica: &ReplicaId,
-        key: &str,
-        value: &dyn ErasedData,
-        pruning: Option<&PrunedIncarnations>,
-    ) -> Option<Box<dyn ErasedData>> {
-        let mut map = lock(&self.map);
-        let entries = map.get_mut(replica)?;
-        let unadopted = entries.get_mut(key)?;
-        if let Some(pruning) = pruning {
-            // Pruned after the merge: its entries of the pruned incarnations are counted in the
-            // collapsed value already.
-            pruning.apply_to(unadopted.value.as_mut());
+        let now = map.entry(replica.clone()).or_default();
+        for key in taken.deleted {
+            if !now.merged.contains_key(&key) {
+                now.deleted.insert(key);
+            }
         }
-        let mut merged = value.clone_boxed();
-        if merged.merge_erased(unadopted.value.as_ref()).is_err() {
-            // Another type now lives under this key: the old merge no longer applies.
-            entries.remove(key);
-            return None;
+        for (key, value) in taken.merged {
+            if now.deleted.contains(&key) {
+                continue;
+            }
+            let value = match now.merged.remove(&key) {
+                Some(newer) => {
+                    let mut merged = value;
+                    match merged.merge_erased(newer.as_ref()) {
+                        Ok(()) => merged,
+                        Err(_) => newer,
+                    }
+                }
+                None => value,
+            };
+            now.merged.insert(key, value);
         }
-        if merged.eq_erased(value) {
-            entries.remove(key);
-            return None;
-        }
-        Some(merged)
     }
 }
 
@@ -136,6 +143,7 @@ mod tests {
     use super::*;
     use dd_core::UniqueReplicaId;
     use dd_core::crdt::GCounter;
+    use dd_core::durable::markers_key;
 
     fn counter(slots: &[(u64, u64)]) -> GCounter {
         let mut c = GCounter::new();
@@ -146,51 +154,62 @@ mod tests {
         c
     }
 
-    #[test]
-    fn merge_is_applied_until_adopted_and_handed_out_once() {
-        let merges = UnadoptedMerges::default();
-        let r = ReplicaId::new("r");
-        merges.remember(&r, "k", Box::new(counter(&[(1, 3), (2, 5)])), false);
-        let out = merges.hand_out(&r);
-        assert_eq!(out.len(), 1);
-        assert!(merges.hand_out(&r).is_empty());
-        // A value without the merge gets it merged in.
-        let stale = counter(&[(2, 6)]);
-        let merged = merges.merge_into(&r, "k", &stale, None).unwrap();
-        assert!(merged.eq_erased(&counter(&[(1, 3), (2, 6)])));
-        // A value that includes it means it was adopted: forgotten.
-        assert!(merges.merge_into(&r, "k", merged.as_ref(), None).is_none());
-        assert!(merges.merge_into(&r, "k", &stale, None).is_none());
+    fn data(c: GCounter) -> DurableValue {
+        DurableValue::Data(Box::new(c))
+    }
+
+    fn as_counter(v: &DurableValue) -> &GCounter {
+        match v {
+            DurableValue::Data(d) => d.downcast_ref::<GCounter>().unwrap(),
+            DurableValue::Deleted => panic!("deleted"),
+        }
     }
 
     #[test]
-    fn pruning_after_the_merge_drops_the_pruned_entries_from_it() {
-        let merges = UnadoptedMerges::default();
+    fn a_merge_is_reported_once_and_merged_into_the_next_call() {
+        let merges = UnreportedMerges::default();
+        let r = ReplicaId::new("r");
+        merges.merged(&r, "k", Box::new(counter(&[(1, 3), (2, 5)])));
+        let mut taken = merges.take(&r);
+        let mut entries = vec![("k".to_owned(), data(counter(&[(2, 6)])))];
+        taken.merge_into(&mut entries);
+        assert_eq!(as_counter(&entries[0].1), &counter(&[(1, 3), (2, 6)]));
+        assert_eq!(taken.merged.len(), 1);
+        assert!(merges.take(&r).is_empty(), "reported once");
+    }
+
+    #[test]
+    fn pruning_markers_of_the_call_drop_the_pruned_entries_from_the_merge() {
+        let merges = UnreportedMerges::default();
         let r = ReplicaId::new("r");
         // Merged before incarnation 2 was pruned (collapsed into incarnation 1: 15 = 10 + 5).
-        merges.remember(&r, "k", Box::new(counter(&[(1, 10), (2, 5)])), true);
+        merges.merged(&r, "k", Box::new(counter(&[(1, 10), (2, 5)])));
         let mut pruning = PrunedIncarnations::default();
         pruning.performed.insert(
             UniqueReplicaId::new("r", 2),
             Some(UniqueReplicaId::new("r", 1)),
         );
-        let collapsed = counter(&[(1, 15)]);
-        assert!(
-            merges
-                .merge_into(&r, "k", &collapsed, Some(&pruning))
-                .is_none(),
-            "the collapsed value includes the merge once the pruned slot is dropped"
-        );
+        let mut entries = vec![
+            (markers_key("k"), DurableValue::Data(Box::new(pruning))),
+            ("k".to_owned(), data(counter(&[(1, 15)]))),
+        ];
+        merges.take(&r).merge_into(&mut entries);
+        assert_eq!(as_counter(&entries[1].1), &counter(&[(1, 15)]));
     }
 
     #[test]
-    fn deleted_keys_are_handed_out_once() {
-        let merges = UnadoptedMerges::default();
+    fn what_a_failed_call_took_is_put_back_and_a_deletion_wins() {
+        let merges = UnreportedMerges::default();
         let r = ReplicaId::new("r");
-        merges.remember(&r, "k", Box::new(counter(&[(1, 3)])), false);
-        merges.remember_deleted(&r, "k");
-        assert!(merges.hand_out(&r).is_empty());
-        assert_eq!(merges.hand_out_deleted(&r), vec!["k".to_owned()]);
-        assert!(merges.hand_out_deleted(&r).is_empty());
+        merges.merged(&r, "k", Box::new(counter(&[(1, 3)])));
+        merges.merged(&r, "gone", Box::new(counter(&[(1, 3)])));
+        let taken = merges.take(&r);
+        merges.deleted(&r, "gone");
+        merges.merged(&r, "k", Box::new(counter(&[(2, 1)])));
+        merges.put_back(&r, taken);
+        let now = merges.take(&r);
+        assert!(now.merged["k"].eq_erased(&counter(&[(1, 3), (2, 1)])));
+        assert!(!now.merged.contains_key("gone"));
+        assert_eq!(now.deleted, BTreeSet::from(["gone".to_owned()]));
     }
 }

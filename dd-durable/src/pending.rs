@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use dd_core::ReplicaId;
 use dd_core::data::TypeRegistry;
-use dd_core::durable::{DurableValue, marked_key};
+use dd_core::durable::{DurableValue, PrunedIncarnations, marked_key, markers_key};
 
 use crate::lock;
 
@@ -119,6 +119,33 @@ impl PendingQueue {
         batches
     }
 
+    /// Merges `merged` (what the store holds for `key` after a conflict) into the queued state
+    /// of `key`, if one is queued, after dropping from it the entries of the incarnations the
+    /// key's queued pruning markers say were pruned.
+    pub(crate) fn merge_into_queued(
+        &self,
+        replica: &ReplicaId,
+        key: &str,
+        merged: &dyn dd_core::data::ErasedData,
+    ) {
+        let mut map = lock(&self.map);
+        let Some(queue) = map.get_mut(replica) else {
+            return;
+        };
+        let mut merge = merged.clone_boxed();
+        if let Some(DurableValue::Data(m)) = queue.entries.get(&markers_key(key))
+            && let Some(pruning) = m.downcast_ref::<PrunedIncarnations>()
+        {
+            pruning.apply_to(merge.as_mut());
+        }
+        if let Some(DurableValue::Data(state)) = queue.entries.get_mut(key) {
+            let mut next = state.clone_boxed();
+            if next.merge_erased(merge.as_ref()).is_ok() {
+                *state = next;
+            }
+        }
+    }
+
     /// How many entries are queued.
     pub(crate) fn len(&self) -> usize {
         lock(&self.map).values().map(|q| q.entries.len()).sum()
@@ -129,7 +156,6 @@ impl PendingQueue {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use dd_core::durable::{PrunedIncarnations, markers_key};
 
     #[test]
     fn a_key_and_its_markers_are_never_cut_apart() {

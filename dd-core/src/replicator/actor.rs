@@ -353,6 +353,11 @@ impl Replica {
                     match input {
                         NextInput::Command(cmd) => {
                             if self.on_command_or_stop(cmd).await {
+                                // The answers of the batches written before the final flush
+                                // are waiting: give them to their writes.
+                                while let Ok(internal) = internal_rx.try_recv() {
+                                    self.on_internal(internal);
+                                }
                                 return;
                             }
                         }
@@ -1065,7 +1070,14 @@ impl Replica {
 
     fn on_internal(&mut self, internal: Internal) {
         match internal {
-            Internal::Stored(conflicts) => self.on_conflicts(conflicts),
+            Internal::Stored(mut stored) => {
+                // Adopted in this same step: every state handed over after it holds the merges.
+                if let Some(d) = &self.durable {
+                    d.adopted(&stored);
+                }
+                self.on_conflicts(std::mem::take(&mut stored.conflicts));
+                stored.answer();
+            }
             Internal::ReadRepair {
                 key,
                 type_name,
@@ -1120,8 +1132,9 @@ impl Replica {
     /// The one way the replica writes to its durable store: hands the current state of the
     /// durable ones of `keys` (with their pruning markers) to the durable writer, which writes
     /// them in its next batch, and calls `done` with the outcome once the store answered; at once
-    /// with `Ok` when there is nothing durable to write. Merges the store found come back from
-    /// the writer (see [`on_conflicts`](Self::on_conflicts)).
+    /// with `Ok` when there is nothing durable to write. Merges the store found come back with
+    /// the batch's answer and are adopted before `done` is called (see
+    /// [`on_conflicts`](Self::on_conflicts)).
     fn persist<'a>(
         &mut self,
         keys: impl IntoIterator<Item = &'a String>,

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use tokio::sync::{oneshot, watch};
 
 use super::consistency::{ReadConsistency, WriteConsistency};
-use super::durable_writer::Conflicts;
+use super::durable_writer::Stored;
 use super::envelope::{Envelope, Value};
 use super::error::ReplicatorError;
 use crate::data::ErasedData;
@@ -62,7 +62,8 @@ pub(crate) enum Internal {
         merged: Option<Envelope>,
         reply: ValueReply,
     },
-    /// The durable store answered a batch with values it merged with a concurrent writer's and
-    /// keys it found deleted (it holds them already): adopt them.
-    Stored(Conflicts),
+    /// The durable store answered a batch: adopt the values it merged with a concurrent
+    /// writer's and the keys it found deleted (it holds them already), then answer the batch's
+    /// writes.
+    Stored(Stored),
 }

@@ -4,17 +4,30 @@
 //! when the store answers, every write waiting in the batch is answered, key by key. Nothing waits
 //! for company: a batch starts as soon as the previous one is done.
 //!
+//! The answer of a batch goes back to the replica task as one [`Stored`] message: the values
+//! the store merged with a concurrent writer's (or found deleted) come with it, so the replica
+//! adopts them before it answers the writes of the batch (no second channel for conflicts).
+//! Until the replica has adopted a merge, every state of its key handed over has the merge merged
+//! in (states handed over before the adoption do not hold it, and must not drop the concurrent
+//! writer's updates from the store); the entries of any incarnation the key's pruning markers
+//! handed over since say was pruned are dropped from the merge first, so a pruned incarnation
+//! never comes back (and is never counted twice).
+//!
 //! The queue is bounded in entries and bytes ([`QueueLimits`]); the replica task stops taking
 //! commands and messages while it is full (backpressure), and nothing handed over is dropped.
 
-use std::collections::HashMap;
+use std::any::Any;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::data::{ErasedData, TypeRegistry};
-use crate::durable::{BatchReport, DurableDataStore, DurableError, DurableValue};
-use crate::replica::ReplicaId;
+use crate::data::{DataError, ErasedData, TypeRegistry};
+use crate::durable::{
+    BatchReport, DurableDataStore, DurableError, DurableValue, PrunedIncarnations, marked_key,
+    markers_key,
+};
+use crate::replica::{ReplicaId, UniqueReplicaId};
 use crate::store::{BoxError, StoreError};
 
 use super::command::Internal;
@@ -110,11 +123,31 @@ fn copy_error(e: &DurableError) -> DurableError {
     }
 }
 
-/// Called with the outcome of a store, on the writer task.
+/// Called with the outcome of a store, on the replica task once it adopted what the store
+/// merged (on the writer task if the replica task is gone).
 pub(crate) type StoreDone = Box<dyn FnOnce(Result<(), DurableError>) + Send>;
 
 /// Conflicting values the store merged (or found deleted), to be adopted by the replica.
 pub(crate) type Conflicts = Vec<(String, DurableValue)>;
+
+/// The answer of one batch, for the replica task: what the store merged or found deleted (to
+/// adopt first), then the outcome of every write that waited for the batch.
+pub(crate) struct Stored {
+    /// What the store merged with a concurrent writer's, or found deleted.
+    pub(crate) conflicts: Conflicts,
+    answers: Vec<(StoreDone, Result<(), DurableError>)>,
+    /// The batch's number, see [`DurableWriter::adopted`].
+    batch: u64,
+}
+
+impl Stored {
+    /// Answers every write of the batch.
+    pub(crate) fn answer(self) {
+        for (done, outcome) in self.answers {
+            done(outcome);
+        }
+    }
+}
 
 /// What the replica adopts from a store's report: merged values and tombstones.
 fn adopted(merged: Vec<(String, Box<dyn ErasedData>)>, deleted: Vec<String>) -> Conflicts {
@@ -162,18 +195,144 @@ impl Queue {
     }
 }
 
-/// The size of an entry as counted against [`QueueLimits::max_bytes`]: its key and its encoded
-/// state.
-fn entry_bytes(key: &str, value: &DurableValue) -> usize {
-    let state = match value {
-        DurableValue::Data(d) => d.encode().map(|b| b.len()).unwrap_or(0),
-        DurableValue::Deleted => 0,
-    };
-    key.len() + state
+/// A state with its encoding, made once when it is queued (its size counts against
+/// [`QueueLimits::max_bytes`]) and handed out by [`encode`](ErasedData::encode) when the store
+/// writes it, so a queued state is serialised once. Everything else is the state's own; any
+/// change of the state through `&mut` drops the encoding.
+#[derive(Debug)]
+struct PreEncoded {
+    state: Box<dyn ErasedData>,
+    encoded: Option<Vec<u8>>,
+}
+
+impl ErasedData for PreEncoded {
+    fn data_type_name(&self) -> String {
+        self.state.data_type_name()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self.state.as_any()
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self.encoded = None;
+        self.state.as_any_mut()
+    }
+    /// The state alone: a clone (a store merging it, a retry) never carries the wrapper back
+    /// to the replica.
+    fn clone_boxed(&self) -> Box<dyn ErasedData> {
+        self.state.clone_boxed()
+    }
+    fn eq_erased(&self, other: &dyn ErasedData) -> bool {
+        self.state.eq_erased(other)
+    }
+    fn merge_erased(&mut self, other: &dyn ErasedData) -> Result<(), DataError> {
+        self.encoded = None;
+        self.state.merge_erased(other)
+    }
+    fn encode(&self) -> Result<Vec<u8>, DataError> {
+        match &self.encoded {
+            Some(bytes) => Ok(bytes.clone()),
+            None => self.state.encode(),
+        }
+    }
+    fn encode_delta(&self) -> Result<Option<Vec<u8>>, DataError> {
+        self.state.encode_delta()
+    }
+    fn reset_delta(&mut self) {
+        self.state.reset_delta();
+    }
+    fn merge_delta_bytes(&mut self, delta: &[u8]) -> Result<(), DataError> {
+        self.encoded = None;
+        self.state.merge_delta_bytes(delta)
+    }
+    fn requires_causal_delivery(&self) -> bool {
+        self.state.requires_causal_delivery()
+    }
+    fn modified_by_nodes(&self) -> BTreeSet<UniqueReplicaId> {
+        self.state.modified_by_nodes()
+    }
+    fn replicas_in_state(&self) -> BTreeSet<UniqueReplicaId> {
+        self.state.replicas_in_state()
+    }
+    fn needs_pruning_from(&self, removed: &UniqueReplicaId) -> bool {
+        self.state.needs_pruning_from(removed)
+    }
+    fn prune(&mut self, removed: &UniqueReplicaId, collapse_into: &UniqueReplicaId) {
+        self.encoded = None;
+        self.state.prune(removed, collapse_into);
+    }
+    fn prune_cleanup(&mut self, removed: &UniqueReplicaId) {
+        self.encoded = None;
+        self.state.prune_cleanup(removed);
+    }
+    fn mentions(&self, removed: &UniqueReplicaId) -> bool {
+        self.state.mentions(removed)
+    }
+    fn prunes_by_collapsing(&self) -> bool {
+        self.state.prunes_by_collapsing()
+    }
+}
+
+/// An entry as queued, encoded once, with its size as counted against
+/// [`QueueLimits::max_bytes`]: its key and its encoded state. A state that cannot be encoded is
+/// queued as it is (counting its key only): the store reports the error for its key.
+fn queued_entry(key: &str, value: DurableValue) -> (DurableValue, usize) {
+    match value {
+        DurableValue::Data(state) => match state.encode() {
+            Ok(encoded) => {
+                let size = key.len() + encoded.len();
+                let state = PreEncoded {
+                    state,
+                    encoded: Some(encoded),
+                };
+                (DurableValue::Data(Box::new(state)), size)
+            }
+            Err(_) => (DurableValue::Data(state), key.len()),
+        },
+        DurableValue::Deleted => (DurableValue::Deleted, key.len()),
+    }
+}
+
+/// A merge the store reported that the replica has not adopted yet.
+struct Unadopted {
+    state: Box<dyn ErasedData>,
+    /// The number of the last batch that reported (part of) it.
+    batch: u64,
+}
+
+/// The pruning markers handed over in a markers entry, when it holds them.
+fn markers_of(value: &DurableValue) -> Option<&PrunedIncarnations> {
+    match value {
+        DurableValue::Data(d) => d.downcast_ref::<PrunedIncarnations>(),
+        DurableValue::Deleted => None,
+    }
+}
+
+/// Merges an unadopted merge into a state of its key, after dropping from the merge the entries
+/// of every incarnation `markers` (the key's markers handed over with or before the state) says
+/// was pruned. A merge of another type (the key now holds another type) is left out.
+fn merge_unadopted(
+    state: &mut DurableValue,
+    unadopted: &mut Unadopted,
+    markers: Option<&PrunedIncarnations>,
+) {
+    if let Some(markers) = markers {
+        markers.apply_to(unadopted.state.as_mut());
+    }
+    if let DurableValue::Data(d) = state
+        && !d.eq_erased(unadopted.state.as_ref())
+    {
+        let mut merged = d.clone_boxed();
+        if merged.merge_erased(unadopted.state.as_ref()).is_ok() {
+            *d = merged;
+        }
+    }
 }
 
 struct Shared {
     queue: Mutex<Queue>,
+    /// Merges reported by the store and not adopted by the replica yet, by key. Locked after
+    /// `queue` when both are.
+    unadopted: Mutex<HashMap<String, Unadopted>>,
     /// Signalled after every batch: the queue has room again.
     room: Arc<Notify>,
     limits: QueueLimits,
@@ -182,6 +341,10 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_unadopted(&self) -> MutexGuard<'_, HashMap<String, Unadopted>> {
+        self.unadopted.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -195,8 +358,8 @@ pub(crate) struct DurableWriter {
 }
 
 impl DurableWriter {
-    /// Spawns the writer task. What the store merged or found deleted goes back to the replica
-    /// task on `replica_tx`.
+    /// Spawns the writer task. The answer of every batch goes back to the replica task on
+    /// `replica_tx` ([`Internal::Stored`]).
     pub(crate) fn spawn(
         store: Arc<dyn DurableDataStore>,
         replica: ReplicaId,
@@ -206,6 +369,7 @@ impl DurableWriter {
     ) -> Self {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
+            unadopted: Mutex::new(HashMap::new()),
             room: Arc::new(Notify::new()),
             limits,
         });
@@ -217,6 +381,7 @@ impl DurableWriter {
             registry,
             replica_tx,
             failing: false,
+            batches: 0,
         };
         tokio::spawn(async move {
             let mut task = task;
@@ -237,15 +402,39 @@ impl DurableWriter {
     /// Queues `entries` (a newer state of a queued key takes its place) for the next batch and,
     /// with `done`, a write answered on the writer task once that batch was stored (errors of a
     /// write without `done` are logged). `done` is dropped uncalled if the writer has stopped.
-    pub(crate) fn submit(&self, entries: Vec<(String, DurableValue)>, done: Option<StoreDone>) {
+    ///
+    /// A merge the store reported that the replica has not adopted yet (see
+    /// [`adopted`](Self::adopted)) is merged into the state of its key.
+    pub(crate) fn submit(&self, mut entries: Vec<(String, DurableValue)>, done: Option<StoreDone>) {
         {
             let mut queue = self.shared.lock();
             let keys: Vec<String> = match done {
                 Some(_) => entries.iter().map(|(k, _)| k.clone()).collect(),
                 None => Vec::new(),
             };
+            {
+                let mut unadopted = self.shared.lock_unadopted();
+                if !unadopted.is_empty() {
+                    // The key's markers: handed over with it, or queued before.
+                    let given: HashMap<String, PrunedIncarnations> = entries
+                        .iter()
+                        .filter_map(|(k, v)| Some((marked_key(k)?.to_owned(), markers_of(v)?)))
+                        .map(|(of, m)| (of, m.clone()))
+                        .collect();
+                    for (key, value) in &mut entries {
+                        let Some(u) = unadopted.get_mut(key.as_str()) else {
+                            continue;
+                        };
+                        let queued = queue
+                            .index
+                            .get(&markers_key(key))
+                            .and_then(|&i| markers_of(&queue.entries[i].1));
+                        merge_unadopted(value, u, given.get(key.as_str()).or(queued));
+                    }
+                }
+            }
             for (key, value) in entries {
-                let size = entry_bytes(&key, &value);
+                let (value, size) = queued_entry(&key, value);
                 queue.bytes += size;
                 match queue.index.get(&key).copied() {
                     Some(i) => {
@@ -287,6 +476,17 @@ impl DurableWriter {
     pub(crate) fn room(&self) -> Arc<Notify> {
         Arc::clone(&self.shared.room)
     }
+
+    /// The replica adopted the merges of `stored`: states handed over from now on hold them,
+    /// so they are no longer merged in (unless a later batch reported more of them).
+    pub(crate) fn adopted(&self, stored: &Stored) {
+        let mut unadopted = self.shared.lock_unadopted();
+        for (key, _) in &stored.conflicts {
+            if unadopted.get(key).is_some_and(|u| u.batch <= stored.batch) {
+                unadopted.remove(key);
+            }
+        }
+    }
 }
 
 /// The writer task's state.
@@ -295,11 +495,14 @@ struct Writer {
     store: Arc<dyn DurableDataStore>,
     replica: ReplicaId,
     registry: TypeRegistry,
-    /// The replica task, which adopts what the store merged or found deleted.
+    /// The replica task, which adopts what the store merged or found deleted, then answers the
+    /// writes of the batch.
     replica_tx: mpsc::UnboundedSender<Internal>,
     /// Only the first failure of a run is logged as an error: while the store keeps failing
     /// every write fails, and the store reports its health itself.
     failing: bool,
+    /// How many batches were written.
+    batches: u64,
 }
 
 impl Writer {
@@ -336,30 +539,45 @@ impl Writer {
             self.log(&keys, &outcome);
             outcome
         };
-        match outcome {
+        let mut answers = Vec::with_capacity(waiters.len());
+        let conflicts = match outcome {
             Ok(BatchReport { report, failed }) => {
-                if !report.merged_conflicts.is_empty() || !report.deleted.is_empty() {
-                    let adopt = adopted(report.merged_conflicts, report.deleted);
-                    let _ = self.replica_tx.send(Internal::Stored(adopt));
-                }
                 let failed: HashMap<&str, &DurableError> =
                     failed.iter().map(|(k, e)| (k.as_str(), e)).collect();
                 for Waiter { keys, done } in waiters {
-                    match keys.iter().find_map(|k| failed.get(k.as_str())) {
-                        Some(e) => done(Err(copy_error(e))),
-                        None => done(Ok(())),
-                    }
+                    let outcome = match keys.iter().find_map(|k| failed.get(k.as_str())) {
+                        Some(e) => Err(copy_error(e)),
+                        None => Ok(()),
+                    };
+                    answers.push((done, outcome));
                 }
+                adopted(report.merged_conflicts, report.deleted)
             }
             Err(e) => {
-                if let DurableError::Deleted { key, .. } = &e {
-                    // Not a store failure: another process deleted the key.
-                    let adopt = vec![(key.clone(), DurableValue::Deleted)];
-                    let _ = self.replica_tx.send(Internal::Stored(adopt));
-                }
                 for Waiter { done, .. } in waiters {
-                    done(Err(copy_error(&e)));
+                    answers.push((done, Err(copy_error(&e))));
                 }
+                match &e {
+                    // Not a store failure: another process deleted the key.
+                    DurableError::Deleted { key, .. } => vec![(key.clone(), DurableValue::Deleted)],
+                    _ => Vec::new(),
+                }
+            }
+        };
+        self.batches += 1;
+        let batch = self.batches;
+        self.hold_until_adopted(&conflicts, batch);
+        if !conflicts.is_empty() || !answers.is_empty() {
+            let stored = Stored {
+                conflicts,
+                answers,
+                batch,
+            };
+            if let Err(mpsc::error::SendError(Internal::Stored(stored))) =
+                self.replica_tx.send(Internal::Stored(stored))
+            {
+                // The replica task is gone (shutdown): nothing to adopt into, answer here.
+                stored.answer();
             }
         }
         if !flushes.is_empty() {
@@ -367,6 +585,42 @@ impl Writer {
             for done in flushes {
                 let _ = done.send(flushed.as_ref().map(|_| ()).map_err(copy_error));
             }
+        }
+    }
+
+    /// Keeps the merged values of `conflicts` until the replica adopted them, and merges them
+    /// into the states of their keys queued meanwhile (handed over before the replica sees them).
+    fn hold_until_adopted(&self, conflicts: &Conflicts, batch: u64) {
+        if conflicts.is_empty() {
+            return;
+        }
+        let mut queue = self.shared.lock();
+        let mut unadopted = self.shared.lock_unadopted();
+        for (key, value) in conflicts {
+            let DurableValue::Data(merged) = value else {
+                // A key found deleted: the store keeps it deleted, whatever state comes.
+                unadopted.remove(key);
+                continue;
+            };
+            let held = match unadopted.remove(key) {
+                Some(mut held) => {
+                    if held.state.merge_erased(merged.as_ref()).is_err() {
+                        held.state = merged.clone_boxed();
+                    }
+                    held.state
+                }
+                None => merged.clone_boxed(),
+            };
+            let mut held = Unadopted { state: held, batch };
+            if let Some(&i) = queue.index.get(key) {
+                let markers = queue
+                    .index
+                    .get(&markers_key(key))
+                    .and_then(|&m| markers_of(&queue.entries[m].1))
+                    .cloned();
+                merge_unadopted(&mut queue.entries[i].1, &mut held, markers.as_ref());
+            }
+            unadopted.insert(key.clone(), held);
         }
     }
 
@@ -413,5 +667,251 @@ impl Writer {
                 "durable store failed; values stay in memory (later failures are logged at \
                  debug level until a write succeeds)");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::crdt::GCounter;
+    use crate::durable::{DurableEntryStream, StoreReport};
+
+    /// Records every batch (each state encoded once, as a store does) and answers each with
+    /// the next of `reports`.
+    #[derive(Default)]
+    struct Recording {
+        batches: Mutex<Vec<Vec<(String, DurableValue)>>>,
+        reports: Mutex<VecDeque<StoreReport>>,
+    }
+
+    #[async_trait]
+    impl DurableDataStore for Recording {
+        fn describe(&self) -> String {
+            "recording".into()
+        }
+        fn load<'a>(&'a self, _: &'a ReplicaId, _: &'a TypeRegistry) -> DurableEntryStream<'a> {
+            Box::pin(futures::stream::empty())
+        }
+        async fn store(
+            &self,
+            _: &ReplicaId,
+            _: &TypeRegistry,
+            entries: Vec<(String, DurableValue)>,
+        ) -> Result<StoreReport, DurableError> {
+            for (_, v) in &entries {
+                if let DurableValue::Data(d) = v {
+                    d.encode().unwrap();
+                }
+            }
+            self.batches.lock().unwrap().push(entries);
+            Ok(self.reports.lock().unwrap().pop_front().unwrap_or_default())
+        }
+        async fn flush(&self) -> Result<(), DurableError> {
+            Ok(())
+        }
+    }
+
+    fn counter(slots: &[(&str, u64, u64)]) -> GCounter {
+        let mut c = GCounter::new();
+        for (name, incarnation, n) in slots {
+            c.increment(&UniqueReplicaId::new(*name, *incarnation), *n)
+                .unwrap();
+        }
+        c
+    }
+
+    fn data(c: GCounter) -> DurableValue {
+        DurableValue::Data(Box::new(c))
+    }
+
+    struct Harness {
+        store: Arc<Recording>,
+        writer: DurableWriter,
+        replica_rx: mpsc::UnboundedReceiver<Internal>,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            let store = Arc::new(Recording::default());
+            let (tx, replica_rx) = mpsc::unbounded_channel();
+            let writer = DurableWriter::spawn(
+                store.clone(),
+                ReplicaId::new("a"),
+                TypeRegistry::with_builtin_types(),
+                QueueLimits {
+                    max_entries: 1000,
+                    max_bytes: 1 << 20,
+                },
+                tx,
+            );
+            Self {
+                store,
+                writer,
+                replica_rx,
+            }
+        }
+
+        /// Hands `entries` over and waits for the answer of their batch (not adopted).
+        async fn write(&mut self, entries: Vec<(String, DurableValue)>) -> Stored {
+            self.writer.submit(entries, Some(Box::new(|_| {})));
+            match self.replica_rx.recv().await {
+                Some(Internal::Stored(stored)) => stored,
+                _ => panic!("no answer"),
+            }
+        }
+
+        /// The counter written for `key` by the last batch.
+        fn last_written(&self, key: &str) -> GCounter {
+            let batches = self.store.batches.lock().unwrap();
+            let batch = batches.last().expect("a batch");
+            let (_, value) = batch.iter().find(|(k, _)| k == key).expect("the key");
+            match value {
+                DurableValue::Data(d) => d.downcast_ref::<GCounter>().unwrap().clone(),
+                DurableValue::Deleted => panic!("deleted"),
+            }
+        }
+
+        fn report_merge_next(&self, key: &str, merged: GCounter) {
+            self.store.reports.lock().unwrap().push_back(StoreReport {
+                merged_conflicts: vec![(key.to_owned(), Box::new(merged))],
+                deleted: Vec::new(),
+            });
+        }
+    }
+
+    /// The store merged another writer's `b#1:3` into `k`; the replica has not adopted it when
+    /// it hands over a newer state of `k` without it: that state is written with the merge
+    /// (else the other writer's increments would be overwritten). Once adopted, states are
+    /// written as given.
+    #[tokio::test]
+    async fn a_state_handed_over_before_the_merge_was_adopted_is_written_with_it() {
+        let mut h = Harness::new();
+        h.report_merge_next("k", counter(&[("a", 1, 1), ("b", 1, 3)]));
+        let stored = h
+            .write(vec![("k".into(), data(counter(&[("a", 1, 1)])))])
+            .await;
+        assert_eq!(stored.conflicts.len(), 1, "the merge comes with the answer");
+
+        h.write(vec![("k".into(), data(counter(&[("a", 1, 2)])))])
+            .await;
+        assert_eq!(h.last_written("k"), counter(&[("a", 1, 2), ("b", 1, 3)]));
+
+        h.writer.adopted(&stored);
+        // Deliberately without the merge, to show it is no longer merged in.
+        h.write(vec![("k".into(), data(counter(&[("a", 1, 3)])))])
+            .await;
+        assert_eq!(h.last_written("k"), counter(&[("a", 1, 3)]));
+    }
+
+    /// Issue 17 item 2 on the writer: the merge `{a#1:10, c#1:5}` was met before c#1 was pruned
+    /// (collapsed into a#1: 15); the collapsed state comes with its markers before the replica
+    /// adopted the merge. The merge's c#1 entry is counted in a#1 already: 15 is written, not 20.
+    #[tokio::test]
+    async fn an_unadopted_merge_is_pruned_by_the_markers_handed_over_since() {
+        let mut h = Harness::new();
+        h.report_merge_next("k", counter(&[("a", 1, 10), ("c", 1, 5)]));
+        h.write(vec![("k".into(), data(counter(&[("a", 1, 10)])))])
+            .await;
+        let mut pruning = PrunedIncarnations::default();
+        pruning.performed.insert(
+            UniqueReplicaId::new("c", 1),
+            Some(UniqueReplicaId::new("a", 1)),
+        );
+        h.write(vec![
+            (
+                markers_key("k"),
+                DurableValue::Data(Box::new(pruning.clone())),
+            ),
+            ("k".into(), data(counter(&[("a", 1, 15)]))),
+        ])
+        .await;
+        assert_eq!(h.last_written("k"), counter(&[("a", 1, 15)]));
+        // The markers written before (not handed over again) still hold for the merge.
+        h.write(vec![("k".into(), data(counter(&[("a", 1, 16)])))])
+            .await;
+        assert_eq!(h.last_written("k"), counter(&[("a", 1, 16)]));
+    }
+
+    /// A GCounter counting how often it is encoded.
+    #[derive(Debug, Clone)]
+    struct Counting {
+        inner: GCounter,
+        encodes: Arc<AtomicUsize>,
+    }
+
+    impl ErasedData for Counting {
+        fn data_type_name(&self) -> String {
+            "test.Counting".into()
+        }
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
+        fn as_any_mut(&mut self) -> &mut dyn Any {
+            self
+        }
+        fn clone_boxed(&self) -> Box<dyn ErasedData> {
+            Box::new(self.clone())
+        }
+        fn eq_erased(&self, other: &dyn ErasedData) -> bool {
+            other
+                .as_any()
+                .downcast_ref::<Self>()
+                .is_some_and(|o| o.inner == self.inner)
+        }
+        fn merge_erased(&mut self, other: &dyn ErasedData) -> Result<(), DataError> {
+            self.inner.merge_erased(other)
+        }
+        fn encode(&self) -> Result<Vec<u8>, DataError> {
+            self.encodes.fetch_add(1, Ordering::SeqCst);
+            self.inner.encode()
+        }
+        fn encode_delta(&self) -> Result<Option<Vec<u8>>, DataError> {
+            Ok(None)
+        }
+        fn reset_delta(&mut self) {}
+        fn merge_delta_bytes(&mut self, _: &[u8]) -> Result<(), DataError> {
+            Ok(())
+        }
+        fn requires_causal_delivery(&self) -> bool {
+            false
+        }
+        fn modified_by_nodes(&self) -> BTreeSet<UniqueReplicaId> {
+            BTreeSet::new()
+        }
+        fn replicas_in_state(&self) -> BTreeSet<UniqueReplicaId> {
+            BTreeSet::new()
+        }
+        fn needs_pruning_from(&self, _: &UniqueReplicaId) -> bool {
+            false
+        }
+        fn prune(&mut self, _: &UniqueReplicaId, _: &UniqueReplicaId) {}
+        fn prune_cleanup(&mut self, _: &UniqueReplicaId) {}
+        fn mentions(&self, _: &UniqueReplicaId) -> bool {
+            false
+        }
+        fn prunes_by_collapsing(&self) -> bool {
+            false
+        }
+    }
+
+    /// The group-commit byte bound counts the encoded state; the store writes the same
+    /// encoding: a queued state is serialised once, not twice.
+    #[tokio::test]
+    async fn a_queued_state_is_encoded_once() {
+        let mut h = Harness::new();
+        let encodes = Arc::new(AtomicUsize::new(0));
+        let state = Counting {
+            inner: counter(&[("a", 1, 7)]),
+            encodes: Arc::clone(&encodes),
+        };
+        h.write(vec![("k".into(), DurableValue::Data(Box::new(state)))])
+            .await;
+        assert_eq!(encodes.load(Ordering::SeqCst), 1);
     }
 }
