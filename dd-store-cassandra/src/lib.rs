@@ -1,4 +1,4 @@
-//! `dd-store-cassandra`: a [`DurableStateStore`](dd_core::store::DurableStateStore) on Apache
+//! `dd-store-cassandra`: a [`DurableStateStore`](dd_store::DurableStateStore) on Apache
 //! Cassandra (or ScyllaDB), through the `scylla` driver.
 //!
 //! * Records live in `<keyspace>.<table>` (default `dd_state`), partitioned by
@@ -12,8 +12,8 @@
 //!   write through a handle.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), dd_core::store::StoreError> {
-//! use dd_core::store::DurableStateStore;
+//! # async fn demo() -> Result<(), dd_store::StoreError> {
+//! use dd_store::DurableStateStore;
 //! let store = dd_store_cassandra::open_url(
 //!     "cassandra://10.0.0.1:9042,10.0.0.2:9042/durable_dd?replication=network:dc1=3",
 //! )

@@ -4,7 +4,7 @@
 
 mod common;
 
-use dd_core::store::conformance;
+use dd_store::conformance;
 use dd_store_cassandra::CassandraStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use dd_core::store::{DurableStateStore, Revision, WriteOutcome};
+//! use dd_store::{DurableStateStore, Revision, WriteOutcome};
 //! use dd_store_fs::FsStore;
 //! let dir = tempfile::tempdir().unwrap();
 //! let store = FsStore::open(dir.path()).await.unwrap();
@@ -36,7 +36,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dd_core::store::{
+use dd_store::blocking;
+use dd_store::{
     DurableStateStore, RecordStream, ScanPage, StoreError, StoredRecord, WriteOp, WriteOutcome,
 };
 
@@ -57,14 +58,14 @@ impl FsStore {
     /// Removes temporary files left by interrupted writes.
     pub async fn open(dir: impl AsRef<Path>) -> Result<FsStore, FsError> {
         let path = dir.as_ref().to_path_buf();
-        let opened = tokio::task::spawn_blocking({
+        let opened = blocking::run({
             let path = path.clone();
             move || StoreDir::open(&path)
         })
         .await
         .map_err(|e| FsError::Task {
             dir: path,
-            message: e.to_string(),
+            message: e.0,
         })??;
         Ok(FsStore {
             dir: Arc::new(opened),
@@ -82,11 +83,11 @@ impl FsStore {
         F: FnOnce(&StoreDir) -> Result<T, FsError> + Send + 'static,
     {
         let dir = Arc::clone(&self.dir);
-        tokio::task::spawn_blocking(move || f(&dir))
+        blocking::run(move || f(&dir))
             .await
             .map_err(|e| FsError::Task {
                 dir: self.dir.path().to_path_buf(),
-                message: e.to_string(),
+                message: e.0,
             })?
     }
 }

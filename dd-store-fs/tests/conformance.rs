@@ -1,7 +1,7 @@
 //! The shared conformance suite on [`FsStore`], every handle opened on one temporary directory.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use dd_core::store::conformance;
+use dd_store::conformance;
 use dd_store_fs::FsStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

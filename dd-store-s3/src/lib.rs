@@ -6,7 +6,7 @@
 //! [`S3Store::open`] and [`S3Options`], or with [`open_url`] and an `s3://` URL. See the crate
 //! README for the layout, the open-time probe and single-writer mode.
 //!
-//! [`DurableStateStore`]: dd_core::store::DurableStateStore
+//! [`DurableStateStore`]: dd_store::DurableStateStore
 
 mod body;
 mod client;

@@ -5,7 +5,7 @@ mod common;
 
 use common::TestEndpoint;
 use common::proxy::{Mode, Proxy};
-use dd_core::store::conformance;
+use dd_store::conformance;
 use dd_store_s3::S3Store;
 
 /// Every check of the suite (as `conformance::run_all` runs them), with the racing writers run

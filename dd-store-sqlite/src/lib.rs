@@ -2,7 +2,7 @@
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use dd_core::store::{DurableStateStore, Revision, WriteOutcome};
+//! use dd_store::{DurableStateStore, Revision, WriteOutcome};
 //! use dd_store_sqlite::{SqliteOptions, SqliteStore};
 //! let dir = tempfile::tempdir().unwrap();
 //! let path = dir.path().join("dd.db");
@@ -28,9 +28,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use dd_core::store::{
-    DurableStateStore, ScanPage, StoreError, StoredRecord, WriteOp, WriteOutcome,
-};
+use dd_store::blocking;
+use dd_store::{DurableStateStore, ScanPage, StoreError, StoredRecord, WriteOp, WriteOutcome};
 
 pub use db::{APPLICATION_ID, SCHEMA_VERSION};
 pub use error::SqliteError;
@@ -61,14 +60,14 @@ impl SqliteStore {
         options: SqliteOptions,
     ) -> Result<SqliteStore, SqliteError> {
         let path = path.as_ref().to_path_buf();
-        let db = tokio::task::spawn_blocking({
+        let db = blocking::run({
             let path = path.clone();
             move || Database::open(&path, &options)
         })
         .await
         .map_err(|e| SqliteError::Task {
             path: path.clone(),
-            message: e.to_string(),
+            message: e.0,
         })??;
         Ok(SqliteStore {
             path: Arc::new(path),
@@ -104,11 +103,11 @@ impl SqliteStore {
         F: FnOnce(&mut Database) -> Result<T, SqliteError> + Send + 'static,
     {
         let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&mut lock(&db)))
+        blocking::run(move || f(&mut lock(&db)))
             .await
             .map_err(|e| SqliteError::Task {
                 path: self.path.to_path_buf(),
-                message: e.to_string(),
+                message: e.0,
             })?
     }
 }

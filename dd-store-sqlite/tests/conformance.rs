@@ -1,7 +1,7 @@
 //! The shared conformance suite on [`SqliteStore`], every handle opened on one database file.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use dd_core::store::conformance;
+use dd_store::conformance;
 use dd_store_sqlite::{SqliteOptions, SqliteStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

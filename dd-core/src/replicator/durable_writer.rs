@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::data::{ErasedData, TypeRegistry};
-use crate::durable::{BatchReport, DurableDataStore, DurableError, DurableValue};
+use crate::durable::{BatchReport, CrdtValueStore, DurableError, DurableValue};
 use crate::replica::ReplicaId;
 use crate::store::{BoxError, StoreError};
 
@@ -97,6 +97,8 @@ fn copy_error(e: &DurableError) -> DurableError {
             message: message.clone(),
             source: source.as_ref().map(message_of),
         }),
+        // `StoreError` is non-exhaustive (it lives in dd-store): any later variant.
+        DurableError::Store(other) => DurableError::Store(other.duplicate()),
         DurableError::Data {
             backend,
             replica,
@@ -198,7 +200,7 @@ impl DurableWriter {
     /// Spawns the writer task. What the store merged or found deleted goes back to the replica
     /// task on `replica_tx`.
     pub(crate) fn spawn(
-        store: Arc<dyn DurableDataStore>,
+        store: Arc<dyn CrdtValueStore>,
         replica: ReplicaId,
         registry: TypeRegistry,
         limits: QueueLimits,
@@ -292,7 +294,7 @@ impl DurableWriter {
 /// The writer task's state.
 struct Writer {
     shared: Arc<Shared>,
-    store: Arc<dyn DurableDataStore>,
+    store: Arc<dyn CrdtValueStore>,
     replica: ReplicaId,
     registry: TypeRegistry,
     /// The replica task, which adopts what the store merged or found deleted.

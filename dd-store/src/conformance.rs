@@ -12,9 +12,9 @@
 //!
 //! ```
 //! # tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
-//! use dd_core::store::conformance;
-//! use dd_core::store::memory::MemoryStore;
-//! use dd_core::store::StoreError;
+//! use dd_store::conformance;
+//! use dd_store::memory::MemoryStore;
+//! use dd_store::StoreError;
 //! let store = MemoryStore::new();
 //! // Clones of one MemoryStore share their data: "the same store opened again".
 //! conformance::run_all(|| {
