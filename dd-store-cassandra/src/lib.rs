@@ -37,3 +37,15 @@ pub use error::CassandraError;
 pub use options::{CassandraOptions, Consistency, Replication, SerialConsistency};
 pub use schema::BUCKETS;
 pub use store::{CassandraStore, open_url};
+
+/// Registers the `cassandra:` scheme with its opener ([`open_url`]) in a store-scheme registry.
+pub fn register(registry: &mut dd_store::registry::Registry) {
+    registry.register(dd_store::registry::Scheme {
+        name: "cassandra",
+        backend: "dd-store-cassandra",
+        open: |url, _access| {
+            Box::pin(async move { Ok(std::sync::Arc::new(open_url(&url).await?) as _) })
+        },
+        local_path: None,
+    });
+}

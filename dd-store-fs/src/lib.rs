@@ -149,3 +149,13 @@ impl DurableStateStore for FsStore {
         scan::records(&self.dir, replica, page_size)
     }
 }
+
+/// Registers the `fs:` scheme with its opener ([`open_url`]) in a store-scheme registry.
+pub fn register(registry: &mut dd_store::registry::Registry) {
+    registry.register(dd_store::registry::Scheme {
+        name: "fs",
+        backend: "dd-store-fs",
+        open: |url, _access| Box::pin(async move { Ok(Arc::new(open_url(&url).await?) as _) }),
+        local_path: Some(|url| parse_url(url).ok()),
+    });
+}

@@ -157,3 +157,13 @@ impl DurableStateStore for SqliteStore {
         Ok(self.blocking(|db| db.replicas()).await?)
     }
 }
+
+/// Registers the `sqlite:` scheme with its opener ([`open_url`]) in a store-scheme registry.
+pub fn register(registry: &mut dd_store::registry::Registry) {
+    registry.register(dd_store::registry::Scheme {
+        name: "sqlite",
+        backend: "dd-store-sqlite",
+        open: |url, _access| Box::pin(async move { Ok(Arc::new(open_url(&url).await?) as _) }),
+        local_path: Some(|url| parse_url(url).ok().map(|(path, _)| path)),
+    });
+}

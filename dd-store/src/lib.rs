@@ -8,6 +8,7 @@ pub mod blocking;
 pub mod conformance;
 pub mod fault;
 pub mod memory;
+pub mod registry;
 pub mod revision;
 pub mod url;
 

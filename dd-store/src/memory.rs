@@ -138,3 +138,14 @@ impl DurableStateStore for MemoryStore {
         Ok(names)
     }
 }
+
+/// Registers the `memory:` scheme: an in-process store, new at every open and lost when the
+/// process ends (for trying things out).
+pub fn register(registry: &mut crate::registry::Registry) {
+    registry.register(crate::registry::Scheme {
+        name: "memory",
+        backend: "dd-store (MemoryStore)",
+        open: |_url, _access| Box::pin(async { Ok(Arc::new(MemoryStore::new()) as _) }),
+        local_path: None,
+    });
+}
