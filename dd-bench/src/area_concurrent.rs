@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dd_core::Key;
 use dd_core::crdt::PNCounter;
-use dd_core::durable::DurableDataStore;
+use dd_core::durable::CrdtValueStore;
 use dd_core::replicator::{Replicator, WriteConsistency};
 use dd_core::store::DurableStateStore;
 use dd_durable::{DurableDistributedDataStore, DurableOptions, WriteMode};

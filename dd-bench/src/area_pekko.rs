@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use dd_core::cluster::StaticCluster;
 use dd_core::crdt::GCounter;
-use dd_core::durable::DurableDataStore;
+use dd_core::durable::CrdtValueStore;
 use dd_core::replicator::{
     DistributedData, ReadConsistency, Replicator, ReplicatorError, Settings, WriteConsistency,
 };
@@ -255,7 +255,7 @@ async fn dd_write(
     rounds: usize,
 ) -> Result<f64> {
     let store = backend.open().await?;
-    let durable: Arc<dyn DurableDataStore> = Arc::new(DurableDistributedDataStore::from_arc(
+    let durable: Arc<dyn CrdtValueStore> = Arc::new(DurableDistributedDataStore::from_arc(
         store,
         DurableOptions {
             write_mode: mode,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use dd_core::crdt::ORSet;
 use dd_core::data::{ErasedData, TypeRegistry};
-use dd_core::durable::DurableDataStore;
+use dd_core::durable::CrdtValueStore;
 use dd_core::store::{DurableStateStore, Revision, WriteOp, WriteOutcome};
 use dd_core::{ReplicaId, UniqueReplicaId};
 use dd_durable::envelope::{self, Record};

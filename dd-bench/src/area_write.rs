@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dd_core::crdt::GCounter;
 use dd_core::data::{ErasedData, TypeRegistry};
-use dd_core::durable::{DurableDataStore, DurableValue};
+use dd_core::durable::{CrdtValueStore, DurableValue};
 use dd_core::replicator::{Replicator, WriteConsistency};
 use dd_core::{Key, ReplicaId, UniqueReplicaId};
 use dd_durable::envelope::{self, Record};

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use dd_core::cluster::StaticCluster;
-use dd_core::durable::DurableDataStore;
+use dd_core::durable::CrdtValueStore;
 use dd_core::replicator::{DistributedData, Replicator, Settings};
 use dd_core::transport::memory::{Faults, MemoryNetwork};
 use dd_core::{ReplicaId, UniqueReplicaId};
@@ -103,7 +103,7 @@ pub fn fresh(root: &Path, area: &str, cassandra: Option<&CassandraAt>) -> Result
 /// store.
 pub async fn lone_replicator(
     name: &str,
-    durable: Option<Arc<dyn DurableDataStore>>,
+    durable: Option<Arc<dyn CrdtValueStore>>,
 ) -> Result<Replicator> {
     let net = MemoryNetwork::new(1, Faults::default());
     let id = UniqueReplicaId::new_incarnation(ReplicaId::new(name));

@@ -1,6 +1,6 @@
 //! What the replicator needs from durable storage.
 //!
-//! The replicator talks to a [`DurableDataStore`]: it hands over the current state of every key
+//! The replicator talks to a [`CrdtValueStore`]: it hands over the current state of every key
 //! that changed (after a local update or a merge from gossip that changed the value), and on start
 //! it loads every stored entry of its replica before it serves anything. `dd-durable` implements
 //! this trait on top of any [`DurableStateStore`](crate::store::DurableStateStore), adding the
@@ -99,11 +99,11 @@ pub enum DurableError {
     },
 }
 
-/// The stream returned by [`DurableDataStore::load`].
+/// The stream returned by [`CrdtValueStore::load`].
 pub type DurableEntryStream<'a> =
     Pin<Box<dyn Stream<Item = Result<(String, DurableValue), DurableError>> + Send + 'a>>;
 
-/// What a [`DurableDataStore::store`] call did besides writing.
+/// What a [`CrdtValueStore::store`] call did besides writing.
 #[derive(Debug, Default)]
 pub struct StoreReport {
     /// Keys whose stored record had been written by someone else since this replica last saw it
@@ -116,7 +116,7 @@ pub struct StoreReport {
     pub deleted: Vec<String>,
 }
 
-/// What a [`DurableDataStore::store_each`] call did, key by key.
+/// What a [`CrdtValueStore::store_each`] call did, key by key.
 #[derive(Debug, Default)]
 pub struct BatchReport {
     /// Merged conflicts and keys found deleted, as in [`StoreReport`].
@@ -166,7 +166,7 @@ impl Default for DurableHealth {
 
 /// Durable storage as the replicator sees it. Implemented by `dd_durable::DurableDistributedDataStore`.
 #[async_trait]
-pub trait DurableDataStore: Send + Sync + 'static {
+pub trait CrdtValueStore: Send + Sync + 'static {
     /// The backend and its location, for logs and errors.
     fn describe(&self) -> String;
 

@@ -1,4 +1,4 @@
-//! The replicator's durable wiring, against a small in-test `DurableDataStore`.
+//! The replicator's durable wiring, against a small in-test `CrdtValueStore`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use dd_core::crdt::GCounter;
 use dd_core::data::{ErasedData, TypeRegistry};
 use dd_core::durable::{
-    DurableDataStore, DurableEntryStream, DurableError, DurableValue, StoreReport,
+    CrdtValueStore, DurableEntryStream, DurableError, DurableValue, StoreReport,
 };
 use dd_core::replicator::{ReadConsistency, ReplicatorError, Settings, WriteConsistency};
 use dd_core::transport::memory::{Faults, MemoryNetwork};
@@ -76,7 +76,7 @@ fn corrupt(key: &str) -> DurableError {
 }
 
 #[async_trait]
-impl DurableDataStore for TestStore {
+impl CrdtValueStore for TestStore {
     fn describe(&self) -> String {
         "test store".into()
     }

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use dd_core::crdt::GCounter;
 use dd_core::data::TypeRegistry;
 use dd_core::durable::{
-    BatchReport, DurableDataStore, DurableEntryStream, DurableError, DurableValue, StoreReport,
+    BatchReport, CrdtValueStore, DurableEntryStream, DurableError, DurableValue, StoreReport,
 };
 use dd_core::replicator::{ReadConsistency, Replicator, ReplicatorError, WriteConsistency};
 use dd_core::store::StoreError;
@@ -56,7 +56,7 @@ impl GatedStore {
 }
 
 #[async_trait]
-impl DurableDataStore for GatedStore {
+impl CrdtValueStore for GatedStore {
     fn describe(&self) -> String {
         "gated test store".into()
     }

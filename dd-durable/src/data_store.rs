@@ -1,4 +1,4 @@
-//! [`DurableDistributedDataStore`]: the replicator's [`DurableDataStore`] over any
+//! [`DurableDistributedDataStore`]: the replicator's [`CrdtValueStore`] over any
 //! [`DurableStateStore`].
 
 use std::fmt;
@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use dd_core::ReplicaId;
 use dd_core::data::TypeRegistry;
 use dd_core::durable::{
-    BatchReport, DurableDataStore, DurableEntryStream, DurableError, DurableHealth, DurableValue,
+    BatchReport, CrdtValueStore, DurableEntryStream, DurableError, DurableHealth, DurableValue,
     StoreReport, markers_key,
 };
 use dd_core::store::{DurableStateStore, StoreError};
@@ -34,7 +34,7 @@ use crate::stats::DurableStats;
 /// When the backend fails, nothing handed to it is dropped: a synchronous write returns the error
 /// and its entries are kept and retried in the background with backoff (a newer state of a key
 /// replaces the kept one), the write-behind queue is kept likewise, and
-/// [`health`](DurableDataStore::health) reports the store unhealthy until everything is written.
+/// [`health`](CrdtValueStore::health) reports the store unhealthy until everything is written.
 /// Every backend call is bounded by [`DurableOptions::operation_timeout`], so a hanging backend
 /// counts as failing instead of stalling the replica's writes forever.
 ///
@@ -42,7 +42,7 @@ use crate::stats::DurableStats;
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// use dd_core::crdt::GCounter;
 /// use dd_core::data::TypeRegistry;
-/// use dd_core::durable::{DurableDataStore, DurableValue};
+/// use dd_core::durable::{CrdtValueStore, DurableValue};
 /// use dd_core::store::memory::MemoryStore;
 /// use dd_core::{ReplicaId, UniqueReplicaId};
 /// use dd_durable::{DurableDistributedDataStore, DurableOptions};
@@ -238,7 +238,7 @@ impl<S: ?Sized + DurableStateStore> fmt::Debug for DurableDistributedDataStore<S
 }
 
 #[async_trait]
-impl<S: ?Sized + DurableStateStore> DurableDataStore for DurableDistributedDataStore<S> {
+impl<S: ?Sized + DurableStateStore> CrdtValueStore for DurableDistributedDataStore<S> {
     fn describe(&self) -> String {
         self.core.backend.clone()
     }

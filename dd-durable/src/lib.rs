@@ -2,7 +2,7 @@
 //!
 //! Durable Distributed Data over any [`DurableStateStore`](dd_core::store::DurableStateStore):
 //! [`DurableDistributedDataStore`] implements the replicator's
-//! [`DurableDataStore`](dd_core::durable::DurableDataStore) with
+//! [`CrdtValueStore`](dd_core::durable::CrdtValueStore) with
 //!
 //! - a versioned, checksummed [`envelope`] around every record, so damage and records of newer
 //!   builds are recognised, never misread;

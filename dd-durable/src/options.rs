@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use dd_core::store::DEFAULT_SCAN_PAGE_SIZE;
 
-/// When [`store`](dd_core::durable::DurableDataStore::store) writes to the backend.
+/// When [`store`](dd_core::durable::CrdtValueStore::store) writes to the backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WriteMode {
     /// `store()` returns after the backend acknowledged one batch with the entries.
@@ -12,7 +12,7 @@ pub enum WriteMode {
     Sync,
     /// `store()` queues the entries (only the latest state per key is kept) and returns; a
     /// background task writes the queue every `interval`, and
-    /// [`flush`](dd_core::durable::DurableDataStore::flush) writes it on demand. Entries queued
+    /// [`flush`](dd_core::durable::CrdtValueStore::flush) writes it on demand. Entries queued
     /// but not yet written are lost if the process dies.
     WriteBehind {
         /// How often the queue is written.

@@ -6,7 +6,7 @@ mod common;
 use common::{as_counter, counter, entry, load_all, registry};
 use dd_core::ReplicaId;
 use dd_core::crdt::GCounter;
-use dd_core::durable::{DurableDataStore, DurableError, DurableValue};
+use dd_core::durable::{CrdtValueStore, DurableError, DurableValue};
 use dd_core::store::memory::MemoryStore;
 use dd_core::store::{DurableStateStore, Revision};
 use dd_durable::envelope::{self, Record};

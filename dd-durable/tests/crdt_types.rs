@@ -5,7 +5,7 @@ mod common;
 
 use common::{load_all, registry};
 use dd_core::crdt::{ORSet, PNCounter};
-use dd_core::durable::{DurableDataStore, DurableError, DurableValue};
+use dd_core::durable::{CrdtValueStore, DurableError, DurableValue};
 use dd_core::store::memory::MemoryStore;
 use dd_core::{ReplicaId, UniqueReplicaId};
 use dd_durable::{DurableDistributedDataStore, DurableOptions};

@@ -14,7 +14,7 @@ use dd_core::crdt::{
     LWWMap, ORMap, ORMultiMap, ORSet, PNCounter, PNCounterMap, TypeName, WallClock,
 };
 use dd_core::data::ErasedData;
-use dd_core::durable::{DurableDataStore, DurableValue};
+use dd_core::durable::{CrdtValueStore, DurableValue};
 use dd_core::store::DurableStateStore;
 use dd_core::store::memory::MemoryStore;
 use dd_core::{ReplicaId, UniqueReplicaId};

@@ -8,7 +8,7 @@ use dd_durable::{DurableDistributedDataStore, DurableOptions};
 async fn unknown_scheme_lists_the_supported_ones() {
     let err = open_store("ftp://host/data").await.err().unwrap();
     assert!(
-        matches!(&err, OpenError::UnknownScheme { scheme } if scheme == "ftp"),
+        matches!(&err, OpenError::UnknownScheme { scheme, .. } if scheme == "ftp"),
         "{err:?}"
     );
     let text = err.to_string();

@@ -8,7 +8,7 @@ mod common;
 async fn round_trip_via_url(url: &str, describe_prefix: &str) {
     use common::{as_counter, counter, entry, load_all, registry};
     use dd_core::ReplicaId;
-    use dd_core::durable::DurableDataStore;
+    use dd_core::durable::CrdtValueStore;
     use dd_durable::{DurableDistributedDataStore, DurableOptions};
 
     let replica = ReplicaId::new("node-a");

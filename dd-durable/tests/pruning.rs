@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use common::{as_counter, counter, entry};
 use dd_core::data::TypeRegistry;
-use dd_core::durable::{
-    DurableDataStore, DurableValue, PrunedIncarnations, marked_key, markers_key,
-};
+use dd_core::durable::{CrdtValueStore, DurableValue, PrunedIncarnations, marked_key, markers_key};
 use dd_core::store::DurableStateStore;
 use dd_core::store::fault::{Fault, FaultInjectingStore};
 use dd_core::store::memory::MemoryStore;

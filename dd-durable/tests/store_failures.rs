@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{as_counter, counter, entry, eventually, load_all, registry};
 use dd_core::ReplicaId;
-use dd_core::durable::{DurableDataStore, DurableError};
+use dd_core::durable::{CrdtValueStore, DurableError};
 use dd_core::store::fault::{Fault, FaultInjectingStore};
 use dd_core::store::memory::MemoryStore;
 use dd_core::store::{DurableStateStore, StoreError};

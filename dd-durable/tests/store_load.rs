@@ -5,7 +5,7 @@ mod common;
 
 use common::{TestStore, as_counter, counter, entry, load_all, registry};
 use dd_core::ReplicaId;
-use dd_core::durable::{DurableDataStore, DurableError, DurableValue};
+use dd_core::durable::{CrdtValueStore, DurableError, DurableValue};
 use dd_core::store::memory::MemoryStore;
 use dd_core::store::{DurableStateStore, Revision};
 use dd_durable::envelope::{self, Record};
@@ -213,7 +213,7 @@ async fn works_over_a_shared_dyn_store() {
         )
         .await
         .unwrap();
-    let boxed: Box<dyn DurableDataStore> = Box::new(durable);
+    let boxed: Box<dyn CrdtValueStore> = Box::new(durable);
     assert_eq!(load_all(boxed.as_ref(), &replica).await.len(), 1);
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{TestStore, as_counter, counter, entry, eventually, load_all, registry};
 use dd_core::ReplicaId;
-use dd_core::durable::{DurableDataStore, DurableError, DurableValue};
+use dd_core::durable::{CrdtValueStore, DurableError, DurableValue};
 use dd_core::store::memory::MemoryStore;
 use dd_core::store::{DurableStateStore, WriteOp};
 use dd_durable::{DurableDistributedDataStore, DurableOptions, WriteMode};

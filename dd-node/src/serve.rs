@@ -15,7 +15,7 @@ use std::time::Duration;
 use dd_core::ReplicatorError;
 use dd_core::UniqueReplicaId;
 use dd_core::cluster::{ChitchatCluster, ChitchatClusterConfig, StaticCluster};
-use dd_core::durable::DurableDataStore;
+use dd_core::durable::CrdtValueStore;
 use dd_core::replicator::DistributedData;
 use dd_core::transport::tcp::{TcpConfig, TcpTransport};
 use dd_durable::{DurableDistributedDataStore, DurableOptions};
@@ -322,7 +322,7 @@ async fn start_replica(
     let settings = config
         .settings
         .clone()
-        .durable_store(Arc::clone(&durable) as Arc<dyn DurableDataStore>);
+        .durable_store(Arc::clone(&durable) as Arc<dyn CrdtValueStore>);
     let transport = MeteredTransport::new(transport, metrics.gossip.clone());
     let replicator = DistributedData::start(cluster.clone(), transport, settings).await?;
     Ok((replicator, cluster, durable))

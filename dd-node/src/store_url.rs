@@ -1,12 +1,30 @@
-//! Opening a backend from a store URL: everything [`dd_durable::open_store`] opens (`sqlite:`,
-//! `fs:`, `s3:`, `cassandra:`, each when dd-node is built with that feature) plus `memory:`, an
-//! in-process store that is lost when the process ends (for trying things out).
+//! Opening a backend from a store URL, through the registry of store schemes: everything
+//! [`dd_durable::open_store`] opens (`sqlite:`, `fs:`, `s3:`, `cassandra:`, each when dd-node is
+//! built with that feature) plus `memory:`, an in-process store that is lost when the process ends
+//! (for trying things out). A scheme this build lacks is an error naming the enabled schemes and
+//! the exact flag (`cargo run -p dd-node --features s3`).
 
 use std::sync::Arc;
 
 use dd_core::store::DurableStateStore;
-use dd_core::store::memory::MemoryStore;
 use dd_durable::OpenError;
+use dd_store::registry::{Access, Registry};
+
+/// The store schemes of this build of dd-node: dd-durable's registry (the backends of the
+/// enabled features) plus `memory:`, naming `cargo run -p dd-node --features …` for a scheme
+/// whose feature is off.
+///
+/// ```
+/// let registry = dd_node::store_url::registry();
+/// assert!(registry.is_enabled("memory"));
+/// assert_eq!(registry.feature_for("s3"), Some("s3"));
+/// assert_eq!(registry.flag_for("s3"), "cargo run -p dd-node --features s3");
+/// ```
+pub fn registry() -> Registry {
+    let mut registry = dd_durable::open::registry().with_build_command("cargo run -p dd-node");
+    dd_store::memory::register(&mut registry);
+    registry
+}
 
 /// Opens the store at `url`.
 ///
@@ -17,24 +35,7 @@ use dd_durable::OpenError;
 /// # });
 /// ```
 pub async fn open_state_store(url: &str) -> Result<Arc<dyn DurableStateStore>, OpenError> {
-    if url.starts_with("memory:") {
-        return Ok(Arc::new(MemoryStore::new()));
-    }
-    dd_durable::open_store(url).await
-}
-
-/// The local path a `sqlite:` or `fs:` URL names, when dd-node is built with that backend.
-fn local_path(url: &str) -> Option<std::path::PathBuf> {
-    #[cfg(feature = "sqlite")]
-    if url.starts_with("sqlite:") {
-        return dd_store_sqlite::parse_url(url).ok().map(|(path, _)| path);
-    }
-    #[cfg(feature = "fs")]
-    if url.starts_with("fs:") {
-        return dd_store_fs::parse_url(url).ok();
-    }
-    let _ = url;
-    None
+    registry().open(url, Access::ReadWrite).await
 }
 
 /// Opens an existing store for the read-only tools (`inspect`, the source of `migrate`): a
@@ -43,16 +44,14 @@ fn local_path(url: &str) -> Option<std::path::PathBuf> {
 /// ([`dd_durable::open::open_store_read_only`]: no write probe, writes refused), so that these
 /// tools write nothing to the server.
 pub async fn open_existing_store(url: &str) -> Result<Arc<dyn DurableStateStore>, OpenError> {
-    if let Some(path) = local_path(url).filter(|p| !p.exists()) {
+    let registry = registry();
+    if let Some(path) = registry.local_path(url).filter(|p| !p.exists()) {
         return Err(OpenError::Store(dd_core::store::StoreError::Config {
             backend: url.split(':').next().unwrap_or("store").to_owned(),
             message: format!("{} does not exist (nothing to read)", path.display()),
         }));
     }
-    if url.starts_with("memory:") {
-        return open_state_store(url).await;
-    }
-    dd_durable::open::open_store_read_only(url).await
+    registry.open(url, Access::ReadOnly).await
 }
 
 /// A `scheme://` URL for an absolute or relative path, percent-encoding what a URL path cannot
@@ -78,5 +77,48 @@ pub fn path_url(scheme: &str, path: &std::path::Path) -> String {
         format!("{scheme}://{encoded}")
     } else {
         format!("{scheme}:{encoded}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unknown_scheme_names_it_and_the_enabled_schemes() {
+        let Err(err) = open_state_store("ftp://host/data").await else {
+            panic!("ftp: opened");
+        };
+        let text = err.to_string();
+        assert!(text.contains("unknown store URL scheme 'ftp'"), "{text}");
+        assert!(text.contains("memory:"), "{text}");
+        for scheme in registry().enabled() {
+            assert!(text.contains(&format!("{scheme}:")), "{text}");
+        }
+    }
+
+    /// Every scheme whose feature is off in this build of dd-node names the enabled schemes and
+    /// the exact `cargo run -p dd-node --features …` flag (s3 and cassandra are off by default).
+    #[tokio::test]
+    async fn disabled_scheme_names_the_dd_node_flag() {
+        let registry = registry();
+        for (scheme, feature) in dd_durable::open::KNOWN_SCHEMES {
+            if registry.is_enabled(scheme) {
+                continue;
+            }
+            let Err(err) = open_state_store(&format!("{scheme}://somewhere/x")).await else {
+                panic!("{scheme}: opened");
+            };
+            assert!(
+                matches!(&err, OpenError::FeatureDisabled { feature: f, .. } if *f == feature),
+                "{err:?}"
+            );
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("cargo run -p dd-node --features {feature}")),
+                "{text}"
+            );
+            assert!(text.contains("memory:"), "{text}");
+        }
     }
 }

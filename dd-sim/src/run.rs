@@ -9,7 +9,7 @@ use std::time::Duration;
 use dd_core::cluster::StaticCluster;
 use dd_core::crdt::Crdt;
 use dd_core::crdt::{GCounter, LWWRegister, ORMap, ORSet, PNCounter};
-use dd_core::durable::DurableDataStore;
+use dd_core::durable::CrdtValueStore;
 use dd_core::replicator::{
     DistributedData, ReadConsistency, Replicator, ReplicatorError, Settings, WriteConsistency,
 };
@@ -306,7 +306,7 @@ impl Sim {
         self.names.len()
     }
 
-    fn settings(&self, durable: Arc<dyn DurableDataStore>) -> Result<Settings, String> {
+    fn settings(&self, durable: Arc<dyn CrdtValueStore>) -> Result<Settings, String> {
         let settings = Settings::builder()
             .gossip_interval(Duration::from_millis(100))
             .delta_propagation_interval(Duration::from_millis(30))

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dd_core::store::StoreError;
+use dd_store::StoreError;
 use scylla::errors::{
     DbError, ExecutionError, NewSessionError, NextPageError, NextRowError, PagerExecutionError,
     PrepareError, RequestAttemptError, RequestError,

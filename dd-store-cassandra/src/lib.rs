@@ -1,4 +1,4 @@
-//! `dd-store-cassandra`: a [`DurableStateStore`](dd_core::store::DurableStateStore) on Apache
+//! `dd-store-cassandra`: a [`DurableStateStore`](dd_store::DurableStateStore) on Apache
 //! Cassandra (or ScyllaDB), through the `scylla` driver.
 //!
 //! * Records live in `<keyspace>.<table>` (default `dd_state`), partitioned by
@@ -12,8 +12,8 @@
 //!   write through a handle.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), dd_core::store::StoreError> {
-//! use dd_core::store::DurableStateStore;
+//! # async fn demo() -> Result<(), dd_store::StoreError> {
+//! use dd_store::DurableStateStore;
 //! let store = dd_store_cassandra::open_url(
 //!     "cassandra://10.0.0.1:9042,10.0.0.2:9042/durable_dd?replication=network:dc1=3",
 //! )
@@ -37,3 +37,15 @@ pub use error::CassandraError;
 pub use options::{CassandraOptions, Consistency, Replication, SerialConsistency};
 pub use schema::BUCKETS;
 pub use store::{CassandraStore, open_url};
+
+/// Registers the `cassandra:` scheme with its opener ([`open_url`]) in a store-scheme registry.
+pub fn register(registry: &mut dd_store::registry::Registry) {
+    registry.register(dd_store::registry::Scheme {
+        name: "cassandra",
+        backend: "dd-store-cassandra",
+        open: |url, _access| {
+            Box::pin(async move { Ok(std::sync::Arc::new(open_url(&url).await?) as _) })
+        },
+        local_path: None,
+    });
+}

@@ -3,7 +3,7 @@
 
 use std::pin::Pin;
 
-use dd_core::store::StoredRecord;
+use dd_store::StoredRecord;
 use futures::{Stream, StreamExt};
 
 use crate::error::CassandraError;
@@ -72,7 +72,7 @@ pub fn merge_streams(
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use dd_core::store::Revision;
+    use dd_store::Revision;
     use futures::TryStreamExt;
 
     use super::*;

@@ -5,7 +5,7 @@
 //! keys that were not read, so the page can only safely cover keys up to the smallest last key
 //! among the truncated buckets: every key up to that cutoff has been read from every bucket.
 
-use dd_core::store::{ScanPage, StoredRecord};
+use dd_store::{ScanPage, StoredRecord};
 
 /// The rows read from one bucket, in ascending key order.
 #[derive(Debug, Default)]
@@ -57,7 +57,7 @@ pub fn merge_page(buckets: Vec<BucketRows>, limit: usize) -> ScanPage {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use dd_core::store::Revision;
+    use dd_store::Revision;
 
     use super::*;
 

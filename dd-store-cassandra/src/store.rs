@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use dd_core::store::{
+use dd_store::{
     DurableStateStore, RecordStream, Revision, ScanPage, StoreError, StoredRecord, WriteOp,
     WriteOutcome,
 };

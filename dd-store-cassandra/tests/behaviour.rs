@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use futures::TryStreamExt;
 
-use dd_core::store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
+use dd_store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
 use dd_store_cassandra::schema::{Cql, bucket_of};
 use dd_store_cassandra::{BUCKETS, CassandraStore, open_url};
 

@@ -1,19 +1,33 @@
-//! The shared store conformance suite on the Cassandra backend.
+//! The shared store conformance suite on the Cassandra backend, one test per check, each on its
+//! own table (on the cluster of `DD_TEST_CASSANDRA_CONTACT_POINTS`, else on a CQL test double).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use dd_core::store::conformance;
+use dd_store::conformance::{self, Capabilities};
 use dd_store_cassandra::CassandraStore;
 
+dd_store::conformance_tests! {
+    capabilities: Capabilities::ALL,
+    open: {
+        let target = std::sync::Arc::new(common::target("conformance").await);
+        move || {
+            // The test double (if any) lives as long as the opener.
+            let target = std::sync::Arc::clone(&target);
+            async move { CassandraStore::open(target.options.clone()).await }
+        }
+    },
+}
+
+/// The records of the suite's largest check really go through the double's table, spread over
+/// many partitions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_suite() {
-    let target = common::target("conformance_suite").await;
+async fn records_spread_over_partitions() {
+    let target = common::target("records_spread_over_partitions").await;
     let options = target.options.clone();
-    conformance::run_all(|| CassandraStore::open(options.clone())).await;
+    conformance::scan_many_keys(&|| CassandraStore::open(options.clone())).await;
     if let Some(double) = &target.double {
-        // The records really went through the double's table, spread over many partitions.
         let partitions = double
             .database()
             .partition_count(&options.keyspace, &options.table)

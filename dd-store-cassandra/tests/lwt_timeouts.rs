@@ -7,7 +7,7 @@
 mod common;
 
 use cql_test_double::{CqlTestDouble, WriteTimeout};
-use dd_core::store::{DurableStateStore, Revision, StoreError, WriteOutcome};
+use dd_store::{DurableStateStore, Revision, StoreError, WriteOutcome};
 use dd_store_cassandra::schema::Cql;
 use dd_store_cassandra::{CassandraOptions, CassandraStore};
 

@@ -15,7 +15,7 @@ use common::proxy::TcpProxy;
 use cql_test_double::{CqlTestDouble, Database};
 use futures::TryStreamExt;
 
-use dd_core::store::{DurableStateStore, Revision, StoreError, WriteOutcome};
+use dd_store::{DurableStateStore, Revision, StoreError, WriteOutcome};
 use dd_store_cassandra::{CassandraOptions, CassandraStore};
 
 /// A generous bound against hangs (not a timing assertion).

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use dd_core::store::StoreError;
+use dd_store::StoreError;
 
 /// An error of the file-system store. Every variant names the store directory; converts into
 /// [`StoreError`] (full or read-only disks and similar passing conditions become

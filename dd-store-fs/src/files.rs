@@ -7,7 +7,8 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use dd_core::store::{Revision, ScanPage, StoredRecord, WriteOp, WriteOutcome, batch_subject};
+use dd_store::revision;
+use dd_store::{Revision, ScanPage, StoredRecord, WriteOp, WriteOutcome, batch_subject};
 use tracing::{debug, warn};
 
 use crate::error::FsError;
@@ -423,33 +424,21 @@ impl StoreDir {
             let Some(state) = states.get_mut(&key) else {
                 continue;
             };
-            let outcome = match op {
-                WriteOp::Put {
-                    expected, value, ..
-                } => {
-                    if state.revision != expected {
-                        WriteOutcome::Conflict {
-                            actual: state.revision,
+            let outcome = match revision::check(&op, state.revision) {
+                Err(conflict) => conflict,
+                Ok(revision) => {
+                    match op {
+                        WriteOp::Put { value, .. } => {
+                            state.revision = Some(revision);
+                            state.value = Some(value);
                         }
-                    } else {
-                        let revision = state.revision.map_or(Revision::FIRST, Revision::next);
-                        state.revision = Some(revision);
-                        state.value = Some(value);
-                        state.dirty = true;
-                        WriteOutcome::Written(revision)
-                    }
-                }
-                WriteOp::Delete { expected, .. } => {
-                    if state.revision != Some(expected) {
-                        WriteOutcome::Conflict {
-                            actual: state.revision,
+                        WriteOp::Delete { .. } => {
+                            state.revision = None;
+                            state.value = None;
                         }
-                    } else {
-                        state.revision = None;
-                        state.value = None;
-                        state.dirty = true;
-                        WriteOutcome::Written(expected)
                     }
+                    state.dirty = true;
+                    WriteOutcome::Written(revision)
                 }
             };
             outcomes.push(outcome);

@@ -15,7 +15,7 @@
 //! [`decode`] with a reason.
 
 use bytes::Bytes;
-use dd_core::store::Revision;
+use dd_store::Revision;
 
 /// The first 8 bytes of every record file.
 pub const MAGIC: &[u8; 8] = b"DDFSREC\x01";

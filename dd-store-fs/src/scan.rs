@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use dd_core::store::{RecordStream, StoreError, StoredRecord};
+use dd_store::{RecordStream, StoreError, StoredRecord};
 use futures::TryStreamExt;
 use tokio::task::JoinHandle;
 

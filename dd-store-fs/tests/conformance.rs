@@ -1,16 +1,22 @@
-//! The shared conformance suite on [`FsStore`], every handle opened on one temporary directory.
+//! The shared conformance suite on [`FsStore`], one test per check, every handle of a test
+//! opened on one temporary directory.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use dd_core::store::conformance;
+use std::sync::Arc;
+
+use dd_store::conformance::Capabilities;
 use dd_store_fs::FsStore;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fs_store_passes_the_conformance_suite() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().to_path_buf();
-    conformance::run_all(|| {
-        let path = path.clone();
-        async move { Ok(FsStore::open(path).await?) }
-    })
-    .await;
+dd_store::conformance_tests! {
+    capabilities: Capabilities::ALL,
+    open: {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        move || {
+            let (dir, path) = (Arc::clone(&dir), dir.path().to_path_buf());
+            async move {
+                let _keep = dir;
+                Ok(FsStore::open(path).await?)
+            }
+        }
+    },
 }

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use dd_core::store::{
-    DurableStateStore, Revision, StoreError, StoredRecord, WriteOp, WriteOutcome,
-};
+use dd_store::{DurableStateStore, Revision, StoreError, StoredRecord, WriteOp, WriteOutcome};
 use dd_store_fs::name::{FileName, escape};
 use dd_store_fs::{FsStore, open_url};
 use futures::{StreamExt, TryStreamExt};

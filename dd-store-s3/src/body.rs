@@ -16,7 +16,7 @@
 //! writer holding an older ETag can then never pass an `If-Match` against a newer write.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use dd_core::store::Revision;
+use dd_store::Revision;
 
 const MAGIC: &[u8; 4] = b"DDS3";
 const FORMAT: u8 = 1;

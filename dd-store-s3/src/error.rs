@@ -1,7 +1,7 @@
 //! [`S3Error`], the typed error of this backend, and how S3 responses map onto it.
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use dd_core::store::{BoxError, StoreError};
+use dd_store::{BoxError, StoreError};
 
 /// An error of the S3 backend: where (`location`, as in [`S3Options::location`]) and what.
 ///

@@ -6,7 +6,7 @@
 //! [`S3Store::open`] and [`S3Options`], or with [`open_url`] and an `s3://` URL. See the crate
 //! README for the layout, the open-time probe and single-writer mode.
 //!
-//! [`DurableStateStore`]: dd_core::store::DurableStateStore
+//! [`DurableStateStore`]: dd_store::DurableStateStore
 
 mod body;
 mod client;
@@ -22,3 +22,23 @@ pub use error::{S3Error, S3ErrorKind};
 pub use options::{S3Options, S3OptionsBuilder, StaticCredentials};
 pub use probe::ServerFeatures;
 pub use store::{S3Store, open_url, open_url_read_only};
+
+/// Registers the `s3:` scheme in a store-scheme registry: [`open_url`], or
+/// [`open_url_read_only`] for [`Access::ReadOnly`](dd_store::registry::Access::ReadOnly).
+pub fn register(registry: &mut dd_store::registry::Registry) {
+    use dd_store::registry::{Access, Scheme};
+    registry.register(Scheme {
+        name: "s3",
+        backend: "dd-store-s3",
+        open: |url, access| {
+            Box::pin(async move {
+                let store = match access {
+                    Access::ReadOnly => open_url_read_only(&url).await?,
+                    Access::ReadWrite => open_url(&url).await?,
+                };
+                Ok(std::sync::Arc::new(store) as _)
+            })
+        },
+        local_path: None,
+    });
+}

@@ -3,7 +3,7 @@
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
-use dd_core::store::Revision;
+use dd_store::Revision;
 
 use crate::body::{self, Body};
 use crate::error::{S3Error, S3ErrorKind, classify, status_of};

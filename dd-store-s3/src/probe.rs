@@ -1,6 +1,6 @@
 //! The open-time probe: does the server honour conditional writes?
 
-use dd_core::store::Revision;
+use dd_store::Revision;
 
 use crate::error::{S3Error, S3ErrorKind};
 use crate::layout::ObjectLayout;

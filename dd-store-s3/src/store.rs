@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use dd_core::store::{
+use dd_store::revision;
+use dd_store::{
     DurableStateStore, Revision, ScanPage, StoreError, StoredRecord, WriteOp, WriteOutcome,
 };
 use futures::{StreamExt, TryStreamExt};
@@ -185,9 +186,10 @@ impl S3Store {
                 self.objects.current(record).await?
             };
             let actual = current.as_ref().map(|h| h.revision);
-            if actual != expected {
-                return Ok(WriteOutcome::Conflict { actual });
-            }
+            let revision = match revision::check_put(actual, expected) {
+                Ok(revision) => revision,
+                Err(conflict) => return Ok(conflict),
+            };
             if current.as_ref().is_some_and(|h| h.torn) {
                 tracing::info!(
                     object = record.object,
@@ -200,7 +202,6 @@ impl S3Store {
                 (None, true) => Precondition::Absent,
                 (Some(head), true) => Precondition::Matches(&head.etag),
             };
-            let revision = expected.map_or(Revision::FIRST, Revision::next);
             match self
                 .objects
                 .put(record, revision, value, precondition)
@@ -229,14 +230,15 @@ impl S3Store {
         expected: Revision,
     ) -> Result<WriteOutcome, S3Error> {
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let Some(head) = self.objects.current(record).await? else {
+            let head = self.objects.current(record).await?;
+            if let Err(conflict) =
+                revision::check_delete(head.as_ref().map(|h| h.revision), expected)
+            {
+                return Ok(conflict);
+            }
+            let Some(head) = head else {
                 return Ok(WriteOutcome::Conflict { actual: None });
             };
-            if head.revision != expected {
-                return Ok(WriteOutcome::Conflict {
-                    actual: Some(head.revision),
-                });
-            }
             let etag = self
                 .features
                 .conditional_delete
@@ -560,7 +562,7 @@ fn check_features(
 /// Opens the store described by an `s3://` URL; see [`S3Options::from_url`] for the parameters.
 ///
 /// ```no_run
-/// # async fn example() -> Result<(), dd_core::store::StoreError> {
+/// # async fn example() -> Result<(), dd_store::StoreError> {
 /// let store = dd_store_s3::open_url(
 ///     "s3://my-bucket/dd/prod?endpoint=http://127.0.0.1:9000&region=us-east-1&path_style=true",
 /// )

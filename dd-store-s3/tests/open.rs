@@ -5,7 +5,7 @@
 mod common;
 
 use common::TestEndpoint;
-use dd_core::store::{DurableStateStore, Revision, StoreError, WriteOutcome};
+use dd_store::{DurableStateStore, Revision, StoreError, WriteOutcome};
 use dd_store_s3::{S3Store, open_url};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use common::TestEndpoint;
 use common::proxy::{Mode, Proxy};
-use dd_core::store::{
-    DEFAULT_SCAN_PAGE_SIZE, DurableStateStore, Revision, StoreError, WriteOutcome,
-};
+use dd_store::{DEFAULT_SCAN_PAGE_SIZE, DurableStateStore, Revision, StoreError, WriteOutcome};
 use dd_store_s3::{S3Options, S3Store};
 use futures::TryStreamExt;
 

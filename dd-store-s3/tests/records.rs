@@ -6,7 +6,7 @@ mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::{TestEndpoint, raw_body, raw_client};
-use dd_core::store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
+use dd_store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
 use dd_store_s3::S3Store;
 use dd_store_s3::layout::escape;
 

@@ -10,7 +10,7 @@ mod common;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::{BufMut, Bytes, BytesMut};
 use common::{TestEndpoint, raw_body, raw_client};
-use dd_core::store::{DurableStateStore, Revision, StoreError, StoredRecord, WriteOutcome};
+use dd_store::{DurableStateStore, Revision, StoreError, StoredRecord, WriteOutcome};
 use dd_store_s3::S3Store;
 use dd_store_s3::layout::escape;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::TestEndpoint;
 use common::proxy::{Mode, Proxy};
-use dd_core::store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
+use dd_store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
 use dd_store_s3::{S3Options, S3Store};
 
 /// A generous bound on how long a failing call may take (connect timeout × attempts + backoff).

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use dd_core::store::{Revision, ScanPage, StoredRecord, WriteOp, WriteOutcome, batch_subject};
+use dd_store::revision;
+use dd_store::{Revision, ScanPage, StoredRecord, WriteOp, WriteOutcome, batch_subject};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, MAIN_DB, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tracing::{debug, info, warn};
@@ -371,39 +372,26 @@ impl Database {
                     ),
                     None => None,
                 };
-                let outcome = match &op {
-                    WriteOp::Put {
-                        key,
-                        expected,
-                        value,
-                    } => {
-                        if actual != *expected {
-                            WriteOutcome::Conflict { actual }
-                        } else {
-                            let revision = actual.map_or(Revision::FIRST, Revision::next);
-                            let stored = i64::try_from(revision.0).map_err(|_| {
-                                SqliteError::CorruptRecord {
-                                    path: path.clone(),
-                                    replica: replica.to_owned(),
-                                    key: key.clone(),
-                                    reason: format!("revision {revision} exceeds SQLite's range"),
-                                }
+                let outcome = match (&op, revision::check(&op, actual)) {
+                    (_, Err(conflict)) => conflict,
+                    (WriteOp::Put { key, value, .. }, Ok(revision)) => {
+                        let stored =
+                            i64::try_from(revision.0).map_err(|_| SqliteError::CorruptRecord {
+                                path: path.clone(),
+                                replica: replica.to_owned(),
+                                key: key.clone(),
+                                reason: format!("revision {revision} exceeds SQLite's range"),
                             })?;
-                            upsert
-                                .execute(params![replica, key, stored, value.as_ref()])
-                                .map_err(err("write"))?;
-                            WriteOutcome::Written(revision)
-                        }
+                        upsert
+                            .execute(params![replica, key, stored, value.as_ref()])
+                            .map_err(err("write"))?;
+                        WriteOutcome::Written(revision)
                     }
-                    WriteOp::Delete { key, expected } => {
-                        if actual != Some(*expected) {
-                            WriteOutcome::Conflict { actual }
-                        } else {
-                            delete
-                                .execute(params![replica, key])
-                                .map_err(err("delete"))?;
-                            WriteOutcome::Written(*expected)
-                        }
+                    (WriteOp::Delete { key, .. }, Ok(revision)) => {
+                        delete
+                            .execute(params![replica, key])
+                            .map_err(err("delete"))?;
+                        WriteOutcome::Written(revision)
                     }
                 };
                 outcomes.push(outcome);

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use dd_core::store::StoreError;
+use dd_store::StoreError;
 use rusqlite::ErrorCode;
 
 /// An error of the SQLite store. Every variant names the database file; converts into

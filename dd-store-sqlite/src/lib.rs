@@ -2,7 +2,7 @@
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use dd_core::store::{DurableStateStore, Revision, WriteOutcome};
+//! use dd_store::{DurableStateStore, Revision, WriteOutcome};
 //! use dd_store_sqlite::{SqliteOptions, SqliteStore};
 //! let dir = tempfile::tempdir().unwrap();
 //! let path = dir.path().join("dd.db");
@@ -23,138 +23,21 @@
 mod db;
 mod error;
 mod options;
+mod store;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
-
-use async_trait::async_trait;
-use dd_core::store::{
-    DurableStateStore, ScanPage, StoreError, StoredRecord, WriteOp, WriteOutcome,
-};
+use std::sync::Arc;
 
 pub use db::{APPLICATION_ID, SCHEMA_VERSION};
 pub use error::SqliteError;
 pub use options::{SqliteOptions, Synchronous, parse_url};
+pub use store::{SqliteStore, open_url};
 
-use db::Database;
-
-/// An SQLite store. Cheap to clone; clones share one connection.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    path: Arc<PathBuf>,
-    db: Arc<Mutex<Database>>,
-}
-
-fn lock(db: &Mutex<Database>) -> MutexGuard<'_, Database> {
-    // A panic inside an operation drops its transaction (rolled back), so the connection is fine.
-    db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl SqliteStore {
-    /// Opens (creating if needed) the database file at `path`. The parent directory must exist.
-    /// Refuses a file that is not an SQLite database, a database of another application and a
-    /// newer schema version, with an error naming the path. A database that can only be opened
-    /// read-only (read-only file system, file or directory not writable) is refused with
-    /// [`SqliteError::ReadOnly`] (transient: it opens once the database is writable).
-    pub async fn open(
-        path: impl AsRef<Path>,
-        options: SqliteOptions,
-    ) -> Result<SqliteStore, SqliteError> {
-        let path = path.as_ref().to_path_buf();
-        let db = tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || Database::open(&path, &options)
-        })
-        .await
-        .map_err(|e| SqliteError::Task {
-            path: path.clone(),
-            message: e.to_string(),
-        })??;
-        Ok(SqliteStore {
-            path: Arc::new(path),
-            db: Arc::new(Mutex::new(db)),
-        })
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Changes the size cap of the database file (see [`SqliteOptions::max_size_bytes`]; `None`
-    /// removes it) on this open store, for example to let writes continue after the cap was
-    /// reached. Returns the cap in effect, in bytes (whole pages; the database's current size if
-    /// that is larger than the requested cap). Applies to this handle and its clones.
-    pub async fn set_max_size_bytes(
-        &self,
-        max_size_bytes: Option<u64>,
-    ) -> Result<u64, SqliteError> {
-        self.blocking(move |db| db.set_max_size_bytes(max_size_bytes))
-            .await
-    }
-
-    /// The connection's `PRAGMA synchronous` (2: FULL, 1: NORMAL).
-    pub async fn synchronous(&self) -> Result<i64, SqliteError> {
-        self.blocking(|db| db.synchronous()).await
-    }
-
-    async fn blocking<T, F>(&self, f: F) -> Result<T, SqliteError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Database) -> Result<T, SqliteError> + Send + 'static,
-    {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&mut lock(&db)))
-            .await
-            .map_err(|e| SqliteError::Task {
-                path: self.path.to_path_buf(),
-                message: e.to_string(),
-            })?
-    }
-}
-
-/// Opens the store an `sqlite:` URL names (see [`parse_url`] for the forms and options).
-pub async fn open_url(url: &str) -> Result<SqliteStore, StoreError> {
-    let (path, options) = parse_url(url)?;
-    Ok(SqliteStore::open(path, options).await?)
-}
-
-#[async_trait]
-impl DurableStateStore for SqliteStore {
-    fn describe(&self) -> String {
-        format!("sqlite:{}", self.path.display())
-    }
-
-    async fn get(&self, replica: &str, key: &str) -> Result<Option<StoredRecord>, StoreError> {
-        let (replica, key) = (replica.to_owned(), key.to_owned());
-        Ok(self.blocking(move |db| db.get(&replica, &key)).await?)
-    }
-
-    async fn write_batch(
-        &self,
-        replica: &str,
-        ops: Vec<WriteOp>,
-    ) -> Result<Vec<WriteOutcome>, StoreError> {
-        let replica = replica.to_owned();
-        Ok(self
-            .blocking(move |db| db.write_batch(&replica, ops))
-            .await?)
-    }
-
-    async fn scan_page(
-        &self,
-        replica: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<ScanPage, StoreError> {
-        let replica = replica.to_owned();
-        let after = after.map(str::to_owned);
-        Ok(self
-            .blocking(move |db| db.scan_page(&replica, after.as_deref(), limit))
-            .await?)
-    }
-
-    async fn replicas(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self.blocking(|db| db.replicas()).await?)
-    }
+/// Registers the `sqlite:` scheme with its opener ([`open_url`]) in a store-scheme registry.
+pub fn register(registry: &mut dd_store::registry::Registry) {
+    registry.register(dd_store::registry::Scheme {
+        name: "sqlite",
+        backend: "dd-store-sqlite",
+        open: |url, _access| Box::pin(async move { Ok(Arc::new(open_url(&url).await?) as _) }),
+        local_path: Some(|url| parse_url(url).ok().map(|(path, _)| path)),
+    });
 }

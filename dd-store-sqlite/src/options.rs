@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use percent_encoding::percent_decode_str;
+use dd_store::url;
 
 use crate::error::SqliteError;
 
@@ -45,11 +45,11 @@ pub struct SqliteOptions {
     /// Durability of acknowledged writes; see [`Synchronous`].
     pub synchronous: Synchronous,
     /// How long a statement waits for another connection's lock before failing with "database is
-    /// busy" ([`dd_core::store::StoreError::Unavailable`]).
+    /// busy" ([`dd_store::StoreError::Unavailable`]).
     pub busy_timeout: Duration,
     /// The most bytes the database file may grow to (`None`: no cap but the disk). A write that
     /// would grow it beyond fails like a full disk (`SQLITE_FULL`,
-    /// [`dd_core::store::StoreError::Unavailable`]), with nothing of its batch written; deleting
+    /// [`dd_store::StoreError::Unavailable`]), with nothing of its batch written; deleting
     /// records frees room inside the cap, and [`crate::SqliteStore::set_max_size_bytes`] raises
     /// it on an open store. Rounded down to whole database pages (4096 bytes by default); a cap
     /// below the database's current size holds it at that size. The `-wal` file, which shrinks
@@ -98,28 +98,13 @@ pub fn parse_url(url: &str) -> Result<(PathBuf, SqliteOptions), SqliteError> {
     if rest.contains('#') {
         return Err(bad("sqlite URLs take no fragment".to_owned()));
     }
-    let (path, query) = match rest.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (rest, None),
-    };
-    let path = match path.strip_prefix("//") {
-        Some(authority_and_path) => {
-            let slash = authority_and_path
-                .find('/')
-                .unwrap_or(authority_and_path.len());
-            let (host, path) = authority_and_path.split_at(slash);
-            if !(host.is_empty() || host == "localhost") {
-                return Err(bad(format!(
-                    "host '{host}' is not supported: the database must be a local file"
-                )));
-            }
-            path
-        }
-        None => path,
-    };
-    let path = percent_decode_str(path)
-        .decode_utf8()
-        .map_err(|e| bad(format!("the path is not UTF-8 after decoding: {e}")))?;
+    let (path, query) = url::split_query(rest);
+    let path = url::local_path(path).map_err(|host| {
+        bad(format!(
+            "host '{host}' is not supported: the database must be a local file"
+        ))
+    })?;
+    let path = url::decode(path).map_err(bad)?;
     if path.is_empty() || path.ends_with('/') {
         return Err(bad("the URL names no database file".to_owned()));
     }
@@ -129,8 +114,7 @@ pub fn parse_url(url: &str) -> Result<(PathBuf, SqliteOptions), SqliteError> {
         ));
     }
     let mut options = SqliteOptions::default();
-    for pair in query.into_iter().flat_map(|q| q.split('&')) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for (name, value) in url::query_pairs(query) {
         match name {
             "synchronous" => {
                 options.synchronous = match value.to_ascii_lowercase().as_str() {
@@ -167,7 +151,7 @@ pub fn parse_url(url: &str) -> Result<(PathBuf, SqliteOptions), SqliteError> {
             }
         }
     }
-    Ok((PathBuf::from(path.into_owned()), options))
+    Ok((PathBuf::from(path), options))
 }
 
 #[cfg(test)]

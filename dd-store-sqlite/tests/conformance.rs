@@ -1,16 +1,22 @@
-//! The shared conformance suite on [`SqliteStore`], every handle opened on one database file.
+//! The shared conformance suite on [`SqliteStore`], one test per check, every handle of a test
+//! opened on one database file.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use dd_core::store::conformance;
+use std::sync::Arc;
+
+use dd_store::conformance::Capabilities;
 use dd_store_sqlite::{SqliteOptions, SqliteStore};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_store_passes_the_conformance_suite() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("dd.db");
-    conformance::run_all(|| {
-        let path = path.clone();
-        async move { Ok(SqliteStore::open(path, SqliteOptions::default()).await?) }
-    })
-    .await;
+dd_store::conformance_tests! {
+    capabilities: Capabilities::ALL,
+    open: {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        move || {
+            let (dir, path) = (Arc::clone(&dir), dir.path().join("dd.db"));
+            async move {
+                let _keep = dir;
+                Ok(SqliteStore::open(path, SqliteOptions::default()).await?)
+            }
+        }
+    },
 }

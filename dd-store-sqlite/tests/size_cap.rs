@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use dd_core::store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
+use dd_store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
 use dd_store_sqlite::{SqliteOptions, SqliteStore, open_url};
 use futures::TryStreamExt;
 

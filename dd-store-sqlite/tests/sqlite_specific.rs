@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use dd_core::store::{DurableStateStore, Revision, StoreError, WriteOutcome};
+use dd_store::{DurableStateStore, Revision, StoreError, WriteOutcome};
 use dd_store_sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore, open_url};
 use rusqlite::Connection;
 

@@ -86,6 +86,19 @@ impl BackendKind {
     /// `Ok` when the backend can be used here, else the reason it cannot (printed as the
     /// reason a test is skipped).
     pub fn availability(self) -> Result<(), String> {
+        if self != BackendKind::Memory {
+            // Whether this build compiled the backend in: the registry of store schemes.
+            let registry = dd_durable::open::registry();
+            if !registry.is_enabled(self.name()) {
+                let feature = registry.feature_for(self.name()).unwrap_or(self.name());
+                return Err(format!(
+                    "the {}: backend is not compiled in (enabled: {:?}; add it with: {})",
+                    self.name(),
+                    registry.enabled(),
+                    registry.flag_for(feature)
+                ));
+            }
+        }
         match self {
             BackendKind::Memory
             | BackendKind::Fs

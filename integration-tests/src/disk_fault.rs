@@ -132,7 +132,7 @@ pub enum Request {
         /// The write-behind interval, if any.
         write_behind_ms: Option<u64>,
     },
-    /// `DurableDataStore::store` of a `GCounter` of value `count` under `key`.
+    /// `CrdtValueStore::store` of a `GCounter` of value `count` under `key`.
     DurableStore {
         /// The replica.
         replica: String,
@@ -141,11 +141,11 @@ pub enum Request {
         /// The counter's value.
         count: u64,
     },
-    /// `DurableDataStore::flush`.
+    /// `CrdtValueStore::flush`.
     DurableFlush,
     /// The durable layer's counters.
     DurableStats,
-    /// Every entry `DurableDataStore::load` returns for `replica` (all `GCounter`s).
+    /// Every entry `CrdtValueStore::load` returns for `replica` (all `GCounter`s).
     DurableLoad {
         /// The replica.
         replica: String,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use dd_core::crdt::GCounter;
 use dd_core::data::TypeRegistry;
-use dd_core::durable::{DurableDataStore, DurableError, DurableValue};
+use dd_core::durable::{CrdtValueStore, DurableError, DurableValue};
 use dd_core::store::DurableStateStore;
 use dd_core::{ReplicaId, UniqueReplicaId};
 use dd_durable::{DurableDistributedDataStore, DurableOptions};

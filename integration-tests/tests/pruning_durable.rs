@@ -16,9 +16,7 @@ use std::time::Duration;
 
 use dd_core::crdt::{GCounter, ORSet, RemovedNodePruning};
 use dd_core::data::TypeRegistry;
-use dd_core::durable::{
-    DurableDataStore, DurableValue, PrunedIncarnations, marked_key, markers_key,
-};
+use dd_core::durable::{CrdtValueStore, DurableValue, PrunedIncarnations, marked_key, markers_key};
 use dd_core::replicator::{ReadConsistency, ReplicatorError, WriteConsistency};
 use dd_core::store::DurableStateStore;
 use dd_core::store::fault::{Fault, FaultInjectingStore};

@@ -13,7 +13,7 @@ use std::time::Duration;
 use dd_core::Key;
 use dd_core::cluster::StaticCluster;
 use dd_core::crdt::{GCounter, ORSet};
-use dd_core::durable::{DurableDataStore, DurableHealth};
+use dd_core::durable::{CrdtValueStore, DurableHealth};
 use dd_core::replicator::{
     DistributedData, ReadConsistency, Replicator, ReplicatorError, WriteConsistency,
 };

@@ -24,7 +24,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::data::{DataError, ErasedData, TypeRegistry};
 use crate::durable::{
-    BatchReport, DurableDataStore, DurableError, DurableValue, PrunedIncarnations, marked_key,
+    BatchReport, CrdtValueStore, DurableError, DurableValue, PrunedIncarnations, marked_key,
     markers_key,
 };
 use crate::replica::{ReplicaId, UniqueReplicaId};
@@ -110,6 +110,8 @@ fn copy_error(e: &DurableError) -> DurableError {
             message: message.clone(),
             source: source.as_ref().map(message_of),
         }),
+        // `StoreError` is non-exhaustive (it lives in dd-store): any later variant.
+        DurableError::Store(other) => DurableError::Store(other.duplicate()),
         DurableError::Data {
             backend,
             replica,
@@ -361,7 +363,7 @@ impl DurableWriter {
     /// Spawns the writer task. The answer of every batch goes back to the replica task on
     /// `replica_tx` ([`Internal::Stored`]).
     pub(crate) fn spawn(
-        store: Arc<dyn DurableDataStore>,
+        store: Arc<dyn CrdtValueStore>,
         replica: ReplicaId,
         registry: TypeRegistry,
         limits: QueueLimits,
@@ -492,7 +494,7 @@ impl DurableWriter {
 /// The writer task's state.
 struct Writer {
     shared: Arc<Shared>,
-    store: Arc<dyn DurableDataStore>,
+    store: Arc<dyn CrdtValueStore>,
     replica: ReplicaId,
     registry: TypeRegistry,
     /// The replica task, which adopts what the store merged or found deleted, then answers the
@@ -691,7 +693,7 @@ mod tests {
     }
 
     #[async_trait]
-    impl DurableDataStore for Recording {
+    impl CrdtValueStore for Recording {
         fn describe(&self) -> String {
             "recording".into()
         }

@@ -39,7 +39,7 @@ pub enum ReplicatorError {
     },
     /// The durable store failed; an update stays applied in memory (and is gossiped), and the
     /// store keeps the value and retries writing it until it succeeds (see
-    /// [`DurableDataStore::health`](crate::durable::DurableDataStore::health)).
+    /// [`CrdtValueStore::health`](crate::durable::CrdtValueStore::health)).
     #[error(
         "key '{key}': durable store failed (the value is applied in memory and its write is retried): {source}"
     )]

@@ -17,7 +17,7 @@ use super::pruning_record::{
     PrunedIncarnations, REMOVED_KEY, RESTARTED_KEY, RemovedIncarnations, is_reserved, marked_key,
 };
 use crate::data::{DataError, TypeRegistry};
-use crate::durable::{DurableDataStore, DurableValue};
+use crate::durable::{CrdtValueStore, DurableValue};
 use crate::replica::UniqueReplicaId;
 
 /// What a replica starts from.
@@ -56,7 +56,7 @@ fn reserved_value<T: Clone + 'static>(
 
 /// Loads every stored entry of `self_id`'s replica and applies the stored pruning markers.
 pub(crate) async fn load_durable(
-    store: &dyn DurableDataStore,
+    store: &dyn CrdtValueStore,
     self_id: &UniqueReplicaId,
     registry: &TypeRegistry,
 ) -> Result<Recovered, ReplicatorError> {

@@ -2,7 +2,7 @@
 //! which incarnations this replica knows to be removed.
 //!
 //! Both travel to the durable store through the ordinary [`DurableValue`] path, under keys with
-//! the reserved prefix [`RESERVED_PREFIX`] (so the `DurableDataStore` trait needs nothing new):
+//! the reserved prefix [`RESERVED_PREFIX`] (so the `CrdtValueStore` trait needs nothing new):
 //!
 //! - `__dd/pruning/<key>` holds a [`PrunedIncarnations`]: the incarnations whose entries were
 //!   pruned from `<key>` ("pruning performed" markers), each with the incarnation they were

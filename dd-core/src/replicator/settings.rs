@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::data::TypeRegistry;
-use crate::durable::DurableDataStore;
+use crate::durable::CrdtValueStore;
 
 use super::error::ReplicatorError;
 
@@ -68,7 +68,7 @@ pub struct Settings {
     /// 64 MiB); see [`durable_queue_max_entries`](Self::durable_queue_max_entries).
     pub durable_queue_max_bytes: usize,
     /// The durable store (`None`: data stays in memory).
-    pub durable_store: Option<Arc<dyn DurableDataStore>>,
+    pub durable_store: Option<Arc<dyn CrdtValueStore>>,
     /// Decodes values received from peers and stores; typed calls register their types here.
     pub registry: TypeRegistry,
 }
@@ -217,7 +217,7 @@ impl Settings {
     }
 
     /// Uses `store` for durable keys (see [`durable_keys`](Self::durable_keys)).
-    pub fn durable_store(mut self, store: Arc<dyn DurableDataStore>) -> Self {
+    pub fn durable_store(mut self, store: Arc<dyn CrdtValueStore>) -> Self {
         self.durable_store = Some(store);
         self
     }
@@ -308,7 +308,7 @@ impl SettingsBuilder {
     );
 
     /// See [`Settings::durable_store`].
-    pub fn durable_store(mut self, store: Arc<dyn DurableDataStore>) -> Self {
+    pub fn durable_store(mut self, store: Arc<dyn CrdtValueStore>) -> Self {
         self.settings.durable_store = Some(store);
         self
     }

@@ -110,7 +110,7 @@ pub struct MapStore {
 }
 
 #[async_trait::async_trait]
-impl dd_core::durable::DurableDataStore for MapStore {
+impl dd_core::durable::CrdtValueStore for MapStore {
     fn describe(&self) -> String {
         "map store".into()
     }

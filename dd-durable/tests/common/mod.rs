@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dd_core::crdt::GCounter;
 use dd_core::data::TypeRegistry;
-use dd_core::durable::{DurableDataStore, DurableValue};
+use dd_core::durable::{CrdtValueStore, DurableValue};
 use dd_core::store::fault::{Fault, FaultInjectingStore};
 use dd_core::store::memory::MemoryStore;
 use dd_core::store::{
@@ -50,7 +50,7 @@ pub fn as_counter(value: &DurableValue) -> GCounter {
 
 /// Everything `durable` loads for `replica`, failing on the first error.
 pub async fn load_all(
-    durable: &dyn DurableDataStore,
+    durable: &dyn CrdtValueStore,
     replica: &ReplicaId,
 ) -> Vec<(String, DurableValue)> {
     let registry = registry();

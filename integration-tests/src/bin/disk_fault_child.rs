@@ -14,7 +14,7 @@ mod linux {
     use bytes::Bytes;
     use dd_core::crdt::GCounter;
     use dd_core::data::TypeRegistry;
-    use dd_core::durable::{DurableDataStore, DurableError, DurableValue};
+    use dd_core::durable::{CrdtValueStore, DurableError, DurableValue};
     use dd_core::store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
     use dd_core::{ReplicaId, UniqueReplicaId};
     use dd_durable::{DurableDistributedDataStore, DurableOptions, WriteMode};

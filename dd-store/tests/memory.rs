@@ -1,9 +1,9 @@
 //! The conformance suite on the reference [`MemoryStore`].
 #![cfg(feature = "conformance")]
 
-use dd_core::store::StoreError;
-use dd_core::store::conformance;
-use dd_core::store::memory::MemoryStore;
+use dd_store::StoreError;
+use dd_store::conformance;
+use dd_store::memory::MemoryStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_passes_the_conformance_suite() {
@@ -19,7 +19,7 @@ async fn memory_store_passes_the_conformance_suite() {
 /// latency fault, which changes nothing but the timing).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_injecting_wrapper_without_faults_passes_the_conformance_suite() {
-    use dd_core::store::fault::{Fault, FaultInjectingStore};
+    use dd_store::fault::{Fault, FaultInjectingStore};
     use std::time::Duration;
 
     let store = MemoryStore::new();

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use percent_encoding::percent_decode_str;
+use dd_store::url;
 
 use crate::error::FsError;
 
@@ -34,28 +34,16 @@ pub fn parse_url(url: &str) -> Result<PathBuf, FsError> {
             "fs URLs take no query or fragment (escape '?' and '#' as %3F and %23)",
         ));
     }
-    let path = match rest.strip_prefix("//") {
-        Some(authority_and_path) => {
-            let slash = authority_and_path
-                .find('/')
-                .unwrap_or(authority_and_path.len());
-            let (host, path) = authority_and_path.split_at(slash);
-            if !(host.is_empty() || host == "localhost") {
-                return Err(bad(&format!(
-                    "host '{host}' is not supported: the directory must be local (fs:///absolute/dir)"
-                )));
-            }
-            path
-        }
-        None => rest,
-    };
+    let path = url::local_path(rest).map_err(|host| {
+        bad(&format!(
+            "host '{host}' is not supported: the directory must be local (fs:///absolute/dir)"
+        ))
+    })?;
     if path.is_empty() {
         return Err(bad("the URL names no directory"));
     }
-    let decoded = percent_decode_str(path)
-        .decode_utf8()
-        .map_err(|e| bad(&format!("the path is not UTF-8 after decoding: {e}")))?;
-    Ok(PathBuf::from(decoded.into_owned()))
+    let decoded = url::decode(path).map_err(|reason| bad(&reason))?;
+    Ok(PathBuf::from(decoded))
 }
 
 #[cfg(test)]

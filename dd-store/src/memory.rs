@@ -2,8 +2,8 @@
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! use dd_core::store::memory::MemoryStore;
-//! use dd_core::store::{DurableStateStore, Revision, WriteOutcome};
+//! use dd_store::memory::MemoryStore;
+//! use dd_store::{DurableStateStore, Revision, WriteOutcome};
 //! let store = MemoryStore::new();
 //! let first = store.put("a", "k", None, "v1".into()).await.unwrap();
 //! assert_eq!(first, WriteOutcome::Written(Revision::FIRST));
@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{
+use crate::revision;
+use crate::{
     DurableStateStore, Revision, ScanPage, StoreError, StoredRecord, WriteOp, WriteOutcome,
 };
 
@@ -47,29 +48,20 @@ impl MemoryStore {
 }
 
 fn apply(records: &mut Records, op: WriteOp) -> WriteOutcome {
+    let actual = records.get(op.key()).map(|(r, _)| *r);
+    let revision = match revision::check(&op, actual) {
+        Ok(revision) => revision,
+        Err(conflict) => return conflict,
+    };
     match op {
-        WriteOp::Put {
-            key,
-            expected,
-            value,
-        } => {
-            let actual = records.get(&key).map(|(r, _)| *r);
-            if actual != expected {
-                return WriteOutcome::Conflict { actual };
-            }
-            let revision = actual.map_or(Revision::FIRST, Revision::next);
+        WriteOp::Put { key, value, .. } => {
             records.insert(key, (revision, value));
-            WriteOutcome::Written(revision)
         }
-        WriteOp::Delete { key, expected } => {
-            let actual = records.get(&key).map(|(r, _)| *r);
-            if actual != Some(expected) {
-                return WriteOutcome::Conflict { actual };
-            }
+        WriteOp::Delete { key, .. } => {
             records.remove(&key);
-            WriteOutcome::Written(expected)
         }
     }
+    WriteOutcome::Written(revision)
 }
 
 #[async_trait]
@@ -145,4 +137,15 @@ impl DurableStateStore for MemoryStore {
         names.sort();
         Ok(names)
     }
+}
+
+/// Registers the `memory:` scheme: an in-process store, new at every open and lost when the
+/// process ends (for trying things out).
+pub fn register(registry: &mut crate::registry::Registry) {
+    registry.register(crate::registry::Scheme {
+        name: "memory",
+        backend: "dd-store (MemoryStore)",
+        open: |_url, _access| Box::pin(async { Ok(Arc::new(MemoryStore::new()) as _) }),
+        local_path: None,
+    });
 }

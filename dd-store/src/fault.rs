@@ -7,9 +7,9 @@
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use bytes::Bytes;
-//! use dd_core::store::DurableStateStore;
-//! use dd_core::store::fault::{Fault, FaultInjectingStore};
-//! use dd_core::store::memory::MemoryStore;
+//! use dd_store::DurableStateStore;
+//! use dd_store::fault::{Fault, FaultInjectingStore};
+//! use dd_store::memory::MemoryStore;
 //!
 //! let store = FaultInjectingStore::new(MemoryStore::new());
 //! let switch = store.switch();
@@ -322,8 +322,8 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::store::Revision;
-    use crate::store::memory::MemoryStore;
+    use crate::Revision;
+    use crate::memory::MemoryStore;
 
     fn put(key: &str, value: &'static [u8]) -> WriteOp {
         WriteOp::Put {
