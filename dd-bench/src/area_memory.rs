@@ -130,8 +130,8 @@ pub async fn run(sizes: &Sizes) -> Result<Table> {
     let encoded = ErasedData::encode(&one).context(|| "encoding a GCounter".to_owned())?;
     table.notes.push(format!(
         "for scale: a key is {} bytes and its state {} bytes encoded (postcard); in memory a \
-         `GCounter` is a `BTreeMap` from `UniqueReplicaId` (name `String` + incarnation) to \
-         `u128`, whose smallest node is a few hundred bytes",
+         `GCounter` is a sorted vector of `u128` slots keyed by interned `UniqueReplicaId`s \
+         (8 bytes each)",
         key_name(0).len(),
         encoded.len()
     ));

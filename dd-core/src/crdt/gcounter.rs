@@ -1,9 +1,10 @@
 //! Grow-only counter.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::slot_map::SlotMap;
 use super::{CrdtError, DeltaReplicatedData, RemovedNodePruning, ReplicatedData, TypeName};
 use crate::replica::UniqueReplicaId;
 
@@ -30,19 +31,14 @@ use crate::replica::UniqueReplicaId;
 /// ```
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct GCounter {
-    state: BTreeMap<UniqueReplicaId, u128>,
+    state: SlotMap<UniqueReplicaId, u128>,
     #[serde(skip)]
     delta: Option<Box<GCounter>>,
 }
 
 /// Sets the slot of `node` to `value`, cloning the node id only for a new slot.
-fn set_slot(state: &mut BTreeMap<UniqueReplicaId, u128>, node: &UniqueReplicaId, value: u128) {
-    match state.get_mut(node) {
-        Some(slot) => *slot = value,
-        None => {
-            state.insert(node.clone(), value);
-        }
-    }
+fn set_slot(state: &mut SlotMap<UniqueReplicaId, u128>, node: &UniqueReplicaId, value: u128) {
+    *state.get_or_insert_with(node, || 0) = value;
 }
 
 impl GCounter {
@@ -133,8 +129,8 @@ impl TypeName for GCounter {
 /// remove continues its slots from there (so no increment is counted twice, and none is lost).
 impl ReplicatedData for GCounter {
     fn merge(&mut self, other: &Self) {
-        for (node, &v) in &other.state {
-            let slot = self.state.entry(node.clone()).or_insert(0);
+        for (node, &v) in other.state.iter() {
+            let slot = self.state.get_or_insert_with(node, || 0);
             if v > *slot {
                 *slot = v;
             }
@@ -146,7 +142,7 @@ impl ReplicatedData for GCounter {
     }
 
     fn forget_observed(&mut self, removed: &Self) {
-        for (node, &seen) in &removed.state {
+        for (node, &seen) in removed.state.iter() {
             if let Some(slot) = self.state.get_mut(node) {
                 *slot = slot.saturating_sub(seen);
                 if *slot == 0 {
@@ -158,8 +154,8 @@ impl ReplicatedData for GCounter {
     }
 
     fn continue_after(&mut self, _node: &UniqueReplicaId, removed: &Self) {
-        for (node, &seen) in &removed.state {
-            let slot = self.state.entry(node.clone()).or_insert(0);
+        for (node, &seen) in removed.state.iter() {
+            let slot = self.state.get_or_insert_with(node, || 0);
             *slot = slot.saturating_add(seen);
         }
         self.delta = None;
@@ -199,7 +195,7 @@ impl RemovedNodePruning for GCounter {
 
     fn prune(&mut self, removed: &UniqueReplicaId, collapse_into: &UniqueReplicaId) {
         if let Some(v) = self.state.remove(removed) {
-            let slot = self.state.entry(collapse_into.clone()).or_insert(0);
+            let slot = self.state.get_or_insert_with(collapse_into, || 0);
             // Exact for every state built by increments (slots of at most u64::MAX); saturates
             // only for a corrupt state, with a warning.
             *slot = slot.checked_add(v).unwrap_or_else(|| {

@@ -144,6 +144,7 @@ mod orset;
 mod pending_delta;
 mod pncounter;
 mod pncounter_map;
+mod slot_map;
 mod type_name;
 mod version_vector;
 

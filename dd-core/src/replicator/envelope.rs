@@ -7,6 +7,7 @@ use crate::data::{DataError, ErasedData, TypeRegistry};
 use crate::durable::DurableValue;
 use crate::replica::{ReplicaId, UniqueReplicaId};
 
+use super::delta_versions::DeltaVersions;
 use super::protocol::{WireEntry, WirePruning, WireState};
 use super::pruning_record::PrunedIncarnations;
 
@@ -104,7 +105,7 @@ impl LoadedMarker {
 #[derive(Debug, Clone)]
 pub(crate) struct Envelope {
     pub(crate) value: Value,
-    pub(crate) delta_versions: BTreeMap<UniqueReplicaId, u64>,
+    pub(crate) delta_versions: DeltaVersions,
     pub(crate) pruning: BTreeMap<UniqueReplicaId, Pruning>,
 }
 
@@ -112,7 +113,7 @@ impl Envelope {
     pub(crate) fn data(value: Box<dyn ErasedData>) -> Self {
         Self {
             value: Value::Data(value),
-            delta_versions: BTreeMap::new(),
+            delta_versions: DeltaVersions::default(),
             pruning: BTreeMap::new(),
         }
     }
@@ -120,7 +121,7 @@ impl Envelope {
     pub(crate) fn deleted() -> Self {
         Self {
             value: Value::Deleted,
-            delta_versions: BTreeMap::new(),
+            delta_versions: DeltaVersions::default(),
             pruning: BTreeMap::new(),
         }
     }
@@ -330,8 +331,7 @@ impl Envelope {
         }
         mine.merge_erased(theirs.as_ref())?;
         for (origin, seq) in other.delta_versions {
-            let v = self.delta_versions.entry(origin).or_insert(0);
-            *v = (*v).max(seq);
+            self.delta_versions.raise(origin, seq);
         }
         self.clean();
         let changed = match &self.value {

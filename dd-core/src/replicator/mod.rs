@@ -165,6 +165,7 @@ mod actor;
 mod command;
 mod consistency;
 mod coordinator;
+mod delta_versions;
 mod durable_writer;
 mod envelope;
 mod error;
