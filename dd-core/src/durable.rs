@@ -21,9 +21,7 @@ use crate::data::{DataError, ErasedData, TypeRegistry};
 use crate::replica::ReplicaId;
 use crate::store::StoreError;
 
-pub use crate::replicator::pruning_record::{
-    MARKERS_PREFIX, PrunedIncarnations, marked_key, markers_key,
-};
+pub use crate::pruning_record::{MARKERS_PREFIX, PrunedIncarnations, marked_key, markers_key};
 
 /// The durable state of one key.
 #[derive(Debug, Clone)]

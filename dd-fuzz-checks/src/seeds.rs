@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 
 use dd_core::crdt::{
     Element, Flag, GCounter, GSet, LWWMap, LWWRegister, MVRegister, ORMap, ORMultiMap, ORSet,
-    PNCounter, PNCounterMap, VersionVector, builtin_type_names,
+    PNCounter, PNCounterMap, VersionVector,
 };
-use dd_core::data::ErasedData;
+use dd_core::data::{ErasedData, builtin_type_names};
 use dd_core::transport::tcp::{Handshake, PROTOCOL_VERSION};
 use dd_core::transport::{Message, WireDelta, WireEntry, WirePruning, WireState};
 use dd_core::{ReplicaId, ReplicatedData, TypeName, UniqueReplicaId};

@@ -17,7 +17,7 @@ use crate::durable::{BatchReport, DurableDataStore, DurableError, DurableValue};
 use crate::replica::ReplicaId;
 use crate::store::{BoxError, StoreError};
 
-use super::command::Internal;
+use super::command::{Conflicts, Internal};
 use super::error::ReplicatorError;
 
 /// The error a write answers when its durable store failed: a key found deleted in the store
@@ -112,9 +112,6 @@ fn copy_error(e: &DurableError) -> DurableError {
 
 /// Called with the outcome of a store, on the writer task.
 pub(crate) type StoreDone = Box<dyn FnOnce(Result<(), DurableError>) + Send>;
-
-/// Conflicting values the store merged (or found deleted), to be adopted by the replica.
-pub(crate) type Conflicts = Vec<(String, DurableValue)>;
 
 /// What the replica adopts from a store's report: merged values and tombstones.
 fn adopted(merged: Vec<(String, Box<dyn ErasedData>)>, deleted: Vec<String>) -> Conflicts {
