@@ -23,7 +23,8 @@ use crate::store::StoreError;
 
 pub use crate::pruning_record::{MARKERS_PREFIX, PrunedIncarnations, marked_key, markers_key};
 
-/// The durable state of one key.
+/// A key's value or tombstone: the one such enum of the crate, what the replicator holds for a
+/// key (its `Value`) and what it stores and loads.
 #[derive(Debug, Clone)]
 pub enum DurableValue {
     /// The key's current CRDT state.
