@@ -52,14 +52,14 @@ impl<T: Element> MVRegister<T> {
     /// Writes `value`, replacing every value seen here.
     pub fn set(&mut self, node: &UniqueReplicaId, value: T) {
         let delta = self.kernel.write(node, (), value);
-        self.record(delta);
+        self.accumulate(delta);
     }
 
     /// Removes every value seen here (concurrent writes elsewhere survive).
     pub fn clear(&mut self, node: &UniqueReplicaId) {
         let _ = node;
         if let Some(delta) = self.kernel.clear() {
-            self.record(delta);
+            self.accumulate(delta);
         }
     }
 
@@ -82,8 +82,8 @@ impl<T: Element> MVRegister<T> {
         self.kernel.entries().is_empty()
     }
 
-    fn record(&mut self, delta: LocalDelta<(), T>) {
-        self.delta.record(delta, |_, _| {});
+    fn accumulate(&mut self, delta: LocalDelta<(), T>) {
+        self.delta.accumulate(delta, |_, _| {});
     }
 }
 

@@ -56,7 +56,7 @@ impl<T: Element> ORSet<T> {
     /// Adds `element` (again, if present: the new dot supersedes the ones seen).
     pub fn add(&mut self, node: &UniqueReplicaId, element: T) {
         let delta = self.kernel.write(node, element, ());
-        self.record(delta);
+        self.accumulate(delta);
     }
 
     /// Removes `element` as seen here; a concurrent add elsewhere wins. Removing an absent
@@ -67,7 +67,7 @@ impl<T: Element> ORSet<T> {
     pub fn remove(&mut self, node: &UniqueReplicaId, element: &T) {
         let _ = node;
         if let Some(delta) = self.kernel.remove(element) {
-            self.record(delta);
+            self.accumulate(delta);
         }
     }
 
@@ -75,7 +75,7 @@ impl<T: Element> ORSet<T> {
     pub fn clear(&mut self, node: &UniqueReplicaId) {
         let _ = node;
         if let Some(delta) = self.kernel.clear() {
-            self.record(delta);
+            self.accumulate(delta);
         }
     }
 
@@ -104,8 +104,8 @@ impl<T: Element> ORSet<T> {
         self.kernel.entries().is_empty()
     }
 
-    fn record(&mut self, delta: LocalDelta<T, ()>) {
-        self.delta.record(delta, |_, _| {});
+    fn accumulate(&mut self, delta: LocalDelta<T, ()>) {
+        self.delta.accumulate(delta, |_, _| {});
     }
 }
 

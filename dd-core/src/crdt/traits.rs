@@ -26,7 +26,7 @@ pub trait ReplicatedData:
 
     /// Drops from `self` everything `removed` had observed: the part of a value an
     /// [`ORMap`](super::ORMap) remove has taken away. `removed` is the join of the values the map's removes
-    /// of one key observed (the key's *removal record*); `self` is a value of that key, which may
+    /// of one key observed (the key's *removed state*); `self` is a value of that key, which may
     /// include state older than the removes (a concurrent update carries what its writer had
     /// seen). The map shows `self` after this call.
     ///
@@ -40,7 +40,7 @@ pub trait ReplicatedData:
     }
 
     /// Prepares a value that [`forget_observed`](Self::forget_observed) showed (and a local
-    /// update then changed) to be stored again under the same removal record `removed`: the
+    /// update then changed) to be stored again under the same removed state `removed`: the
     /// inverse of `forget_observed`, so that forgetting `removed` again gives `self` back, and no
     /// counter slot or dot that `removed` covers is used again. `node` is the writing replica,
     /// for the dots a re-tag needs. The default does nothing (see `forget_observed`).
@@ -49,7 +49,7 @@ pub trait ReplicatedData:
     }
 
     /// Whether [`forget_observed`](Self::forget_observed) can forget anything: an [`ORMap`](super::ORMap)
-    /// keeps removal records only for such values. `false` by default.
+    /// keeps removed states only for such values. `false` by default.
     fn forgets_observed() -> bool {
         false
     }
