@@ -12,7 +12,8 @@
 //!
 //! [`Crdt`] bundles the three; the replicator stores any `Crdt`.
 //!
-//! Per-replica entries are keyed by [`UniqueReplicaId`] (stable name + incarnation).
+//! Per-replica entries are keyed by [`UniqueReplicaId`](crate::UniqueReplicaId) (stable name +
+//! incarnation).
 //!
 //! | type | what it is | delta | `zero()` |
 //! | --- | --- | --- | --- |
