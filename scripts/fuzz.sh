@@ -21,7 +21,7 @@ if [ "$(cargo fuzz --version 2>/dev/null || true)" != "cargo-fuzz $CARGO_FUZZ_VE
     cargo install cargo-fuzz --version "=$CARGO_FUZZ_VERSION" --locked
 fi
 export RUSTC_BOOTSTRAP=1
-TARGETS=(envelope_decode transport_frame crdt_decode)
+TARGETS=(record_decode transport_frame crdt_decode)
 # No sanitizer: the workspace forbids unsafe code, so AddressSanitizer would mostly slow the
 # build and the runs down; panics, failed checks, overflows (debug assertions on), timeouts and
 # OOMs are still caught.

@@ -10,7 +10,7 @@ use dd_core::data::{ErasedData, TypeRegistry};
 use dd_core::durable::CrdtValueStore;
 use dd_core::store::{DurableStateStore, Revision, WriteOp, WriteOutcome};
 use dd_core::{ReplicaId, UniqueReplicaId};
-use dd_durable::envelope::{self, Record};
+use dd_durable::record::{self, Record};
 use dd_durable::{DurableDistributedDataStore, DurableOptions};
 use futures::TryStreamExt;
 
@@ -36,7 +36,7 @@ fn key_name(i: usize) -> String {
     format!("k{i:07}")
 }
 
-/// The stored value of every key: an `ORSet<String>` of a few elements, in its envelope.
+/// The stored value of every key: an `ORSet<String>` of a few elements, as a stored record.
 pub(crate) fn record_bytes() -> Result<Bytes> {
     let node = UniqueReplicaId::new("writer", 1);
     let mut set = ORSet::new();
@@ -44,11 +44,11 @@ pub(crate) fn record_bytes() -> Result<Bytes> {
         set.add(&node, format!("element-{j:02}-of-a-set-restored-on-start"));
     }
     let payload = ErasedData::encode(&set).context(|| "encoding an ORSet".to_owned())?;
-    let bytes = envelope::encode(&Record::Data {
+    let bytes = record::encode(&Record::Data {
         type_name: "ORSet<String>",
         payload: &payload,
     })
-    .context(|| "encoding an envelope".to_owned())?;
+    .context(|| "encoding a record".to_owned())?;
     Ok(Bytes::from(bytes))
 }
 
@@ -139,13 +139,13 @@ pub async fn run(backends: &Backends, sizes: &Sizes) -> Result<Table> {
     let mut table = Table::new(
         "2. Restore on start",
         format!(
-            "{n} keys of one replica (each an `ORSet<String>` of 8 elements, {b} bytes with its \
-             envelope; {total} in all; fewer for S3, see the notes) are loaded, each phase in a fresh child process: \
-             dd-durable `load` (streamed scan + envelope check + CRDT decode) against a raw scan \
+            "{n} keys of one replica (each an `ORSet<String>` of 8 elements, {b} bytes as a stored \
+             record; {total} in all; fewer for S3, see the notes) are loaded, each phase in a fresh child process: \
+             dd-durable `load` (streamed scan + record format check + CRDT decode) against a raw scan \
              of the same rows / files / objects (rusqlite SELECT; read_dir + reading each file; \
              ListObjectsV2 + GetObject with dd-store-s3's fetch concurrency of 16; for Cassandra a \
              bare scylla `SELECT` of each of the replica's 64 bucket partitions, all at once, paged \
-             by the driver), and, for fs, SQLite and Cassandra, the raw scan plus the same envelope check and CRDT decode without dd-durable, \
+             by the driver), and, for fs, SQLite and Cassandra, the raw scan plus the same record format check and CRDT decode without dd-durable, \
              which shows how much of the load is decoding. The phases rotate, {r} runs each; figures are medians. Time ratio = load time / raw scan \
              time (raw = 1). Memory = peak RSS (`VmHWM`) minus RSS just before the phase.",
             b = value.len(),
@@ -251,7 +251,7 @@ pub async fn run(backends: &Backends, sizes: &Sizes) -> Result<Table> {
             let s = secs(&raw_decode);
             table.rows.push(Row {
                 what: format!(
-                    "{name}: raw scan + envelope check + CRDT decode, without dd-durable \
+                    "{name}: raw scan + record format check + CRDT decode, without dd-durable \
                      (informational: the decoding share)"
                 ),
                 figure: fmt_secs(s),

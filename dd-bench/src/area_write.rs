@@ -12,7 +12,7 @@ use dd_core::data::{ErasedData, TypeRegistry};
 use dd_core::durable::{CrdtValueStore, DurableValue};
 use dd_core::replicator::{Replicator, WriteConsistency};
 use dd_core::{Key, ReplicaId, UniqueReplicaId};
-use dd_durable::envelope::{self, Record};
+use dd_durable::record::{self, Record};
 use dd_durable::{DurableDistributedDataStore, DurableOptions, WriteMode};
 
 use crate::Sizes;
@@ -93,7 +93,7 @@ fn key_name(i: usize) -> String {
     format!("k{i:06}")
 }
 
-/// The counter every key holds after `round` rounds, and its envelope bytes.
+/// The counter every key holds after `round` rounds, and its record bytes.
 fn round_value(round: usize) -> Result<(GCounter, Bytes)> {
     let node = UniqueReplicaId::new("bench", 1);
     let mut counter = GCounter::new();
@@ -101,11 +101,11 @@ fn round_value(round: usize) -> Result<(GCounter, Bytes)> {
         .increment(&node, round as u64 + 1)
         .map_err(|e| BenchError::Failed(e.to_string()))?;
     let payload = ErasedData::encode(&counter).context(|| "encoding a GCounter".to_owned())?;
-    let bytes = envelope::encode(&Record::Data {
+    let bytes = record::encode(&Record::Data {
         type_name: "GCounter",
         payload: &payload,
     })
-    .context(|| "encoding an envelope".to_owned())?;
+    .context(|| "encoding a record".to_owned())?;
     Ok((counter, Bytes::from(bytes)))
 }
 
@@ -269,8 +269,8 @@ pub async fn run(backends: &Backends, root: &Path, sizes: &Sizes) -> Result<Tabl
     let mut table = Table::new(
         "1. Durable update throughput",
         format!(
-            "Each round updates {n} distinct keys once (a `GCounter` state, {bytes} bytes with its \
-             envelope), one update at a time, waiting for each. The raw baseline and the Sync \
+            "Each round updates {n} distinct keys once (a `GCounter` state, {bytes} bytes as a stored \
+             record), one update at a time, waiting for each. The raw baseline and the Sync \
              variants alternate update by update (rotating which goes first), so that they share \
              the same moments of a busy disk. WriteBehind rounds (interval {wb} ms, batches of at \
              most 500) run whole, alternating in order, and end with `flush()`, so their time \

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use dd_core::data::TypeRegistry;
 use dd_core::store::DurableStateStore;
-use dd_durable::envelope::{self, Record};
+use dd_durable::record::{self, Record};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
@@ -505,7 +505,7 @@ impl RawScan {
 
     /// Reads every record of `replica` straight from the backend; returns how many there were.
     /// With `decode`, every value (fs: the value inside the record file) is also checked and
-    /// decoded as dd-durable does (envelope, then the CRDT by its type name); S3 bodies are not
+    /// decoded as dd-durable does (record format, then the CRDT by its type name); S3 bodies are not
     /// decoded (their header format is private to dd-store-s3).
     pub async fn scan(&self, replica: &str, decode: bool) -> Result<u64> {
         match self {
@@ -534,9 +534,9 @@ impl RawScan {
     }
 }
 
-/// Checks and decodes one envelope as dd-durable's load does.
+/// Checks and decodes one record as dd-durable's load does.
 fn decode_value(registry: &TypeRegistry, bytes: &[u8]) -> Result<()> {
-    match envelope::decode(bytes).context(|| "decoding an envelope".to_owned())? {
+    match record::decode(bytes).context(|| "decoding a record".to_owned())? {
         Record::Tombstone => Ok(()),
         Record::Data { type_name, payload } => {
             let value = registry

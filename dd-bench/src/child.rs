@@ -17,7 +17,7 @@ pub enum RestoreMode {
     Durable,
     /// The backend read directly (SQL SELECT, file reads, ListObjects + GetObject).
     Raw,
-    /// The raw read plus the envelope check and CRDT decode of every value, without dd-durable
+    /// The raw read plus the record format check and CRDT decode of every value, without dd-durable
     /// (fs and sqlite): tells the decoding cost from dd-durable's own.
     RawDecode,
 }

@@ -21,7 +21,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::sync::{Arc, RwLock};
 
-use crate::crdt::{Crdt, DeltaReplicatedData, RemovedNodePruning, ReplicatedData, TypeName};
+use crate::crdt::{
+    Crdt, DeltaReplicatedData, Flag, GCounter, GSet, LWWMap, LWWRegister, MVRegister, ORMap,
+    ORMultiMap, ORSet, PNCounter, PNCounterMap, RemovedNodePruning, ReplicatedData, TypeName,
+    VersionVector,
+};
 use crate::replica::UniqueReplicaId;
 
 /// Errors of type-erased operations.
@@ -274,10 +278,10 @@ impl TypeRegistry {
     }
 
     /// A registry that knows every built-in CRDT over the common element types
-    /// (see [`crate::crdt::register_builtin_types`]).
+    /// (see [`register_builtin_types`]).
     pub fn with_builtin_types() -> Self {
         let r = Self::new();
-        crate::crdt::register_builtin_types(&r);
+        register_builtin_types(&r);
         r
     }
 
@@ -317,4 +321,66 @@ impl TypeRegistry {
     pub fn zero(&self, type_name: &str) -> Result<Option<Box<dyn ErasedData>>, DataError> {
         Ok((self.codec(type_name)?.zero)())
     }
+}
+
+/// Registers every built-in CRDT type, over the common element types, in `registry`. Called by
+/// [`TypeRegistry::with_builtin_types`].
+///
+/// The registered names are those of [`builtin_type_names`].
+pub fn register_builtin_types(registry: &TypeRegistry) {
+    macro_rules! register_elements {
+        ($($t:ty),+) => {$(
+            registry.register::<GSet<$t>>();
+            registry.register::<ORSet<$t>>();
+            registry.register::<LWWRegister<$t>>();
+            registry.register::<MVRegister<$t>>();
+            registry.register::<LWWMap<String, $t>>();
+            registry.register::<ORMultiMap<String, $t>>();
+            registry.register::<ORMap<String, ORSet<$t>>>();
+            registry.register::<ORMap<String, GSet<$t>>>();
+            registry.register::<ORMap<String, LWWRegister<$t>>>();
+            registry.register::<ORMap<String, MVRegister<$t>>>();
+        )+};
+    }
+    registry.register::<GCounter>();
+    registry.register::<PNCounter>();
+    registry.register::<Flag>();
+    registry.register::<VersionVector>();
+    register_elements!(String, u64, i64, Vec<u8>);
+    registry.register::<ORMap<String, GCounter>>();
+    registry.register::<ORMap<String, PNCounter>>();
+    registry.register::<ORMap<String, Flag>>();
+    registry.register::<PNCounterMap<String>>();
+}
+
+/// The names of the types [`register_builtin_types`] registers, for documentation and checks.
+///
+/// ```
+/// use dd_core::data::{TypeRegistry, builtin_type_names};
+/// let registry = TypeRegistry::with_builtin_types();
+/// assert!(builtin_type_names().iter().all(|n| registry.contains(n)));
+/// assert!(builtin_type_names().contains(&"ORMap<String, PNCounter>".to_string()));
+/// ```
+pub fn builtin_type_names() -> Vec<String> {
+    let mut names: Vec<String> = ["GCounter", "PNCounter", "Flag", "VersionVector"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    for t in ["String", "u64", "i64", "Vec<u8>"] {
+        names.push(format!("GSet<{t}>"));
+        names.push(format!("ORSet<{t}>"));
+        names.push(format!("LWWRegister<{t}>"));
+        names.push(format!("MVRegister<{t}>"));
+        names.push(format!("LWWMap<String, {t}>"));
+        names.push(format!("ORMultiMap<String, {t}>"));
+        names.push(format!("ORMap<String, ORSet<{t}>>"));
+        names.push(format!("ORMap<String, GSet<{t}>>"));
+        names.push(format!("ORMap<String, LWWRegister<{t}>>"));
+        names.push(format!("ORMap<String, MVRegister<{t}>>"));
+    }
+    for v in ["GCounter", "PNCounter", "Flag"] {
+        names.push(format!("ORMap<String, {v}>"));
+    }
+    names.push("PNCounterMap<String>".into());
+    names
 }

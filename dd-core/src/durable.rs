@@ -4,7 +4,7 @@
 //! that changed (after a local update or a merge from gossip that changed the value), and on start
 //! it loads every stored entry of its replica before it serves anything. `dd-durable` implements
 //! this trait on top of any [`DurableStateStore`](crate::store::DurableStateStore), adding the
-//! versioned envelope, revision tracking, write modes and conflict merging.
+//! versioned record format, revision tracking, write modes and conflict merging.
 //!
 //! A key's "pruning performed" markers ([`PrunedIncarnations`]) travel next to it in the same
 //! `store` call, under [`markers_key`]`(key)`. A store should write them atomically with the
@@ -21,11 +21,10 @@ use crate::data::{DataError, ErasedData, TypeRegistry};
 use crate::replica::ReplicaId;
 use crate::store::StoreError;
 
-pub use crate::replicator::pruning_record::{
-    MARKERS_PREFIX, PrunedIncarnations, marked_key, markers_key,
-};
+pub use crate::pruning_record::{MARKERS_PREFIX, PrunedIncarnations, marked_key, markers_key};
 
-/// The durable state of one key.
+/// A key's value or tombstone: the one such enum of the crate, what the replicator holds for a
+/// key (its `Value`) and what it stores and loads.
 #[derive(Debug, Clone)]
 pub enum DurableValue {
     /// The key's current CRDT state.

@@ -7,6 +7,7 @@
 //! - [`replica`]: replica identity (a stable name plus a fresh incarnation per start);
 //! - [`key`]: typed keys, so that a key for a `GCounter` cannot be read as an `ORSet`;
 //! - [`data`]: type-erased CRDT values and the registry that decodes them by type name;
+//! - [`protocol`]: the messages replicas exchange, below both the transports and the replicator;
 //! - [`store`]: the [`store::DurableStateStore`] trait every storage backend implements;
 //! - [`durable`]: what the replicator needs from durable storage (implemented by `dd-durable`);
 //! - [`replicator`]: the replicator ([`DistributedData::start`], [`Replicator`]);
@@ -18,6 +19,8 @@ pub mod crdt;
 pub mod data;
 pub mod durable;
 pub mod key;
+pub mod protocol;
+pub(crate) mod pruning_record;
 pub mod replica;
 pub mod replicator;
 pub mod store;

@@ -4,9 +4,9 @@
 
 use dd_core::crdt::{
     CrdtError, Flag, GCounter, GSet, LWWMap, LWWRegister, MVRegister, ORMap, ORMultiMap, ORSet,
-    PNCounter, PNCounterMap, ReverseClock, VersionVector, WallClock, builtin_type_names,
+    PNCounter, PNCounterMap, ReverseClock, VersionVector, WallClock,
 };
-use dd_core::data::TypeRegistry;
+use dd_core::data::{TypeRegistry, builtin_type_names};
 use dd_core::{DeltaReplicatedData, RemovedNodePruning, ReplicatedData, TypeName, UniqueReplicaId};
 
 fn a() -> UniqueReplicaId {

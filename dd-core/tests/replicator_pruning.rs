@@ -936,7 +936,7 @@ async fn orset_remove_concurrent_with_pruning_stays_removed() {
 
 /// N1 for maps: a key written by a#1, removed at c concurrently with the pruning of a#1. The
 /// pruning used to rewrite the key under a new dot of a#2, so the key came back (with a#1's
-/// count, which c's removal record no longer covered once a#1 was cleaned from it).
+/// count, which c's removed state no longer covered once a#1 was cleaned from it).
 #[tokio::test(start_paused = true)]
 async fn ormap_remove_concurrent_with_pruning_stays_removed() {
     let mut t = Trio::start(43).await;

@@ -15,13 +15,13 @@ use dd_core::store::{
 };
 
 use crate::alarm::ConflictAlarm;
-use crate::envelope::{self, Record};
 use crate::health::HealthTracker;
 use crate::known::{Known, KnownRevisions};
 use crate::lock;
 use crate::merged::UnreportedMerges;
 use crate::options::DurableOptions;
 use crate::pending::{PendingBatch, PendingQueue};
+use crate::record::{self, Record};
 use crate::stats::StatsCounters;
 
 /// What one write of entries did, key by key.
@@ -247,7 +247,7 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
         registry: &TypeRegistry,
         record: &StoredRecord,
     ) -> Result<Decoded, DurableError> {
-        let (decoded, pruning) = envelope::decode_with_pruning(&record.value)
+        let (decoded, pruning) = record::decode_with_pruning(&record.value)
             .map_err(|e| e.at(&self.backend, replica.as_str(), &record.key))?;
         let pruning = pruning
             .map(|bytes| {
@@ -279,7 +279,7 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
         pruning: Option<&PrunedIncarnations>,
     ) -> Result<Bytes, DurableError> {
         let encoded = match value {
-            DurableValue::Deleted => envelope::encode(&Record::Tombstone),
+            DurableValue::Deleted => record::encode(&Record::Tombstone),
             DurableValue::Data(data) => {
                 let payload = data
                     .encode()
@@ -299,7 +299,7 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
                         })
                     })
                     .transpose()?;
-                envelope::encode_with_pruning(
+                record::encode_with_pruning(
                     &Record::Data {
                         type_name: &data.data_type_name(),
                         payload: &payload,

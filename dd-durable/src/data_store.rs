@@ -25,7 +25,7 @@ use crate::stats::DurableStats;
 /// Durable Distributed Data over a [`DurableStateStore`] `S` (by default any store, as
 /// `dyn DurableStateStore`).
 ///
-/// It wraps every value in the versioned, checksummed [envelope](crate::envelope), remembers the
+/// It wraps every value in the versioned, checksummed [record format](crate::record), remembers the
 /// revision of every key it loaded or wrote and writes conditionally on it, merges a conflicting
 /// record (another process writing under the same replica name) instead of overwriting it, never
 /// overwrites a record it cannot decode, and writes synchronously or write-behind

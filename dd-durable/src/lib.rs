@@ -4,7 +4,7 @@
 //! [`DurableDistributedDataStore`] implements the replicator's
 //! [`CrdtValueStore`](dd_core::durable::CrdtValueStore) with
 //!
-//! - a versioned, checksummed [`envelope`] around every record, so damage and records of newer
+//! - a versioned, checksummed [`record`] format for every stored value, so damage and records of newer
 //!   builds are recognised, never misread;
 //! - revision tracking and conditional writes, merging (never overwriting) a record that another
 //!   process wrote under the same replica name, and never overwriting a record it cannot read;
@@ -17,13 +17,13 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 mod alarm;
 mod core;
 mod data_store;
-pub mod envelope;
 mod health;
 mod known;
 mod merged;
 pub mod open;
 mod options;
 mod pending;
+pub mod record;
 mod stats;
 
 pub use data_store::DurableDistributedDataStore;

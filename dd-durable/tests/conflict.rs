@@ -9,7 +9,7 @@ use dd_core::crdt::GCounter;
 use dd_core::durable::{CrdtValueStore, DurableError, DurableValue};
 use dd_core::store::memory::MemoryStore;
 use dd_core::store::{DurableStateStore, Revision};
-use dd_durable::envelope::{self, Record};
+use dd_durable::record::{self, Record};
 use dd_durable::{DurableDistributedDataStore, DurableOptions};
 use futures::StreamExt;
 
@@ -99,7 +99,7 @@ async fn conflict_with_a_tombstone_keeps_the_tombstone() {
         "{err:?}"
     );
     let raw = backend.get("r", "k").await.unwrap().unwrap();
-    assert_eq!(envelope::decode(&raw.value), Ok(Record::Tombstone));
+    assert_eq!(record::decode(&raw.value), Ok(Record::Tombstone));
     assert_eq!(raw.revision, Revision::FIRST);
     // The tombstone is handed to the replicator (to adopt) with the next report, once.
     let report = second.store(&replica, &reg, vec![]).await.unwrap();
@@ -185,7 +185,7 @@ async fn corrupt_record_is_never_overwritten_and_other_keys_still_write() {
     assert_eq!(raw.value.as_ref(), GARBAGE);
     assert_eq!(raw.revision, Revision::FIRST);
     let good = backend.get("r", "good").await.unwrap().unwrap();
-    assert!(envelope::decode(&good.value).is_ok());
+    assert!(record::decode(&good.value).is_ok());
 
     // A tombstone does not overwrite it either, nor does a second attempt.
     let err = durable
@@ -213,8 +213,8 @@ async fn corrupt_record_is_never_overwritten_and_other_keys_still_write() {
 #[tokio::test]
 async fn record_of_a_newer_format_is_not_overwritten() {
     let backend = MemoryStore::new();
-    let mut newer = envelope::encode(&Record::Tombstone).unwrap();
-    let newer_version = envelope::CURRENT_VERSION + 1;
+    let mut newer = record::encode(&Record::Tombstone).unwrap();
+    let newer_version = record::CURRENT_VERSION + 1;
     newer[4..6].copy_from_slice(&newer_version.to_be_bytes());
     let at = newer.len() - 4;
     let crc = crc32fast::hash(&newer[..at]);
@@ -232,7 +232,7 @@ async fn record_of_a_newer_format_is_not_overwritten() {
         items[0],
         Err(DurableError::UnsupportedFormat {
             version,
-            supported: envelope::CURRENT_VERSION,
+            supported: record::CURRENT_VERSION,
             ..
         }) if version == newer_version
     ));
@@ -250,7 +250,7 @@ async fn record_of_a_newer_format_is_not_overwritten() {
 #[tokio::test]
 async fn record_of_an_unknown_type_is_not_overwritten() {
     let backend = MemoryStore::new();
-    let record = envelope::encode(&Record::Data {
+    let record = record::encode(&Record::Data {
         type_name: "NoSuchType",
         payload: &[1, 2, 3],
     })
@@ -337,7 +337,7 @@ async fn merges_of_a_failed_call_are_handed_out_by_the_next_call() {
     assert!(matches!(&err, DurableError::Corrupt { key, .. } if key == "bad"));
     let merged = counter(&[("r", 1, 2), ("r", 2, 1)]);
     let raw = backend.get("r", "shared").await.unwrap().unwrap();
-    let Record::Data { type_name, payload } = envelope::decode(&raw.value).unwrap() else {
+    let Record::Data { type_name, payload } = record::decode(&raw.value).unwrap() else {
         panic!("not data");
     };
     let stored = reg.decode(type_name, payload).unwrap();

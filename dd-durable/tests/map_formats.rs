@@ -1,7 +1,7 @@
-//! Records of every map type written before issue 16 (envelope format 1, the map state as
+//! Records of every map type written before issue 16 (record format 1, the map state as
 //! postcard wrote it then, in `fixtures/v1_*map*.hex`, produced by commit 647c616) still load,
 //! keep their values, take the new remove semantics, and are written back in the new form
-//! (with removal records) on the next write.
+//! (with removed states) on the next write.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
 mod common;
@@ -18,11 +18,11 @@ use dd_core::durable::{CrdtValueStore, DurableValue};
 use dd_core::store::DurableStateStore;
 use dd_core::store::memory::MemoryStore;
 use dd_core::{ReplicaId, UniqueReplicaId};
-use dd_durable::envelope::{self, Record};
+use dd_durable::record::{self, Record};
 use dd_durable::{DurableDistributedDataStore, DurableOptions};
 
-/// The first bytes of a map payload with removal records (today's payloads never start so).
-const WITH_RECORDS: [u8; 2] = [0x80, 0x00];
+/// The first bytes of a map payload with removed states (today's payloads never start so).
+const WITH_REMOVED: [u8; 2] = [0x80, 0x00];
 
 fn s(x: &str) -> String {
     x.to_owned()
@@ -34,7 +34,7 @@ fn set(elements: &[&str]) -> BTreeSet<String> {
 
 /// Loads `fixture` as key `k` of replica `r` through the durable store, checks it against
 /// `expected`, changes it with `change`, stores it and checks what is written back; `records`
-/// says whether the change leaves a removal record (so the new form is written).
+/// says whether the change leaves a removed state (so the new form is written).
 async fn check_fixture<T: ErasedData + TypeName + Clone + PartialEq + std::fmt::Debug>(
     fixture: &str,
     expected: impl Fn(&T),
@@ -43,11 +43,11 @@ async fn check_fixture<T: ErasedData + TypeName + Clone + PartialEq + std::fmt::
 ) {
     let backend = MemoryStore::new();
     let bytes = from_hex(fixture);
-    let Record::Data { type_name, payload } = envelope::decode(&bytes).unwrap() else {
+    let Record::Data { type_name, payload } = record::decode(&bytes).unwrap() else {
         panic!("fixture is not a data record");
     };
     assert_eq!(type_name, T::type_name());
-    assert!(!payload.starts_with(&WITH_RECORDS));
+    assert!(!payload.starts_with(&WITH_REMOVED));
     backend
         .put("r", "k", None, Bytes::from(bytes.clone()))
         .await
@@ -75,10 +75,10 @@ async fn check_fixture<T: ErasedData + TypeName + Clone + PartialEq + std::fmt::
         .await
         .unwrap();
     let raw = backend.get("r", "k").await.unwrap().unwrap();
-    let Record::Data { payload, .. } = envelope::decode(&raw.value).unwrap() else {
+    let Record::Data { payload, .. } = record::decode(&raw.value).unwrap() else {
         panic!("{type_name}: stored a tombstone");
     };
-    assert_eq!(payload.starts_with(&WITH_RECORDS), records, "{type_name}");
+    assert_eq!(payload.starts_with(&WITH_REMOVED), records, "{type_name}");
     let reloaded = load_all(&durable, &replica).await;
     let DurableValue::Data(again) = &reloaded[0].1 else {
         panic!("{type_name}: reloaded a tombstone");

@@ -15,7 +15,7 @@ use dd_core::store::DurableStateStore;
 use dd_core::store::fault::{Fault, FaultInjectingStore};
 use dd_core::store::memory::MemoryStore;
 use dd_core::{ReplicaId, UniqueReplicaId};
-use dd_durable::envelope;
+use dd_durable::record;
 use dd_durable::{DurableDistributedDataStore, DurableOptions, WriteMode};
 use futures::TryStreamExt;
 
@@ -119,7 +119,7 @@ async fn value_and_its_pruning_markers_land_in_one_record() {
     );
     // One record: the markers are inside the value's record (format version 2).
     let stored = backend.get("a", "Hits").await.unwrap().unwrap();
-    let (_, inside) = envelope::decode_with_pruning(&stored.value).unwrap();
+    let (_, inside) = record::decode_with_pruning(&stored.value).unwrap();
     assert!(inside.is_some());
     assert!(
         backend

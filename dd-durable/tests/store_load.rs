@@ -8,7 +8,7 @@ use dd_core::ReplicaId;
 use dd_core::durable::{CrdtValueStore, DurableError, DurableValue};
 use dd_core::store::memory::MemoryStore;
 use dd_core::store::{DurableStateStore, Revision};
-use dd_durable::envelope::{self, Record};
+use dd_durable::record::{self, Record};
 use dd_durable::{DurableDistributedDataStore, DurableOptions};
 use std::sync::Arc;
 
@@ -44,10 +44,10 @@ async fn store_then_load_round_trips() {
     assert_eq!(loaded[1].0, "users/ünï cödé");
     assert_eq!(as_counter(&loaded[1].1).value(), 6);
 
-    // The stored bytes are an envelope of the CRDT's type.
+    // The stored bytes are a record of the CRDT's type.
     let raw = backend.get("node-a", "hits").await.unwrap().unwrap();
     assert!(matches!(
-        envelope::decode(&raw.value).unwrap(),
+        record::decode(&raw.value).unwrap(),
         Record::Data {
             type_name: "GCounter",
             ..
@@ -116,7 +116,7 @@ async fn tombstones_are_stored_loaded_and_win() {
     assert_eq!(loaded.len(), 1);
     assert!(matches!(loaded[0].1, DurableValue::Deleted));
     let raw = backend.get("r", "gone").await.unwrap().unwrap();
-    assert_eq!(envelope::decode(&raw.value), Ok(Record::Tombstone));
+    assert_eq!(record::decode(&raw.value), Ok(Record::Tombstone));
 
     // Also after a restart.
     let reopened = DurableDistributedDataStore::new(backend.clone(), options());
@@ -128,7 +128,7 @@ async fn tombstones_are_stored_loaded_and_win() {
         .unwrap_err();
     assert!(matches!(err, DurableError::Deleted { .. }), "{err:?}");
     let raw = backend.get("r", "gone").await.unwrap().unwrap();
-    assert_eq!(envelope::decode(&raw.value), Ok(Record::Tombstone));
+    assert_eq!(record::decode(&raw.value), Ok(Record::Tombstone));
 }
 
 #[tokio::test]

@@ -11,9 +11,9 @@ use std::sync::OnceLock;
 use dd_core::UniqueReplicaId;
 use dd_core::crdt::{
     Element, Flag, GCounter, GSet, LWWMap, LWWRegister, MVRegister, ORMap, ORMultiMap, ORSet,
-    PNCounter, PNCounterMap, VersionVector, builtin_type_names,
+    PNCounter, PNCounterMap, VersionVector,
 };
-use dd_core::data::{ErasedData, TypeRegistry};
+use dd_core::data::{ErasedData, TypeRegistry, builtin_type_names};
 
 use crate::{CheckFailure, Outcome, Target, seeds};
 

@@ -10,18 +10,18 @@
 //!
 //! ```
 //! use dd_fuzz_checks::{Outcome, Target};
-//! let seeds = Target::EnvelopeDecode.seeds().unwrap();
+//! let seeds = Target::RecordDecode.seeds().unwrap();
 //! assert!(!seeds.is_empty());
 //! for seed in &seeds {
-//!     assert_eq!(Target::EnvelopeDecode.check(&seed.bytes), Ok(Outcome::Accepted));
+//!     assert_eq!(Target::RecordDecode.check(&seed.bytes), Ok(Outcome::Accepted));
 //! }
-//! assert_eq!(Target::EnvelopeDecode.check(b"not a record"), Ok(Outcome::Rejected));
+//! assert_eq!(Target::RecordDecode.check(b"not a record"), Ok(Outcome::Rejected));
 //! ```
 
 use std::fmt;
 
 pub mod crdt;
-pub mod envelope;
+pub mod record;
 pub mod seeds;
 pub mod transport;
 
@@ -70,8 +70,8 @@ impl CheckFailure {
 /// One fuzz target of `fuzz/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Target {
-    /// `envelope_decode`: the durable record envelope ([`envelope::check`]).
-    EnvelopeDecode,
+    /// `record_decode`: the durable record format ([`record::check`]).
+    RecordDecode,
     /// `transport_frame`: handshake and replicator message frames ([`transport::check`]).
     TransportFrame,
     /// `crdt_decode`: the built-in CRDT states and deltas ([`crdt::check`]).
@@ -81,7 +81,7 @@ pub enum Target {
 impl Target {
     /// Every target, in the order `scripts/fuzz.sh` runs them.
     pub const ALL: [Target; 3] = [
-        Target::EnvelopeDecode,
+        Target::RecordDecode,
         Target::TransportFrame,
         Target::CrdtDecode,
     ];
@@ -90,7 +90,7 @@ impl Target {
     /// `fuzz/seeds/` and `fuzz/regressions/`.
     pub fn name(self) -> &'static str {
         match self {
-            Target::EnvelopeDecode => "envelope_decode",
+            Target::RecordDecode => "record_decode",
             Target::TransportFrame => "transport_frame",
             Target::CrdtDecode => "crdt_decode",
         }
@@ -104,7 +104,7 @@ impl Target {
     /// Runs the target's checks on one input (what the fuzz target does with each input).
     pub fn check(self, data: &[u8]) -> Result<Outcome, CheckFailure> {
         match self {
-            Target::EnvelopeDecode => envelope::check(data),
+            Target::RecordDecode => record::check(data),
             Target::TransportFrame => transport::check(data),
             Target::CrdtDecode => crdt::check(data),
         }
@@ -113,7 +113,7 @@ impl Target {
     /// The seed corpus of the target: valid encodings of every kind of input it decodes.
     pub fn seeds(self) -> Result<Vec<Seed>, SeedError> {
         match self {
-            Target::EnvelopeDecode => seeds::envelope(),
+            Target::RecordDecode => seeds::record(),
             Target::TransportFrame => seeds::transport(),
             Target::CrdtDecode => seeds::crdt(),
         }

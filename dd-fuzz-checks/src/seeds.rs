@@ -9,13 +9,13 @@ use std::collections::BTreeSet;
 
 use dd_core::crdt::{
     Element, Flag, GCounter, GSet, LWWMap, LWWRegister, MVRegister, ORMap, ORMultiMap, ORSet,
-    PNCounter, PNCounterMap, VersionVector, builtin_type_names,
+    PNCounter, PNCounterMap, VersionVector,
 };
-use dd_core::data::ErasedData;
+use dd_core::data::{ErasedData, builtin_type_names};
 use dd_core::transport::tcp::{Handshake, PROTOCOL_VERSION};
 use dd_core::transport::{Message, WireDelta, WireEntry, WirePruning, WireState};
 use dd_core::{ReplicaId, ReplicatedData, TypeName, UniqueReplicaId};
-use dd_durable::envelope::{self, Record};
+use dd_durable::record::{self, Record};
 
 use crate::crdt;
 
@@ -275,8 +275,8 @@ pub fn crdt() -> Result<Vec<Seed>, SeedError> {
     Ok(seeds)
 }
 
-/// The seeds of `envelope_decode`: a data record holding a few sample states, and a tombstone.
-pub fn envelope() -> Result<Vec<Seed>, SeedError> {
+/// The seeds of `record_decode`: a data record holding a few sample states, and a tombstone.
+pub fn record() -> Result<Vec<Seed>, SeedError> {
     let wanted = [
         GCounter::type_name(),
         ORSet::<String>::type_name(),
@@ -290,15 +290,14 @@ pub fn envelope() -> Result<Vec<Seed>, SeedError> {
         }
         let name = format!("data-{}", file_name_of(&type_name));
         let payload = state_of(value.as_ref())?;
-        let bytes = envelope::encode(&Record::Data {
+        let bytes = record::encode(&Record::Data {
             type_name: &type_name,
             payload: &payload,
         })
         .map_err(|e| encode_error(&name, e))?;
         seeds.push(Seed { name, bytes });
     }
-    let tombstone =
-        envelope::encode(&Record::Tombstone).map_err(|e| encode_error("tombstone", e))?;
+    let tombstone = record::encode(&Record::Tombstone).map_err(|e| encode_error("tombstone", e))?;
     seeds.push(Seed {
         name: "tombstone".to_owned(),
         bytes: tombstone,

@@ -52,7 +52,7 @@ fn generated_seeds_are_accepted_and_uniquely_named() {
 #[test]
 fn crdt_seeds_cover_every_built_in_type() {
     let seeds = Target::CrdtDecode.seeds().unwrap();
-    for name in dd_core::crdt::builtin_type_names() {
+    for name in dd_core::data::builtin_type_names() {
         let file = dd_fuzz_checks::seeds::file_name_of(&name);
         assert!(
             seeds.iter().any(|s| s.name == format!("state-{file}")),

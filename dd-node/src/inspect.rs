@@ -1,6 +1,6 @@
 //! `dd-node inspect`: the keys of a store with their type, size, revision and value.
 //!
-//! Records are decoded as dd-durable writes them (the envelope, then the CRDT state by its type
+//! Records are decoded as dd-durable writes them (the record format, then the CRDT state by its type
 //! name with [`TypeRegistry::with_builtin_types`]) and rendered as plain JSON. A record that cannot
 //! be read is listed with its error (and the command fails at the end); nothing is ever written.
 
@@ -10,7 +10,7 @@ use clap::Args;
 use dd_core::data::TypeRegistry;
 use dd_core::replicator::{RESERVED_PREFIX, register_record_types};
 use dd_core::store::{DEFAULT_SCAN_PAGE_SIZE, DurableStateStore, StoreError, StoredRecord};
-use dd_durable::envelope::{self, Record};
+use dd_durable::record::{self, Record};
 use futures::TryStreamExt;
 use serde::Serialize;
 use serde_json::Value;
@@ -115,7 +115,7 @@ pub fn describe_record(record: &StoredRecord, registry: &TypeRegistry) -> KeyRep
         value: Value::Null,
         error: None,
     };
-    match envelope::decode(&record.value) {
+    match record::decode(&record.value) {
         Err(e) => report.error = Some(e.to_string()),
         Ok(Record::Tombstone) => report.data_type = "deleted".to_owned(),
         Ok(Record::Data { type_name, payload }) => {
@@ -288,7 +288,7 @@ mod tests {
         let mut c = PNCounter::new();
         c.decrement(&UniqueReplicaId::new("a", 1), 4).unwrap();
         let payload = c.encode().unwrap();
-        let data = envelope::encode(&Record::Data {
+        let data = record::encode(&Record::Data {
             type_name: "PNCounter",
             payload: &payload,
         })
@@ -300,7 +300,7 @@ mod tests {
             ("pncounter", serde_json::json!(-4), 3)
         );
         assert!(k.error.is_none());
-        let tomb = envelope::encode(&Record::Tombstone).unwrap();
+        let tomb = record::encode(&Record::Tombstone).unwrap();
         assert_eq!(
             describe_record(&record("t", tomb.clone()), &registry).data_type,
             "deleted"

@@ -136,7 +136,7 @@ impl RenderJson for VersionVector {
 }
 
 /// Renders a type-erased value of any built-in CRDT type (those of
-/// [`register_builtin_types`](dd_core::crdt::register_builtin_types)); `None` for other types.
+/// [`register_builtin_types`](dd_core::data::register_builtin_types)); `None` for other types.
 ///
 /// ```
 /// use dd_core::crdt::GCounter;
@@ -190,8 +190,8 @@ pub fn render_erased(value: &dyn ErasedData) -> Option<Value> {
 mod tests {
     use super::*;
     use dd_core::UniqueReplicaId;
-    use dd_core::crdt::{WallClock, builtin_type_names};
-    use dd_core::data::TypeRegistry;
+    use dd_core::crdt::WallClock;
+    use dd_core::data::{TypeRegistry, builtin_type_names};
     use serde_json::json;
 
     fn a() -> UniqueReplicaId {

@@ -37,8 +37,8 @@ fn batch(n: u64) -> Vec<(String, DurableValue)> {
 async fn stored_counter(store: &Arc<dyn DurableStateStore>, key: &str) -> u128 {
     let record = store.get(REPLICA, key).await.unwrap().unwrap();
     let registry = TypeRegistry::with_builtin_types();
-    let (record, _) = dd_durable::envelope::decode_with_pruning(&record.value).unwrap();
-    let dd_durable::envelope::Record::Data { type_name, payload } = record else {
+    let (record, _) = dd_durable::record::decode_with_pruning(&record.value).unwrap();
+    let dd_durable::record::Record::Data { type_name, payload } = record else {
         panic!("{key} is a tombstone");
     };
     let value = registry.decode(type_name, payload).unwrap();

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use dd_core::UniqueReplicaId;
 use dd_core::crdt::GCounter;
-use dd_durable::envelope::{self, Record};
+use dd_durable::record::{self, Record};
 use node_common::*;
 use proxy::{Mode, Proxy};
 
@@ -141,7 +141,7 @@ fn counter_record(replica: &str, value: u64) -> bytes::Bytes {
         .increment(&UniqueReplicaId::new(replica, 1), value)
         .unwrap();
     let payload = dd_core::data::ErasedData::encode(&counter).unwrap();
-    envelope::encode(&Record::Data {
+    record::encode(&Record::Data {
         type_name: "GCounter",
         payload: &payload,
     })

@@ -346,8 +346,8 @@ async fn corrupt_record_fails_start_and_is_kept(backend: BackendKind) {
         .unwrap();
     start_fails_on(&location, store.as_ref(), &config, "good").await;
 
-    // A foreign record: a well-formed envelope of a CRDT type this build does not know.
-    let foreign = dd_durable::envelope::encode(&dd_durable::envelope::Record::Data {
+    // A foreign record: a well-formed record of a CRDT type this build does not know.
+    let foreign = dd_durable::record::encode(&dd_durable::record::Record::Data {
         type_name: "SomeOtherProgramsType",
         payload: b"\x01\x02",
     })

@@ -418,13 +418,13 @@ mod tests {
     }
 
     impl Replica {
-        fn record(&mut self, local: LocalDelta<u8, u8>) {
+        fn accumulate(&mut self, local: LocalDelta<u8, u8>) {
             let delta = local.clone().into_kernel();
             match self.reference.as_mut() {
                 Some(reference) => reference.merge(&delta, join),
                 None => self.reference = Some(delta),
             }
-            self.pending.record(local, join);
+            self.pending.accumulate(local, join);
         }
     }
 
@@ -446,20 +446,20 @@ mod tests {
                     Step::Write { replica, node, key, value } => {
                         let r = &mut replicas[replica];
                         let local = r.kernel.write(&nodes[node], key, value);
-                        r.record(local);
+                        r.accumulate(local);
                         replica
                     }
                     Step::Remove { replica, key } => {
                         let r = &mut replicas[replica];
                         if let Some(local) = r.kernel.remove(&key) {
-                            r.record(local);
+                            r.accumulate(local);
                         }
                         replica
                     }
                     Step::Clear { replica } => {
                         let r = &mut replicas[replica];
                         if let Some(local) = r.kernel.clear() {
-                            r.record(local);
+                            r.accumulate(local);
                         }
                         replica
                     }

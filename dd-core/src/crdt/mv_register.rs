@@ -4,10 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    DeltaReplicatedData, DotKernel, Element, LocalDelta, PendingDelta, RemovedNodePruning,
-    ReplicatedData, TypeName,
-};
+use super::{DotKernel, Element, LocalDelta, PendingDelta, TypeName};
 use crate::replica::UniqueReplicaId;
 
 /// A register that keeps every concurrently written value (rust-crdt's `MVReg`): a write
@@ -55,14 +52,14 @@ impl<T: Element> MVRegister<T> {
     /// Writes `value`, replacing every value seen here.
     pub fn set(&mut self, node: &UniqueReplicaId, value: T) {
         let delta = self.kernel.write(node, (), value);
-        self.record(delta);
+        self.accumulate(delta);
     }
 
     /// Removes every value seen here (concurrent writes elsewhere survive).
     pub fn clear(&mut self, node: &UniqueReplicaId) {
         let _ = node;
         if let Some(delta) = self.kernel.clear() {
-            self.record(delta);
+            self.accumulate(delta);
         }
     }
 
@@ -85,8 +82,8 @@ impl<T: Element> MVRegister<T> {
         self.kernel.entries().is_empty()
     }
 
-    fn record(&mut self, delta: LocalDelta<(), T>) {
-        self.delta.record(delta, |_, _| {});
+    fn accumulate(&mut self, delta: LocalDelta<(), T>) {
+        self.delta.accumulate(delta, |_, _| {});
     }
 }
 
@@ -103,85 +100,10 @@ impl<T: TypeName> TypeName for MVRegister<T> {
     }
 }
 
-impl<T: Element> ReplicatedData for MVRegister<T> {
-    fn merge(&mut self, other: &Self) {
-        // A dot's value never changes after its write: both sides hold the same one.
-        self.kernel.merge(&other.kernel, |_, _| {});
-    }
-
-    fn forgets_observed() -> bool {
-        true
-    }
-
-    fn forget_observed(&mut self, removed: &Self) {
-        self.kernel.forget_covered(removed.kernel.context());
-        self.delta.reset();
-    }
-
-    fn continue_after(&mut self, node: &UniqueReplicaId, removed: &Self) {
-        self.kernel.retag_covered(node, removed.kernel.context());
-        self.delta.reset();
-    }
-}
-
-impl<T: Element> DeltaReplicatedData for MVRegister<T> {
-    type Delta = MVRegister<T>;
-
-    fn delta(&self) -> Option<MVRegister<T>> {
-        self.delta.get().map(|kernel| MVRegister {
-            kernel: kernel.clone(),
-            delta: PendingDelta::default(),
-        })
-    }
-
-    fn reset_delta(&mut self) {
-        self.delta.reset();
-    }
-
-    fn merge_delta(&mut self, delta: &MVRegister<T>) {
-        self.merge(delta);
-    }
-
-    fn zero() -> Option<Self> {
-        Some(Self::new())
-    }
-
-    fn requires_causal_delivery() -> bool {
-        true
-    }
-}
-
-/// Nothing to collapse, as for [`ORSet`](super::ORSet): the values a removed incarnation wrote
-/// keep their dots, so a write made concurrently with the pruning (which saw the old dot)
-/// replaces them. [`prune_cleanup`](RemovedNodePruning::prune_cleanup) drops every dot of
-/// `removed` (for "pruning performed" markers of earlier versions, which re-tagged the values).
-impl<T: Element> RemovedNodePruning for MVRegister<T> {
-    fn modified_by_nodes(&self) -> BTreeSet<UniqueReplicaId> {
-        BTreeSet::new()
-    }
-
-    fn replicas_in_state(&self) -> BTreeSet<UniqueReplicaId> {
-        self.kernel.nodes()
-    }
-
-    fn needs_pruning_from(&self, _removed: &UniqueReplicaId) -> bool {
-        false
-    }
-
-    fn prune(&mut self, _removed: &UniqueReplicaId, _collapse_into: &UniqueReplicaId) {}
-
-    fn prune_cleanup(&mut self, removed: &UniqueReplicaId) {
-        self.kernel.prune_cleanup(removed);
-        if let Some(delta) = self.delta.get_mut() {
-            delta.prune_cleanup(removed);
-        }
-    }
-
-    fn mentions(&self, removed: &UniqueReplicaId) -> bool {
-        self.kernel.mentions(removed)
-    }
-
-    fn prunes_by_collapsing(&self) -> bool {
-        false
-    }
-}
+delegate_crdt_to_kernel!(
+    /// Nothing to collapse, as for [`ORSet`](super::ORSet): the values a removed incarnation wrote
+    /// keep their dots, so a write made concurrently with the pruning (which saw the old dot)
+    /// replaces them. [`prune_cleanup`](super::RemovedNodePruning::prune_cleanup) drops every dot of
+    /// `removed` (for "pruning performed" markers of earlier versions, which re-tagged the values).
+    [T: Element] MVRegister<T>
+);

@@ -25,10 +25,10 @@ use crate::replica::UniqueReplicaId;
 /// A remove forgets exactly what the removing replica had observed of the key's value; updates
 /// concurrent with the remove survive, updates after it (on any replica) are kept, and nothing
 /// observed and removed comes back, whatever the order of merges and deltas. For that, the map
-/// keeps a *removal record* per removed key: the join of the values its removes saw. A value of
-/// the key is shown without what the record covers
+/// keeps a *removed state* per removed key: the join of the values its removes saw. A value of
+/// the key is shown without what the removed state covers
 /// ([`forget_observed`](ReplicatedData::forget_observed)), and a value written after a remove
-/// continues past the record ([`continue_after`](ReplicatedData::continue_after)), so no dot and
+/// continues past the removed state ([`continue_after`](ReplicatedData::continue_after)), so no dot and
 /// no counter slot the remove saw is used again, on any path (update, put, delta, merge, pruning).
 /// Per value type:
 ///
@@ -47,15 +47,15 @@ use crate::replica::UniqueReplicaId;
 /// - registers ([`LWWRegister`](super::LWWRegister), [`LWWMap`](super::LWWMap)),
 ///   [`GSet`](super::GSet), [`Flag`](super::Flag), and any type that does not implement
 ///   `forget_observed`: a concurrent update keeps its whole value (as in Akka; for a grow-only
-///   value this includes what the remove saw), and no record is kept. A register removed and
+///   value this includes what the remove saw), and no removed state is kept. A register removed and
 ///   written again shows the newest surviving write.
 ///
-/// A [`put`](Self::put) forgets the value seen like a remove, then writes. Removal records are
+/// A [`put`](Self::put) forgets the value seen like a remove, then writes. Removed states are
 /// kept for good (like the causal context): a map that removes many distinct keys grows by one
-/// record per key.
+/// removed state per key.
 ///
 /// Deltas carry the written keys with their current values (not the value's own delta), and the
-/// removal records the mutations changed, so a delta is as large as the changed entries; like
+/// removed states the mutations changed, so a delta is as large as the changed entries; like
 /// Akka's, they are meant to be delivered in causal order. The reference model and property tests
 /// of these semantics are in `dd-core/tests/crdt_map_model.rs`.
 ///
@@ -77,8 +77,8 @@ use crate::replica::UniqueReplicaId;
 #[derive(Debug, Clone)]
 pub struct ORMap<K: Ord, V> {
     kernel: DotKernel<K, V>,
-    /// The removal record of each key ever removed: the join of the values its removes (and
-    /// [`put`](Self::put)s) observed. What a record covers is forgotten from the key's values.
+    /// The removed state of each key ever removed: the join of the values its removes (and
+    /// [`put`](Self::put)s) observed. What a removed state covers is forgotten from the key's values.
     removed: BTreeMap<K, V>,
     delta: MapDelta<K>,
 }
@@ -87,7 +87,7 @@ pub struct ORMap<K: Ord, V> {
 /// from it and the current state (so an update clones nothing for its delta).
 #[derive(Debug, Clone)]
 struct MapDelta<K> {
-    /// The keys written or removed, each with whether its removal record changed.
+    /// The keys written or removed, each with whether its removed state changed.
     keys: BTreeMap<K, bool>,
     /// The dots the mutations created or replaced (removed), but those of `fresh`.
     dots: Vec<Dot>,
@@ -110,9 +110,9 @@ impl<K> Default for MapDelta<K> {
 }
 
 impl<K: Ord> MapDelta<K> {
-    fn touch(&mut self, key: K, record_changed: bool) {
+    fn touch(&mut self, key: K, removed_changed: bool) {
         let changed = self.keys.entry(key).or_insert(false);
-        *changed |= record_changed;
+        *changed |= removed_changed;
     }
 
     fn is_empty(&self) -> bool {
@@ -200,7 +200,7 @@ impl<K: Ord, V> Default for ORMap<K, V> {
     }
 }
 
-/// The join of the values of one key, before its removal record is applied.
+/// The join of the values of one key, before its removed state is applied.
 fn join_values<V: Crdt>(values: &BTreeMap<Dot, V>) -> Option<V> {
     let mut iter = values.values();
     let mut joined = iter.next()?.clone();
@@ -238,10 +238,10 @@ impl<K: Element, V: Crdt> ORMap<K, V> {
     }
 
     /// `value` (a join of `key`'s values) as the map shows it: without what `key`'s removal
-    /// record covers.
+    /// removed state covers.
     fn shown(&self, key: &K, mut value: V) -> V {
-        if let Some(record) = self.removed.get(key) {
-            value.forget_observed(record);
+        if let Some(removed_state) = self.removed.get(key) {
+            value.forget_observed(removed_state);
         }
         value
     }
@@ -341,7 +341,7 @@ impl<K: Element, V: Crdt> ORMap<K, V> {
         Ok(result)
     }
 
-    /// Writes `value` (as shown, i.e. without `key`'s removal record) as the only value of
+    /// Writes `value` (as shown, i.e. without `key`'s removed state) as the only value of
     /// `key`, whose previous values were taken out (`emptied` is their emptied map, to reuse).
     fn store(
         &mut self,
@@ -352,8 +352,8 @@ impl<K: Element, V: Crdt> ORMap<K, V> {
         reuse: Option<UniqueReplicaId>,
     ) {
         let mut value = value;
-        if let Some(record) = self.removed.get(&key) {
-            value.continue_after(node, record);
+        if let Some(removed_state) = self.removed.get(&key) {
+            value.continue_after(node, removed_state);
         }
         // The value's own pending delta is left as it is (nothing reads it; every value that
         // leaves the map, by get, iter or delta, has it reset): resetting it here would make the
@@ -384,21 +384,21 @@ impl<K: Element, V: Crdt> ORMap<K, V> {
             self.delta.dots.extend(others);
             observed
         });
-        let record_changed = match observed {
+        let removed_changed = match observed {
             Some(observed) if V::forgets_observed() => {
-                self.record_removal(key.clone(), observed);
+                self.join_removed(key.clone(), observed);
                 true
             }
             _ => false,
         };
-        self.delta.touch(key, record_changed);
+        self.delta.touch(key, removed_changed);
     }
 
-    /// Joins `observed` into the removal record of `key`.
-    fn record_removal(&mut self, key: K, mut observed: V) {
+    /// Joins `observed` into the removed state of `key`.
+    fn join_removed(&mut self, key: K, mut observed: V) {
         observed.reset_delta();
         match self.removed.get_mut(&key) {
-            Some(record) => record.merge(&observed),
+            Some(removed_state) => removed_state.merge(&observed),
             None => {
                 self.removed.insert(key, observed);
             }
@@ -413,9 +413,9 @@ impl<K: Element, V: Crdt> ORMap<K, V> {
         }
     }
 
-    /// The removal record of `key`: the join of the values its removes observed (`None` if it
+    /// The removed state of `key`: the join of the values its removes observed (`None` if it
     /// was never removed, or if `V` keeps concurrent updates whole). For inspection and tests.
-    pub fn removal_record(&self, key: &K) -> Option<&V> {
+    pub fn removed_state(&self, key: &K) -> Option<&V> {
         self.removed.get(key)
     }
 }
@@ -436,11 +436,11 @@ impl<K: TypeName + Ord, V: TypeName> TypeName for ORMap<K, V> {
 impl<K: Element, V: Crdt> ReplicatedData for ORMap<K, V> {
     fn merge(&mut self, other: &Self) {
         self.kernel.merge(&other.kernel, |a, b| a.merge(b));
-        for (key, record) in &other.removed {
+        for (key, removed_state) in &other.removed {
             match self.removed.get_mut(key) {
-                Some(mine) => mine.merge(record),
+                Some(mine) => mine.merge(removed_state),
                 None => {
-                    self.removed.insert(key.clone(), record.clone());
+                    self.removed.insert(key.clone(), removed_state.clone());
                 }
             }
         }
@@ -450,7 +450,7 @@ impl<K: Element, V: Crdt> ReplicatedData for ORMap<K, V> {
 impl<K: Element, V: Crdt> DeltaReplicatedData for ORMap<K, V> {
     type Delta = ORMap<K, V>;
 
-    /// The touched keys with their current values (and removal records, where a mutation
+    /// The touched keys with their current values (and removed states, where a mutation
     /// changed them), and in the context every dot the mutations created or removed plus the
     /// dots of the values sent: merged anywhere, it has the effect of the full state on those
     /// keys.
@@ -461,7 +461,7 @@ impl<K: Element, V: Crdt> DeltaReplicatedData for ORMap<K, V> {
         let mut context = CausalContext::from_dots(self.delta.all_dots());
         let mut entries = BTreeMap::new();
         let mut removed = BTreeMap::new();
-        for (key, &record_changed) in &self.delta.keys {
+        for (key, &removed_changed) in &self.delta.keys {
             if let Some(dots) = self.kernel.get(key) {
                 let mut sent = BTreeMap::new();
                 for (dot, value) in dots {
@@ -472,8 +472,8 @@ impl<K: Element, V: Crdt> DeltaReplicatedData for ORMap<K, V> {
                 }
                 entries.insert(key.clone(), sent);
             }
-            if record_changed && let Some(record) = self.removed.get(key) {
-                removed.insert(key.clone(), record.clone());
+            if removed_changed && let Some(removed_state) = self.removed.get(key) {
+                removed.insert(key.clone(), removed_state.clone());
             }
         }
         Some(ORMap {
@@ -500,7 +500,7 @@ impl<K: Element, V: Crdt> DeltaReplicatedData for ORMap<K, V> {
     }
 }
 
-/// Nothing to collapse, neither the keys' dots nor the nested values or removal records: a
+/// Nothing to collapse, neither the keys' dots nor the nested values or removed states: a
 /// removed incarnation writes nothing any more, so merging states that mention it is exact.
 /// Rewriting its keys under new dots (as earlier versions did, and Akka's `ORMap` does) undoes
 /// a remove made concurrently by a replica that saw the old dot; collapsing a nested counter in
@@ -510,7 +510,7 @@ impl<K: Element, V: Crdt> DeltaReplicatedData for ORMap<K, V> {
 /// values, one slot per incarnation that updated an entry, kept for good.
 ///
 /// [`prune_cleanup`](RemovedNodePruning::prune_cleanup) drops every trace of `removed` (dots,
-/// nested entries, removal record slots): the replicator applies it only where a "pruning
+/// nested entries, removed state slots): the replicator applies it only where a "pruning
 /// performed" marker of an earlier version (which collapsed the incarnation) meets a stale
 /// state.
 impl<K: Element, V: Crdt> RemovedNodePruning for ORMap<K, V> {
@@ -539,8 +539,8 @@ impl<K: Element, V: Crdt> RemovedNodePruning for ORMap<K, V> {
         for v in self.kernel.values_mut() {
             v.prune_cleanup(removed);
         }
-        for record in self.removed.values_mut() {
-            record.prune_cleanup(removed);
+        for removed_state in self.removed.values_mut() {
+            removed_state.prune_cleanup(removed);
         }
         self.delta.forget_node(removed);
     }
@@ -561,14 +561,14 @@ impl<K: Element, V: Crdt> RemovedNodePruning for ORMap<K, V> {
     }
 }
 
-/// The first two bytes of the compact encoding of a map with removal records. Today's
-/// encoding (the kernel alone, still written for maps without removal records) starts with the
+/// The first two bytes of the compact encoding of a map with removed states. Today's
+/// encoding (the kernel alone, still written for maps without removed states) starts with the
 /// varint number of keys, and a varint is never written as `80 00`, so the two never mix up.
-const WITH_RECORDS: [u8; 2] = [0x80, 0x00];
+const WITH_REMOVED: [u8; 2] = [0x80, 0x00];
 
-/// Encoded as before removal records existed when there are none (so those bytes are today's,
-/// and every record written before still decodes); with records, the compact encoding is
-/// [`WITH_RECORDS`], the kernel, then the records. Human-readable formats write a struct with
+/// Encoded as before removed states existed when there are none (so those bytes are today's,
+/// and every removed state written before still decodes); with removed states, the compact encoding is
+/// [`WITH_REMOVED`], the kernel, then the removed states. Human-readable formats write a struct with
 /// `kernel` and `removed` (`removed` may be missing).
 impl<K: Serialize + Ord, V: Serialize> Serialize for ORMap<K, V> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -583,8 +583,8 @@ impl<K: Serialize + Ord, V: Serialize> Serialize for ORMap<K, V> {
             s.end()
         } else {
             let mut t = serializer.serialize_tuple(4)?;
-            t.serialize_element(&WITH_RECORDS[0])?;
-            t.serialize_element(&WITH_RECORDS[1])?;
+            t.serialize_element(&WITH_REMOVED[0])?;
+            t.serialize_element(&WITH_REMOVED[1])?;
             t.serialize_element(&self.kernel)?;
             t.serialize_element(&self.removed)?;
             t.end()
@@ -625,7 +625,7 @@ impl<'de, K: Deserialize<'de> + Ord, V: Deserialize<'de>> Visitor<'de> for Compa
     type Value = (DotKernel<K, V>, BTreeMap<K, V>);
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an ORMap: its keys, their dot-tagged values, the causal context and the removal records")
+        f.write_str("an ORMap: its keys, their dot-tagged values, the causal context and the removed states")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
@@ -633,9 +633,9 @@ impl<'de, K: Deserialize<'de> + Ord, V: Deserialize<'de>> Visitor<'de> for Compa
         let mut len = u64::from(first & 0x7f);
         if first & 0x80 != 0 {
             let second: u8 = next(&mut seq, "second byte")?;
-            if [first, second] == WITH_RECORDS {
+            if [first, second] == WITH_REMOVED {
                 let kernel = next(&mut seq, "kernel")?;
-                let removed = next(&mut seq, "removal records")?;
+                let removed = next(&mut seq, "removed states")?;
                 return Ok((kernel, removed));
             }
             // Today's encoding with 128 keys or more: the rest of the varint number of keys.

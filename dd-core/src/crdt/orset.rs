@@ -4,10 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    DeltaReplicatedData, DotKernel, Element, LocalDelta, PendingDelta, RemovedNodePruning,
-    ReplicatedData, TypeName,
-};
+use super::{DotKernel, Element, LocalDelta, PendingDelta, TypeName};
 use crate::replica::UniqueReplicaId;
 
 /// An observed-remove set with add-wins semantics (Akka's `ORSet`, rust-crdt's `Orswot`).
@@ -59,7 +56,7 @@ impl<T: Element> ORSet<T> {
     /// Adds `element` (again, if present: the new dot supersedes the ones seen).
     pub fn add(&mut self, node: &UniqueReplicaId, element: T) {
         let delta = self.kernel.write(node, element, ());
-        self.record(delta);
+        self.accumulate(delta);
     }
 
     /// Removes `element` as seen here; a concurrent add elsewhere wins. Removing an absent
@@ -70,7 +67,7 @@ impl<T: Element> ORSet<T> {
     pub fn remove(&mut self, node: &UniqueReplicaId, element: &T) {
         let _ = node;
         if let Some(delta) = self.kernel.remove(element) {
-            self.record(delta);
+            self.accumulate(delta);
         }
     }
 
@@ -78,7 +75,7 @@ impl<T: Element> ORSet<T> {
     pub fn clear(&mut self, node: &UniqueReplicaId) {
         let _ = node;
         if let Some(delta) = self.kernel.clear() {
-            self.record(delta);
+            self.accumulate(delta);
         }
     }
 
@@ -107,8 +104,8 @@ impl<T: Element> ORSet<T> {
         self.kernel.entries().is_empty()
     }
 
-    fn record(&mut self, delta: LocalDelta<T, ()>) {
-        self.delta.record(delta, |_, _| {});
+    fn accumulate(&mut self, delta: LocalDelta<T, ()>) {
+        self.delta.accumulate(delta, |_, _| {});
     }
 }
 
@@ -125,89 +122,15 @@ impl<T: TypeName + Ord> TypeName for ORSet<T> {
     }
 }
 
-impl<T: Element> ReplicatedData for ORSet<T> {
-    fn merge(&mut self, other: &Self) {
-        self.kernel.merge(&other.kernel, |_, _| {});
-    }
-
-    fn forgets_observed() -> bool {
-        true
-    }
-
-    fn forget_observed(&mut self, removed: &Self) {
-        self.kernel.forget_covered(removed.kernel.context());
-        self.delta.reset();
-    }
-
-    fn continue_after(&mut self, node: &UniqueReplicaId, removed: &Self) {
-        self.kernel.retag_covered(node, removed.kernel.context());
-        self.delta.reset();
-    }
-}
-
-impl<T: Element> DeltaReplicatedData for ORSet<T> {
-    type Delta = ORSet<T>;
-
-    fn delta(&self) -> Option<ORSet<T>> {
-        self.delta.get().map(|kernel| ORSet {
-            kernel: kernel.clone(),
-            delta: PendingDelta::default(),
-        })
-    }
-
-    fn reset_delta(&mut self) {
-        self.delta.reset();
-    }
-
-    fn merge_delta(&mut self, delta: &ORSet<T>) {
-        self.merge(delta);
-    }
-
-    fn zero() -> Option<Self> {
-        Some(Self::new())
-    }
-
-    fn requires_causal_delivery() -> bool {
-        true
-    }
-}
-
-/// Nothing to collapse (unlike Akka's `ORSet`, which re-tags a removed incarnation's elements
-/// with new dots of the collapsing replica): a removed incarnation adds no new dots, so merging
-/// states that still hold its dots is exact, and keeping them is what lets a remove made
-/// concurrently with the pruning (which saw the old dot) take effect. The cost is one causal
-/// context entry per incarnation that ever added an element, kept for good.
-///
-/// [`prune_cleanup`](RemovedNodePruning::prune_cleanup) drops every dot of `removed`, entries and
-/// context: the replicator applies it only where a "pruning performed" marker of an earlier
-/// version (which re-tagged the elements and forgot the incarnation) meets a stale state.
-impl<T: Element> RemovedNodePruning for ORSet<T> {
-    fn modified_by_nodes(&self) -> BTreeSet<UniqueReplicaId> {
-        BTreeSet::new()
-    }
-
-    fn replicas_in_state(&self) -> BTreeSet<UniqueReplicaId> {
-        self.kernel.nodes()
-    }
-
-    fn needs_pruning_from(&self, _removed: &UniqueReplicaId) -> bool {
-        false
-    }
-
-    fn prune(&mut self, _removed: &UniqueReplicaId, _collapse_into: &UniqueReplicaId) {}
-
-    fn prune_cleanup(&mut self, removed: &UniqueReplicaId) {
-        self.kernel.prune_cleanup(removed);
-        if let Some(delta) = self.delta.get_mut() {
-            delta.prune_cleanup(removed);
-        }
-    }
-
-    fn mentions(&self, removed: &UniqueReplicaId) -> bool {
-        self.kernel.mentions(removed)
-    }
-
-    fn prunes_by_collapsing(&self) -> bool {
-        false
-    }
-}
+delegate_crdt_to_kernel!(
+    /// Nothing to collapse (unlike Akka's `ORSet`, which re-tags a removed incarnation's elements
+    /// with new dots of the collapsing replica): a removed incarnation adds no new dots, so merging
+    /// states that still hold its dots is exact, and keeping them is what lets a remove made
+    /// concurrently with the pruning (which saw the old dot) take effect. The cost is one causal
+    /// context entry per incarnation that ever added an element, kept for good.
+    ///
+    /// [`prune_cleanup`](super::RemovedNodePruning::prune_cleanup) drops every dot of `removed`, entries and
+    /// context: the replicator applies it only where a "pruning performed" marker of an earlier
+    /// version (which re-tagged the elements and forgot the incarnation) meets a stale state.
+    [T: Element] ORSet<T>
+);

@@ -20,7 +20,7 @@ impl<K: Ord, V> Default for PendingDelta<K, V> {
 
 impl<K: Ord + Clone, V: Clone> PendingDelta<K, V> {
     /// Joins the delta of a local mutation; `join_value` joins two values under one dot.
-    pub(crate) fn record(&mut self, local: LocalDelta<K, V>, join_value: impl Fn(&mut V, &V)) {
+    pub(crate) fn accumulate(&mut self, local: LocalDelta<K, V>, join_value: impl Fn(&mut V, &V)) {
         match self.0.as_deref_mut() {
             Some(pending) => pending.absorb(local, join_value),
             None => self.0 = Some(Box::new(local.into_kernel())),

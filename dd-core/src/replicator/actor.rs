@@ -11,10 +11,10 @@ use rand::{RngExt, SeedableRng};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::command::{Command, Internal, ModifyFn, ValueReply};
+use super::command::{Command, Conflicts, Internal, ModifyFn, ValueReply};
 use super::consistency::{ReadConsistency, WriteConsistency};
 use super::coordinator::{Replies, await_write, collect_reads};
-use super::durable_writer::{Conflicts, DurableWriter, QueueLimits};
+use super::durable_writer::{DurableWriter, QueueLimits};
 use super::envelope::{Envelope, Pruning, Value, is_durable_key};
 use super::error::ReplicatorError;
 use super::load::Recovered;

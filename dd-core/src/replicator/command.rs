@@ -9,6 +9,7 @@ use super::durable_writer::Stored;
 use super::envelope::{Envelope, Value};
 use super::error::ReplicatorError;
 use crate::data::ErasedData;
+use crate::durable::DurableValue;
 
 /// Computes the new value from the current one (`None`: the key has no value yet).
 pub(crate) type ModifyFn =
@@ -52,6 +53,9 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<(), ReplicatorError>>,
     },
 }
+
+/// Conflicting values the store merged (or found deleted), to be adopted by the replica.
+pub(crate) type Conflicts = Vec<(String, DurableValue)>;
 
 /// Messages from the replica's own helper tasks.
 pub(crate) enum Internal {

@@ -30,7 +30,7 @@ use crate::durable::{
 use crate::replica::{ReplicaId, UniqueReplicaId};
 use crate::store::{BoxError, StoreError};
 
-use super::command::Internal;
+use super::command::{Conflicts, Internal};
 use super::error::ReplicatorError;
 
 /// The error a write answers when its durable store failed: a key found deleted in the store
@@ -128,9 +128,6 @@ fn copy_error(e: &DurableError) -> DurableError {
 /// Called with the outcome of a store, on the replica task once it adopted what the store
 /// merged (on the writer task if the replica task is gone).
 pub(crate) type StoreDone = Box<dyn FnOnce(Result<(), DurableError>) + Send>;
-
-/// Conflicting values the store merged (or found deleted), to be adopted by the replica.
-pub(crate) type Conflicts = Vec<(String, DurableValue)>;
 
 /// The answer of one batch, for the replica task: what the store merged or found deleted (to
 /// adopt first), then the outcome of every write that waited for the batch.

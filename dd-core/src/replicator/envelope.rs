@@ -11,12 +11,9 @@ use super::delta_versions::DeltaVersions;
 use super::protocol::{WireEntry, WirePruning, WireState};
 use super::pruning_record::PrunedIncarnations;
 
-/// A key's value or tombstone.
-#[derive(Debug, Clone)]
-pub(crate) enum Value {
-    Data(Box<dyn ErasedData>),
-    Deleted,
-}
+/// A key's value or tombstone: the one such enum of the crate, [`DurableValue`], which the
+/// replicator calls `Value` for short.
+pub(crate) use crate::durable::DurableValue as Value;
 
 /// Pruning progress for one removed incarnation.
 #[derive(Debug, Clone, PartialEq, Eq)]

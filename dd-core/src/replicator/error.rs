@@ -3,8 +3,9 @@
 use crate::data::DataError;
 use crate::durable::DurableError;
 
-/// A boxed error from a user's modify function.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+/// A boxed error from a user's modify function: the crate's one boxed error type, defined with
+/// the store's errors and re-exported here.
+pub use crate::store::BoxError;
 
 /// Errors of [`Replicator`](super::Replicator) calls and of starting one.
 #[derive(Debug, thiserror::Error)]

@@ -171,10 +171,12 @@ mod envelope;
 mod error;
 mod load;
 mod merkle;
-pub mod protocol;
-pub(crate) mod pruning_record;
 mod settings;
 
+// The wire protocol lives below the transports, in `crate::protocol`; re-exported here.
+pub use crate::protocol;
+// The durable part of pruning lives below the replicator and the durable store trait.
+pub(crate) use crate::pruning_record;
 pub use consistency::{ReadConsistency, WriteConsistency};
 pub use error::{BoxError, ReplicatorError};
 pub use pruning_record::RESERVED_PREFIX;

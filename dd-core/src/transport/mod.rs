@@ -21,7 +21,7 @@ use crate::replica::{ReplicaId, UniqueReplicaId};
 pub mod memory;
 pub mod tcp;
 
-pub use crate::replicator::protocol::{Message, WireDelta, WireEntry, WirePruning, WireState};
+pub use crate::protocol::{Message, WireDelta, WireEntry, WirePruning, WireState};
 
 /// A message received from a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,24 +1,24 @@
-//! The checks of the `envelope_decode` target: the durable record envelope
-//! ([`dd_durable::envelope`]) read back from a store.
+//! The checks of the `record_decode` target: the durable record format
+//! ([`dd_durable::record`]) read back from a store.
 //!
 //! [`decode`] must reject any byte string cleanly; a record it accepts must re-encode to the
 //! same bytes (the format has one encoding per record) and decode again to the same record.
 
-use dd_durable::envelope::{decode_with_pruning as decode, encode_with_pruning};
+use dd_durable::record::{decode_with_pruning as decode, encode_with_pruning};
 
 use crate::{CheckFailure, Outcome, Target};
 
 /// Checks one input (see the module docs).
 ///
 /// ```
-/// use dd_durable::envelope::{encode, Record};
-/// use dd_fuzz_checks::{envelope, Outcome};
+/// use dd_durable::record::{encode, Record};
+/// use dd_fuzz_checks::{record, Outcome};
 /// let bytes = encode(&Record::Tombstone).unwrap();
-/// assert_eq!(envelope::check(&bytes), Ok(Outcome::Accepted));
-/// assert_eq!(envelope::check(&bytes[1..]), Ok(Outcome::Rejected));
+/// assert_eq!(record::check(&bytes), Ok(Outcome::Accepted));
+/// assert_eq!(record::check(&bytes[1..]), Ok(Outcome::Rejected));
 /// ```
 pub fn check(data: &[u8]) -> Result<Outcome, CheckFailure> {
-    let fail = |reason: String| CheckFailure::new(Target::EnvelopeDecode, reason);
+    let fail = |reason: String| CheckFailure::new(Target::RecordDecode, reason);
     let Ok(record) = decode(data) else {
         return Ok(Outcome::Rejected);
     };

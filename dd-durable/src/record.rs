@@ -1,4 +1,4 @@
-//! The versioned, checksummed envelope around every stored record.
+//! The versioned, checksummed format of every stored record.
 //!
 //! Every format version shares the same *frame*, which is fixed forever so that any build can
 //! tell a damaged record from one written by a newer build:
@@ -38,15 +38,15 @@
 //!
 //! [`decode`] checks, in order: the magic, the length, the checksum and then the version, so a
 //! flipped or missing byte is reported as damage and only an intact record from a newer build as
-//! [`EnvelopeError::UnsupportedFormat`].
+//! [`RecordError::UnsupportedFormat`].
 //!
 //! ```
-//! use dd_durable::envelope::{self, Record};
-//! let bytes = envelope::encode(&Record::Data { type_name: "GCounter", payload: &[0] }).unwrap();
-//! assert_eq!(envelope::decode(&bytes).unwrap(), Record::Data { type_name: "GCounter", payload: &[0] });
+//! use dd_durable::record::{self, Record};
+//! let bytes = record::encode(&Record::Data { type_name: "GCounter", payload: &[0] }).unwrap();
+//! assert_eq!(record::decode(&bytes).unwrap(), Record::Data { type_name: "GCounter", payload: &[0] });
 //! let mut damaged = bytes.clone();
 //! damaged[12] ^= 0x40;
-//! assert!(envelope::decode(&damaged).unwrap_err().to_string().contains("checksum mismatch"));
+//! assert!(record::decode(&damaged).unwrap_err().to_string().contains("checksum mismatch"));
 //! ```
 
 use dd_core::durable::DurableError;
@@ -86,10 +86,10 @@ pub enum Record<'a> {
 }
 
 /// Why a record could not be encoded or decoded. Turn it into a [`DurableError`] naming the
-/// backend, replica and key with [`EnvelopeError::at`].
+/// backend, replica and key with [`RecordError::at`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum EnvelopeError {
+pub enum RecordError {
     /// The bytes are damaged or not a record at all.
     #[error("{reason}")]
     Corrupt {
@@ -111,9 +111,9 @@ pub enum EnvelopeError {
     },
 }
 
-impl EnvelopeError {
+impl RecordError {
     fn corrupt(reason: impl Into<String>) -> Self {
-        EnvelopeError::Corrupt {
+        RecordError::Corrupt {
             reason: reason.into(),
         }
     }
@@ -121,20 +121,20 @@ impl EnvelopeError {
     /// This error as a [`DurableError`] about the record of `replica`/`key` in `backend`.
     pub fn at(self, backend: &str, replica: &str, key: &str) -> DurableError {
         match self {
-            EnvelopeError::Corrupt { reason } => DurableError::Corrupt {
+            RecordError::Corrupt { reason } => DurableError::Corrupt {
                 backend: backend.to_owned(),
                 replica: replica.to_owned(),
                 key: key.to_owned(),
                 reason,
             },
-            EnvelopeError::UnsupportedFormat { version } => DurableError::UnsupportedFormat {
+            RecordError::UnsupportedFormat { version } => DurableError::UnsupportedFormat {
                 backend: backend.to_owned(),
                 replica: replica.to_owned(),
                 key: key.to_owned(),
                 version,
                 supported: CURRENT_VERSION,
             },
-            EnvelopeError::Unencodable { reason } => {
+            RecordError::Unencodable { reason } => {
                 DurableError::Store(dd_core::store::StoreError::Backend {
                     backend: backend.to_owned(),
                     message: format!(
@@ -148,7 +148,7 @@ impl EnvelopeError {
 }
 
 /// Encodes a record without pruning markers (format version 1).
-pub fn encode(record: &Record<'_>) -> Result<Vec<u8>, EnvelopeError> {
+pub fn encode(record: &Record<'_>) -> Result<Vec<u8>, RecordError> {
     encode_with_pruning(record, None)
 }
 
@@ -157,19 +157,19 @@ pub fn encode(record: &Record<'_>) -> Result<Vec<u8>, EnvelopeError> {
 /// markers (a deleted key needs none); they are refused.
 ///
 /// ```
-/// use dd_durable::envelope::{self, Record};
+/// use dd_durable::record::{self, Record};
 /// let record = Record::Data { type_name: "GCounter", payload: &[0] };
-/// let bytes = envelope::encode_with_pruning(&record, Some(&[1, 2, 3])).unwrap();
-/// assert_eq!(envelope::decode_with_pruning(&bytes).unwrap(), (record, Some(&[1u8, 2, 3][..])));
-/// assert_eq!(envelope::decode(&bytes).unwrap(), record);
+/// let bytes = record::encode_with_pruning(&record, Some(&[1, 2, 3])).unwrap();
+/// assert_eq!(record::decode_with_pruning(&bytes).unwrap(), (record, Some(&[1u8, 2, 3][..])));
+/// assert_eq!(record::decode(&bytes).unwrap(), record);
 /// ```
 pub fn encode_with_pruning(
     record: &Record<'_>,
     pruning: Option<&[u8]>,
-) -> Result<Vec<u8>, EnvelopeError> {
+) -> Result<Vec<u8>, RecordError> {
     let pruning = pruning.filter(|p| !p.is_empty());
     if pruning.is_some() && matches!(record, Record::Tombstone) {
-        return Err(EnvelopeError::Unencodable {
+        return Err(RecordError::Unencodable {
             reason: "a tombstone with pruning markers".to_owned(),
         });
     }
@@ -178,16 +178,16 @@ pub fn encode_with_pruning(
         Record::Tombstone => (KIND_TOMBSTONE, "", &[]),
     };
     if kind == KIND_DATA && type_name.is_empty() {
-        return Err(EnvelopeError::Unencodable {
+        return Err(RecordError::Unencodable {
             reason: "empty type name".to_owned(),
         });
     }
-    let name_len = u16::try_from(type_name.len()).map_err(|_| EnvelopeError::Unencodable {
+    let name_len = u16::try_from(type_name.len()).map_err(|_| RecordError::Unencodable {
         reason: format!("type name of {} bytes (at most 65535)", type_name.len()),
     })?;
     let extra = pruning.map_or(0, |p| 4 + p.len());
     let total = MIN_LEN + 3 + type_name.len() + payload.len() + extra;
-    let total_u32 = u32::try_from(total).map_err(|_| EnvelopeError::Unencodable {
+    let total_u32 = u32::try_from(total).map_err(|_| RecordError::Unencodable {
         reason: format!("record of {total} bytes (at most 4 GiB)"),
     })?;
     let version = if pruning.is_some() { V2 } else { V1 };
@@ -214,17 +214,17 @@ pub fn encode_with_pruning(
 
 /// Decodes a record of any supported format version, checking every part of it; pruning
 /// markers a version-2 record carries are left out (see [`decode_with_pruning`]).
-pub fn decode(bytes: &[u8]) -> Result<Record<'_>, EnvelopeError> {
+pub fn decode(bytes: &[u8]) -> Result<Record<'_>, RecordError> {
     decode_with_pruning(bytes).map(|(record, _)| record)
 }
 
 /// Decodes a record of any supported format version with the encoded pruning markers it carries
 /// (version 2), checking every part of it.
-pub fn decode_with_pruning(bytes: &[u8]) -> Result<(Record<'_>, Option<&[u8]>), EnvelopeError> {
+pub fn decode_with_pruning(bytes: &[u8]) -> Result<(Record<'_>, Option<&[u8]>), RecordError> {
     let len = bytes.len();
     if len < MAGIC.len() {
         return Err(if MAGIC.starts_with(bytes) {
-            EnvelopeError::corrupt(format!(
+            RecordError::corrupt(format!(
                 "truncated: {len} bytes, shorter than the {MIN_LEN}-byte frame"
             ))
         } else {
@@ -235,18 +235,18 @@ pub fn decode_with_pruning(bytes: &[u8]) -> Result<(Record<'_>, Option<&[u8]>), 
         return Err(not_a_record(bytes));
     }
     if len < MIN_LEN {
-        return Err(EnvelopeError::corrupt(format!(
+        return Err(RecordError::corrupt(format!(
             "truncated: {len} bytes, shorter than the {MIN_LEN}-byte frame"
         )));
     }
     let declared = u32_at(bytes, LENGTH_AT) as usize;
     if len < declared {
-        return Err(EnvelopeError::corrupt(format!(
+        return Err(RecordError::corrupt(format!(
             "truncated: record is {len} bytes but its header declares {declared}"
         )));
     }
     if len > declared {
-        return Err(EnvelopeError::corrupt(format!(
+        return Err(RecordError::corrupt(format!(
             "record is {len} bytes but its header declares {declared}"
         )));
     }
@@ -254,7 +254,7 @@ pub fn decode_with_pruning(bytes: &[u8]) -> Result<(Record<'_>, Option<&[u8]>), 
     let stored = u32_at(bytes, crc_at);
     let computed = crc32fast::hash(&bytes[..crc_at]);
     if stored != computed {
-        return Err(EnvelopeError::corrupt(format!(
+        return Err(RecordError::corrupt(format!(
             "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
         )));
     }
@@ -263,20 +263,18 @@ pub fn decode_with_pruning(bytes: &[u8]) -> Result<(Record<'_>, Option<&[u8]>), 
     match version {
         V1 => decode_v1_body(body).map(|record| (record, None)),
         V2 => decode_v2_body(body),
-        v if v > CURRENT_VERSION => Err(EnvelopeError::UnsupportedFormat { version: v }),
-        v => Err(EnvelopeError::corrupt(format!(
-            "invalid format version {v}"
-        ))),
+        v if v > CURRENT_VERSION => Err(RecordError::UnsupportedFormat { version: v }),
+        v => Err(RecordError::corrupt(format!("invalid format version {v}"))),
     }
 }
 
-fn not_a_record(bytes: &[u8]) -> EnvelopeError {
+fn not_a_record(bytes: &[u8]) -> RecordError {
     let head: Vec<String> = bytes
         .iter()
         .take(MAGIC.len())
         .map(|b| format!("{b:02x}"))
         .collect();
-    EnvelopeError::corrupt(format!(
+    RecordError::corrupt(format!(
         "not a durable-dd record (starts with {}, expected the magic \"DDUR\")",
         if head.is_empty() {
             "nothing".to_owned()
@@ -293,16 +291,16 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
 }
 
 /// The body of format version 1 (see the module docs).
-fn decode_v1_body(body: &[u8]) -> Result<Record<'_>, EnvelopeError> {
+fn decode_v1_body(body: &[u8]) -> Result<Record<'_>, RecordError> {
     let [kind, n0, n1, rest @ ..] = body else {
-        return Err(EnvelopeError::corrupt(format!(
+        return Err(RecordError::corrupt(format!(
             "version 1 body of {} bytes is shorter than its 3-byte header",
             body.len()
         )));
     };
     let name_len = usize::from(u16::from_be_bytes([*n0, *n1]));
     if rest.len() < name_len {
-        return Err(EnvelopeError::corrupt(format!(
+        return Err(RecordError::corrupt(format!(
             "type name of {name_len} bytes overruns the body"
         )));
     }
@@ -310,38 +308,36 @@ fn decode_v1_body(body: &[u8]) -> Result<Record<'_>, EnvelopeError> {
     match *kind {
         KIND_DATA => {
             let type_name = std::str::from_utf8(name)
-                .map_err(|e| EnvelopeError::corrupt(format!("type name is not UTF-8: {e}")))?;
+                .map_err(|e| RecordError::corrupt(format!("type name is not UTF-8: {e}")))?;
             if type_name.is_empty() {
-                return Err(EnvelopeError::corrupt("data record without a type name"));
+                return Err(RecordError::corrupt("data record without a type name"));
             }
             Ok(Record::Data { type_name, payload })
         }
         KIND_TOMBSTONE if name.is_empty() && payload.is_empty() => Ok(Record::Tombstone),
-        KIND_TOMBSTONE => Err(EnvelopeError::corrupt(
+        KIND_TOMBSTONE => Err(RecordError::corrupt(
             "tombstone record with a type name or payload",
         )),
-        other => Err(EnvelopeError::corrupt(format!(
-            "unknown record kind {other}"
-        ))),
+        other => Err(RecordError::corrupt(format!("unknown record kind {other}"))),
     }
 }
 
 /// The body of format version 2 (see the module docs).
-fn decode_v2_body(body: &[u8]) -> Result<(Record<'_>, Option<&[u8]>), EnvelopeError> {
+fn decode_v2_body(body: &[u8]) -> Result<(Record<'_>, Option<&[u8]>), RecordError> {
     let [kind, n0, n1, rest @ ..] = body else {
-        return Err(EnvelopeError::corrupt(format!(
+        return Err(RecordError::corrupt(format!(
             "version 2 body of {} bytes is shorter than its 3-byte header",
             body.len()
         )));
     };
     if *kind != KIND_DATA {
-        return Err(EnvelopeError::corrupt(format!(
+        return Err(RecordError::corrupt(format!(
             "version 2 record of kind {kind}: only data records carry pruning markers"
         )));
     }
     let name_len = usize::from(u16::from_be_bytes([*n0, *n1]));
     if rest.len() < name_len + 4 {
-        return Err(EnvelopeError::corrupt(format!(
+        return Err(RecordError::corrupt(format!(
             "type name of {name_len} bytes and the payload length overrun the body"
         )));
     }
@@ -349,7 +345,7 @@ fn decode_v2_body(body: &[u8]) -> Result<(Record<'_>, Option<&[u8]>), EnvelopeEr
     let (len, rest) = rest.split_at(4);
     let payload_len = u32_at(len, 0) as usize;
     if rest.len() <= payload_len {
-        return Err(EnvelopeError::corrupt(format!(
+        return Err(RecordError::corrupt(format!(
             "payload of {payload_len} bytes leaves no room for the pruning markers \
              ({} bytes after the payload length)",
             rest.len()
@@ -357,9 +353,9 @@ fn decode_v2_body(body: &[u8]) -> Result<(Record<'_>, Option<&[u8]>), EnvelopeEr
     }
     let (payload, pruning) = rest.split_at(payload_len);
     let type_name = std::str::from_utf8(name)
-        .map_err(|e| EnvelopeError::corrupt(format!("type name is not UTF-8: {e}")))?;
+        .map_err(|e| RecordError::corrupt(format!("type name is not UTF-8: {e}")))?;
     if type_name.is_empty() {
-        return Err(EnvelopeError::corrupt("data record without a type name"));
+        return Err(RecordError::corrupt("data record without a type name"));
     }
     Ok((Record::Data { type_name, payload }, Some(pruning)))
 }

@@ -1,16 +1,16 @@
-//! The envelope: round-trips, golden bytes and detection of every kind of damage.
+//! The record format: round-trips, golden bytes and detection of every kind of damage.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
 mod common;
 
 use dd_core::crdt::GCounter;
 use dd_core::data::ErasedData;
-use dd_durable::envelope::{self, EnvelopeError, Record};
+use dd_durable::record::{self, Record, RecordError};
 use proptest::prelude::*;
 
 fn sample() -> Vec<u8> {
     let payload = common::counter(&[("a", 1, 7)]).encode().unwrap();
-    envelope::encode(&Record::Data {
+    record::encode(&Record::Data {
         type_name: "GCounter",
         payload: &payload,
     })
@@ -18,8 +18,8 @@ fn sample() -> Vec<u8> {
 }
 
 fn corrupt_reason(bytes: &[u8]) -> String {
-    match envelope::decode(bytes) {
-        Err(EnvelopeError::Corrupt { reason }) => reason,
+    match record::decode(bytes) {
+        Err(RecordError::Corrupt { reason }) => reason,
         other => panic!("expected a corrupt-record error, got {other:?}"),
     }
 }
@@ -39,20 +39,14 @@ fn data_and_tombstone_round_trip() {
         type_name: "ORSet<String>",
         payload: &payload,
     };
-    assert_eq!(
-        envelope::decode(&envelope::encode(&data).unwrap()),
-        Ok(data)
-    );
+    assert_eq!(record::decode(&record::encode(&data).unwrap()), Ok(data));
     let empty = Record::Data {
         type_name: "GCounter",
         payload: &[],
     };
-    assert_eq!(
-        envelope::decode(&envelope::encode(&empty).unwrap()),
-        Ok(empty)
-    );
-    let tomb = envelope::encode(&Record::Tombstone).unwrap();
-    assert_eq!(envelope::decode(&tomb), Ok(Record::Tombstone));
+    assert_eq!(record::decode(&record::encode(&empty).unwrap()), Ok(empty));
+    let tomb = record::encode(&Record::Tombstone).unwrap();
+    assert_eq!(record::decode(&tomb), Ok(Record::Tombstone));
 }
 
 #[test]
@@ -62,8 +56,8 @@ fn large_payload_round_trips() {
         type_name: "GCounter",
         payload: &payload,
     };
-    let bytes = envelope::encode(&record).unwrap();
-    assert_eq!(envelope::decode(&bytes), Ok(record));
+    let bytes = record::encode(&record).unwrap();
+    assert_eq!(record::decode(&bytes), Ok(record));
 }
 
 #[test]
@@ -72,7 +66,7 @@ fn golden_v1_data_record() {
     // CURRENT_VERSION and keep the old version readable instead of changing version 1.
     let golden = common::from_hex(include_str!("fixtures/v1_gcounter_a1_7.hex"));
     assert_eq!(sample(), golden, "encoding of version 1 drifted");
-    let Record::Data { type_name, payload } = envelope::decode(&golden).unwrap() else {
+    let Record::Data { type_name, payload } = record::decode(&golden).unwrap() else {
         panic!("golden record is not data");
     };
     assert_eq!(type_name, "GCounter");
@@ -84,8 +78,8 @@ fn golden_v1_data_record() {
 #[test]
 fn golden_v1_tombstone() {
     let golden = common::from_hex(include_str!("fixtures/v1_tombstone.hex"));
-    assert_eq!(envelope::encode(&Record::Tombstone).unwrap(), golden);
-    assert_eq!(envelope::decode(&golden), Ok(Record::Tombstone));
+    assert_eq!(record::encode(&Record::Tombstone).unwrap(), golden);
+    assert_eq!(record::decode(&golden), Ok(Record::Tombstone));
 }
 
 #[test]
@@ -103,10 +97,10 @@ fn newer_version_is_unsupported() {
     bytes[4..6].copy_from_slice(&99u16.to_be_bytes());
     let bytes = with_valid_crc(bytes);
     assert_eq!(
-        envelope::decode(&bytes),
-        Err(EnvelopeError::UnsupportedFormat { version: 99 })
+        record::decode(&bytes),
+        Err(RecordError::UnsupportedFormat { version: 99 })
     );
-    let err = envelope::decode(&bytes)
+    let err = record::decode(&bytes)
         .unwrap_err()
         .at("memory", "node-a", "hits");
     assert_eq!(
@@ -139,17 +133,16 @@ fn unknown_kind_and_bad_type_name_are_corrupt() {
 fn corrupt_error_names_backend_replica_and_key() {
     let mut bytes = sample();
     bytes[20] ^= 1;
-    let err =
-        envelope::decode(&bytes)
-            .unwrap_err()
-            .at("sqlite:/var/lib/dd.db", "node-a", "users/42");
+    let err = record::decode(&bytes)
+        .unwrap_err()
+        .at("sqlite:/var/lib/dd.db", "node-a", "users/42");
     let text = err.to_string();
     assert!(text.starts_with("sqlite:/var/lib/dd.db: record of replica 'node-a' key 'users/42' is corrupt: checksum mismatch"), "{text}");
 }
 
 #[test]
 fn every_truncation_is_detected() {
-    for record in [sample(), envelope::encode(&Record::Tombstone).unwrap()] {
+    for record in [sample(), record::encode(&Record::Tombstone).unwrap()] {
         for len in 0..record.len() {
             let reason = corrupt_reason(&record[..len]);
             assert!(reason.contains("truncated"), "length {len}: {reason}");
@@ -199,14 +192,14 @@ fn encode_arb(tombstone: bool, name: &str, payload: &[u8]) -> Vec<u8> {
             payload,
         }
     };
-    envelope::encode(&record).unwrap()
+    record::encode(&record).unwrap()
 }
 
 proptest! {
     #[test]
     fn random_records_round_trip((tombstone, name, payload) in arb_record()) {
         let bytes = encode_arb(tombstone, &name, &payload);
-        let decoded = envelope::decode(&bytes).unwrap();
+        let decoded = record::decode(&bytes).unwrap();
         if tombstone {
             prop_assert_eq!(decoded, Record::Tombstone);
         } else {
@@ -256,15 +249,15 @@ fn records_the_format_cannot_hold_are_refused() {
         payload: &[1],
     };
     assert!(matches!(
-        envelope::encode(&empty),
-        Err(EnvelopeError::Unencodable { .. })
+        record::encode(&empty),
+        Err(RecordError::Unencodable { .. })
     ));
     let long_name = "T".repeat(70_000);
     let long = Record::Data {
         type_name: &long_name,
         payload: &[],
     };
-    let err = envelope::encode(&long).unwrap_err();
+    let err = record::encode(&long).unwrap_err();
     assert!(
         err.to_string().contains("type name of 70000 bytes"),
         "{err}"
@@ -274,7 +267,7 @@ fn records_the_format_cannot_hold_are_refused() {
 /// A version-2 record: a data record with its key's pruning markers.
 fn sample_v2() -> Vec<u8> {
     let payload = common::counter(&[("a", 1, 7)]).encode().unwrap();
-    envelope::encode_with_pruning(
+    record::encode_with_pruning(
         &Record::Data {
             type_name: "GCounter",
             payload: &payload,
@@ -288,7 +281,7 @@ fn sample_v2() -> Vec<u8> {
 fn version_2_carries_pruning_markers_and_every_damage_is_detected() {
     let record = sample_v2();
     assert_eq!(record[4..6], 2u16.to_be_bytes());
-    let (decoded, markers) = envelope::decode_with_pruning(&record).unwrap();
+    let (decoded, markers) = record::decode_with_pruning(&record).unwrap();
     assert_eq!(markers, Some(&b"markers"[..]));
     let Record::Data { type_name, payload } = decoded else {
         panic!("not data");
@@ -301,17 +294,14 @@ fn version_2_carries_pruning_markers_and_every_damage_is_detected() {
     );
     // Without markers (or with none) a record is still version 1, byte for byte.
     let plain = Record::Data { type_name, payload };
+    assert_eq!(record::encode_with_pruning(&plain, None).unwrap(), sample());
     assert_eq!(
-        envelope::encode_with_pruning(&plain, None).unwrap(),
-        sample()
-    );
-    assert_eq!(
-        envelope::encode_with_pruning(&plain, Some(&[])).unwrap(),
+        record::encode_with_pruning(&plain, Some(&[])).unwrap(),
         sample()
     );
     assert!(matches!(
-        envelope::encode_with_pruning(&Record::Tombstone, Some(b"m")),
-        Err(EnvelopeError::Unencodable { .. })
+        record::encode_with_pruning(&Record::Tombstone, Some(b"m")),
+        Err(RecordError::Unencodable { .. })
     ));
     for len in 0..record.len() {
         let reason = corrupt_reason(&record[..len]);

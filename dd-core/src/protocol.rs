@@ -1,5 +1,9 @@
 //! The messages replicas exchange, serialised with postcard by every transport.
 //!
+//! This module sits below both the [`transport`](crate::transport)s, which carry a
+//! [`Message`] without looking inside, and the [`replicator`](crate::replicator), which makes
+//! and reads them.
+//!
 //! Values travel as `(type name, postcard bytes)` so that a receiver decodes them with its
 //! [`TypeRegistry`](crate::data::TypeRegistry) and never reinterprets one type as another.
 
@@ -71,8 +75,8 @@ pub struct WireDelta {
 /// A replicator message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
-    /// Anti-entropy: hashes of nodes of the sender's Merkle tree of key digests (see
-    /// [`merkle`](super::merkle)). A gossip round starts with the root (`level` 0); the
+    /// Anti-entropy: hashes of nodes of the sender's Merkle tree of key digests (the
+    /// replicator's `merkle` module). A gossip round starts with the root (`level` 0); the
     /// receiver answers with the children of every node whose hash differs from its own, one
     /// level deeper, until the leaves, whose differing ones it answers with
     /// [`Message::LeafDigests`].
