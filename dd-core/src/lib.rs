@@ -23,6 +23,7 @@ pub mod protocol;
 pub(crate) mod pruning_record;
 pub mod replica;
 pub mod replicator;
+pub mod secret;
 pub mod store;
 pub mod transport;
 

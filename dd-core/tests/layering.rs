@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// From the bottom up; a module may use the modules of the layers below its own.
 const LAYERS: &[&[&str]] = &[
-    &["replica", "store"],
+    &["replica", "secret", "store"],
     &["crdt", "protocol", "cluster"],
     &["data", "key"],
     &["pruning_record"],

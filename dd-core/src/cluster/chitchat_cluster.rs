@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 use super::gossip_auth::AuthenticatedUdpTransport;
 use super::{Cluster, Members};
 use crate::replica::{ReplicaId, UniqueReplicaId};
-use crate::transport::tcp::Secret;
+use crate::secret::Secret;
 
 /// The chitchat key under which a replica advertises its replicator transport address.
 pub const ADDRESS_KEY: &str = "dd.address";

@@ -26,7 +26,7 @@ use chitchat::{ChitchatEnvelope, ChitchatMessage, ProtocolVersion};
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::transport::tcp::Secret;
+use crate::secret::Secret;
 
 /// Bytes of the tag appended to every datagram.
 pub const TAG_LEN: usize = 32;

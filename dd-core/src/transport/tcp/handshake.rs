@@ -23,8 +23,8 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use super::PROTOCOL_VERSION;
-use super::secret::Secret;
 use crate::replica::UniqueReplicaId;
+use crate::secret::Secret;
 
 /// A random per-connection nonce.
 pub type Nonce = [u8; 32];

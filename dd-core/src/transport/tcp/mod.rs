@@ -63,11 +63,11 @@ use crate::cluster::Members;
 use crate::replica::{ReplicaId, UniqueReplicaId};
 
 pub mod handshake;
-mod secret;
+
 mod stats;
 
+pub use crate::secret::{Secret, SecretError};
 pub use handshake::{Handshake, MAX_HANDSHAKE_FRAME};
-pub use secret::{Secret, SecretError};
 pub use stats::TcpStats;
 
 use handshake::Failure;

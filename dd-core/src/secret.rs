@@ -1,4 +1,5 @@
-//! The shared cluster secret peers prove knowledge of during the handshake.
+//! The shared cluster secret: peers prove knowledge of it in the TCP handshake, and it tags every
+//! membership gossip datagram.
 
 use std::path::Path;
 use std::sync::Arc;
