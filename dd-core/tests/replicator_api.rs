@@ -7,7 +7,7 @@ mod replicator_support;
 use std::time::Duration;
 
 use dd_core::crdt::{GCounter, ORSet};
-use dd_core::replicator::{ReadConsistency, ReplicatorError, WriteConsistency};
+use dd_core::replicator::{ReadConsistency, ReplicatorError, Settings, WriteConsistency};
 use dd_core::transport::memory::{Faults, MemoryNetwork};
 use dd_core::{Key, ReplicaId};
 use dd_core::{RemovedNodePruning, ReplicatedData};
@@ -333,6 +333,70 @@ async fn key_created_with_two_types_converges_on_the_first_type_name() {
         rs[0].get(&set_key, ReadConsistency::Local).await,
         Err(ReplicatorError::WrongType { .. })
     ));
+}
+
+/// A replica that drops its own value in a type conflict sends it back to the peer whose value
+/// won, so both list the conflict: here r1's `All` write of a counter reaches r0, which held a
+/// set of that key that r1 never received (its delta was lost in a partition); r0 keeps the
+/// counter, and without the state sent back r1 would never meet the set (both replicas then
+/// hold the same counter, so anti-entropy finds nothing to exchange).
+#[tokio::test]
+async fn the_replica_whose_type_won_lists_the_conflict_too() {
+    let net = MemoryNetwork::new(10, Faults::default());
+    let all = names(2);
+    // Gossip rarely, so that nothing but the write crosses the healed network first.
+    let settings = Settings::builder()
+        .gossip_interval(Duration::from_secs(2))
+        .delta_propagation_interval(Duration::from_millis(30))
+        .notify_interval(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let mut rs = Vec::new();
+    for (i, name) in all.iter().enumerate() {
+        rs.push(
+            start_memory(&net, name, i as u64 + 1, &all, settings.clone())
+                .await
+                .0,
+        );
+    }
+    net.partition(&all[..1], &all[1..]);
+    let counter_key: Key<GCounter> = Key::new("k");
+    let set_key: Key<ORSet<String>> = Key::new("k");
+    let me = rs[0].self_id();
+    rs[0]
+        .update(&set_key, ORSet::new(), WriteConsistency::Local, move |s| {
+            s.add(&me, "x".to_owned());
+            Ok::<(), ReplicatorError>(())
+        })
+        .await
+        .unwrap();
+    // The set's delta goes out (and is lost) while the replicas are apart.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    net.heal();
+    let me = rs[1].self_id();
+    rs[1]
+        .update(
+            &counter_key,
+            GCounter::new(),
+            WriteConsistency::All {
+                timeout: Duration::from_secs(5),
+            },
+            move |c| c.increment(&me, 4),
+        )
+        .await
+        .unwrap();
+    converge_counter(&rs, &counter_key, 4).await;
+    let expected: std::collections::BTreeSet<String> =
+        ["GCounter".to_owned(), "ORSet<String>".to_owned()].into();
+    eventually(
+        "both replicas list the conflict",
+        Duration::from_secs(20),
+        || async {
+            rs.iter()
+                .all(|r| r.type_conflict("k") == Some(expected.clone()))
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -569,7 +569,17 @@ impl Replica {
     }
 
     /// Merges a received envelope. Returns whether the stored value changed.
-    fn merge_envelope(&mut self, key: String, env: Envelope, from: &str) -> bool {
+    ///
+    /// `peer` is the replica the envelope came from, when it is one: if this replica drops its
+    /// own value for the peer's in a type conflict, it sends the dropped state back so that the
+    /// peer sees the conflict too (it would not otherwise: this replica now holds its value).
+    fn merge_envelope(
+        &mut self,
+        key: String,
+        env: Envelope,
+        from: &str,
+        peer: Option<&UniqueReplicaId>,
+    ) -> bool {
         if env
             .pruning
             .get(&self.self_id)
@@ -607,7 +617,7 @@ impl Replica {
             env.type_name(),
         ) && mine != theirs
         {
-            return self.resolve_type_conflict(key, &mine, &theirs, env, from);
+            return self.resolve_type_conflict(key, &mine, &theirs, env, from, peer);
         }
         match self.data.get_mut(&key) {
             None => {
@@ -647,6 +657,7 @@ impl Replica {
         theirs: &str,
         env: Envelope,
         from: &str,
+        peer: Option<&UniqueReplicaId>,
     ) -> bool {
         let mut types = BTreeSet::new();
         let added = self.type_conflicts.send_if_modified(|conflicts| {
@@ -664,6 +675,15 @@ impl Replica {
         }
         if theirs > mine {
             return false;
+        }
+        if let (Some(peer), Some(dropped)) = (peer, self.wire(&key)) {
+            self.transport.send(
+                peer.replica(),
+                Message::Gossip {
+                    entries: vec![dropped],
+                    request: Vec::new(),
+                },
+            );
         }
         let Some(e) = self.data.get_mut(&key) else {
             return false;
@@ -1097,7 +1117,7 @@ impl Replica {
                         }));
                         return;
                     }
-                    if self.merge_envelope(key.clone(), env, "read") {
+                    if self.merge_envelope(key.clone(), env, "read", None) {
                         self.persist_detached([key.clone()]);
                     }
                     self.confirm(&key);
@@ -1117,7 +1137,7 @@ impl Replica {
             }
             let deleted = matches!(value, crate::durable::DurableValue::Deleted);
             let env = Envelope::from_durable(value);
-            if self.merge_envelope(key.clone(), env, "durable store") && deleted {
+            if self.merge_envelope(key.clone(), env, "durable store", None) && deleted {
                 tracing::warn!(replica = %self.self_id, key,
                     "key deleted in the durable store by another process: deleted here too");
                 self.deltas_pending.remove(&key);
@@ -1206,7 +1226,7 @@ impl Replica {
                 }
                 let ok = match Envelope::from_wire(entry, &self.registry) {
                     Ok((key, env)) => {
-                        if self.merge_envelope(key.clone(), env, &from.to_string()) {
+                        if self.merge_envelope(key.clone(), env, &from.to_string(), Some(&from)) {
                             self.touched(&key);
                         }
                         self.confirm(&key);
@@ -1270,7 +1290,7 @@ impl Replica {
             }
             match Envelope::from_wire(entry, &self.registry) {
                 Ok((key, env)) => {
-                    if self.merge_envelope(key.clone(), env, &from.to_string()) {
+                    if self.merge_envelope(key.clone(), env, &from.to_string(), Some(from)) {
                         changed.push(key.clone());
                     }
                     self.confirm(&key);
