@@ -7,7 +7,9 @@ mod replicator_support;
 use std::time::Duration;
 
 use dd_core::crdt::{GCounter, ORSet};
-use dd_core::replicator::{ReadConsistency, ReplicatorError, Settings, WriteConsistency};
+use dd_core::replicator::{
+    ReadConsistency, Replicator, ReplicatorError, Settings, WriteConsistency,
+};
 use dd_core::transport::memory::{Faults, MemoryNetwork};
 use dd_core::{Key, ReplicaId};
 use dd_core::{RemovedNodePruning, ReplicatedData};
@@ -275,6 +277,23 @@ async fn partition_heals() {
     converge_counter(&rs, &key, 6).await;
 }
 
+/// Creates key `k` on `r` as an `ORSet<String>` holding "x" (a `Local` write), the other type of
+/// the type-conflict tests.
+async fn create_set_k(r: &Replicator) {
+    let me = r.self_id();
+    r.update(
+        &Key::<ORSet<String>>::new("k"),
+        ORSet::new(),
+        WriteConsistency::Local,
+        move |s| {
+            s.add(&me, "x".to_owned());
+            Ok::<(), ReplicatorError>(())
+        },
+    )
+    .await
+    .unwrap();
+}
+
 /// Two replicas create one key with two types while apart: once they meet, both keep the value
 /// of the type whose name sorts first (`GCounter` < `ORSet<String>`) and list the conflict.
 #[tokio::test]
@@ -285,14 +304,7 @@ async fn key_created_with_two_types_converges_on_the_first_type_name() {
     net.partition(&all[..1], &all[1..]);
     let counter_key: Key<GCounter> = Key::new("k");
     let set_key: Key<ORSet<String>> = Key::new("k");
-    let me = rs[0].self_id();
-    rs[0]
-        .update(&set_key, ORSet::new(), WriteConsistency::Local, move |s| {
-            s.add(&me, "x".to_owned());
-            Ok::<(), ReplicatorError>(())
-        })
-        .await
-        .unwrap();
+    create_set_k(&rs[0]).await;
     let me = rs[1].self_id();
     rs[1]
         .update(
@@ -361,15 +373,7 @@ async fn the_replica_whose_type_won_lists_the_conflict_too() {
     }
     net.partition(&all[..1], &all[1..]);
     let counter_key: Key<GCounter> = Key::new("k");
-    let set_key: Key<ORSet<String>> = Key::new("k");
-    let me = rs[0].self_id();
-    rs[0]
-        .update(&set_key, ORSet::new(), WriteConsistency::Local, move |s| {
-            s.add(&me, "x".to_owned());
-            Ok::<(), ReplicatorError>(())
-        })
-        .await
-        .unwrap();
+    create_set_k(&rs[0]).await;
     // The set's delta goes out (and is lost) while the replicas are apart.
     tokio::time::sleep(Duration::from_millis(200)).await;
     net.heal();
