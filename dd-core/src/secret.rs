@@ -4,6 +4,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
 /// Errors of building a [`Secret`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -58,9 +61,13 @@ impl Secret {
         Ok(Self(Arc::from(trimmed)))
     }
 
-    /// The secret bytes (the HMAC key).
-    pub(crate) fn expose(&self) -> &[u8] {
-        &self.0
+    /// An HMAC-SHA256 keyed with the secret, started with `domain` (a label that keeps the tags
+    /// of one use from being valid for another): the TCP handshake's proofs and the membership
+    /// gossip's datagram tags.
+    pub(crate) fn mac(&self, domain: &[u8]) -> Option<Hmac<Sha256>> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).ok()?;
+        mac.update(domain);
+        Some(mac)
     }
 }
 

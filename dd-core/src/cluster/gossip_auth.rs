@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport, UdpSocket};
 use chitchat::{ChitchatEnvelope, ChitchatMessage, ProtocolVersion};
-use hmac::{KeyInit, Mac};
+use hmac::Mac;
 use sha2::Sha256;
 
 use crate::secret::Secret;
@@ -110,8 +110,7 @@ impl Transport for AuthenticatedUdpTransport {
 impl AuthenticatedUdpTransport {
     /// The tag of `payload`: HMAC-SHA256 over a domain label, the cluster name and the payload.
     fn mac(&self, payload: &[u8]) -> Option<hmac::Hmac<Sha256>> {
-        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(self.secret.expose()).ok()?;
-        mac.update(b"durable-dd gossip v1\0");
+        let mut mac = self.secret.mac(b"durable-dd gossip v1\0")?;
         mac.update(&(self.cluster_name.len() as u64).to_be_bytes());
         mac.update(self.cluster_name.as_bytes());
         mac.update(payload);

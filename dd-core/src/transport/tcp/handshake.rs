@@ -16,7 +16,7 @@
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use hmac::{KeyInit, Mac};
+use hmac::Mac;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::net::TcpStream;
@@ -117,9 +117,8 @@ pub struct Transcript<'a> {
 }
 
 fn mac(secret: &Secret, transcript: &Transcript<'_>) -> Option<hmac::Hmac<Sha256>> {
-    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(secret.expose()).ok()?;
     let bytes = postcard::to_stdvec(transcript).ok()?;
-    mac.update(b"durable-dd handshake\0");
+    let mut mac = secret.mac(b"durable-dd handshake\0")?;
     mac.update(&bytes);
     Some(mac)
 }
