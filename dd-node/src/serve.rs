@@ -214,8 +214,14 @@ pub async fn serve(config: NodeConfig, shutdown: CancellationToken) -> Result<()
         }
     };
     state.set_ready(replicator.clone(), cluster.clone());
+    // The intervals in effect (flags, config file or defaults), so that a config file that was
+    // not the expected one shows in the log.
+    let s = &config.settings;
     tracing::info!(replica = %replicator.self_id(), store = %config.store,
-        write_mode = %write_mode_name(config.write_mode), "serving");
+        write_mode = %write_mode_name(config.write_mode),
+        gossip_interval = ?s.gossip_interval,
+        delta_propagation_interval = ?s.delta_propagation_interval,
+        pruning_interval = ?s.pruning_interval, "serving");
 
     shutdown.cancelled().await;
     let http_result = finish_http(http).await;

@@ -3,7 +3,8 @@
 //! fourth started later with another seed is seen by every member, receives every value and
 //! spreads its own writes; `dd-node members` lists the view; SIGTERM stops each cleanly. A
 //! replica stopped by SIGTERM leaves at once (not after the failure detector and the one-hour
-//! dead-node grace period); one killed by SIGKILL and removed with `dd-node remove` is pruned.
+//! dead-node grace period); one killed by SIGKILL and removed with `dd-node remove` is pruned
+//! (without and with the cluster secret).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -37,7 +38,9 @@ fn start_with(
     let ports = dd_node::local_cluster::free_ports(3).unwrap();
     let http = format!("127.0.0.1:{}", ports[0]);
     let gossip = format!("127.0.0.1:{}", ports[2]);
-    let config = dir.join("node.toml");
+    // One file per replica, like the secret: rewriting a shared one while the replica started
+    // before reads it can leave that replica with an empty file, so with the default intervals.
+    let config = dir.join(format!("{name}.toml"));
     std::fs::write(
         &config,
         "[replicator]\ngossip_interval_ms = 300\ndelta_propagation_interval_ms = 50\n\
@@ -56,7 +59,7 @@ fn start_with(
         cmd.args(["--seed", &s.gossip]);
     }
     if let Some(secret) = secret {
-        // One file per replica: rewriting a shared one could race with a starting replica.
+        // One file per replica too.
         let path = dir.join(format!("{name}.secret"));
         std::fs::write(&path, secret).unwrap();
         cmd.args(["--cluster-secret-file", path.to_str().unwrap()]);
@@ -64,7 +67,9 @@ fn start_with(
     for var in ["DD_NODE_CONFIG", "DD_NODE_PEERS", "DD_NODE_SEEDS"] {
         cmd.env_remove(var);
     }
-    cmd.env("RUST_LOG", "info")
+    // `DD_IT_NODE_LOG` sets the nodes' `RUST_LOG` (for example `info,dd_core=debug`).
+    let log_filter = std::env::var("DD_IT_NODE_LOG").unwrap_or_else(|_| "info".to_owned());
+    cmd.env("RUST_LOG", log_filter)
         .stdin(Stdio::null())
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log))
@@ -74,6 +79,38 @@ fn start_with(
         http: format!("http://{http}"),
         gossip,
         child: cmd.spawn().unwrap(),
+    }
+}
+
+/// Waits until `node` serves, then checks that it runs with the intervals of the config file
+/// `start_with` wrote for it (a node that read a file while the next one's start rewrote it
+/// ran with the defaults: a pruning leader whose pruning interval is two minutes holds the
+/// pruning of every removed replica up for that long).
+async fn runs_with_test_settings(dir: &std::path::Path, node: &Node) {
+    let log = dir.join(format!("{}.log", node.name));
+    let serving = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines()
+            .find(|l| l.contains(" dd_node::serve: serving "))
+            .map(str::to_owned)
+    };
+    poll_until(&format!("{} serves", node.name), || async {
+        serving()
+            .map(drop)
+            .ok_or_else(|| "no `serving` line yet".to_owned())
+    })
+    .await;
+    let line = serving().unwrap();
+    for setting in [
+        "gossip_interval=300ms",
+        "delta_propagation_interval=50ms",
+        "pruning_interval=200ms",
+    ] {
+        assert!(
+            line.contains(setting),
+            "{} runs without {setting}: {line}",
+            node.name
+        );
     }
 }
 
@@ -270,16 +307,25 @@ async fn member(client: &reqwest::Client, node: &Node, name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_replica_leaves_at_once_and_a_killed_one_removed_is_pruned() {
+    leave_and_remove(None).await;
+}
+
+/// The same with a cluster secret: the TCP handshakes and every gossip datagram authenticated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_cluster_secret_a_stopped_replica_leaves_and_a_removed_one_is_pruned() {
+    leave_and_remove(Some("the cluster secret of node_membership")).await;
+}
+
+/// Four replicas; d leaves by SIGTERM and is pruned, c is killed, removed and pruned.
+async fn leave_and_remove(secret: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
-    // Without a cluster secret (the authenticated gossip is tested in dd-core's
-    // `cluster_gossip_secret`; `start_with` takes one).
-    let secret = None;
     let a = start_with(dir.path(), "a", &[], secret);
     let b = start_with(dir.path(), "b", &[&a], secret);
     let c = start_with(dir.path(), "c", &[&a], secret);
     let d = start_with(dir.path(), "d", &[&b], secret);
     for n in [&a, &b, &c, &d] {
+        runs_with_test_settings(dir.path(), n).await;
         members_are(&client, n, &["a", "b", "c", "d"]).await;
     }
     // Each replica counts its own entry of the counter: 1 + 2 + 3 + 4.
