@@ -42,7 +42,7 @@ use crate::consistency::ConsistencyQuery;
 use crate::membership::{NodeCluster, RemoveError};
 use crate::metrics::{Metrics, StatusLabel};
 use crate::openapi::{
-    DeletedBody, ErrorBody, HealthBody, KeysBody, LiveBody, MembersBody, RemovedBody, TypeName,
+    DeletedBody, ErrorBody, HealthBody, KeyPath, KeysBody, LiveBody, MembersBody, RemovedBody,
     UpdateBody, ValueBody, ValuesBody,
 };
 use crate::ops::{OpError, parse_body};
@@ -761,12 +761,8 @@ fn value_body(data_type: DataType, key: &str, value: Value) -> Json<Value> {
     description = "Reads a key. 409 when the key holds another type, or when replicas created it \
         with different types (`types`, `kept`, and the kept `value`)",
     params(
-        ("type" = TypeName, Path, description = "The key's type"),
-        ("key" = String, Path, description = "The key id (one percent-encoded UTF-8 segment)"),
-        ("consistency" = Option<String>, Query, pattern = "^(local|majority|all|from:[0-9]+)$",
-            description = "local (default), majority, all or from:N (N counts this replica; capped at the members)"),
-        ("timeout_ms" = Option<u64>, Query, minimum = 0,
-            description = "How long the non-local levels wait for other replicas (default 5000)"),
+        KeyPath,
+        ConsistencyQuery,
     ),
     responses(
         (status = 200, description = "The value", body = ValueBody),
@@ -811,12 +807,8 @@ async fn read_key(
 #[utoipa::path(post, path = "/keys/{type}/{key}", tag = "keys",
     description = "Applies one operation or a list of them (atomically, in order)",
     params(
-        ("type" = TypeName, Path, description = "The key's type"),
-        ("key" = String, Path, description = "The key id (one percent-encoded UTF-8 segment)"),
-        ("consistency" = Option<String>, Query, pattern = "^(local|majority|all|from:[0-9]+)$",
-            description = "local (default), majority, all or from:N (N counts this replica; capped at the members)"),
-        ("timeout_ms" = Option<u64>, Query, minimum = 0,
-            description = "How long the non-local levels wait for other replicas (default 5000)"),
+        KeyPath,
+        ConsistencyQuery,
     ),
     request_body(content = UpdateBody, content_type = "application/json"),
     responses(
@@ -851,12 +843,8 @@ async fn update_key(
 #[utoipa::path(delete, path = "/keys/{type}/{key}", tag = "keys",
     description = "Deletes a key for good (the tombstone wins everywhere)",
     params(
-        ("type" = TypeName, Path, description = "The key's type"),
-        ("key" = String, Path, description = "The key id (one percent-encoded UTF-8 segment)"),
-        ("consistency" = Option<String>, Query, pattern = "^(local|majority|all|from:[0-9]+)$",
-            description = "local (default), majority, all or from:N (N counts this replica; capped at the members)"),
-        ("timeout_ms" = Option<u64>, Query, minimum = 0,
-            description = "How long the non-local levels wait for other replicas (default 5000)"),
+        KeyPath,
+        ConsistencyQuery,
     ),
     responses(
         (status = 200, description = "Deleted", body = DeletedBody),
@@ -893,8 +881,7 @@ async fn delete_key(
     description = "Server-sent events `event: value`, `data: <value as JSON>`: the current value \
         first (if any), then after every change",
     params(
-        ("type" = TypeName, Path, description = "The key's type"),
-        ("key" = String, Path, description = "The key id (one percent-encoded UTF-8 segment)"),
+        KeyPath,
     ),
     responses(
         (status = 200, description = "The event stream", body = String, content_type = "text/event-stream"),
@@ -1144,6 +1131,28 @@ mod tests {
             .map(String::as_str)
             .collect();
         assert_eq!(methods, ["delete", "get", "post"]);
+        // The key endpoints share their parameters' descriptions (`KeyPath`, `ConsistencyQuery`).
+        for (path, method, expected) in [
+            ("/keys/{type}/{key}", "get", 4),
+            ("/keys/{type}/{key}", "post", 4),
+            ("/keys/{type}/{key}", "delete", 4),
+            ("/keys/{type}/{key}/subscribe", "get", 2),
+        ] {
+            let params: Vec<(&str, &str)> = doc["paths"][path][method]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .inspect(|p| assert!(p["description"].as_str().is_some_and(|d| !d.is_empty())))
+                .map(|p| (p["name"].as_str().unwrap(), p["in"].as_str().unwrap()))
+                .collect();
+            let all = [
+                ("type", "path"),
+                ("key", "path"),
+                ("consistency", "query"),
+                ("timeout_ms", "query"),
+            ];
+            assert_eq!(params, all[..expected], "{method} {path}");
+        }
         assert_eq!(
             doc["components"]["schemas"]["TypeName"]["enum"],
             json!(DataType::names())

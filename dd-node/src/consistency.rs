@@ -20,13 +20,17 @@ use serde::Deserialize;
 /// The default `timeout_ms`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(5000);
 
-/// The query parameters of reads, writes and deletes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// The query parameters of reads, writes and deletes (their doc comments are the parameters'
+/// descriptions in the OpenAPI document).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ConsistencyQuery {
-    /// `local`, `majority`, `all` or `from:N`.
+    /// local (default), majority, all or from:N (N counts this replica; capped at the members)
+    #[param(pattern = "^(local|majority|all|from:[0-9]+)$")]
     pub consistency: Option<String>,
-    /// Milliseconds to wait for other replicas (a positive integer).
+    /// How long the non-local levels wait for other replicas (default 5000)
+    #[param(value_type = Option<u64>, minimum = 0)]
     pub timeout_ms: Option<String>,
 }
 

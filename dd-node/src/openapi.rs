@@ -43,6 +43,17 @@ pub enum TypeName {
     ORMultiMap,
 }
 
+/// The path parameters of `/keys/{type}/{key}` and `/keys/{type}/{key}/subscribe`.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct KeyPath {
+    /// The key's type
+    #[param(rename = "type")]
+    pub data_type: TypeName,
+    /// The key id (one percent-encoded UTF-8 segment)
+    pub key: String,
+}
+
 /// A key's value (a read, or the new value after an update).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ValueBody {
