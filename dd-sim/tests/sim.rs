@@ -226,6 +226,35 @@ fn quiescence_waits_for_equal_states_not_only_equal_reads() {
     }
 }
 
+/// Seed 10804 (both modes): r0 made an acknowledged increment and left for good; r1 (the
+/// leader) pruned r0#1 into its own slot once every member, r2#1 among them, had seen its
+/// marker. r2 crashed before its store had the collapsed value (only "performed" markers are
+/// stored, so nothing recorded that r2#1 had acknowledged r1's pruning) and restarted alone,
+/// its member list only itself: it collapsed r0#1's increment into r2#2 as well, and the
+/// counter read 2 of 1 (6 of 3). A replica whose store mentions other replicas performs no
+/// pruning before its member list has held a peer.
+#[test]
+fn replica_restarted_alone_never_prunes_what_its_earlier_incarnation_let_a_peer_prune() {
+    let classes = "network,partitions,store-errors,store-hangs,partial-batches,crashes,\
+                   full-crashes,long-absences,start-alone,deletes";
+    let cases: [(Mode, &[usize]); 2] = [
+        (Mode::Sync, &[1, 4, 6, 7, 12, 15, 16, 17, 57, 58, 59]),
+        (Mode::WriteBehind, &[3, 6, 7, 8, 17, 18, 58]),
+    ];
+    for (mode, keep) in cases {
+        let mut config = SimConfig::new(mode);
+        config.classes = parse_classes(classes).unwrap();
+        let events = events_of(10804, &config, Some(keep));
+        let outcome = run_events(10804, &config, &events);
+        assert!(
+            outcome.violation.is_none(),
+            "{mode}: {:?}",
+            outcome.violation
+        );
+        assert!(outcome.summary.prunings >= 1, "{mode}: {}", outcome.summary);
+    }
+}
+
 /// One line of `regressions.txt`: `fixed|open seed mode classes steps keep # what`.
 struct Regression {
     fixed: bool,

@@ -135,9 +135,31 @@ pub(crate) struct Replica {
     pruning_blocked_by: BTreeSet<ReplicaId>,
     /// Whether the membership view has heard from the cluster; no pruning is completed before.
     view_settled: bool,
+    /// Whether the durable store this replica started from mentions other replicas (in a value,
+    /// a pruning marker or the removed set): it was written while this replica had peers.
+    remembers_peers: bool,
+    /// Whether the member list has held another replica since this incarnation started.
+    had_peer: bool,
     /// Keys created with different types on different replicas, with every type name seen
     /// (see [`Replica::resolve_type_conflict`]); read by [`super::Replicator::type_conflicts`].
     type_conflicts: watch::Sender<super::TypeConflicts>,
+}
+
+/// Whether the state `self_id` recovered from its durable store mentions another replica: in a
+/// value, a pruning marker, or the removed or restarted set. Such a store was written while this
+/// replica had peers; if its member list starts with none (a static list that starts alone, a
+/// view not converged yet), a peer may have performed a pruning that this replica's earlier
+/// incarnation acknowledged and whose marker it never stored (only "performed" markers are
+/// stored), so this replica performs no pruning before a peer is a member (dd-sim seed 10804).
+fn remembers_peers(self_id: &UniqueReplicaId, recovered: &Recovered) -> bool {
+    let me = self_id.replica();
+    let other = |x: &UniqueReplicaId| x.replica() != me;
+    recovered.removed.iter().any(other)
+        || recovered.restarted.iter().any(other)
+        || recovered.data.values().any(|env| {
+            env.pruning.keys().any(other)
+                || matches!(&env.value, Value::Data(d) if d.replicas_in_state().iter().any(other))
+        })
 }
 
 /// Why a delta was not applied.
@@ -252,6 +274,8 @@ impl Replica {
         });
         let seed = self_id.incarnation();
         let tree_dirty: BTreeSet<String> = recovered.data.keys().cloned().collect();
+        let remembers_peers = remembers_peers(&self_id, &recovered);
+        let had_peer = members.keys().any(|m| m != self_id.replica());
         let replica = Self {
             self_id,
             registry,
@@ -287,6 +311,8 @@ impl Replica {
             full_state_wanted: BTreeMap::new(),
             pruning_blocked_by: BTreeSet::new(),
             view_settled: true,
+            remembers_peers,
+            had_peer,
             type_conflicts: watch::channel(super::TypeConflicts::new()).0,
             settings,
         };
@@ -455,6 +481,7 @@ impl Replica {
                 self.removed.insert(inc);
             }
         }
+        self.had_peer |= members.keys().any(|m| m != self.self_id.replica());
         self.members = members;
         self.persist_removed();
     }
@@ -1772,6 +1799,13 @@ impl Replica {
         if !self.view_settled {
             tracing::debug!(replica = %self.self_id,
                 "pruning waits: the membership view has not heard from any other node yet");
+            return false;
+        }
+        if self.remembers_peers && !self.had_peer {
+            tracing::debug!(replica = %self.self_id,
+                "pruning waits: this replica started alone from a store written while it had \
+                 peers (one of them may have performed this pruning already, with this \
+                 replica's earlier incarnation's acknowledgement)");
             return false;
         }
         let blocked = self.unaccounted_replicas();
