@@ -21,7 +21,8 @@ use super::load::Recovered;
 use super::merkle::MerkleTree;
 use super::protocol::{Message, WireDelta, WireEntry, WireState};
 use super::pruning_record::{
-    PrunedIncarnations, REMOVED_KEY, RESTARTED_KEY, RemovedIncarnations, is_reserved, markers_key,
+    PEERS_KEY, PrunedIncarnations, REMOVED_KEY, RESTARTED_KEY, RemovedIncarnations, is_reserved,
+    markers_key,
 };
 use super::settings::Settings;
 use crate::cluster::Members;
@@ -135,31 +136,20 @@ pub(crate) struct Replica {
     pruning_blocked_by: BTreeSet<ReplicaId>,
     /// Whether the membership view has heard from the cluster; no pruning is completed before.
     view_settled: bool,
-    /// Whether the durable store this replica started from mentions other replicas (in a value,
-    /// a pruning marker or the removed set): it was written while this replica had peers.
+    /// Whether the durable store this replica started from recorded peers in its member list
+    /// (`__dd/peers`). If the member list then starts with none (a static list that starts
+    /// alone, a view not converged yet), a peer may have performed a pruning that an earlier
+    /// incarnation of this replica acknowledged and whose marker never reached its store (only
+    /// "performed" markers are stored): this replica performs no pruning before a peer is a
+    /// member (dd-sim seed 10804).
     remembers_peers: bool,
     /// Whether the member list has held another replica since this incarnation started.
     had_peer: bool,
+    /// The peers last handed to the durable store (`__dd/peers`).
+    stored_peers: BTreeSet<ReplicaId>,
     /// Keys created with different types on different replicas, with every type name seen
     /// (see [`Replica::resolve_type_conflict`]); read by [`super::Replicator::type_conflicts`].
     type_conflicts: watch::Sender<super::TypeConflicts>,
-}
-
-/// Whether the state `self_id` recovered from its durable store mentions another replica: in a
-/// value, a pruning marker, or the removed or restarted set. Such a store was written while this
-/// replica had peers; if its member list starts with none (a static list that starts alone, a
-/// view not converged yet), a peer may have performed a pruning that this replica's earlier
-/// incarnation acknowledged and whose marker it never stored (only "performed" markers are
-/// stored), so this replica performs no pruning before a peer is a member (dd-sim seed 10804).
-fn remembers_peers(self_id: &UniqueReplicaId, recovered: &Recovered) -> bool {
-    let me = self_id.replica();
-    let other = |x: &UniqueReplicaId| x.replica() != me;
-    recovered.removed.iter().any(other)
-        || recovered.restarted.iter().any(other)
-        || recovered.data.values().any(|env| {
-            env.pruning.keys().any(other)
-                || matches!(&env.value, Value::Data(d) if d.replicas_in_state().iter().any(other))
-        })
 }
 
 /// Why a delta was not applied.
@@ -274,7 +264,8 @@ impl Replica {
         });
         let seed = self_id.incarnation();
         let tree_dirty: BTreeSet<String> = recovered.data.keys().cloned().collect();
-        let remembers_peers = remembers_peers(&self_id, &recovered);
+        let remembers_peers = !recovered.peers.is_empty();
+        let stored_peers = recovered.peers.clone();
         let had_peer = members.keys().any(|m| m != self_id.replica());
         let replica = Self {
             self_id,
@@ -313,6 +304,7 @@ impl Replica {
             view_settled: true,
             remembers_peers,
             had_peer,
+            stored_peers,
             type_conflicts: watch::channel(super::TypeConflicts::new()).0,
             settings,
         };
@@ -484,6 +476,34 @@ impl Replica {
         self.had_peer |= members.keys().any(|m| m != self.self_id.replica());
         self.members = members;
         self.persist_removed();
+        self.persist_peers();
+    }
+
+    /// Stores the member list's peers if they changed since they were last stored; not while
+    /// this replica started alone from a store that recorded peers and has had none since
+    /// (another restart alone must remember them too).
+    fn persist_peers(&mut self) {
+        if self.remembers_peers && !self.had_peer {
+            return;
+        }
+        let peers: BTreeSet<ReplicaId> = self.peers().into_iter().collect();
+        if peers == self.stored_peers {
+            return;
+        }
+        if let Some(d) = &self.durable {
+            let removed = peers
+                .iter()
+                .map(|p| UniqueReplicaId::new(p.clone(), 0))
+                .collect();
+            d.submit(
+                vec![(
+                    PEERS_KEY.to_owned(),
+                    crate::durable::DurableValue::Data(Box::new(RemovedIncarnations { removed })),
+                )],
+                None,
+            );
+            self.stored_peers = peers;
+        }
     }
 
     /// Learns the current incarnation of a peer; an older one is then removed.
@@ -1831,6 +1851,7 @@ impl Replica {
         self.drop_orphaned_markers();
         self.compact_removed();
         self.persist_removed();
+        self.persist_peers();
         let may_perform = self.may_perform_pruning();
         // Only the leader starts pruning; an owner finishes what it started even when another
         // replica leads by now (the markers carry its identity, nobody else may collapse).
