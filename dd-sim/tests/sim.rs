@@ -231,8 +231,8 @@ fn quiescence_waits_for_equal_states_not_only_equal_reads() {
 /// marker. r2 crashed before its store had the collapsed value (only "performed" markers are
 /// stored, so nothing recorded that r2#1 had acknowledged r1's pruning) and restarted alone,
 /// its member list only itself: it collapsed r0#1's increment into r2#2 as well, and the
-/// counter read 2 of 1 (6 of 3). A replica whose store mentions other replicas performs no
-/// pruning before its member list has held a peer.
+/// counter read 2 of 1 (6 of 3). The peers of the member list are stored (`__dd/peers`), and a
+/// replica whose store recorded peers performs no pruning before its member list held a peer.
 #[test]
 fn replica_restarted_alone_never_prunes_what_its_earlier_incarnation_let_a_peer_prune() {
     let classes = "network,partitions,store-errors,store-hangs,partial-batches,crashes,\
