@@ -13,6 +13,7 @@
 //!   that way by earlier versions, are still read: at load the markers of both are merged.
 //! - `__dd/removed` holds a [`RemovedIncarnations`]: incarnations that left the cluster or
 //!   restarted and still have to be pruned, so that a restarted pruning leader carries on.
+//! - `__dd/peers` holds the peers of the last member list, in the same record type.
 //!
 //! Markers never expire: a replica may come back from its durable data after any downtime,
 //! and only the marker tells it that its stale entries of a pruned incarnation were already
@@ -39,6 +40,13 @@ pub(crate) const REMOVED_KEY: &str = "__dd/removed";
 /// it lives on, and may prune them itself), as opposed to ones whose replica left. Same record
 /// type as [`REMOVED_KEY`]; stores written before it was added have none.
 pub(crate) const RESTARTED_KEY: &str = "__dd/restarted";
+
+/// The durable key of the peers this replica last had in its member list (names only: the
+/// record holds each as incarnation 0). Same record type as [`REMOVED_KEY`]; stores written
+/// before it was added have none. A replica that starts from a store naming peers performs no
+/// pruning before its member list holds a peer again: one of them may have performed a pruning
+/// that this replica's earlier incarnation acknowledged (only "performed" markers are stored).
+pub(crate) const PEERS_KEY: &str = "__dd/peers";
 
 /// The durable key holding the pruning markers of `key`.
 pub fn markers_key(key: &str) -> String {

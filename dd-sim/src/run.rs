@@ -271,6 +271,55 @@ async fn snapshot(r: &Replicator, level: ReadConsistency) -> Snapshot {
     snap
 }
 
+/// A key's whole CRDT state as one replica holds it locally, for quiescence.
+#[derive(Debug, PartialEq)]
+enum Held<T> {
+    Value(T),
+    Missing,
+    Deleted,
+    Error(String),
+}
+
+async fn held<T: Crdt>(r: &Replicator, key: &Key<T>) -> Held<T> {
+    match r.get(key, ReadConsistency::Local).await {
+        Ok(v) => Held::Value(v),
+        Err(ReplicatorError::NotFound { .. }) => Held::Missing,
+        Err(ReplicatorError::Deleted { .. }) => Held::Deleted,
+        Err(e) => Held::Error(e.to_string()),
+    }
+}
+
+/// Every key's whole state (slots, dots, timestamps and writers), not only the value the oracle
+/// reads: replicas that read the same values may still hold different states (`{r3#1: 1}` and
+/// `{r2#1: 1}` both read 1), so quiescence waits until the states are equal (seeds 9765, 10892,
+/// 10914: a quiescence declared on equal reads checked replicas that had not converged).
+#[derive(Debug, PartialEq)]
+struct States {
+    counters: Vec<Held<GCounter>>,
+    pn: Held<PNCounter>,
+    sets: Vec<Held<ORSet<String>>>,
+    map: Held<ORMap<String, GCounter>>,
+    register: Held<LWWRegister<String>>,
+}
+
+async fn states(r: &Replicator) -> States {
+    let mut counters = Vec::new();
+    for k in 0..3u8 {
+        counters.push(held(r, &counter_key(k)).await);
+    }
+    let mut sets = Vec::new();
+    for s in 0..2u8 {
+        sets.push(held(r, &set_key(s)).await);
+    }
+    States {
+        counters,
+        pn: held(r, &pn_key()).await,
+        sets,
+        map: held(r, &map_key()).await,
+        register: held(r, &register_key()).await,
+    }
+}
+
 impl Sim {
     fn new(seed: u64, config: SimConfig) -> Self {
         let n = config.replicas.max(2);
@@ -448,6 +497,7 @@ impl Sim {
         let deadline = tokio::time::Instant::now() + QUIESCE_BOUND;
         let snap = loop {
             let mut snaps = Vec::new();
+            let mut whole = Vec::new();
             for l in self.live.iter().flatten() {
                 snaps.push(
                     bounded(
@@ -456,13 +506,15 @@ impl Sim {
                     )
                     .await?,
                 );
+                whole.push(bounded("a local read", states(&l.replicator)).await?);
             }
             let stores_done = self
                 .live
                 .iter()
                 .flatten()
                 .all(|l| l.durable.health().pending == 0);
-            if stores_done && snaps.windows(2).all(|w| w[0] == w[1]) {
+            let states_equal = whole.windows(2).all(|w| w[0] == w[1]);
+            if stores_done && states_equal && snaps.windows(2).all(|w| w[0] == w[1]) {
                 break snaps.into_iter().next().unwrap_or_default();
             }
             if tokio::time::Instant::now() >= deadline {
@@ -470,8 +522,14 @@ impl Sim {
                 for (i, s) in snaps.iter().enumerate() {
                     text.push_str(&format!("\n  replica #{i}: {s:?}"));
                 }
+                if !states_equal {
+                    for (i, s) in whole.iter().enumerate() {
+                        text.push_str(&format!("\n  replica #{i} state: {s:?}"));
+                    }
+                }
                 return Err(failure(format!(
-                    "no quiescence within {QUIESCE_BOUND:?} (stores done: {stores_done}):{text}"
+                    "no quiescence within {QUIESCE_BOUND:?} (stores done: {stores_done}, \
+                     states equal: {states_equal}):{text}"
                 )));
             }
             for l in self.live.iter().flatten() {

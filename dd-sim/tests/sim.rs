@@ -197,6 +197,64 @@ fn owner_returning_with_a_collapse_the_others_pruned_keeps_acknowledged_incremen
     }
 }
 
+/// Seeds 9765, 10892 and 10914 (the long run's short seeds): two replicas each made an
+/// acknowledged increment of the same counter (`Local`, or `Two` cut by a partition) and the run
+/// ended. Quiescence was declared as soon as every replica read the same values, which
+/// `{r2#1: 1}` on one side and `{r3#1: 1}` on the other do before either has the other's
+/// increment: the oracle then checked unconverged replicas and found 1 of 2. Quiescence now
+/// also waits until every replica holds the same whole state.
+#[test]
+fn quiescence_waits_for_equal_states_not_only_equal_reads() {
+    let classes = "network,partitions,store-errors,store-hangs,partial-batches,crashes,\
+                   full-crashes,long-absences,start-alone,deletes";
+    let cases: [(u64, Mode, &[usize]); 4] = [
+        (10914, Mode::Sync, &[4, 18, 19, 20]),
+        (10914, Mode::WriteBehind, &[4, 18, 19, 20, 24, 27]),
+        (10892, Mode::Sync, &[20, 21, 24, 25]),
+        (9765, Mode::Sync, &[17, 18, 19, 20, 21, 25]),
+    ];
+    for (seed, mode, keep) in cases {
+        let mut config = SimConfig::new(mode);
+        config.classes = parse_classes(classes).unwrap();
+        let events = events_of(seed, &config, Some(keep));
+        let outcome = run_events(seed, &config, &events);
+        assert!(
+            outcome.violation.is_none(),
+            "seed {seed} {mode}: {:?}",
+            outcome.violation
+        );
+    }
+}
+
+/// Seed 10804 (both modes): r0 made an acknowledged increment and left for good; r1 (the
+/// leader) pruned r0#1 into its own slot once every member, r2#1 among them, had seen its
+/// marker. r2 crashed before its store had the collapsed value (only "performed" markers are
+/// stored, so nothing recorded that r2#1 had acknowledged r1's pruning) and restarted alone,
+/// its member list only itself: it collapsed r0#1's increment into r2#2 as well, and the
+/// counter read 2 of 1 (6 of 3). The peers of the member list are stored (`__dd/peers`), and a
+/// replica whose store recorded peers performs no pruning before its member list held a peer.
+#[test]
+fn replica_restarted_alone_never_prunes_what_its_earlier_incarnation_let_a_peer_prune() {
+    let classes = "network,partitions,store-errors,store-hangs,partial-batches,crashes,\
+                   full-crashes,long-absences,start-alone,deletes";
+    let cases: [(Mode, &[usize]); 2] = [
+        (Mode::Sync, &[1, 4, 6, 7, 12, 15, 16, 17, 57, 58, 59]),
+        (Mode::WriteBehind, &[3, 6, 7, 8, 17, 18, 58]),
+    ];
+    for (mode, keep) in cases {
+        let mut config = SimConfig::new(mode);
+        config.classes = parse_classes(classes).unwrap();
+        let events = events_of(10804, &config, Some(keep));
+        let outcome = run_events(10804, &config, &events);
+        assert!(
+            outcome.violation.is_none(),
+            "{mode}: {:?}",
+            outcome.violation
+        );
+        assert!(outcome.summary.prunings >= 1, "{mode}: {}", outcome.summary);
+    }
+}
+
 /// One line of `regressions.txt`: `fixed|open seed mode classes steps keep # what`.
 struct Regression {
     fixed: bool,

@@ -21,7 +21,8 @@ use super::load::Recovered;
 use super::merkle::MerkleTree;
 use super::protocol::{Message, WireDelta, WireEntry, WireState};
 use super::pruning_record::{
-    PrunedIncarnations, REMOVED_KEY, RESTARTED_KEY, RemovedIncarnations, is_reserved, markers_key,
+    PEERS_KEY, PrunedIncarnations, REMOVED_KEY, RESTARTED_KEY, RemovedIncarnations, is_reserved,
+    markers_key,
 };
 use super::settings::Settings;
 use crate::cluster::Members;
@@ -135,6 +136,17 @@ pub(crate) struct Replica {
     pruning_blocked_by: BTreeSet<ReplicaId>,
     /// Whether the membership view has heard from the cluster; no pruning is completed before.
     view_settled: bool,
+    /// Whether the durable store this replica started from recorded peers in its member list
+    /// (`__dd/peers`). If the member list then starts with none (a static list that starts
+    /// alone, a view not converged yet), a peer may have performed a pruning that an earlier
+    /// incarnation of this replica acknowledged and whose marker never reached its store (only
+    /// "performed" markers are stored): this replica performs no pruning before a peer is a
+    /// member (dd-sim seed 10804).
+    remembers_peers: bool,
+    /// Whether the member list has held another replica since this incarnation started.
+    had_peer: bool,
+    /// The peers last handed to the durable store (`__dd/peers`).
+    stored_peers: BTreeSet<ReplicaId>,
     /// Keys created with different types on different replicas, with every type name seen
     /// (see [`Replica::resolve_type_conflict`]); read by [`super::Replicator::type_conflicts`].
     type_conflicts: watch::Sender<super::TypeConflicts>,
@@ -252,6 +264,9 @@ impl Replica {
         });
         let seed = self_id.incarnation();
         let tree_dirty: BTreeSet<String> = recovered.data.keys().cloned().collect();
+        let remembers_peers = !recovered.peers.is_empty();
+        let stored_peers = recovered.peers.clone();
+        let had_peer = members.keys().any(|m| m != self_id.replica());
         let replica = Self {
             self_id,
             registry,
@@ -287,6 +302,9 @@ impl Replica {
             full_state_wanted: BTreeMap::new(),
             pruning_blocked_by: BTreeSet::new(),
             view_settled: true,
+            remembers_peers,
+            had_peer,
+            stored_peers,
             type_conflicts: watch::channel(super::TypeConflicts::new()).0,
             settings,
         };
@@ -455,8 +473,37 @@ impl Replica {
                 self.removed.insert(inc);
             }
         }
+        self.had_peer |= members.keys().any(|m| m != self.self_id.replica());
         self.members = members;
         self.persist_removed();
+        self.persist_peers();
+    }
+
+    /// Stores the member list's peers if they changed since they were last stored; not while
+    /// this replica started alone from a store that recorded peers and has had none since
+    /// (another restart alone must remember them too).
+    fn persist_peers(&mut self) {
+        if self.remembers_peers && !self.had_peer {
+            return;
+        }
+        let peers: BTreeSet<ReplicaId> = self.peers().into_iter().collect();
+        if peers == self.stored_peers {
+            return;
+        }
+        if let Some(d) = &self.durable {
+            let removed = peers
+                .iter()
+                .map(|p| UniqueReplicaId::new(p.clone(), 0))
+                .collect();
+            d.submit(
+                vec![(
+                    PEERS_KEY.to_owned(),
+                    crate::durable::DurableValue::Data(Box::new(RemovedIncarnations { removed })),
+                )],
+                None,
+            );
+            self.stored_peers = peers;
+        }
     }
 
     /// Learns the current incarnation of a peer; an older one is then removed.
@@ -1774,6 +1821,13 @@ impl Replica {
                 "pruning waits: the membership view has not heard from any other node yet");
             return false;
         }
+        if self.remembers_peers && !self.had_peer {
+            tracing::debug!(replica = %self.self_id,
+                "pruning waits: this replica started alone from a store written while it had \
+                 peers (one of them may have performed this pruning already, with this \
+                 replica's earlier incarnation's acknowledgement)");
+            return false;
+        }
         let blocked = self.unaccounted_replicas();
         if blocked != self.pruning_blocked_by {
             if blocked.is_empty() {
@@ -1797,6 +1851,7 @@ impl Replica {
         self.drop_orphaned_markers();
         self.compact_removed();
         self.persist_removed();
+        self.persist_peers();
         let may_perform = self.may_perform_pruning();
         // Only the leader starts pruning; an owner finishes what it started even when another
         // replica leads by now (the markers carry its identity, nobody else may collapse).

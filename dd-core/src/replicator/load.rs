@@ -14,11 +14,12 @@ use futures::StreamExt;
 use super::envelope::{Envelope, LoadedMarker};
 use super::error::ReplicatorError;
 use super::pruning_record::{
-    PrunedIncarnations, REMOVED_KEY, RESTARTED_KEY, RemovedIncarnations, is_reserved, marked_key,
+    PEERS_KEY, PrunedIncarnations, REMOVED_KEY, RESTARTED_KEY, RemovedIncarnations, is_reserved,
+    marked_key,
 };
 use crate::data::{DataError, TypeRegistry};
 use crate::durable::{CrdtValueStore, DurableValue};
-use crate::replica::UniqueReplicaId;
+use crate::replica::{ReplicaId, UniqueReplicaId};
 
 /// What a replica starts from.
 #[derive(Default)]
@@ -32,6 +33,8 @@ pub(crate) struct Recovered {
     pub(crate) stored_removed: BTreeSet<UniqueReplicaId>,
     /// The stored removed incarnations whose replica restarted (see `RESTARTED_KEY`).
     pub(crate) restarted: BTreeSet<UniqueReplicaId>,
+    /// The peers of the member list the store last recorded (see `PEERS_KEY`).
+    pub(crate) peers: BTreeSet<ReplicaId>,
 }
 
 fn reserved_value<T: Clone + 'static>(
@@ -65,6 +68,7 @@ pub(crate) async fn load_durable(
     let mut markers = BTreeMap::<String, PrunedIncarnations>::new();
     let mut removed = RemovedIncarnations::default();
     let mut restarted = RemovedIncarnations::default();
+    let mut peers = RemovedIncarnations::default();
     let mut entries = store.load(self_id.replica(), registry);
     while let Some(item) = entries.next().await {
         let (key, value) = item.map_err(|source| ReplicatorError::LoadFailure {
@@ -79,16 +83,16 @@ pub(crate) async fn load_durable(
             }
             continue;
         }
-        if key == REMOVED_KEY || key == RESTARTED_KEY {
+        if key == REMOVED_KEY || key == RESTARTED_KEY || key == PEERS_KEY {
             if let Some(r) = reserved_value::<RemovedIncarnations>(
                 &key,
                 value,
                 RemovedIncarnations::type_name(),
             )? {
-                if key == REMOVED_KEY {
-                    removed.merge(&r);
-                } else {
-                    restarted.merge(&r);
+                match key.as_str() {
+                    REMOVED_KEY => removed.merge(&r),
+                    RESTARTED_KEY => restarted.merge(&r),
+                    _ => peers.merge(&r),
                 }
             }
             continue;
@@ -146,5 +150,11 @@ pub(crate) async fn load_durable(
         removed,
         stored_removed,
         restarted: restarted.removed,
+        peers: peers
+            .removed
+            .into_iter()
+            .map(|p| p.replica().clone())
+            .filter(|p| p != self_id.replica())
+            .collect(),
     })
 }

@@ -115,8 +115,10 @@
 //! only on a view that heard from the cluster (`Cluster::view_settled`)
 //! and holds every replica whose entries are in its data (or knows them removed; removed because
 //! they restarted, `__dd/restarted`, only while their replica is a member, as its live
-//! incarnation prunes them too), so a replica that restarts alone does not prune what the
-//! cluster pruned while it was away. A replica that
+//! incarnation prunes them too), and, when its store recorded peers in its last member list
+//! (`__dd/peers`), only once its member list held a peer again, so a replica that restarts
+//! alone does not prune what the cluster pruned while it was away, nor what a peer pruned with
+//! the acknowledgement of its earlier incarnation. A replica that
 //! learns that its own current incarnation was pruned (it was removed while it ran) refuses
 //! writes with [`ReplicatorError::IncarnationPruned`]: restart it to rejoin. A replica
 //! that restarts also prunes its own earlier incarnations (found in its stored values), so
