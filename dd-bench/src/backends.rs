@@ -676,3 +676,72 @@ async fn raw_s3_scan(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) ->
     std::hint::black_box(bytes);
     Ok(count)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The URL of an S3 backend opens the store the builder used to: same bucket, prefix,
+    /// endpoint, credentials (secrets with URL characters included) and settings.
+    #[test]
+    fn s3_url_gives_the_options_of_the_builder() {
+        let endpoint = S3Endpoint {
+            url: "http://127.0.0.1:9000".to_owned(),
+            bucket: "dd-test".to_owned(),
+            region: "us-east-1".to_owned(),
+            access_key: "AK+1".to_owned(),
+            secret_key: "s3/cr+t=&%x".to_owned(),
+            max_object_name_len: 160,
+        };
+        let spec = BackendSpec::S3 {
+            endpoint: endpoint.clone(),
+            prefix: "bench/run 1".to_owned(),
+        };
+        let parsed = dd_store_s3::S3Options::from_url(&spec.url()).map_err(|e| e.to_string());
+        let expected = dd_store_s3::S3Options::builder("dd-test")
+            .prefix("bench/run 1")
+            .endpoint("http://127.0.0.1:9000")
+            .region("us-east-1")
+            .path_style(true)
+            .create_bucket(true)
+            .max_object_name_len(160)
+            .access_key("AK+1", "s3/cr+t=&%x")
+            .build();
+        assert_eq!(parsed, Ok(expected));
+        assert!(!spec.location().contains("s3/cr"), "{}", spec.location());
+
+        let anonymous = BackendSpec::S3 {
+            endpoint: S3Endpoint {
+                access_key: String::new(),
+                ..endpoint
+            },
+            prefix: "p".to_owned(),
+        };
+        let parsed = dd_store_s3::S3Options::from_url(&anonymous.url()).map_err(|e| e.to_string());
+        assert!(parsed.is_ok_and(|o| o.anonymous && o.credentials.is_none()));
+    }
+
+    /// The Cassandra URLs name the contact points, keyspace and table the options did.
+    #[test]
+    fn cassandra_urls_give_the_options() {
+        let spec = BackendSpec::Cassandra {
+            contact_points: "127.0.0.1:9042,127.0.0.2:9043".to_owned(),
+            keyspace: "dd_bench".to_owned(),
+            table: "t_1".to_owned(),
+        };
+        let parsed =
+            dd_store_cassandra::CassandraOptions::from_url(&spec.url()).map_err(|e| e.to_string());
+        let expected = cassandra_options("127.0.0.1:9042,127.0.0.2:9043", "dd_bench", "t_1");
+        assert_eq!(parsed, Ok(expected));
+        let double = BackendSpec::CassandraDouble {
+            contact_point: "127.0.0.1:19042".to_owned(),
+            table: "t_2".to_owned(),
+        };
+        let parsed = dd_store_cassandra::CassandraOptions::from_url(&double.url())
+            .map_err(|e| e.to_string());
+        let mut expected =
+            dd_store_cassandra::CassandraOptions::new(["127.0.0.1:19042"], "dd_bench");
+        expected.table = "t_2".to_owned();
+        assert_eq!(parsed, Ok(expected));
+    }
+}
