@@ -91,23 +91,6 @@ impl S3Endpoint {
         })
     }
 
-    /// Options of a dd-store-s3 store under `prefix`.
-    pub fn store_options(&self, prefix: &str) -> dd_store_s3::S3Options {
-        let mut b = dd_store_s3::S3Options::builder(self.bucket.clone())
-            .prefix(prefix)
-            .endpoint(self.url.clone())
-            .region(self.region.clone())
-            .path_style(true)
-            .create_bucket(true)
-            .max_object_name_len(self.max_object_name_len);
-        if self.access_key.is_empty() {
-            b = b.anonymous(true);
-        } else {
-            b = b.access_key(self.access_key.clone(), self.secret_key.clone());
-        }
-        b.build()
-    }
-
     /// A bare AWS SDK client for the same endpoint (plain requests, as dd-store-s3 configures).
     pub async fn raw_client(&self) -> aws_sdk_s3::Client {
         use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
@@ -152,55 +135,68 @@ impl BackendSpec {
         }
     }
 
-    /// Opens the dd-durable backend store.
-    pub async fn open(&self) -> Result<Arc<dyn DurableStateStore>> {
-        let store: Arc<dyn DurableStateStore> = match self {
-            BackendSpec::Fs { dir } => {
-                let url = format!("fs://{}", dir.display());
-                dd_durable::open_store(&url)
-                    .await
-                    .context(|| format!("opening {url}"))?
+    /// The store URL of the backend (what a child process, dd-node or a user would open). An S3
+    /// URL carries the endpoint's credentials: show [`BackendSpec::location`] instead.
+    pub fn url(&self) -> String {
+        use dd_core::store::url::{encode_path, encode_value};
+        match self {
+            BackendSpec::Fs { dir } => format!("fs://{}", dir.display()),
+            // FULL is the default; named here because the raw baseline uses the same.
+            BackendSpec::Sqlite { path } => format!("sqlite://{}?synchronous=full", path.display()),
+            BackendSpec::S3 { endpoint, prefix } => {
+                let credentials = if endpoint.access_key.is_empty() {
+                    "anonymous=true".to_owned()
+                } else {
+                    format!(
+                        "access_key={}&secret_key={}",
+                        encode_value(&endpoint.access_key),
+                        encode_value(&endpoint.secret_key)
+                    )
+                };
+                format!(
+                    "s3://{}/{}?endpoint={}&region={}&path_style=true&create_bucket=true\
+                     &max_object_name_len={}&{credentials}",
+                    endpoint.bucket,
+                    encode_path(prefix),
+                    encode_value(&endpoint.url),
+                    encode_value(&endpoint.region),
+                    endpoint.max_object_name_len
+                )
             }
-            BackendSpec::Sqlite { path } => {
-                // FULL is the default; named here because the raw baseline uses the same.
-                let url = format!("sqlite://{}?synchronous=full", path.display());
-                dd_durable::open_store(&url)
-                    .await
-                    .context(|| format!("opening {url}"))?
-            }
-            BackendSpec::S3 { endpoint, prefix } => Arc::new(
-                dd_store_s3::S3Store::open(endpoint.store_options(prefix))
-                    .await
-                    .context(|| format!("opening s3 {} prefix {prefix}", endpoint.url))?,
-            ),
             BackendSpec::Cassandra {
                 contact_points,
                 keyspace,
                 table,
-            } => Arc::new(
-                dd_store_cassandra::CassandraStore::open(cassandra_options(
-                    contact_points,
-                    keyspace,
-                    table,
-                ))
-                .await
-                .context(|| format!("opening cassandra at {contact_points}"))?,
+            } => format!(
+                "cassandra://{contact_points}/{keyspace}?table={}",
+                encode_value(table)
             ),
             BackendSpec::CassandraDouble {
                 contact_point,
                 table,
-            } => {
-                let mut options =
-                    dd_store_cassandra::CassandraOptions::new([contact_point.clone()], "dd_bench");
-                options.table = table.clone();
-                Arc::new(
-                    dd_store_cassandra::CassandraStore::open(options)
-                        .await
-                        .context(|| format!("opening cassandra at {contact_point}"))?,
-                )
+            } => format!(
+                "cassandra://{contact_point}/dd_bench?table={}",
+                encode_value(table)
+            ),
+        }
+    }
+
+    /// Where the backend's data lives, for messages (the URL without credentials).
+    pub fn location(&self) -> String {
+        match self {
+            BackendSpec::S3 { endpoint, prefix } => {
+                format!("s3://{}/{prefix} at {}", endpoint.bucket, endpoint.url)
             }
-        };
-        Ok(store)
+            _ => self.url(),
+        }
+    }
+
+    /// Opens the dd-durable backend store through the registry of store schemes
+    /// ([`dd_durable::open_store`]), by its [URL](BackendSpec::url).
+    pub async fn open(&self) -> Result<Arc<dyn DurableStateStore>> {
+        dd_durable::open_store(&self.url())
+            .await
+            .context(|| format!("opening {}", self.location()))
     }
 }
 
@@ -406,7 +402,7 @@ async fn raw_cassandra_writer(
 ) -> Result<RawWriter> {
     let options = cassandra_options(contact_points, keyspace, table);
     let cql = dd_store_cassandra::schema::Cql::new(&options);
-    let store = dd_store_cassandra::CassandraStore::open(options)
+    let store = dd_store_cassandra::open(options)
         .await
         .context(|| format!("opening cassandra at {contact_points}"))?;
     let insert = store
@@ -484,7 +480,7 @@ impl RawScan {
             } => {
                 let options = cassandra_options(contact_points, keyspace, table);
                 let cql = dd_store_cassandra::schema::Cql::new(&options);
-                let store = dd_store_cassandra::CassandraStore::open(options)
+                let store = dd_store_cassandra::open(options)
                     .await
                     .context(|| format!("opening cassandra at {contact_points}"))?;
                 let scan = store
@@ -679,4 +675,73 @@ async fn raw_s3_scan(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) ->
     }
     std::hint::black_box(bytes);
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The URL of an S3 backend opens the store the builder used to: same bucket, prefix,
+    /// endpoint, credentials (secrets with URL characters included) and settings.
+    #[test]
+    fn s3_url_gives_the_options_of_the_builder() {
+        let endpoint = S3Endpoint {
+            url: "http://127.0.0.1:9000".to_owned(),
+            bucket: "dd-test".to_owned(),
+            region: "us-east-1".to_owned(),
+            access_key: "AK+1".to_owned(),
+            secret_key: "s3/cr+t=&%x".to_owned(),
+            max_object_name_len: 160,
+        };
+        let spec = BackendSpec::S3 {
+            endpoint: endpoint.clone(),
+            prefix: "bench/run 1".to_owned(),
+        };
+        let parsed = dd_store_s3::S3Options::from_url(&spec.url()).map_err(|e| e.to_string());
+        let expected = dd_store_s3::S3Options::builder("dd-test")
+            .prefix("bench/run 1")
+            .endpoint("http://127.0.0.1:9000")
+            .region("us-east-1")
+            .path_style(true)
+            .create_bucket(true)
+            .max_object_name_len(160)
+            .access_key("AK+1", "s3/cr+t=&%x")
+            .build();
+        assert_eq!(parsed, Ok(expected));
+        assert!(!spec.location().contains("s3/cr"), "{}", spec.location());
+
+        let anonymous = BackendSpec::S3 {
+            endpoint: S3Endpoint {
+                access_key: String::new(),
+                ..endpoint
+            },
+            prefix: "p".to_owned(),
+        };
+        let parsed = dd_store_s3::S3Options::from_url(&anonymous.url()).map_err(|e| e.to_string());
+        assert!(parsed.is_ok_and(|o| o.anonymous && o.credentials.is_none()));
+    }
+
+    /// The Cassandra URLs name the contact points, keyspace and table the options did.
+    #[test]
+    fn cassandra_urls_give_the_options() {
+        let spec = BackendSpec::Cassandra {
+            contact_points: "127.0.0.1:9042,127.0.0.2:9043".to_owned(),
+            keyspace: "dd_bench".to_owned(),
+            table: "t_1".to_owned(),
+        };
+        let parsed =
+            dd_store_cassandra::CassandraOptions::from_url(&spec.url()).map_err(|e| e.to_string());
+        let expected = cassandra_options("127.0.0.1:9042,127.0.0.2:9043", "dd_bench", "t_1");
+        assert_eq!(parsed, Ok(expected));
+        let double = BackendSpec::CassandraDouble {
+            contact_point: "127.0.0.1:19042".to_owned(),
+            table: "t_2".to_owned(),
+        };
+        let parsed = dd_store_cassandra::CassandraOptions::from_url(&double.url())
+            .map_err(|e| e.to_string());
+        let mut expected =
+            dd_store_cassandra::CassandraOptions::new(["127.0.0.1:19042"], "dd_bench");
+        expected.table = "t_2".to_owned();
+        assert_eq!(parsed, Ok(expected));
+    }
 }

@@ -7,9 +7,11 @@
 //! | `fs:...` | `dd_store_fs::open_url` | `fs` |
 //! | `s3:...` | `dd_store_s3::open_url` | `s3` |
 //! | `cassandra:...` | `dd_store_cassandra::open_url` | `cassandra` |
+//! | `memory:` | `dd_store::memory::MemoryStore` (in-process, lost when the process ends) | always |
 //!
 //! [`KNOWN_SCHEMES`] is the one list of schemes and features; [`registry`] declares them all and
-//! registers the backends the enabled features compile in (each backend crate's `register`).
+//! registers the backends the enabled features compile in (each backend crate's `register`),
+//! plus `memory:`.
 //! The rest of the URL is up to the backend (see its README).
 //!
 //! ```
@@ -19,6 +21,7 @@
 //! let registry = dd_durable::open::registry();
 //! assert_eq!(registry.feature_for("s3"), Some("s3"));
 //! assert!(registry.is_enabled("sqlite"));
+//! assert!(registry.is_enabled("memory"));
 //! # });
 //! ```
 
@@ -38,16 +41,19 @@ pub const KNOWN_SCHEMES: [(&str, &str); 4] = [
     ("cassandra", "cassandra"),
 ];
 
-/// The URL schemes [`open_store`] knows, each enabled by the dd-durable feature of the same name.
-pub const SCHEMES: [&str; 4] = [
+/// The URL schemes [`open_store`] knows: those of [`KNOWN_SCHEMES`], each enabled by the
+/// dd-durable feature of the same name, and `memory:`, always enabled.
+pub const SCHEMES: [&str; 5] = [
     KNOWN_SCHEMES[0].0,
     KNOWN_SCHEMES[1].0,
     KNOWN_SCHEMES[2].0,
     KNOWN_SCHEMES[3].0,
+    "memory",
 ];
 
 /// The registry of this build: every scheme of [`KNOWN_SCHEMES`] declared, the backends of the
-/// enabled features registered. A disabled scheme's error names
+/// enabled features registered, and `memory:` ([`dd_store::memory::MemoryStore`], a new empty
+/// store per open). A disabled scheme's error names
 /// `cargo build -p dd-durable --features FEATURE`; a program names its own command with
 /// [`Registry::with_build_command`].
 pub fn registry() -> Registry {
@@ -63,6 +69,7 @@ pub fn registry() -> Registry {
     dd_store_s3::register(&mut registry);
     #[cfg(feature = "cassandra")]
     dd_store_cassandra::register(&mut registry);
+    dd_store::memory::register(&mut registry);
     registry
 }
 
@@ -97,5 +104,7 @@ mod tests {
             registry.is_enabled("cassandra"),
             cfg!(feature = "cassandra")
         );
+        assert!(registry.is_enabled("memory"));
+        assert_eq!(registry.feature_for("memory"), None);
     }
 }

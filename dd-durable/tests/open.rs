@@ -54,6 +54,16 @@ async fn disabled_features_are_named() {
     }
 }
 
+/// `memory:` is a scheme of the registry (always enabled, as in dd-node), not an unknown one.
+#[tokio::test]
+async fn memory_scheme_opens_an_empty_store() {
+    let store = open_store("memory:").await.unwrap();
+    assert!(store.replicas().await.unwrap().is_empty());
+    let err = open_store("ftp://host/data").await.err().unwrap();
+    assert!(err.to_string().contains("enabled in this build: "), "{err}");
+    assert!(err.to_string().contains("memory:"), "{err}");
+}
+
 #[tokio::test]
 async fn open_url_reports_the_same_errors() {
     let err = DurableDistributedDataStore::open_url("nope:x", DurableOptions::default())

@@ -11,7 +11,7 @@ use dd_durable::OpenError;
 use dd_store::registry::{Access, Registry};
 
 /// The store schemes of this build of dd-node: dd-durable's registry (the backends of the
-/// enabled features) plus `memory:`, naming `cargo run -p dd-node --features …` for a scheme
+/// enabled features, and `memory:`), naming `cargo run -p dd-node --features …` for a scheme
 /// whose feature is off.
 ///
 /// ```
@@ -21,9 +21,7 @@ use dd_store::registry::{Access, Registry};
 /// assert_eq!(registry.flag_for("s3"), "cargo run -p dd-node --features s3");
 /// ```
 pub fn registry() -> Registry {
-    let mut registry = dd_durable::open::registry().with_build_command("cargo run -p dd-node");
-    dd_store::memory::register(&mut registry);
-    registry
+    dd_durable::open::registry().with_build_command("cargo run -p dd-node")
 }
 
 /// Opens the store at `url`.

@@ -157,10 +157,7 @@ impl CassandraError {
     pub fn into_store_error(self, backend: &str) -> StoreError {
         let backend = backend.to_owned();
         if self.is_transient() {
-            return StoreError::Unavailable {
-                backend,
-                source: Box::new(self),
-            };
+            return StoreError::unavailable(backend, self);
         }
         match self {
             CassandraError::Config(message) => StoreError::Config { backend, message },
@@ -174,11 +171,7 @@ impl CassandraError {
                 key,
                 reason,
             },
-            other => StoreError::Backend {
-                backend,
-                message: other.to_string(),
-                source: Some(Box::new(other)),
-            },
+            other => StoreError::backend(backend, other),
         }
     }
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 pub use scylla::statement::{Consistency, SerialConsistency};
 
+use dd_store::url;
+
 use crate::error::CassandraError;
 
 /// The default CQL port.
@@ -168,14 +170,25 @@ impl CassandraOptions {
     /// );
     /// assert!(CassandraOptions::from_url("cassandra://db1/dd?colour=blue").is_err());
     /// ```
-    pub fn from_url(url: &str) -> Result<Self, CassandraError> {
-        let bad = |why: String| CassandraError::Config(format!("URL '{url}': {why}"));
-        let rest = url
-            .strip_prefix("cassandra://")
+    pub fn from_url(text: &str) -> Result<Self, CassandraError> {
+        let bad = |why: String| CassandraError::Config(format!("URL '{text}': {why}"));
+        // The errors of the value parsers and of `validate`, naming the URL too.
+        let in_url = |e: CassandraError| match e {
+            CassandraError::Config(why) => bad(why),
+            other => other,
+        };
+        let rest = match url::scheme_of(text) {
+            Some(scheme) if scheme.eq_ignore_ascii_case("cassandra") => &text[scheme.len() + 1..],
+            _ => return Err(bad("must start with cassandra://".to_owned())),
+        };
+        if rest.contains('#') {
+            return Err(bad("takes no fragment".to_owned()));
+        }
+        let (location, query) = url::split_query(rest);
+        let (hosts, path) = url::authority(location)
             .ok_or_else(|| bad("must start with cassandra://".to_owned()))?;
-        let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (hosts, keyspace) = location
-            .split_once('/')
+        let keyspace = path
+            .strip_prefix('/')
             .ok_or_else(|| bad("names no keyspace (cassandra://host:port/keyspace)".to_owned()))?;
         let mut contact_points = Vec::new();
         for host in hosts.split(',') {
@@ -185,46 +198,39 @@ impl CassandraOptions {
             contact_points.push(with_port(host).map_err(&bad)?);
         }
         let mut options = CassandraOptions::new(contact_points, keyspace.trim_end_matches('/'));
-        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            let number = |what: &str| {
-                value
-                    .parse::<u64>()
-                    .map_err(|_| bad(format!("{what} '{value}' is not a number")))
-            };
+        for (name, value) in url::form_pairs(query) {
+            let number = || url::parse_number::<u64>(&name, &value).map_err(bad);
             match name.as_ref() {
                 "table" => options.table = value.into_owned(),
-                "replication" => options.replication = Replication::parse(&value)?,
-                "consistency" => options.consistency = parse_consistency(&value)?,
+                "replication" => {
+                    options.replication = Replication::parse(&value).map_err(in_url)?
+                }
+                "consistency" => options.consistency = parse_consistency(&value).map_err(in_url)?,
                 "serial_consistency" => {
-                    options.serial_consistency = parse_serial_consistency(&value)?;
+                    options.serial_consistency =
+                        parse_serial_consistency(&value).map_err(in_url)?;
                 }
                 "create_schema" => {
-                    options.create_schema = match value.as_ref() {
-                        "true" => true,
-                        "false" => false,
-                        other => {
-                            return Err(bad(format!("create_schema '{other}' is not true/false")));
-                        }
-                    }
+                    options.create_schema = url::parse_bool(&name, &value).map_err(bad)?;
                 }
                 "page_size" => {
-                    options.page_size = i32::try_from(number("page_size")?)
+                    options.page_size = i32::try_from(number()?)
                         .map_err(|_| bad("page_size is too large".to_owned()))?;
                 }
                 "request_timeout_ms" => {
-                    options.request_timeout = Duration::from_millis(number("request_timeout_ms")?);
+                    options.request_timeout = Duration::from_millis(number()?);
                 }
                 "connect_timeout_ms" => {
-                    options.connect_timeout = Duration::from_millis(number("connect_timeout_ms")?);
+                    options.connect_timeout = Duration::from_millis(number()?);
                 }
                 "write_concurrency" => {
-                    options.write_concurrency = usize::try_from(number("write_concurrency")?)
+                    options.write_concurrency = usize::try_from(number()?)
                         .map_err(|_| bad("write_concurrency is too large".to_owned()))?;
                 }
                 other => return Err(bad(format!("unknown parameter '{other}'"))),
             }
         }
-        options.validate()?;
+        options.validate().map_err(in_url)?;
         Ok(options)
     }
 
@@ -366,20 +372,43 @@ mod tests {
         );
     }
 
+    /// Each bad URL is refused with an error naming the URL and what is wrong with it.
     #[test]
     fn bad_urls_name_the_problem() {
         for (url, needle) in [
             ("http://x/dd", "cassandra://"),
+            ("cassandra:x/dd", "cassandra://"),
             ("cassandra://x", "keyspace"),
+            ("cassandra://x/dd#frag", "no fragment"),
+            ("cassandra://,x/dd", "empty host"),
+            ("cassandra://[::1/dd", "unclosed '['"),
             ("cassandra://x/Bad-Name", "keyspace name"),
             ("cassandra://x:notaport/dd", "bad port"),
             ("cassandra://x/dd?consistency=most", "consistency"),
+            (
+                "cassandra://x/dd?serial_consistency=most",
+                "serial consistency",
+            ),
+            ("cassandra://x/dd?table=Dd", "table name 'Dd'"),
             ("cassandra://x/dd?replication=simple:0", "replication"),
-            ("cassandra://x/dd?page_size=-1", "page_size"),
+            ("cassandra://x/dd?page_size=-1", "parameter 'page_size'"),
+            (
+                "cassandra://x/dd?create_schema=maybe",
+                "parameter 'create_schema'",
+            ),
+            (
+                "cassandra://x/dd?request_timeout_ms=soon",
+                "parameter 'request_timeout_ms'",
+            ),
+            ("cassandra://x/dd?colour=blue", "unknown parameter 'colour'"),
         ] {
             let err = CassandraOptions::from_url(url).unwrap_err().to_string();
             assert!(err.contains(needle), "{url}: {err}");
+            assert!(err.contains(url), "{url}: the error names no URL: {err}");
         }
+        let o = CassandraOptions::from_url("CASSANDRA://x/dd?table=t%5Fx&create_schema=false");
+        let o = o.unwrap();
+        assert_eq!((o.table.as_str(), o.create_schema), ("t_x", false));
     }
 
     #[test]

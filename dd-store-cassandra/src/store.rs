@@ -54,19 +54,6 @@ pub struct CassandraStore {
 }
 
 impl CassandraStore {
-    /// Connects, creates the keyspace and tables if `options.create_schema` (else checks that
-    /// they exist with the expected columns), and prepares every statement.
-    ///
-    /// Errors: [`StoreError::Config`] for bad options or a missing/different schema,
-    /// [`StoreError::Unavailable`] (naming the contact points) when the cluster cannot be
-    /// reached within `options.connect_timeout`.
-    pub async fn open(options: CassandraOptions) -> Result<CassandraStore, StoreError> {
-        let describe = options.describe();
-        Self::open_inner(options)
-            .await
-            .map_err(|e| e.into_store_error(&describe))
-    }
-
     async fn open_inner(options: CassandraOptions) -> Result<CassandraStore, CassandraError> {
         options.validate()?;
         let describe = options.describe();
@@ -761,8 +748,21 @@ impl DurableStateStore for CassandraStore {
     }
 }
 
+/// Connects, creates the keyspace and tables if `options.create_schema` (else checks that they
+/// exist with the expected columns), and prepares every statement.
+///
+/// Errors: [`StoreError::Config`] for bad options or a missing/different schema,
+/// [`StoreError::Unavailable`] (naming the contact points) when the cluster cannot be reached
+/// within `options.connect_timeout`.
+pub async fn open(options: CassandraOptions) -> Result<CassandraStore, StoreError> {
+    let describe = options.describe();
+    CassandraStore::open_inner(options)
+        .await
+        .map_err(|e| e.into_store_error(&describe))
+}
+
 /// Opens a store from a `cassandra://` URL; see [`CassandraOptions::from_url`].
 pub async fn open_url(url: &str) -> Result<CassandraStore, StoreError> {
     let options = CassandraOptions::from_url(url).map_err(|e| e.into_store_error(url))?;
-    CassandraStore::open(options).await
+    open(options).await
 }

@@ -11,12 +11,14 @@ use futures::TryStreamExt;
 
 use dd_store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
 use dd_store_cassandra::schema::{Cql, bucket_of};
-use dd_store_cassandra::{BUCKETS, CassandraStore, open_url};
+use dd_store_cassandra::{BUCKETS, open_url};
 
 #[tokio::test]
 async fn lwt_conflicts_report_the_actual_revision() {
     let target = common::target("lwt_conflicts_report_the_actual_revision").await;
-    let store = CassandraStore::open(target.options.clone()).await.unwrap();
+    let store = dd_store_cassandra::open(target.options.clone())
+        .await
+        .unwrap();
     let r = "lwt";
     assert_eq!(
         store
@@ -73,7 +75,9 @@ async fn lwt_conflicts_report_the_actual_revision() {
     );
 
     // Two handles racing to create the same key: exactly one wins, the other sees revision 1.
-    let other = CassandraStore::open(target.options.clone()).await.unwrap();
+    let other = dd_store_cassandra::open(target.options.clone())
+        .await
+        .unwrap();
     let (a, b) = tokio::join!(
         store.put(r, "race", None, "from a".into()),
         other.put(r, "race", None, "from b".into())
@@ -98,7 +102,9 @@ async fn lwt_conflicts_report_the_actual_revision() {
 #[tokio::test]
 async fn batch_orders_same_key_ops_and_reports_in_op_order() {
     let target = common::target("batch_orders_same_key_ops_and_reports_in_op_order").await;
-    let store = CassandraStore::open(target.options.clone()).await.unwrap();
+    let store = dd_store_cassandra::open(target.options.clone())
+        .await
+        .unwrap();
     let mut ops = Vec::new();
     for i in 0..40 {
         ops.push(WriteOp::Put {
@@ -136,7 +142,9 @@ async fn batch_orders_same_key_ops_and_reports_in_op_order() {
 #[tokio::test]
 async fn scans_merge_buckets_in_byte_order() {
     let target = common::target("scans_merge_buckets_in_byte_order").await;
-    let store = CassandraStore::open(target.options.clone()).await.unwrap();
+    let store = dd_store_cassandra::open(target.options.clone())
+        .await
+        .unwrap();
     let crowded: Vec<String> = (0..5000)
         .map(|i| format!("crowd-{i}"))
         .filter(|k| bucket_of(k) == 7)
@@ -217,7 +225,9 @@ async fn scans_merge_buckets_in_byte_order() {
 #[tokio::test]
 async fn odd_and_long_keys_and_replica_names() {
     let target = common::target("odd_and_long_keys_and_replica_names").await;
-    let store = CassandraStore::open(target.options.clone()).await.unwrap();
+    let store = dd_store_cassandra::open(target.options.clone())
+        .await
+        .unwrap();
     let long = "k".repeat(10_000);
     let keys = [
         "'; DROP TABLE x; --",
@@ -248,17 +258,17 @@ async fn existing_schema_is_required_without_create_schema() {
     let mut options = target.options.clone();
     // First let the store create the keyspace (and its own table), then point at a table that
     // does not exist.
-    CassandraStore::open(options.clone()).await.unwrap();
+    dd_store_cassandra::open(options.clone()).await.unwrap();
     options.table = common::unique_table("missing");
     options.create_schema = false;
-    let err = CassandraStore::open(options.clone()).await.unwrap_err();
+    let err = dd_store_cassandra::open(options.clone()).await.unwrap_err();
     println!("error: {err}");
     assert!(matches!(err, StoreError::Config { .. }), "{err:?}");
     assert!(err.to_string().contains(&options.table), "{err}");
     // With the schema in place, create_schema = false uses it as it is.
     let mut existing = target.options.clone();
     existing.create_schema = false;
-    let store = CassandraStore::open(existing).await.unwrap();
+    let store = dd_store_cassandra::open(existing).await.unwrap();
     store.put("r", "k", None, "v".into()).await.unwrap();
 }
 
@@ -296,7 +306,9 @@ async fn sends_the_configured_consistency_levels() {
         options,
         double: None,
     };
-    let store = CassandraStore::open(target.options.clone()).await.unwrap();
+    let store = dd_store_cassandra::open(target.options.clone())
+        .await
+        .unwrap();
     store.put("c", "k", None, "v".into()).await.unwrap();
     store
         .put("c", "k", Some(Revision(1)), "w".into())
@@ -319,7 +331,7 @@ async fn sends_the_configured_consistency_levels() {
     let mut options = target.options.clone();
     options.consistency = dd_store_cassandra::Consistency::Quorum;
     options.serial_consistency = dd_store_cassandra::SerialConsistency::Serial;
-    let store = CassandraStore::open(options).await.unwrap();
+    let store = dd_store_cassandra::open(options).await.unwrap();
     store.delete("c", "k", Revision(2)).await.unwrap();
     let observed = double
         .database()
@@ -336,7 +348,9 @@ async fn sends_the_configured_consistency_levels() {
 async fn network_topology_keyspace_with_local_and_global_levels() {
     let target = common::target("network_topology_keyspace_with_local_and_global_levels").await;
     // The node's data center, as the cluster reports it.
-    let probe = CassandraStore::open(target.options.clone()).await.unwrap();
+    let probe = dd_store_cassandra::open(target.options.clone())
+        .await
+        .unwrap();
     let rows = probe
         .session()
         .query_unpaged("SELECT data_center FROM system.local", &[])
@@ -363,7 +377,7 @@ async fn network_topology_keyspace_with_local_and_global_levels() {
     ] {
         options.consistency = consistency;
         options.serial_consistency = serial;
-        let store = CassandraStore::open(options.clone()).await.unwrap();
+        let store = dd_store_cassandra::open(options.clone()).await.unwrap();
         let replica = format!("nts-{consistency:?}");
         assert_eq!(
             store.put(&replica, "k", None, "a".into()).await.unwrap(),

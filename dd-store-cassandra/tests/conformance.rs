@@ -6,7 +6,6 @@
 mod common;
 
 use dd_store::conformance::{self, Capabilities};
-use dd_store_cassandra::CassandraStore;
 
 dd_store::conformance_tests! {
     capabilities: Capabilities::ALL,
@@ -15,7 +14,7 @@ dd_store::conformance_tests! {
         move || {
             // The test double (if any) lives as long as the opener.
             let target = std::sync::Arc::clone(&target);
-            async move { CassandraStore::open(target.options.clone()).await }
+            async move { dd_store_cassandra::open(target.options.clone()).await }
         }
     },
 }
@@ -26,7 +25,7 @@ dd_store::conformance_tests! {
 async fn records_spread_over_partitions() {
     let target = common::target("records_spread_over_partitions").await;
     let options = target.options.clone();
-    conformance::scan_many_keys(&|| CassandraStore::open(options.clone())).await;
+    conformance::scan_many_keys(&|| dd_store_cassandra::open(options.clone())).await;
     if let Some(double) = &target.double {
         let partitions = double
             .database()

@@ -8,8 +8,8 @@ mod common;
 
 use cql_test_double::{CqlTestDouble, WriteTimeout};
 use dd_store::{DurableStateStore, Revision, StoreError, WriteOutcome};
+use dd_store_cassandra::CassandraOptions;
 use dd_store_cassandra::schema::Cql;
-use dd_store_cassandra::{CassandraOptions, CassandraStore};
 
 #[tokio::test]
 async fn timed_out_lwts_are_read_back_and_count_as_written_only_when_they_landed() {
@@ -20,7 +20,7 @@ async fn timed_out_lwts_are_read_back_and_count_as_written_only_when_they_landed
     let double = CqlTestDouble::start().await.unwrap();
     let mut options = CassandraOptions::new([double.addr().to_string()], "dd_test");
     options.table = common::unique_table("lwt");
-    let store = CassandraStore::open(options.clone()).await.unwrap();
+    let store = dd_store_cassandra::open(options.clone()).await.unwrap();
     let cql = Cql::new(&options);
     let db = double.database();
 

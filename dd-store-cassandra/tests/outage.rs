@@ -16,7 +16,7 @@ use cql_test_double::{CqlTestDouble, Database};
 use futures::TryStreamExt;
 
 use dd_store::{DurableStateStore, Revision, StoreError, WriteOutcome};
-use dd_store_cassandra::{CassandraOptions, CassandraStore};
+use dd_store_cassandra::CassandraOptions;
 
 /// A generous bound against hangs (not a timing assertion).
 const HANG_GUARD: Duration = Duration::from_secs(90);
@@ -45,7 +45,7 @@ async fn open_on_a_closed_port_is_unavailable() {
     println!("open_on_a_closed_port_is_unavailable: nothing listens on {contact}");
     let mut options = CassandraOptions::new([contact.clone()], "dd_test");
     options.connect_timeout = Duration::from_secs(2);
-    let result = tokio::time::timeout(HANG_GUARD, CassandraStore::open(options))
+    let result = tokio::time::timeout(HANG_GUARD, dd_store_cassandra::open(options))
         .await
         .expect("open must not hang on a closed port");
     let err = result.expect_err("nothing listens there");
@@ -125,7 +125,7 @@ async fn stopped_cluster_fails_clearly_and_loses_nothing() {
     let mut options = CassandraOptions::new([contact.clone()], keyspace);
     options.table = common::unique_table("outage");
     options.request_timeout = Duration::from_secs(3);
-    let store = CassandraStore::open(options.clone()).await.unwrap();
+    let store = dd_store_cassandra::open(options.clone()).await.unwrap();
     let first = store.put("r", "k", None, "v1".into()).await.unwrap();
     assert_eq!(first, WriteOutcome::Written(Revision::FIRST));
 
@@ -171,7 +171,7 @@ async fn stopped_cluster_fails_clearly_and_loses_nothing() {
         .await
         .unwrap();
     assert_eq!(outcome, WriteOutcome::Written(Revision(2)));
-    let reopened = CassandraStore::open(options).await.unwrap();
+    let reopened = dd_store_cassandra::open(options).await.unwrap();
     let record = reopened.get("r", "k").await.unwrap().unwrap();
     assert_eq!(
         (record.revision, &record.value[..]),

@@ -187,18 +187,11 @@ impl From<FsError> for StoreError {
                 ref dir,
                 ref source,
                 ..
-            } if is_passing(source.kind()) => StoreError::Unavailable {
-                backend: backend(dir),
-                source: Box::new(e),
-            },
+            } if is_passing(source.kind()) => StoreError::unavailable(backend(dir), e),
             FsError::Io { ref dir, .. }
             | FsError::ForeignEntry { ref dir, .. }
             | FsError::EmptyName { ref dir, .. }
-            | FsError::Task { ref dir, .. } => StoreError::Backend {
-                backend: backend(dir),
-                message: e.to_string(),
-                source: Some(Box::new(e)),
-            },
+            | FsError::Task { ref dir, .. } => StoreError::backend(backend(dir), e),
             FsError::Corrupt {
                 dir,
                 replica,
@@ -211,14 +204,8 @@ impl From<FsError> for StoreError {
                 key,
                 reason: format!("{} ({reason})", path.display()),
             },
-            FsError::NotAStore { ref dir, .. } => StoreError::Config {
-                backend: backend(dir),
-                message: e.to_string(),
-            },
-            FsError::BadUrl { ref url, .. } => StoreError::Config {
-                backend: format!("fs ({url})"),
-                message: e.to_string(),
-            },
+            FsError::NotAStore { ref dir, .. } => StoreError::config(backend(dir), &e),
+            FsError::BadUrl { ref url, .. } => StoreError::config(format!("fs ({url})"), &e),
         }
     }
 }

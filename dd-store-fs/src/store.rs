@@ -1,6 +1,6 @@
 //! `FsStore`: the `DurableStateStore` implementation over a `StoreDir` (files.rs).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -11,7 +11,7 @@ use dd_store::{
 
 use crate::error::FsError;
 use crate::files::StoreDir;
-use crate::options::parse_url;
+use crate::options::FsOptions;
 use crate::{lock, scan};
 
 /// A file-system store. Cheap to clone; clones share the directory handle.
@@ -21,25 +21,6 @@ pub struct FsStore {
 }
 
 impl FsStore {
-    /// Opens the store in `dir`, creating the directory if needed. Refuses a non-empty directory
-    /// that is not a dd-store-fs directory and an unknown layout version ([`FsError::NotAStore`]).
-    /// Removes temporary files left by interrupted writes.
-    pub async fn open(dir: impl AsRef<Path>) -> Result<FsStore, FsError> {
-        let path = dir.as_ref().to_path_buf();
-        let opened = blocking::run({
-            let path = path.clone();
-            move || StoreDir::open(&path)
-        })
-        .await
-        .map_err(|e| FsError::Task {
-            dir: path,
-            message: e.0,
-        })??;
-        Ok(FsStore {
-            dir: Arc::new(opened),
-        })
-    }
-
     /// The store's (canonical) directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -60,10 +41,29 @@ impl FsStore {
     }
 }
 
-/// Opens the store an `fs:` URL names (see [`parse_url`] for the forms).
+/// Opens the store in [`FsOptions::dir`], creating the directory if needed. Refuses a non-empty
+/// directory that is not a dd-store-fs directory and an unknown layout version
+/// ([`FsError::NotAStore`], as [`StoreError::Config`]). Removes temporary files left by
+/// interrupted writes.
+pub async fn open(options: FsOptions) -> Result<FsStore, StoreError> {
+    let path = options.dir;
+    let opened = blocking::run({
+        let path = path.clone();
+        move || StoreDir::open(&path)
+    })
+    .await
+    .map_err(|e| FsError::Task {
+        dir: path,
+        message: e.0,
+    })??;
+    Ok(FsStore {
+        dir: Arc::new(opened),
+    })
+}
+
+/// Opens the store an `fs:` URL names (see [`FsOptions::from_url`] for the forms).
 pub async fn open_url(url: &str) -> Result<FsStore, StoreError> {
-    let dir: PathBuf = parse_url(url)?;
-    Ok(FsStore::open(dir).await?)
+    open(FsOptions::from_url(url)?).await
 }
 
 #[async_trait]

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use dd_store::conformance::Capabilities;
-use dd_store_fs::FsStore;
+use dd_store_fs::FsOptions;
 
 dd_store::conformance_tests! {
     capabilities: Capabilities::ALL,
@@ -15,7 +15,7 @@ dd_store::conformance_tests! {
             let (dir, path) = (Arc::clone(&dir), dir.path().to_path_buf());
             async move {
                 let _keep = dir;
-                Ok(FsStore::open(path).await?)
+                dd_store_fs::open(FsOptions::new(path)).await
             }
         }
     },

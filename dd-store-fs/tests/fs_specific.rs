@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use dd_store::{DurableStateStore, Revision, StoreError, StoredRecord, WriteOp, WriteOutcome};
 use dd_store_fs::name::{FileName, escape};
-use dd_store_fs::{FsStore, open_url};
+use dd_store_fs::{FsOptions, open_url};
 use futures::{StreamExt, TryStreamExt};
 
 /// Every record of `replica` via `scan_page`, or the first error.
@@ -60,7 +60,9 @@ fn assert_corrupt(result: Result<impl std::fmt::Debug, StoreError>, replica: &st
 #[tokio::test]
 async fn damaged_records_are_corrupt_and_left_intact() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let store = FsStore::open(tmp.path()).await.expect("open");
+    let store = dd_store_fs::open(FsOptions::new(tmp.path()))
+        .await
+        .expect("open");
     let long_key = "L".repeat(300);
     for key in ["plain", long_key.as_str()] {
         for damage in ["truncated", "foreign", "checksum"] {
@@ -162,7 +164,9 @@ async fn damaged_records_are_corrupt_and_left_intact() {
 #[tokio::test]
 async fn foreign_file_names_are_reported() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let store = FsStore::open(tmp.path()).await.expect("open");
+    let store = dd_store_fs::open(FsOptions::new(tmp.path()))
+        .await
+        .expect("open");
     store.put("r", "k", None, "v".into()).await.expect("put");
     let foreign = store.dir().join("r").join("README.txt");
     fs::write(&foreign, "notes").expect("write");
@@ -182,7 +186,9 @@ async fn foreign_file_names_are_reported() {
 #[tokio::test]
 async fn a_scan_lists_once_and_reads_each_page_when_it_comes() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let store = FsStore::open(tmp.path()).await.expect("open");
+    let store = dd_store_fs::open(FsOptions::new(tmp.path()))
+        .await
+        .expect("open");
     let mut keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
     keys.push(format!("k5{}", "x".repeat(300)));
     for key in &keys {
@@ -235,7 +241,9 @@ async fn a_scan_lists_once_and_reads_each_page_when_it_comes() {
 #[tokio::test]
 async fn leftover_temporary_files_are_ignored_and_cleaned() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let store = FsStore::open(tmp.path()).await.expect("open");
+    let store = dd_store_fs::open(FsOptions::new(tmp.path()))
+        .await
+        .expect("open");
     store.put("r", "k", None, "v".into()).await.expect("put");
     let replica_dir = store.dir().join(escape("r"));
     let leftovers = [
@@ -252,7 +260,9 @@ async fn leftover_temporary_files_are_ignored_and_cleaned() {
         vec!["r".to_owned()]
     );
     drop(store);
-    let store = FsStore::open(tmp.path()).await.expect("reopen");
+    let store = dd_store_fs::open(FsOptions::new(tmp.path()))
+        .await
+        .expect("reopen");
     for leftover in &leftovers {
         assert!(!leftover.exists(), "{} must be removed", leftover.display());
     }
@@ -268,13 +278,17 @@ async fn leftover_temporary_files_are_ignored_and_cleaned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_replica_lock_serialises_writers() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let store = FsStore::open(tmp.path()).await.expect("open");
+    let store = dd_store_fs::open(FsOptions::new(tmp.path()))
+        .await
+        .expect("open");
     store.put("r", "k", None, "v1".into()).await.expect("put");
     let lock_path = store.dir().join(escape("r")).join(".lock");
     let held = File::open(&lock_path).expect("open lock file");
     held.lock().expect("lock");
     let writer = tokio::spawn({
-        let store = FsStore::open(tmp.path()).await.expect("second handle");
+        let store = dd_store_fs::open(FsOptions::new(tmp.path()))
+            .await
+            .expect("second handle");
         async move {
             store
                 .put("r", "k", Some(Revision::FIRST), "v2".into())
@@ -313,9 +327,15 @@ async fn foreign_directories_are_refused() {
     assert_eq!(fs::read(foreign.join("notes.txt")).expect("read"), b"mine");
 
     let store_dir = tmp.path().join("store");
-    drop(FsStore::open(&store_dir).await.expect("open"));
+    drop(
+        dd_store_fs::open(FsOptions::new(&store_dir))
+            .await
+            .expect("open"),
+    );
     fs::write(store_dir.join(".dd-store-fs"), "dd-store-fs layout 99\n").expect("write");
-    let err = FsStore::open(&store_dir).await.expect_err("unknown layout");
+    let err = dd_store_fs::open(FsOptions::new(&store_dir))
+        .await
+        .expect_err("unknown layout");
     assert!(err.to_string().contains("layout 99"), "{err}");
 
     let err = open_url("s3://bucket/x").await.expect_err("wrong scheme");
@@ -342,7 +362,9 @@ async fn url_forms_open_the_same_store() {
 #[tokio::test]
 async fn empty_names_and_stray_files_are_reported() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let store = FsStore::open(tmp.path()).await.expect("open");
+    let store = dd_store_fs::open(FsOptions::new(tmp.path()))
+        .await
+        .expect("open");
     let err = store
         .put("r", "", None, "v".into())
         .await
@@ -356,5 +378,9 @@ async fn empty_names_and_stray_files_are_reported() {
     assert!(err.to_string().contains("stray.txt"), "{err}");
     // Reads and writes of replicas are unaffected, and reopening still works.
     assert!(store.get("r", "k").await.expect("get").is_some());
-    drop(FsStore::open(tmp.path()).await.expect("reopen"));
+    drop(
+        dd_store_fs::open(FsOptions::new(tmp.path()))
+            .await
+            .expect("reopen"),
+    );
 }

@@ -1,7 +1,7 @@
 //! [`S3Error`], the typed error of this backend, and how S3 responses map onto it.
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use dd_store::{BoxError, StoreError};
+use dd_store::StoreError;
 
 /// An error of the S3 backend: where (`location`, as in [`S3Options::location`]) and what.
 ///
@@ -151,10 +151,7 @@ impl From<S3Error> for StoreError {
         match e.kind {
             kind @ (S3ErrorKind::Unreachable { .. }
             | S3ErrorKind::ServerBusy { .. }
-            | S3ErrorKind::Contended { .. }) => StoreError::Unavailable {
-                backend,
-                source: Box::new(kind),
-            },
+            | S3ErrorKind::Contended { .. }) => StoreError::unavailable(backend, kind),
             S3ErrorKind::Corrupt {
                 replica,
                 key,
@@ -171,16 +168,9 @@ impl From<S3Error> for StoreError {
             | S3ErrorKind::NoSuchBucket(_)
             | S3ErrorKind::ConditionalWritesIgnored { .. }
             | S3ErrorKind::ReadOnly { .. }
-            | S3ErrorKind::AccessDenied { .. }) => StoreError::Config {
-                backend,
-                message: kind.to_string(),
-            },
+            | S3ErrorKind::AccessDenied { .. }) => StoreError::config(backend, kind),
             kind @ (S3ErrorKind::Request { .. } | S3ErrorKind::UnstorableKey { .. }) => {
-                StoreError::Backend {
-                    backend,
-                    message: kind.to_string(),
-                    source: Some(Box::new(kind) as BoxError),
-                }
+                StoreError::backend(backend, kind)
             }
         }
     }

@@ -1,12 +1,4 @@
-//! `dd-store-s3`: the S3 backend of durable-dd's [`DurableStateStore`].
-//!
-//! One object per `(replica, key)` under a key prefix of a bucket; revisions in the object
-//! metadata and body header; optimistic concurrency through S3 conditional writes
-//! (`If-None-Match: *` to create, `If-Match: <etag>` to replace). Open a store with
-//! [`S3Store::open`] and [`S3Options`], or with [`open_url`] and an `s3://` URL. See the crate
-//! README for the layout, the open-time probe and single-writer mode.
-//!
-//! [`DurableStateStore`]: dd_store::DurableStateStore
+#![doc = include_str!("../README.md")]
 
 mod body;
 mod client;
@@ -21,10 +13,10 @@ mod store;
 pub use error::{S3Error, S3ErrorKind};
 pub use options::{S3Options, S3OptionsBuilder, StaticCredentials};
 pub use probe::ServerFeatures;
-pub use store::{S3Store, open_url, open_url_read_only};
+pub use store::{S3Store, open, open_url};
 
-/// Registers the `s3:` scheme in a store-scheme registry: [`open_url`], or
-/// [`open_url_read_only`] for [`Access::ReadOnly`](dd_store::registry::Access::ReadOnly).
+/// Registers the `s3:` scheme in a store-scheme registry: [`open_url`], with
+/// [`S3Options::read_only`] set for [`Access::ReadOnly`](dd_store::registry::Access::ReadOnly).
 pub fn register(registry: &mut dd_store::registry::Registry) {
     use dd_store::registry::{Access, Scheme};
     registry.register(Scheme {
@@ -32,11 +24,9 @@ pub fn register(registry: &mut dd_store::registry::Registry) {
         backend: "dd-store-s3",
         open: |url, access| {
             Box::pin(async move {
-                let store = match access {
-                    Access::ReadOnly => open_url_read_only(&url).await?,
-                    Access::ReadWrite => open_url(&url).await?,
-                };
-                Ok(std::sync::Arc::new(store) as _)
+                let mut options = S3Options::from_url(&url)?;
+                options.read_only |= access == Access::ReadOnly;
+                Ok(std::sync::Arc::new(open(options).await?) as _)
             })
         },
         local_path: None,

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use percent_encoding::percent_decode_str;
+use dd_store::url as dd_url;
 use url::Url;
 
 use crate::error::{S3Error, S3ErrorKind};
@@ -32,7 +32,7 @@ impl fmt::Debug for StaticCredentials {
     }
 }
 
-/// Everything [`S3Store::open`](crate::S3Store::open) needs. Build one with
+/// Everything [`open`](crate::open) needs. Build one with
 /// [`S3Options::builder`] or parse an `s3://` URL with [`S3Options::from_url`].
 ///
 /// ```
@@ -151,71 +151,71 @@ impl S3Options {
     pub fn from_url(url: &str) -> Result<S3Options, S3Error> {
         let invalid =
             |reason: String| S3Error::new(redact_url(url), S3ErrorKind::InvalidUrl(reason));
-        let parsed = Url::parse(url).map_err(|e| invalid(e.to_string()))?;
-        if parsed.scheme() != "s3" {
+        let rest = match dd_url::scheme_of(url) {
+            Some(scheme) if scheme.eq_ignore_ascii_case("s3") => &url[scheme.len() + 1..],
+            Some(scheme) => {
+                return Err(invalid(format!(
+                    "scheme '{scheme}' is not 's3' (expected s3://bucket/prefix?...)"
+                )));
+            }
+            None => {
+                return Err(invalid(
+                    "no scheme (expected s3://bucket/prefix?...)".to_owned(),
+                ));
+            }
+        };
+        if rest.contains('#') {
+            return Err(invalid(
+                "s3 URLs take no fragment (escape '#' as %23)".to_owned(),
+            ));
+        }
+        let (location, query) = dd_url::split_query(rest);
+        let (bucket, path) = dd_url::authority(location)
+            .filter(|(bucket, _)| !bucket.is_empty())
+            .ok_or_else(|| invalid("no bucket (expected s3://bucket/prefix?...)".to_owned()))?;
+        if bucket.contains(['@', ':']) {
             return Err(invalid(format!(
-                "scheme '{}' is not 's3' (expected s3://bucket/prefix?...)",
-                parsed.scheme()
+                "'{bucket}' is not a bucket name: s3 URLs take no user or port (give the server \
+                 as endpoint=http://host:port)"
             )));
         }
-        let bucket = parsed
-            .host_str()
-            .filter(|b| !b.is_empty())
-            .ok_or_else(|| invalid("no bucket (expected s3://bucket/prefix?...)".to_owned()))?;
-        let prefix = percent_decode_str(parsed.path().trim_start_matches('/'))
-            .decode_utf8()
-            .map_err(|e| invalid(format!("prefix is not UTF-8: {e}")))?;
+        let prefix = dd_url::decode(path.trim_start_matches('/'))
+            .map_err(|e| invalid(format!("the prefix is not valid: {e}")))?;
         let mut builder = S3Options::builder(bucket).prefix(prefix);
         let mut access_key = None;
         let mut secret_key = None;
         let mut session_token = None;
-        for (name, value) in parsed.query_pairs() {
+        for (name, value) in dd_url::form_pairs(query) {
+            let flag = |v: &str| dd_url::parse_bool(&name, v).map_err(invalid);
+            let millis = |v: &str| dd_url::parse_millis(&name, v).map_err(invalid);
             let value = value.into_owned();
             match name.as_ref() {
                 "endpoint" => builder = builder.endpoint(value),
                 "region" => builder = builder.region(value),
-                "path_style" => {
-                    builder = builder.path_style(parse_bool(&name, &value).map_err(invalid)?)
-                }
-                "anonymous" => {
-                    builder = builder.anonymous(parse_bool(&name, &value).map_err(invalid)?)
-                }
-                "single_writer" => {
-                    builder = builder.single_writer(parse_bool(&name, &value).map_err(invalid)?)
-                }
-                "read_only" => {
-                    builder = builder.read_only(parse_bool(&name, &value).map_err(invalid)?)
-                }
-                "create_bucket" => {
-                    builder = builder.create_bucket(parse_bool(&name, &value).map_err(invalid)?)
-                }
+                "path_style" => builder = builder.path_style(flag(&value)?),
+                "anonymous" => builder = builder.anonymous(flag(&value)?),
+                "single_writer" => builder = builder.single_writer(flag(&value)?),
+                "read_only" => builder = builder.read_only(flag(&value)?),
+                "create_bucket" => builder = builder.create_bucket(flag(&value)?),
                 "access_key" => access_key = Some(value),
                 "secret_key" => secret_key = Some(value),
                 "session_token" => session_token = Some(value),
-                "connect_timeout_ms" => {
-                    builder = builder.connect_timeout(parse_ms(&name, &value).map_err(invalid)?)
-                }
-                "attempt_timeout_ms" => {
-                    builder = builder.attempt_timeout(parse_ms(&name, &value).map_err(invalid)?)
-                }
-                "operation_timeout_ms" => {
-                    builder = builder.operation_timeout(parse_ms(&name, &value).map_err(invalid)?)
-                }
-                "initial_backoff_ms" => {
-                    builder = builder.initial_backoff(parse_ms(&name, &value).map_err(invalid)?)
-                }
-                "max_backoff_ms" => {
-                    builder = builder.max_backoff(parse_ms(&name, &value).map_err(invalid)?)
-                }
+                "connect_timeout_ms" => builder = builder.connect_timeout(millis(&value)?),
+                "attempt_timeout_ms" => builder = builder.attempt_timeout(millis(&value)?),
+                "operation_timeout_ms" => builder = builder.operation_timeout(millis(&value)?),
+                "initial_backoff_ms" => builder = builder.initial_backoff(millis(&value)?),
+                "max_backoff_ms" => builder = builder.max_backoff(millis(&value)?),
                 "max_attempts" => {
-                    builder = builder.max_attempts(parse_number(&name, &value).map_err(invalid)?)
+                    builder =
+                        builder.max_attempts(dd_url::parse_number(&name, &value).map_err(invalid)?)
                 }
                 "max_object_name_len" => {
-                    builder =
-                        builder.max_object_name_len(parse_number(&name, &value).map_err(invalid)?)
+                    builder = builder
+                        .max_object_name_len(dd_url::parse_number(&name, &value).map_err(invalid)?)
                 }
                 "concurrency" => {
-                    builder = builder.concurrency(parse_number(&name, &value).map_err(invalid)?)
+                    builder =
+                        builder.concurrency(dd_url::parse_number(&name, &value).map_err(invalid)?)
                 }
                 other => return Err(invalid(format!("unknown parameter '{other}'"))),
             }
@@ -368,50 +368,22 @@ fn some_string(value: impl Into<String>) -> Option<String> {
     Some(value.into())
 }
 
-fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
-    match value {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => Err(format!(
-            "parameter '{name}' must be true or false, not '{value}'"
-        )),
-    }
-}
-
-fn parse_number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String> {
-    value
-        .parse()
-        .map_err(|_| format!("parameter '{name}' must be a non-negative number, not '{value}'"))
-}
-
-fn parse_ms(name: &str, value: &str) -> Result<Duration, String> {
-    parse_number(name, value).map(Duration::from_millis)
-}
-
 /// The URL without its query secrets, for error messages.
 fn redact_url(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut parsed) => {
-            let pairs: Vec<(String, String)> = parsed
-                .query_pairs()
-                .map(|(k, v)| {
-                    let v = if matches!(k.as_ref(), "secret_key" | "session_token") {
-                        "<redacted>".to_owned()
-                    } else {
-                        v.into_owned()
-                    };
-                    (k.into_owned(), v)
-                })
-                .collect();
-            if pairs.is_empty() {
-                parsed.set_query(None);
-            } else {
-                parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    let (base, Some(query)) = dd_url::split_query(url) else {
+        return url.to_owned();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match dd_url::form_pairs(Some(pair)).next() {
+            Some((name, _)) if matches!(name.as_ref(), "secret_key" | "session_token") => {
+                let raw_name = pair.split_once('=').map_or(pair, |(n, _)| n);
+                format!("{raw_name}=<redacted>")
             }
-            parsed.to_string()
-        }
-        Err(_) => url.split('?').next().unwrap_or_default().to_owned(),
-    }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
 }
 
 #[cfg(test)]
@@ -457,6 +429,60 @@ mod tests {
         assert!(S3Options::from_url("s3://b?path_style=maybe").is_err());
         assert!(S3Options::from_url("s3://b?endpoint=ftp://x").is_err());
         assert!(S3Options::from_url("s3://b?access_key=a").is_err());
+    }
+
+    /// Each bad URL is refused with an error naming the URL (its secrets redacted) and what is
+    /// wrong with it.
+    #[test]
+    fn each_bad_url_names_what_is_wrong() {
+        for (bad, needle) in [
+            ("http://b/p", "scheme 'http' is not 's3'"),
+            ("b/p", "no scheme"),
+            ("s3:b/p", "no bucket"),
+            ("s3:///p", "no bucket"),
+            ("s3://user@b/p", "'user@b' is not a bucket name"),
+            ("s3://b:9000/p", "'b:9000' is not a bucket name"),
+            ("s3://b/p#x", "no fragment"),
+            ("s3://b/a%FF", "the prefix is not valid"),
+            (
+                "s3://b?path_style=maybe",
+                "parameter 'path_style' must be true or false",
+            ),
+            (
+                "s3://b?max_attempts=many",
+                "parameter 'max_attempts' must be a non-negative number",
+            ),
+            (
+                "s3://b?connect_timeout_ms=-5",
+                "parameter 'connect_timeout_ms'",
+            ),
+            ("s3://b?max_attempts=0", "max_attempts must be at least 1"),
+            (
+                "s3://b?endpoint=ftp://x",
+                "must start with http:// or https://",
+            ),
+            (
+                "s3://b?access_key=a",
+                "access_key and secret_key must be given together",
+            ),
+            ("s3://b?colour=blue", "unknown parameter 'colour'"),
+        ] {
+            let text = S3Options::from_url(bad).unwrap_err().to_string();
+            let shown = bad.split('#').next().unwrap();
+            assert!(
+                text.contains(shown),
+                "{bad}: the error names no URL: {text}"
+            );
+            assert!(text.contains(needle), "{bad}: {text}");
+        }
+        let text = S3Options::from_url("s3://b?access_key=a&secret%5Fkey=S3CR3T&x=1")
+            .unwrap_err()
+            .to_string();
+        assert!(!text.contains("S3CR3T"), "{text}");
+        assert!(text.contains("secret%5Fkey=<redacted>"), "{text}");
+        // The scheme is case-insensitive, values are form-decoded.
+        let o = S3Options::from_url("S3://b/p?region=eu%2Dwest%2B1").unwrap();
+        assert_eq!(o.region.as_deref(), Some("eu-west+1"));
     }
 
     #[test]

@@ -36,18 +36,8 @@ pub struct S3Store {
 }
 
 impl S3Store {
-    /// Connects, checks the bucket (creating it if `create_bucket` is set) and probes whether the
-    /// server honours conditional writes (`If-None-Match: *` and `If-Match` on PutObject,
-    /// `If-Match` on DeleteObject), unless `read_only` is set: then nothing is written. Fails with
-    /// [`StoreError::Config`] for a missing bucket, bad options, refused credentials, or a server
-    /// that ignores either PutObject header (unless `single_writer` is set), and with [`StoreError::Unavailable`] naming the endpoint when it
-    /// cannot be reached within the configured timeouts and retries.
-    pub async fn open(options: S3Options) -> Result<S3Store, StoreError> {
-        Ok(Self::open_typed(options).await?)
-    }
-
-    /// [`S3Store::open`] with the typed error.
-    pub async fn open_typed(options: S3Options) -> Result<S3Store, S3Error> {
+    /// [`open`] with the typed error.
+    async fn open_typed(options: S3Options) -> Result<S3Store, S3Error> {
         options.validate()?;
         let location = options.location();
         let client = build_client(&options).await;
@@ -559,7 +549,19 @@ fn check_features(
     Ok(())
 }
 
-/// Opens the store described by an `s3://` URL; see [`S3Options::from_url`] for the parameters.
+/// Connects, checks the bucket (creating it if `create_bucket` is set) and probes whether the
+/// server honours conditional writes (`If-None-Match: *` and `If-Match` on PutObject, `If-Match`
+/// on DeleteObject), unless `read_only` is set: then nothing is written. Fails with
+/// [`StoreError::Config`] for a missing bucket, bad options, refused credentials, or a server
+/// that ignores either PutObject header (unless `single_writer` is set), and with
+/// [`StoreError::Unavailable`] naming the endpoint when it cannot be reached within the
+/// configured timeouts and retries.
+pub async fn open(options: S3Options) -> Result<S3Store, StoreError> {
+    Ok(S3Store::open_typed(options).await?)
+}
+
+/// Opens the store described by an `s3://` URL; see [`S3Options::from_url`] for the parameters
+/// (`read_only=true` opens it for reading only, [`S3Options::read_only`]).
 ///
 /// ```no_run
 /// # async fn example() -> Result<(), dd_store::StoreError> {
@@ -570,13 +572,5 @@ fn check_features(
 /// # Ok(()) }
 /// ```
 pub async fn open_url(url: &str) -> Result<S3Store, StoreError> {
-    S3Store::open(S3Options::from_url(url)?).await
-}
-
-/// Opens the store described by an `s3://` URL for reading only ([`S3Options::read_only`]):
-/// nothing is written to the server, not even the open-time probe.
-pub async fn open_url_read_only(url: &str) -> Result<S3Store, StoreError> {
-    let mut options = S3Options::from_url(url)?;
-    options.read_only = true;
-    S3Store::open(options).await
+    open(S3Options::from_url(url)?).await
 }

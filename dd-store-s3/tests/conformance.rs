@@ -15,7 +15,6 @@ mod common;
 use common::TestEndpoint;
 use common::proxy::{Mode, Proxy};
 use dd_store::conformance::Capabilities;
-use dd_store_s3::S3Store;
 
 dd_store::conformance_tests! {
     capabilities: Capabilities::ALL,
@@ -24,7 +23,7 @@ dd_store::conformance_tests! {
             return;
         };
         let options = endpoint.options("conformance").build();
-        move || S3Store::open(options.clone())
+        move || dd_store_s3::open(options.clone())
     },
     open_racing: {
         let Some(endpoint) = TestEndpoint::from_env() else {
@@ -46,7 +45,7 @@ dd_store::conformance_tests! {
         move || {
             // The proxy lives as long as the opener.
             let _proxy = &proxy;
-            S3Store::open(race_options.clone())
+            dd_store_s3::open(race_options.clone())
         }
     },
 }

@@ -6,7 +6,7 @@ mod common;
 
 use common::TestEndpoint;
 use dd_store::{DurableStateStore, Revision, StoreError, WriteOutcome};
-use dd_store_s3::{S3Store, open_url};
+use dd_store_s3::open_url;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_bucket_is_a_config_error_unless_created() {
@@ -16,7 +16,7 @@ async fn a_missing_bucket_is_a_config_error_unless_created() {
     let bucket = format!("dd-missing-{:08x}", rand::random::<u32>());
     let mut options = server.options("missing").create_bucket(false).build();
     options.bucket = bucket.clone();
-    let err = S3Store::open(options.clone())
+    let err = dd_store_s3::open(options.clone())
         .await
         .expect_err("the bucket does not exist");
     let StoreError::Config { message, .. } = &err else {
@@ -27,7 +27,7 @@ async fn a_missing_bucket_is_a_config_error_unless_created() {
         "{message}"
     );
     options.create_bucket = true;
-    let store = S3Store::open(options)
+    let store = dd_store_s3::open(options)
         .await
         .expect("create_bucket creates it");
     assert_eq!(
@@ -42,7 +42,7 @@ async fn the_url_form_opens_the_same_store() {
         return;
     };
     let prefix = common::unique_prefix("url");
-    let store = S3Store::open(server.options_at(&server.endpoint, &prefix).build())
+    let store = dd_store_s3::open(server.options_at(&server.endpoint, &prefix).build())
         .await
         .expect("open");
     store.put("r/1", "k é", None, "v".into()).await.unwrap();

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::TestEndpoint;
 use common::proxy::{Mode, Proxy};
 use dd_store::{DEFAULT_SCAN_PAGE_SIZE, DurableStateStore, Revision, StoreError, WriteOutcome};
-use dd_store_s3::{S3Options, S3Store};
+use dd_store_s3::S3Options;
 use futures::TryStreamExt;
 
 /// An s3s-fs without authentication on a free port, killed on drop.
@@ -93,7 +93,7 @@ async fn a_server_that_ignores_conditional_writes_is_refused_unless_single_write
     let prefix = common::unique_prefix("probe");
 
     // Directly, the server honours conditional writes.
-    let direct = S3Store::open(anonymous_options(&server.endpoint, &prefix).build())
+    let direct = dd_store_s3::open(anonymous_options(&server.endpoint, &prefix).build())
         .await
         .expect("open s3s-fs directly");
     let features = direct.server_features();
@@ -101,7 +101,7 @@ async fn a_server_that_ignores_conditional_writes_is_refused_unless_single_write
 
     // Behind the stripping proxy it does not: open refuses with a clear configuration error.
     let proxy = Proxy::start(&server.endpoint, Mode::StripConditions).await;
-    let err = S3Store::open(anonymous_options(&proxy.endpoint(), &prefix).build())
+    let err = dd_store_s3::open(anonymous_options(&proxy.endpoint(), &prefix).build())
         .await
         .expect_err("a server ignoring If-None-Match must be refused");
     let StoreError::Config { message, backend } = &err else {
@@ -114,7 +114,7 @@ async fn a_server_that_ignores_conditional_writes_is_refused_unless_single_write
     assert!(backend.contains(&proxy.endpoint()), "{backend}");
 
     // With single_writer it opens, and read-before-write still detects stale writers.
-    let store = S3Store::open(
+    let store = dd_store_s3::open(
         anonymous_options(&proxy.endpoint(), &prefix)
             .single_writer(true)
             .build(),
@@ -178,7 +178,7 @@ async fn a_server_that_ignores_only_if_match_is_refused_unless_single_writer() {
 
     // Behind a proxy that drops If-Match only, If-None-Match still works: open must refuse anyway.
     let proxy = Proxy::start(&server.endpoint, Mode::StripIfMatch).await;
-    let err = S3Store::open(anonymous_options(&proxy.endpoint(), &prefix).build())
+    let err = dd_store_s3::open(anonymous_options(&proxy.endpoint(), &prefix).build())
         .await
         .expect_err("a server ignoring If-Match must be refused");
     let StoreError::Config { message, backend } = &err else {
@@ -206,7 +206,7 @@ async fn a_server_that_ignores_only_if_match_is_refused_unless_single_writer() {
     );
 
     // With single_writer it opens; writes check revisions by reading first, never by If-Match.
-    let store = S3Store::open(
+    let store = dd_store_s3::open(
         anonymous_options(&proxy.endpoint(), &prefix)
             .single_writer(true)
             .build(),
@@ -251,7 +251,7 @@ async fn a_read_only_open_sends_no_write_and_refuses_writes() {
         return;
     };
     let prefix = common::unique_prefix("read-only");
-    let writer = S3Store::open(endpoint.options_at(&endpoint.endpoint, &prefix).build())
+    let writer = dd_store_s3::open(endpoint.options_at(&endpoint.endpoint, &prefix).build())
         .await
         .expect("open for writing");
     writer.put("r", "k", None, "v".into()).await.unwrap();
@@ -262,7 +262,7 @@ async fn a_read_only_open_sends_no_write_and_refuses_writes() {
         .options_at(&proxy.endpoint(), &prefix)
         .read_only(true)
         .build();
-    let store = S3Store::open(options.clone())
+    let store = dd_store_s3::open(options.clone())
         .await
         .expect("open read-only");
     assert!(store.is_read_only());
@@ -299,7 +299,7 @@ async fn a_read_only_open_sends_no_write_and_refuses_writes() {
     let mut missing = options;
     missing.bucket = format!("dd-missing-{:08x}", rand::random::<u32>());
     missing.create_bucket = true;
-    let err = S3Store::open(missing).await.expect_err("no bucket");
+    let err = dd_store_s3::open(missing).await.expect_err("no bucket");
     assert!(err.to_string().contains("does not exist"), "{err}");
     assert!(
         !proxy.requests().iter().any(|r| r.starts_with("PUT ")),

@@ -7,7 +7,6 @@ mod common;
 use aws_sdk_s3::primitives::ByteStream;
 use common::{TestEndpoint, raw_body, raw_client};
 use dd_store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
-use dd_store_s3::S3Store;
 use dd_store_s3::layout::escape;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -16,7 +15,7 @@ async fn a_foreign_object_is_corrupt_and_left_alone() {
         return;
     };
     let prefix = common::unique_prefix("foreign");
-    let store = S3Store::open(server.options_at(&server.endpoint, &prefix).build())
+    let store = dd_store_s3::open(server.options_at(&server.endpoint, &prefix).build())
         .await
         .expect("open");
     let object = format!("{prefix}/{}/{}", escape("r"), escape("k"));
@@ -69,7 +68,7 @@ async fn a_batch_runs_concurrently_but_keeps_per_key_order_and_op_order() {
     let Some(server) = TestEndpoint::from_env() else {
         return;
     };
-    let store = S3Store::open(server.options("batch").concurrency(4).build())
+    let store = dd_store_s3::open(server.options("batch").concurrency(4).build())
         .await
         .expect("open");
     let mut ops = Vec::new();

@@ -61,7 +61,7 @@ async fn scan_all(store: &S3Store, replica: &str) -> Vec<StoredRecord> {
 
 async fn open(server: &TestEndpoint, name: &str) -> (S3Store, String) {
     let prefix = common::unique_prefix(name);
-    let store = S3Store::open(server.options_at(&server.endpoint, &prefix).build())
+    let store = dd_store_s3::open(server.options_at(&server.endpoint, &prefix).build())
         .await
         .expect("open");
     (store, prefix)

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::TestEndpoint;
 use common::proxy::{Mode, Proxy};
 use dd_store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
-use dd_store_s3::{S3Options, S3Store};
+use dd_store_s3::S3Options;
 
 /// A generous bound on how long a failing call may take (connect timeout × attempts + backoff).
 const BOUND: Duration = Duration::from_secs(120);
@@ -39,7 +39,7 @@ async fn a_closed_port_is_unavailable_after_bounded_retries() {
         .connect_timeout(Duration::from_secs(2))
         .max_attempts(3)
         .build();
-    let result = tokio::time::timeout(BOUND, S3Store::open(options))
+    let result = tokio::time::timeout(BOUND, dd_store_s3::open(options))
         .await
         .expect("open must give up within the bound");
     let err = result.expect_err("nothing listens there");
@@ -59,7 +59,7 @@ async fn writes_fail_while_the_endpoint_is_away_and_nothing_is_lost() {
         .connect_timeout(Duration::from_secs(2))
         .max_attempts(2)
         .build();
-    let store = S3Store::open(options)
+    let store = dd_store_s3::open(options)
         .await
         .expect("open through the proxy");
 

@@ -182,10 +182,7 @@ impl From<SqliteError> for StoreError {
         if e.is_transient()
             && let SqliteError::Sqlite { path, .. } | SqliteError::ReadOnly { path, .. } = &e
         {
-            return StoreError::Unavailable {
-                backend: backend(path),
-                source: Box::new(e),
-            };
+            return StoreError::unavailable(backend(path), e);
         }
         match e {
             SqliteError::CorruptRecord {
@@ -200,21 +197,15 @@ impl From<SqliteError> for StoreError {
                 reason,
             },
             SqliteError::Schema { ref path, .. }
-            | SqliteError::DamagedDatabase { ref path, .. } => StoreError::Config {
-                backend: backend(path),
-                message: e.to_string(),
-            },
-            SqliteError::BadConfig { ref input, .. } => StoreError::Config {
-                backend: format!("sqlite ({input})"),
-                message: e.to_string(),
-            },
+            | SqliteError::DamagedDatabase { ref path, .. } => {
+                StoreError::config(backend(path), &e)
+            }
+            SqliteError::BadConfig { ref input, .. } => {
+                StoreError::config(format!("sqlite ({input})"), &e)
+            }
             SqliteError::Sqlite { ref path, .. }
             | SqliteError::ReadOnly { ref path, .. }
-            | SqliteError::Task { ref path, .. } => StoreError::Backend {
-                backend: backend(path),
-                message: e.to_string(),
-                source: Some(Box::new(e)),
-            },
+            | SqliteError::Task { ref path, .. } => StoreError::backend(backend(path), e),
         }
     }
 }

@@ -9,7 +9,7 @@ use dd_store::{DurableStateStore, ScanPage, StoreError, StoredRecord, WriteOp, W
 
 use crate::db::Database;
 use crate::error::SqliteError;
-use crate::options::{SqliteOptions, parse_url};
+use crate::options::SqliteOptions;
 
 /// An SQLite store. Cheap to clone; clones share one connection.
 #[derive(Debug, Clone)]
@@ -24,31 +24,6 @@ fn lock(db: &Mutex<Database>) -> MutexGuard<'_, Database> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file at `path`. The parent directory must exist.
-    /// Refuses a file that is not an SQLite database, a database of another application and a
-    /// newer schema version, with an error naming the path. A database that can only be opened
-    /// read-only (read-only file system, file or directory not writable) is refused with
-    /// [`SqliteError::ReadOnly`] (transient: it opens once the database is writable).
-    pub async fn open(
-        path: impl AsRef<Path>,
-        options: SqliteOptions,
-    ) -> Result<SqliteStore, SqliteError> {
-        let path = path.as_ref().to_path_buf();
-        let db = blocking::run({
-            let path = path.clone();
-            move || Database::open(&path, &options)
-        })
-        .await
-        .map_err(|e| SqliteError::Task {
-            path: path.clone(),
-            message: e.0,
-        })??;
-        Ok(SqliteStore {
-            path: Arc::new(path),
-            db: Arc::new(Mutex::new(db)),
-        })
-    }
-
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -86,10 +61,30 @@ impl SqliteStore {
     }
 }
 
-/// Opens the store an `sqlite:` URL names (see [`parse_url`] for the forms and options).
+/// Opens (creating if needed) the database file [`SqliteOptions::path`]. The parent directory
+/// must exist. Refuses a file that is not an SQLite database, a database of another application
+/// and a newer schema version, with an error naming the path. A database that can only be opened
+/// read-only (read-only file system, file or directory not writable) is refused with
+/// [`SqliteError::ReadOnly`] (as [`StoreError::Unavailable`], transient: it opens once the
+/// database is writable).
+pub async fn open(options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+    let path = options.path.clone();
+    let db = blocking::run(move || Database::open(&options.path, &options))
+        .await
+        .map_err(|e| SqliteError::Task {
+            path: path.clone(),
+            message: e.0,
+        })??;
+    Ok(SqliteStore {
+        path: Arc::new(path),
+        db: Arc::new(Mutex::new(db)),
+    })
+}
+
+/// Opens the store an `sqlite:` URL names (see [`SqliteOptions::from_url`] for the forms and
+/// options).
 pub async fn open_url(url: &str) -> Result<SqliteStore, StoreError> {
-    let (path, options) = parse_url(url)?;
-    Ok(SqliteStore::open(path, options).await?)
+    open(SqliteOptions::from_url(url)?).await
 }
 
 #[async_trait]

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use dd_store::conformance::Capabilities;
-use dd_store_sqlite::{SqliteOptions, SqliteStore};
+use dd_store_sqlite::SqliteOptions;
 
 dd_store::conformance_tests! {
     capabilities: Capabilities::ALL,
@@ -15,7 +15,7 @@ dd_store::conformance_tests! {
             let (dir, path) = (Arc::clone(&dir), dir.path().join("dd.db"));
             async move {
                 let _keep = dir;
-                Ok(SqliteStore::open(path, SqliteOptions::default()).await?)
+                dd_store_sqlite::open(SqliteOptions::new(path)).await
             }
         }
     },

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use dd_store::{DurableStateStore, Revision, StoreError, WriteOp, WriteOutcome};
-use dd_store_sqlite::{SqliteOptions, SqliteStore, open_url};
+use dd_store_sqlite::{SqliteOptions, open_url};
 use futures::TryStreamExt;
 
 const CAP: u64 = 96 * 1024;
@@ -37,9 +37,9 @@ async fn a_write_beyond_the_size_cap_fails_like_a_full_disk_and_recovers_when_ra
     let path = dir.path().join("capped.db");
     let options = SqliteOptions {
         max_size_bytes: Some(CAP),
-        ..SqliteOptions::default()
+        ..SqliteOptions::new(&path)
     };
-    let store = SqliteStore::open(&path, options).await.expect("open");
+    let store = dd_store_sqlite::open(options).await.expect("open");
 
     // Fill up to the cap (bounded: 96 KiB hold about 15 values of 6000 bytes).
     let mut written = BTreeMap::new();
@@ -124,7 +124,7 @@ async fn a_write_beyond_the_size_cap_fails_like_a_full_disk_and_recovers_when_ra
 async fn a_cap_below_the_current_size_holds_the_database_at_its_size() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("big.db");
-    let store = SqliteStore::open(&path, SqliteOptions::default())
+    let store = dd_store_sqlite::open(SqliteOptions::new(&path))
         .await
         .expect("open");
     for i in 0..20 {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use dd_store::{DurableStateStore, Revision, StoreError, WriteOutcome};
-use dd_store_sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore, open_url};
+use dd_store_sqlite::{SCHEMA_VERSION, SqliteOptions, open_url};
 use rusqlite::Connection;
 
 fn url(path: &std::path::Path) -> String {
@@ -80,7 +80,7 @@ async fn reopen_keeps_data_and_options_are_applied() {
         .await
         .expect("put");
     drop(store);
-    let store = SqliteStore::open(&path, SqliteOptions::default())
+    let store = dd_store_sqlite::open(SqliteOptions::new(&path))
         .await
         .expect("reopen");
     assert_eq!(
@@ -108,7 +108,7 @@ async fn reopen_keeps_data_and_options_are_applied() {
 async fn corrupt_rows_are_reported_and_not_overwritten() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("dd.db");
-    let store = SqliteStore::open(&path, SqliteOptions::default())
+    let store = dd_store_sqlite::open(SqliteOptions::new(&path))
         .await
         .expect("open");
     store.put("r", "fine", None, "v".into()).await.expect("put");
@@ -151,9 +151,9 @@ async fn a_locked_database_is_unavailable_not_lost() {
     let path = dir.path().join("dd.db");
     let options = SqliteOptions {
         busy_timeout: Duration::from_millis(100),
-        ..SqliteOptions::default()
+        ..SqliteOptions::new(&path)
     };
-    let store = SqliteStore::open(&path, options).await.expect("open");
+    let store = dd_store_sqlite::open(options).await.expect("open");
     store.put("r", "k", None, "v1".into()).await.expect("put");
     let mut holder = Connection::open(&path).expect("open");
     let tx = holder

@@ -157,6 +157,39 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// [`StoreError::Unavailable`] of `backend`, caused by `error` (a backend's typed error, in
+    /// its `From` conversion).
+    pub fn unavailable(
+        backend: impl Into<String>,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> StoreError {
+        StoreError::Unavailable {
+            backend: backend.into(),
+            source: Box::new(error),
+        }
+    }
+
+    /// [`StoreError::Config`] of `backend` whose message is `error`'s text.
+    pub fn config(backend: impl Into<String>, error: impl std::fmt::Display) -> StoreError {
+        StoreError::Config {
+            backend: backend.into(),
+            message: error.to_string(),
+        }
+    }
+
+    /// [`StoreError::Backend`] of `backend` whose message is `error`'s text and whose source is
+    /// `error`.
+    pub fn backend(
+        backend: impl Into<String>,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> StoreError {
+        StoreError::Backend {
+            backend: backend.into(),
+            message: error.to_string(),
+            source: Some(Box::new(error)),
+        }
+    }
+
     /// Whether retrying later may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable { .. })

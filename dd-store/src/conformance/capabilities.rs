@@ -144,7 +144,7 @@ pub fn skip(check: &str, capabilities: &Capabilities) -> bool {
 ///         let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
 ///         move || {
 ///             let dir = dir.clone();
-///             async move { Ok(dd_store_fs::FsStore::open(dir.path()).await?) }
+///             async move { dd_store_fs::open(dd_store_fs::FsOptions::new(dir.path())).await }
 ///         }
 ///     },
 /// }
