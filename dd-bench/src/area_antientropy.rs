@@ -85,7 +85,9 @@ impl<T: Transport> Transport for Gate<T> {
             Message::Tree { .. }
             | Message::LeafDigests { .. }
             | Message::Gossip { .. }
-            | Message::EntryChunk { .. } => true,
+            | Message::EntryChunk { .. }
+            | Message::StreamBatch { .. }
+            | Message::StreamAck { .. } => true,
             _ => false,
         };
         if anti_entropy {
