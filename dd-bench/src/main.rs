@@ -101,6 +101,8 @@ pub struct Sizes {
     pub antientropy_gossip_interval: std::time::Duration,
     /// How long replica c is cut off in area 8.
     pub antientropy_partition: std::time::Duration,
+    /// Elements of the large `ORSet<String>` replicated and restored in area 8.
+    pub antientropy_set_elements: usize,
 }
 
 impl Sizes {
@@ -126,6 +128,7 @@ impl Sizes {
                 antientropy_tcp_keys: vec![10_000],
                 antientropy_gossip_interval: std::time::Duration::from_millis(500),
                 antientropy_partition: std::time::Duration::from_secs(1),
+                antientropy_set_elements: 100_000,
             },
             Profile::Full => Sizes {
                 write_updates: 100,
@@ -147,6 +150,7 @@ impl Sizes {
                 antientropy_tcp_keys: vec![100_000],
                 antientropy_gossip_interval: std::time::Duration::from_secs(2),
                 antientropy_partition: std::time::Duration::from_secs(3),
+                antientropy_set_elements: 1_000_000,
             },
         }
     }
@@ -246,7 +250,7 @@ async fn run_areas(
             Area::Memory => area_memory::run(sizes).await?,
             Area::Pekko => area_pekko::run(root, full).await?,
             Area::Concurrent => area_concurrent::run(root, sizes).await?,
-            Area::Antientropy => area_antientropy::run(sizes).await?,
+            Area::Antientropy => area_antientropy::run(root, sizes).await?,
         };
         eprintln!(
             "{}(area took {})",

@@ -160,6 +160,21 @@ pub enum Message {
         /// The key's state, if the receiver has it.
         entry: Option<WireEntry>,
     },
+    /// Full states of a stream: states too many for one [`Message::Gossip`] (a join, the
+    /// repair of many keys) go as batches, at most `stream_window` of them unacknowledged
+    /// per receiver. The receiver merges them like a `Gossip` and answers with a
+    /// [`Message::StreamAck`]; the sender sends a batch unacknowledged for too long again.
+    StreamBatch {
+        /// The sender's number of this batch (unique per sender incarnation and receiver).
+        seq: u64,
+        /// Full states for the receiver to merge.
+        entries: Vec<WireEntry>,
+    },
+    /// The receiver merged the [`Message::StreamBatch`] `seq`: the sender may send another.
+    StreamAck {
+        /// The batch's number.
+        seq: u64,
+    },
 }
 
 impl Message {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use dd_core::crdt::GCounter;
+use dd_core::crdt::{GCounter, ORSet};
 use dd_core::data::{ErasedData, TypeRegistry};
 use dd_core::durable::{
     CrdtValueStore, DurableEntryStream, DurableError, DurableValue, StoreReport,
@@ -357,4 +357,65 @@ async fn only_durable_keys_are_stored_and_conflicts_are_adopted() {
         counter(&r, &durable).await == 42
     })
     .await;
+}
+
+/// Elements of the large set: the state (~1 MB) spans about 16 messages of 64 KiB.
+const LARGE_SET: usize = 60_000;
+
+async fn set_len(r: &dd_core::Replicator, key: &Key<ORSet<String>>) -> usize {
+    match r.get(key, ReadConsistency::Local).await {
+        Ok(s) => s.elements().len(),
+        Err(_) => 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_orset_replicates_to_a_new_replica_and_survives_its_restart() {
+    // The path of dd-bench area 8's 1M-element set, at a CI size: the set is written on a, then
+    // b starts empty, receives it in pieces, stores it, stops with a, and comes back alone.
+    let mut settings = fast_settings();
+    settings.max_gossip_bytes = 64 * 1024;
+    let store = Arc::new(TestStore::default());
+    let net = MemoryNetwork::new(41, Faults::default());
+    let all = names(2);
+    let a = start_one(&net, "r0", 1, &all, settings.clone())
+        .await
+        .unwrap();
+    let key: Key<ORSet<String>> = Key::new("large");
+    let me = a.self_id();
+    a.update(&key, ORSet::new(), WriteConsistency::Local, move |s| {
+        for i in 0..LARGE_SET {
+            s.add(&me, format!("element-{i:07}"));
+        }
+        Ok::<_, ReplicatorError>(())
+    })
+    .await
+    .unwrap();
+    let b_settings = settings.clone().durable_store(store.clone());
+    let b = start_one(&net, "r1", 1, &all, b_settings.clone())
+        .await
+        .unwrap();
+    eventually("b has the whole set", LONG, || async {
+        set_len(&b, &key).await == LARGE_SET
+    })
+    .await;
+    b.shutdown().await.unwrap();
+    a.shutdown().await.unwrap();
+    let stored = match store.get("r1", "large") {
+        Some(Stored::Data { bytes, .. }) => postcard::from_bytes::<ORSet<String>>(&bytes).unwrap(),
+        other => panic!("b stored {other:?}"),
+    };
+    assert_eq!(stored.elements().len(), LARGE_SET);
+    // Alone: the set can only come from b's store.
+    let b = start_one(&net, "r1", 2, &all, b_settings).await.unwrap();
+    assert_eq!(set_len(&b, &key).await, LARGE_SET);
+    let me = b.self_id();
+    b.update(&key, ORSet::new(), WriteConsistency::Local, move |s| {
+        s.add(&me, "after the restart".to_owned());
+        Ok::<_, ReplicatorError>(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(set_len(&b, &key).await, LARGE_SET + 1);
+    b.shutdown().await.unwrap();
 }

@@ -180,16 +180,16 @@ async fn wrong_cluster_name_or_protocol_version_is_refused() {
 }
 
 #[tokio::test]
-async fn a_replica_of_protocol_version_3_is_refused_naming_both_versions() {
-    // Version 4 carries the owner of a "pruning performed" marker (version 3 replaced chunked
-    // digest gossip with Merkle-tree anti-entropy): a version 3 replica would not decode the
-    // markers, so the handshake refuses it.
-    assert_eq!(PROTOCOL_VERSION, 4);
+async fn a_replica_of_the_previous_protocol_version_is_refused_naming_both_versions() {
+    // Version 5 sends many states as acknowledged streams (version 4 carries the owner of a
+    // "pruning performed" marker): a version 4 replica would not decode the stream messages,
+    // so the handshake refuses it.
+    assert_eq!(PROTOCOL_VERSION, 5);
     let (rs, transports) = start_tcp_cluster(1).await;
-    let (mut framed, reply) = handshake_with(transports[0].local_addr(), "test-cluster", 3).await;
+    let (mut framed, reply) = handshake_with(transports[0].local_addr(), "test-cluster", 4).await;
     assert!(
         matches!(&reply, Handshake::Rejected { reason }
-            if reason.contains("protocol version 3 is not supported") && reason.contains("speaks 4")),
+            if reason.contains("protocol version 4 is not supported") && reason.contains("speaks 5")),
         "{reply:?}"
     );
     assert!(closed(&mut framed).await);

@@ -347,6 +347,7 @@ pub fn transport() -> Result<Vec<Seed>, SeedError> {
             },
         )],
     };
+    let stream_entry = set_entry.clone();
     let deleted_entry = WireEntry {
         key: "deleted".to_owned(),
         state: WireState::Deleted,
@@ -473,6 +474,14 @@ pub fn transport() -> Result<Vec<Seed>, SeedError> {
                 entry: None,
             },
         ),
+        (
+            "message-stream-batch",
+            Message::StreamBatch {
+                seq: 20,
+                entries: vec![stream_entry],
+            },
+        ),
+        ("message-stream-ack", Message::StreamAck { seq: 20 }),
     ];
     let mut seeds = Vec::new();
     for (name, handshake) in handshakes {

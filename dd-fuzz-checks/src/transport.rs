@@ -63,7 +63,9 @@ pub fn check(data: &[u8]) -> Result<Outcome, CheckFailure> {
 /// Runs the CRDT checks on every value and delta of `message`.
 fn check_payloads(message: &Message) -> Result<(), CheckFailure> {
     let entries: Vec<&WireEntry> = match message {
-        Message::Gossip { entries, .. } => entries.iter().collect(),
+        Message::Gossip { entries, .. } | Message::StreamBatch { entries, .. } => {
+            entries.iter().collect()
+        }
         Message::Write { entry, .. } => vec![entry],
         Message::ReadResult {
             entry: Some(entry), ..

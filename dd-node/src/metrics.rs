@@ -292,6 +292,8 @@ pub fn message_kind(message: &Message) -> &'static str {
         Message::WriteAck { .. } => "write_ack",
         Message::Read { .. } => "read",
         Message::ReadResult { .. } => "read_result",
+        Message::StreamBatch { .. } => "stream_batch",
+        Message::StreamAck { .. } => "stream_ack",
     }
 }
 

@@ -19,7 +19,7 @@ use super::envelope::{Envelope, Pruning, Value, is_durable_key};
 use super::error::ReplicatorError;
 use super::load::Recovered;
 use super::merkle::MerkleTree;
-use super::protocol::{Message, WireDelta, WireEntry, WireState};
+use super::protocol::{Message, WireDelta, WireEntry};
 use super::pruning_record::{
     PEERS_KEY, PrunedIncarnations, REMOVED_KEY, RESTARTED_KEY, RemovedIncarnations, is_reserved,
     markers_key,
@@ -32,6 +32,7 @@ use crate::transport::{Incoming, IncomingStream, Transport};
 
 mod anti_entropy;
 mod chunks;
+mod stream;
 
 /// One key's envelope plus its cached digest.
 struct Entry {
@@ -123,6 +124,8 @@ pub(crate) struct Replica {
     reassembly: chunks::Reassembly,
     /// The id of the next chunked transfer this replica sends.
     next_transfer: u64,
+    /// Streams of many states to peers, with flow control (see [`stream`]).
+    streams: stream::Streams,
     /// Set once a "pruning performed" marker for this replica's own current incarnation
     /// arrived: the cluster collapsed its entries, so it takes no more writes.
     own_incarnation_pruned: bool,
@@ -297,6 +300,7 @@ impl Replica {
             tree_dirty,
             reassembly: chunks::Reassembly::default(),
             next_transfer: 0,
+            streams: stream::Streams::default(),
             own_incarnation_pruned: false,
             full_state_asked: HashMap::new(),
             full_state_wanted: BTreeMap::new(),
@@ -1255,6 +1259,8 @@ impl Replica {
                 total_bytes,
                 bytes,
             } => self.on_entry_chunk(&from, transfer, key, index, count, total_bytes, bytes),
+            Message::StreamBatch { seq, entries } => self.on_stream_batch(&from, seq, entries),
+            Message::StreamAck { seq } => self.on_stream_ack(&from, seq),
             Message::Deltas { deltas } => self.on_deltas(&from, deltas),
             Message::Write { request, entry } => {
                 let key = entry.key.clone();
@@ -1363,54 +1369,29 @@ impl Replica {
         e.digest
     }
 
-    /// Sends the states of `keys` to `to` in messages bounded by entries and bytes; a state
-    /// larger than `max_gossip_bytes` goes alone, in pieces (see [`chunks`]).
+    /// Asks `to` for the states of `request` and sends it the states of `keys`, as a stream with
+    /// flow control (see [`stream`]): batches bounded by entries and bytes, a window of them in
+    /// flight; a state larger than `max_gossip_bytes` goes alone, in pieces (see [`chunks`]).
     fn send_entries<'a>(
         &mut self,
         to: &ReplicaId,
         keys: impl Iterator<Item = &'a String>,
         request: Vec<String>,
     ) {
-        let mut batch = Vec::new();
-        let mut bytes = 0usize;
-        let mut request = Some(request);
-        for key in keys {
-            let Some(entry) = self.wire(key) else {
-                continue;
-            };
-            let size = match &entry.state {
-                WireState::Data { bytes, .. } => bytes.len(),
-                WireState::Deleted => 0,
-            } + key.len();
-            if size > self.settings.max_gossip_bytes {
-                self.send_chunked(to, &entry);
-                continue;
-            }
-            if !batch.is_empty()
-                && (batch.len() >= self.settings.max_gossip_entries
-                    || bytes + size > self.settings.max_gossip_bytes)
-            {
-                self.transport.send(
-                    to,
-                    Message::Gossip {
-                        entries: std::mem::take(&mut batch),
-                        request: request.take().unwrap_or_default(),
-                    },
-                );
-                bytes = 0;
-            }
-            bytes += size;
-            batch.push(entry);
-        }
-        let request = request.take().unwrap_or_default();
-        if !batch.is_empty() || !request.is_empty() {
+        // The request goes first, so `to` answers it with its states as they were before it
+        // merges this replica's.
+        if !request.is_empty() {
             self.transport.send(
                 to,
                 Message::Gossip {
-                    entries: batch,
+                    entries: Vec::new(),
                     request,
                 },
             );
+        }
+        let keys: Vec<String> = keys.cloned().collect();
+        if !keys.is_empty() {
+            self.stream_keys(to, keys);
         }
     }
 
@@ -1557,6 +1538,7 @@ impl Replica {
     fn gossip_tick(&mut self) {
         self.pending.retain(|_, tx| !tx.is_closed());
         self.drop_stale_transfers();
+        self.resume_streams();
         self.exchange_wanted_full_states();
         let peers = self.peers();
         if peers.is_empty() {

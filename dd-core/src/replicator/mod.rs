@@ -135,12 +135,16 @@
 //! sends its root hash to one random peer ([`protocol::Message::Tree`]); the two replicas then
 //! descend level by level into the nodes whose hashes differ, exchange the digests of the keys
 //! of the differing leaves ([`protocol::Message::LeafDigests`]) and finally the states of the
-//! keys that differ ([`protocol::Message::Gossip`], both ways). Replicas in sync send one root
-//! hash per round; a difference is found in `depth + 1` round trips whatever the key count. A
-//! state larger than `max_gossip_bytes` goes in pieces ([`protocol::Message::EntryChunk`]) up
+//! keys that differ (asked for with [`protocol::Message::Gossip`], both ways). States go as a
+//! stream with flow control: at most `stream_window` batches
+//! ([`protocol::Message::StreamBatch`]) unacknowledged per peer, a batch unacknowledged for two
+//! gossip intervals sent again and the stream resumed where it stopped. Replicas in sync send
+//! one root hash per round; a difference is found in `depth + 1` round trips whatever the key
+//! count. A state larger than `max_gossip_bytes` goes in pieces ([`protocol::Message::EntryChunk`]) up
 //! to `max_value_bytes`. Every replica of a cluster needs the same `anti_entropy_depth`; a tree
 //! of another depth is ignored and logged. The TCP handshake refuses replicas of another
-//! [`PROTOCOL_VERSION`](crate::transport::tcp::PROTOCOL_VERSION) (version 3 introduced this).
+//! [`PROTOCOL_VERSION`](crate::transport::tcp::PROTOCOL_VERSION) (version 3 introduced the
+//! tree, version 5 the streams).
 //!
 //! ## Dependencies
 //!

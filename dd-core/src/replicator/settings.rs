@@ -47,6 +47,13 @@ pub struct Settings {
     /// is not sent, and a larger incoming one is refused, each with an error naming the key and
     /// this setting; states being reassembled hold at most twice this much memory.
     pub max_value_bytes: usize,
+    /// Most messages of full states in flight to one peer, unacknowledged (default 8). States
+    /// that do not fit in one message (a join, the repair of many keys) go as a stream of
+    /// [`Message::StreamBatch`](super::protocol::Message::StreamBatch)es, each acknowledged by
+    /// the receiver; a batch unacknowledged for two gossip intervals (a lost link) is sent again,
+    /// and the stream goes on where it stopped. Memory per stream on either side is about this
+    /// many messages of `max_gossip_bytes`, plus the names of the keys still to send.
+    pub stream_window: usize,
     /// How often the leader checks for removed replicas to prune (Akka: 120 s).
     pub pruning_interval: Duration,
     /// Levels below the root of the anti-entropy Merkle tree (1 to 5, default 4: 16^4 = 65,536
@@ -86,6 +93,7 @@ impl fmt::Debug for Settings {
             .field("max_gossip_entries", &self.max_gossip_entries)
             .field("max_gossip_bytes", &self.max_gossip_bytes)
             .field("max_value_bytes", &self.max_value_bytes)
+            .field("stream_window", &self.stream_window)
             .field("pruning_interval", &self.pruning_interval)
             .field("anti_entropy_depth", &self.anti_entropy_depth)
             .field("command_buffer", &self.command_buffer)
@@ -111,6 +119,7 @@ impl Default for Settings {
             max_gossip_entries: 200,
             max_gossip_bytes: 512 * 1024,
             max_value_bytes: 256 * 1024 * 1024,
+            stream_window: 8,
             pruning_interval: Duration::from_secs(120),
             anti_entropy_depth: 4,
             command_buffer: 1024,
@@ -134,6 +143,7 @@ struct SettingsFile {
     max_gossip_entries: Option<usize>,
     max_gossip_bytes: Option<usize>,
     max_value_bytes: Option<usize>,
+    stream_window: Option<usize>,
     pruning_interval_ms: Option<u64>,
     anti_entropy_depth: Option<u8>,
     command_buffer: Option<usize>,
@@ -152,7 +162,7 @@ impl Settings {
 
     /// Parses TOML (keys: `gossip_interval_ms`, `notify_interval_ms`,
     /// `delta_propagation_interval_ms`, `max_delta_elements`, `max_gossip_entries`,
-    /// `max_gossip_bytes`, `max_value_bytes`, `pruning_interval_ms`, `anti_entropy_depth`,
+    /// `max_gossip_bytes`, `max_value_bytes`, `stream_window`, `pruning_interval_ms`, `anti_entropy_depth`,
     /// `command_buffer`, `durable_keys`, `durable_queue_max_entries`, `durable_queue_max_bytes`);
     /// missing keys keep their defaults, unknown keys are an error.
     pub fn from_toml_str(text: &str) -> Result<Self, ReplicatorError> {
@@ -180,6 +190,9 @@ impl Settings {
         }
         if let Some(v) = file.max_value_bytes {
             b = b.max_value_bytes(v);
+        }
+        if let Some(v) = file.stream_window {
+            b = b.stream_window(v);
         }
         if let Some(v) = file.pruning_interval_ms {
             b = b.pruning_interval(ms(v));
@@ -236,6 +249,7 @@ impl Settings {
             ("max_gossip_entries", self.max_gossip_entries == 0),
             ("max_gossip_bytes", self.max_gossip_bytes == 0),
             ("max_value_bytes", self.max_value_bytes == 0),
+            ("stream_window", self.stream_window == 0),
             ("command_buffer", self.command_buffer == 0),
             (
                 "durable_queue_max_entries",
@@ -291,6 +305,8 @@ impl SettingsBuilder {
         max_gossip_bytes: usize,
         /// See [`Settings::max_value_bytes`].
         max_value_bytes: usize,
+        /// See [`Settings::stream_window`].
+        stream_window: usize,
         /// See [`Settings::pruning_interval`].
         pruning_interval: Duration,
         /// See [`Settings::anti_entropy_depth`].

@@ -76,8 +76,9 @@ use stats::Counters;
 /// The wire protocol version; a peer with another version is refused. Version 2 added the
 /// authenticated handshake; version 3 replaced chunked digest gossip (`Status`) with Merkle
 /// tree anti-entropy (`Message::Tree`, `Message::LeafDigests`); version 4 carries the owner
-/// of a "pruning performed" marker (`WirePruning::Performed`).
-pub const PROTOCOL_VERSION: u32 = 4;
+/// of a "pruning performed" marker (`WirePruning::Performed`); version 5 sends many states as
+/// acknowledged streams (`Message::StreamBatch`, `Message::StreamAck`).
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Settings of a [`TcpTransport`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,231 @@
+//! Many full states to one peer as an acknowledged stream, with a window of messages in flight.
+//!
+//! States too many for one [`Message::Gossip`] (an empty replica joining, a replica far behind,
+//! the repair of many keys) are not all encoded and handed to the transport at once: their keys
+//! are queued per peer (names only, not states), and at most `stream_window` batches
+//! ([`Message::StreamBatch`], each of at most `max_gossip_entries` states and
+//! `max_gossip_bytes`) are unacknowledged at any time. The receiver merges a batch and answers
+//! with a [`Message::StreamAck`]; each ack lets the next batch go, encoded from the current
+//! state of its keys. Memory per stream is about one window of messages on either side, plus the
+//! key names still to send on the sender.
+//!
+//! A stream without an acknowledgement for [`ACK_TIMEOUT_INTERVALS`] gossip intervals while
+//! batches are in flight (a lost link, messages dropped by the network) has the keys of those
+//! batches queued again and goes on: after a disconnect only the batches that were in flight are
+//! sent again, not the keys acknowledged before it. The timeout doubles with every such resend
+//! without an acknowledgement in between (up to [`MAX_BACKOFF_DOUBLINGS`] times), so a receiver
+//! slower than the timeout (a loaded machine) is not flooded with copies. Keys queued or in flight are not queued twice, so the anti-entropy rounds that
+//! run during a stream (and still find the keys the receiver lacks) do not restart it. A state
+//! larger than `max_gossip_bytes` goes in pieces outside the window (see [`super::chunks`]).
+//! The stream to a peer that is no longer a member is dropped.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use tokio::time::Instant;
+
+use super::Replica;
+use crate::replica::{ReplicaId, UniqueReplicaId};
+use crate::replicator::protocol::{Message, WireEntry, WireState};
+
+/// Gossip intervals without an acknowledgement after which the batches in flight are sent again.
+pub(super) const ACK_TIMEOUT_INTERVALS: u32 = 2;
+/// How often the timeout doubles while resends get no acknowledgement (2 x 2^3 = 16 intervals).
+pub(super) const MAX_BACKOFF_DOUBLINGS: u32 = 3;
+
+/// One batch sent and not yet acknowledged.
+struct InFlight {
+    keys: Vec<String>,
+}
+
+/// The stream of states to one peer.
+#[derive(Default)]
+struct Outbox {
+    /// Keys still to send, in key order.
+    queue: BTreeSet<String>,
+    /// Batches sent and not yet acknowledged, by number.
+    in_flight: BTreeMap<u64, InFlight>,
+    /// The keys of `in_flight`.
+    in_flight_keys: HashSet<String>,
+    /// A state taken from the queue that did not fit the last batch: it opens the next one.
+    carry: Option<(WireEntry, usize)>,
+    /// The last acknowledgement, or the sending of a batch while none was in flight.
+    progress: Option<Instant>,
+    /// Resends since the last acknowledgement (the timeout doubles with each).
+    stalls: u32,
+}
+
+impl Outbox {
+    fn is_done(&self) -> bool {
+        self.queue.is_empty() && self.in_flight.is_empty() && self.carry.is_none()
+    }
+}
+
+/// The streams of this replica, by receiver.
+#[derive(Default)]
+pub(super) struct Streams {
+    outboxes: HashMap<ReplicaId, Outbox>,
+    /// The number of the next batch sent (to any peer).
+    next_seq: u64,
+}
+
+/// What a state takes in a batch (as `send_entries` counts it).
+fn entry_size(entry: &WireEntry) -> usize {
+    let state = match &entry.state {
+        WireState::Data { bytes, .. } => bytes.len(),
+        WireState::Deleted => 0,
+    };
+    state + entry.key.len()
+}
+
+impl Replica {
+    /// Queues the states of `keys` for `to` and sends what the window allows.
+    pub(super) fn stream_keys(&mut self, to: &ReplicaId, keys: Vec<String>) {
+        let outbox = self.streams.outboxes.entry(to.clone()).or_default();
+        for key in keys {
+            if !outbox.in_flight_keys.contains(&key) {
+                outbox.queue.insert(key);
+            }
+        }
+        self.pump_stream(to);
+    }
+
+    /// Sends batches to `to` until its window is full or its queue empty.
+    fn pump_stream(&mut self, to: &ReplicaId) {
+        let window = self.settings.stream_window.max(1);
+        let max_entries = self.settings.max_gossip_entries.max(1);
+        let max_bytes = self.settings.max_gossip_bytes;
+        loop {
+            let Some(outbox) = self.streams.outboxes.get_mut(to) else {
+                return;
+            };
+            if outbox.in_flight.len() >= window {
+                return;
+            }
+            let mut entries = Vec::new();
+            let mut keys = Vec::new();
+            let mut bytes = 0usize;
+            let mut carry = outbox.carry.take();
+            loop {
+                let (entry, size) = match carry.take() {
+                    Some(c) => c,
+                    None => {
+                        let Some(outbox) = self.streams.outboxes.get_mut(to) else {
+                            return;
+                        };
+                        let Some(key) = outbox.queue.pop_first() else {
+                            break;
+                        };
+                        let Some(entry) = self.wire(&key) else {
+                            continue;
+                        };
+                        let size = entry_size(&entry);
+                        (entry, size)
+                    }
+                };
+                if size > max_bytes {
+                    self.send_chunked(to, &entry);
+                    continue;
+                }
+                if !entries.is_empty() && bytes + size > max_bytes {
+                    if let Some(outbox) = self.streams.outboxes.get_mut(to) {
+                        outbox.carry = Some((entry, size));
+                    }
+                    break;
+                }
+                bytes += size;
+                keys.push(entry.key.clone());
+                entries.push(entry);
+                if entries.len() >= max_entries {
+                    break;
+                }
+            }
+            let Some(outbox) = self.streams.outboxes.get_mut(to) else {
+                return;
+            };
+            if entries.is_empty() {
+                if outbox.is_done() {
+                    self.streams.outboxes.remove(to);
+                }
+                return;
+            }
+            let seq = self.streams.next_seq;
+            self.streams.next_seq = self.streams.next_seq.wrapping_add(1);
+            outbox.in_flight_keys.extend(keys.iter().cloned());
+            if outbox.in_flight.is_empty() {
+                outbox.progress = Some(Instant::now());
+            }
+            outbox.in_flight.insert(seq, InFlight { keys });
+            self.transport
+                .send(to, Message::StreamBatch { seq, entries });
+        }
+    }
+
+    /// Merges a batch of a peer's stream and acknowledges it.
+    pub(super) fn on_stream_batch(
+        &mut self,
+        from: &UniqueReplicaId,
+        seq: u64,
+        entries: Vec<WireEntry>,
+    ) {
+        self.merge_wire_entries(from, entries);
+        self.transport
+            .send(from.replica(), Message::StreamAck { seq });
+    }
+
+    /// A peer merged batch `seq` of this replica's stream to it: the next one may go.
+    pub(super) fn on_stream_ack(&mut self, from: &UniqueReplicaId, seq: u64) {
+        let to = from.replica();
+        let Some(outbox) = self.streams.outboxes.get_mut(to) else {
+            return;
+        };
+        let Some(done) = outbox.in_flight.remove(&seq) else {
+            return; // a duplicate, or a batch already sent again
+        };
+        for key in &done.keys {
+            outbox.in_flight_keys.remove(key);
+        }
+        outbox.progress = Some(Instant::now());
+        outbox.stalls = 0;
+        self.pump_stream(to);
+    }
+
+    /// Queues again the keys of the batches in flight of every stream without an
+    /// acknowledgement for its timeout (see [`ACK_TIMEOUT_INTERVALS`]) and goes on with every
+    /// stream; drops the streams to peers that are no longer members.
+    pub(super) fn resume_streams(&mut self) {
+        let members = &self.members;
+        self.streams
+            .outboxes
+            .retain(|peer, _| members.contains_key(peer));
+        let base = self
+            .settings
+            .gossip_interval
+            .saturating_mul(ACK_TIMEOUT_INTERVALS);
+        let now = Instant::now();
+        let mut resumed = Vec::new();
+        for (peer, outbox) in &mut self.streams.outboxes {
+            let timeout = base.saturating_mul(1 << outbox.stalls.min(MAX_BACKOFF_DOUBLINGS));
+            let stalled = !outbox.in_flight.is_empty()
+                && outbox
+                    .progress
+                    .is_none_or(|t| now.saturating_duration_since(t) >= timeout);
+            if stalled {
+                let batches = outbox.in_flight.len();
+                for (_, b) in std::mem::take(&mut outbox.in_flight) {
+                    outbox.queue.extend(b.keys);
+                }
+                outbox.in_flight_keys.clear();
+                outbox.stalls = outbox.stalls.saturating_add(1);
+                tracing::debug!(replica = %self.self_id, to = %peer, batches,
+                    queued = outbox.queue.len(), stalls = outbox.stalls,
+                    "stream batches unacknowledged: sent again");
+            }
+            if outbox.in_flight.len() < self.settings.stream_window {
+                resumed.push(peer.clone());
+            }
+        }
+        for peer in resumed {
+            self.pump_stream(&peer);
+        }
+    }
+}
