@@ -240,6 +240,37 @@ impl Envelope {
         }
     }
 
+    /// Owners whose "pruning initialized" marker a merge of `self` and `other` replaces by
+    /// another owner's marker for the same incarnation (the lower owner's, or a "performed" one
+    /// by another owner), on either side. Such an owner may already have performed its pruning
+    /// (every member had seen its marker before the other was started, for example by a leader
+    /// that restarted and lost its unstored markers) and stored its collapse: if it is gone, it
+    /// must be pruned on the key too, or that collapse counts twice when it comes back (dd-sim
+    /// seed 3735).
+    pub(crate) fn displaced_owners(&self, other: &Envelope) -> BTreeSet<UniqueReplicaId> {
+        let mut out = BTreeSet::new();
+        for (removed, theirs) in &other.pruning {
+            let Some(mine) = self.pruning.get(removed) else {
+                continue;
+            };
+            match (mine, theirs) {
+                (Pruning::Initialized { owner: a, .. }, Pruning::Initialized { owner: b, .. })
+                    if a != b =>
+                {
+                    out.insert(a.max(b).clone());
+                }
+                (Pruning::Initialized { owner: a, .. }, Pruning::Performed { owner: b })
+                | (Pruning::Performed { owner: b }, Pruning::Initialized { owner: a, .. })
+                    if b.as_ref() != Some(a) =>
+                {
+                    out.insert(a.clone());
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// Merges `other` into `self`. Returns whether `self` changed (by value, versions or markers).
     pub(crate) fn merge(&mut self, mut other: Envelope) -> Result<bool, DataError> {
         if matches!(self.value, Value::Deleted) {
