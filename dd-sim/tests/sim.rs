@@ -243,6 +243,44 @@ fn the_pruning_of_an_orphaned_owner_outlives_the_replica_that_found_it() {
     assert!(outcome.violation.is_none(), "1826: {:?}", outcome.violation);
 }
 
+/// Seeds 14 and 23 (`live-removals`, Sync, shrunk): a live incarnation removed from the
+/// others' member lists is pruned by them (its acknowledged writes collapsed into the leader)
+/// and, added back, lives on as an incarnation the cluster pruned. When the leader was removed
+/// live in turn, that pruned incarnation led the pruning of the leader and performed it: the
+/// collapse went into its own pruned slot, which every merge drops (14: `g0` read 0 of 5, an
+/// `All` increment; 23: `p0` 0 of 2 and `g2` 5 of 10). A pruned incarnation now neither starts
+/// nor performs pruning, and no replica acknowledges a pruning whose owner was pruned on the
+/// key.
+#[test]
+fn an_incarnation_pruned_while_it_lived_never_collapses_another() {
+    let mut config = SimConfig::new(Mode::Sync);
+    config.classes = parse_classes(
+        "network,partitions,store-errors,store-hangs,partial-batches,crashes,long-absences,\
+         live-removals,deletes",
+    )
+    .unwrap();
+    let cases: [(u64, &[usize]); 3] = [
+        (14, &[0, 2, 34, 36, 44, 45, 49, 50, 51, 55, 56, 62]),
+        (
+            23,
+            &[3, 4, 10, 22, 23, 24, 32, 54, 55, 56, 57, 58, 59, 63, 64, 65],
+        ),
+        (
+            23,
+            &[2, 3, 4, 5, 6, 7, 8, 27, 28, 29, 30, 31, 32, 33, 34, 35],
+        ),
+    ];
+    for (seed, keep) in cases {
+        let events = events_of(seed, &config, Some(keep));
+        let outcome = run_events(seed, &config, &events);
+        assert!(
+            outcome.violation.is_none(),
+            "seed {seed} {keep:?}: {:?}",
+            outcome.violation
+        );
+    }
+}
+
 /// One line of `regressions.txt`: `fixed|open seed mode classes steps keep # what`.
 struct Regression {
     fixed: bool,

@@ -495,8 +495,20 @@ impl Replica {
         self.tree_changed(key);
         if let Some(e) = self.data.get_mut(key) {
             e.digest = None;
+            let performed: BTreeSet<UniqueReplicaId> = e
+                .env
+                .pruning
+                .iter()
+                .filter(|(_, p)| p.is_performed())
+                .map(|(x, _)| x.clone())
+                .collect();
             for p in e.env.pruning.values_mut() {
-                if let Pruning::Initialized { seen, .. } = p {
+                // Not acknowledged: a pruning whose owner was itself pruned on the key (a live
+                // incarnation removed and added back); its collapse would go into a slot every
+                // merge drops (dd-sim seed 14).
+                if let Pruning::Initialized { owner, seen } = p
+                    && !performed.contains(owner)
+                {
                     seen.insert(me.clone());
                 }
             }
@@ -1866,7 +1878,12 @@ impl Replica {
         let may_perform = self.may_perform_pruning();
         // Only the leader starts pruning; an owner finishes what it started even when another
         // replica leads by now (the markers carry its identity, nobody else may collapse).
-        let leader = self.is_pruning_leader();
+        // An incarnation the cluster pruned (removed while it lived) neither starts nor performs
+        // any pruning: what it collapsed would go into its own pruned slot, which every merge
+        // drops (dd-sim seeds 14 and 23: r2#1, removed and added back, collapsed r1#1 into it).
+        let pruned_here = self.own_incarnation_pruned;
+        let may_perform = may_perform && !pruned_here;
+        let leader = self.is_pruning_leader() && !pruned_here;
         let me = self.self_id.replica().clone();
         let members: BTreeSet<ReplicaId> = self.members.keys().cloned().collect();
         let mut changed = Vec::new();
@@ -1889,13 +1906,21 @@ impl Replica {
             let pruning = &entry.env.pruning;
             entry.prune_anyway.retain(|x| !pruning.contains_key(x));
             let mut key_changed = false;
+            let pruning_of_me_performed = entry
+                .env
+                .pruning
+                .get(&self.self_id)
+                .is_some_and(Pruning::is_performed);
             let ready: Vec<UniqueReplicaId> = entry
                 .env
                 .pruning
                 .iter()
                 .filter_map(|(removed, p)| match p {
                     Pruning::Initialized { owner, seen }
-                        if may_perform && *owner == self.self_id && members.is_subset(seen) =>
+                        if may_perform
+                            && *owner == self.self_id
+                            && members.is_subset(seen)
+                            && !pruning_of_me_performed =>
                     {
                         Some(removed.clone())
                     }
