@@ -484,6 +484,46 @@ mod tests {
         Box::new(c)
     }
 
+    /// A merge that replaces an owner's "pruning initialized" marker by another owner's (the
+    /// lower one's, or a "performed" one by another owner) reports the replaced owner, from
+    /// either side; the same owner on both sides, or its own collapse, reports nothing.
+    #[test]
+    fn displaced_owners_are_the_replaced_markers_owners() {
+        let x = UniqueReplicaId::new("x", 1);
+        let (a, b) = (UniqueReplicaId::new("a", 2), UniqueReplicaId::new("d", 2));
+        let with = |removed: &UniqueReplicaId, p: Pruning| {
+            let mut e = Envelope::data(counter(removed, 3));
+            e.pruning.insert(removed.clone(), p);
+            e
+        };
+        let init = |owner: &UniqueReplicaId| Pruning::Initialized {
+            owner: owner.clone(),
+            seen: BTreeSet::from([owner.replica().clone()]),
+        };
+        let done = |owner: &UniqueReplicaId| Pruning::Performed {
+            owner: Some(owner.clone()),
+        };
+        let (lower, higher) = (with(&x, init(&a)), with(&x, init(&b)));
+        assert_eq!(lower.displaced_owners(&higher), BTreeSet::from([b.clone()]));
+        assert_eq!(higher.displaced_owners(&lower), BTreeSet::from([b.clone()]));
+        let performed_by_a = with(&x, done(&a));
+        assert_eq!(
+            higher.displaced_owners(&performed_by_a),
+            BTreeSet::from([b.clone()])
+        );
+        assert_eq!(
+            performed_by_a.displaced_owners(&higher),
+            BTreeSet::from([b.clone()])
+        );
+        assert!(lower.displaced_owners(&performed_by_a).is_empty());
+        assert!(lower.displaced_owners(&lower.clone()).is_empty());
+        assert!(
+            lower
+                .displaced_owners(&Envelope::data(counter(&x, 3)))
+                .is_empty()
+        );
+    }
+
     #[test]
     fn tombstone_wins_both_ways() {
         let a = UniqueReplicaId::new("a", 1);
