@@ -1649,6 +1649,10 @@ impl Replica {
     /// with the value: one may have performed its pruning and stored the collapse, which the
     /// "performed" marker for it then drops wherever it comes back.
     fn prune_displaced_owners(&mut self, key: &str, displaced: BTreeSet<UniqueReplicaId>) {
+        if self.own_incarnation_pruned {
+            // It performs no pruning (see `pruning_tick`); the others prune the owner.
+            return;
+        }
         let ended: Vec<UniqueReplicaId> = displaced
             .into_iter()
             .filter(|o| self.has_ended(o))
@@ -1722,8 +1726,9 @@ impl Replica {
                     // memory), and a collapse into the owner that comes back later is dropped
                     // only where the owner was pruned (dd-sim seed 3735). Two replicas taking
                     // it over at once are safe: the lower owner's marker wins.
+                    // Not by an incarnation the cluster pruned: it performs no pruning.
                     for x in [&removed, &owner] {
-                        if !e.env.pruning.contains_key(x) {
+                        if !self.own_incarnation_pruned && !e.env.pruning.contains_key(x) {
                             e.env.pruning.insert(
                                 x.clone(),
                                 Pruning::Initialized {
