@@ -85,13 +85,14 @@ impl FaultClass {
 
     /// The classes `cargo test` runs by default: those that run clean on the current code (see
     /// the crate README for which bug each other class hits).
-    pub const DEFAULT: [Self; 10] = [
+    pub const DEFAULT: [Self; 11] = [
         Self::Network,
         Self::Partitions,
         Self::StoreErrors,
         Self::StoreHangs,
         Self::PartialBatches,
         Self::Crashes,
+        Self::FullRestarts,
         Self::FullCrashes,
         Self::LongAbsences,
         Self::StartAlone,

@@ -197,6 +197,90 @@ fn owner_returning_with_a_collapse_the_others_pruned_keeps_acknowledged_incremen
     }
 }
 
+/// The classes of the restart-then-leave seeds (2710, 3723, 3735: today's default).
+const LONG_RUN_CLASSES: &str = "network,partitions,store-errors,store-hangs,partial-batches,\
+                                crashes,full-crashes,long-absences,start-alone,deletes";
+
+/// Seed 3735 (Sync, shrunk): r3 restarts as r3#2, leads the pruning of r3#1 on `G1` and
+/// performs it (every member had seen its marker), stores the collapse and leaves before any
+/// peer got the collapsed value (the values read the same, so quiescence did not wait for it).
+/// r0 crashes at once; r0#2 (unfinished markers are not stored) starts the pruning of r3#1
+/// anew, and its marker, of the lower owner, replaced r3#2's everywhere before any replica
+/// found r3#2's orphaned: r3#2 was never pruned, and r3#3 came back from its store with the
+/// first collapse (`G1` read 10 of 7). An ended owner whose marker a merge replaces is now
+/// pruned on the key too (`Envelope::displaced_owners`).
+#[test]
+fn a_collapse_by_an_owner_whose_marker_a_restarted_leader_replaced_counts_once() {
+    let mut config = SimConfig::new(Mode::Sync);
+    config.classes = parse_classes(LONG_RUN_CLASSES).unwrap();
+    let keep = [
+        41, 42, 43, 44, 45, 46, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 65, 66, 67, 71, 72,
+        73, 77, 78, 79, 80,
+    ];
+    let events = events_of(3735, &config, Some(&keep));
+    let outcome = run_events(3735, &config, &events);
+    assert!(outcome.violation.is_none(), "{:?}", outcome.violation);
+}
+
+/// Seeds 2710 and 1826 (Sync): a replica that dropped the orphaned "pruning initialized"
+/// marker of an owner that ended (it may have performed the pruning and stored the collapse)
+/// remembered that the owner must be pruned on the key only in memory (`prune_anyway`), where
+/// only the leader's copy was of use: when the leader had not dropped the marker itself, or
+/// crashed and restarted before it finished, the owner was never pruned and its stored
+/// collapse counted twice when its replica came back (2710: `p0` read 3 of at most 2; 1826:
+/// `g0` 8 of 7). The replica that drops the marker now starts that pruning itself, as markers
+/// that travel with the value.
+#[test]
+fn the_pruning_of_an_orphaned_owner_outlives_the_replica_that_found_it() {
+    let mut config = SimConfig::new(Mode::Sync);
+    config.classes = parse_classes(LONG_RUN_CLASSES).unwrap();
+    let events = events_of(2710, &config, None);
+    let outcome = run_events(2710, &config, &events);
+    assert!(outcome.violation.is_none(), "2710: {:?}", outcome.violation);
+    config.classes = parse_classes(&format!("{LONG_RUN_CLASSES},full-restarts")).unwrap();
+    let events = events_of(1826, &config, None);
+    let outcome = run_events(1826, &config, &events);
+    assert!(outcome.violation.is_none(), "1826: {:?}", outcome.violation);
+}
+
+/// Seeds 14 and 23 (`live-removals`, Sync, shrunk): a live incarnation removed from the
+/// others' member lists is pruned by them (its acknowledged writes collapsed into the leader)
+/// and, added back, lives on as an incarnation the cluster pruned. When the leader was removed
+/// live in turn, that pruned incarnation led the pruning of the leader and performed it: the
+/// collapse went into its own pruned slot, which every merge drops (14: `g0` read 0 of 5, an
+/// `All` increment; 23: `p0` 0 of 2 and `g2` 5 of 10). A pruned incarnation now neither starts
+/// nor performs pruning, and no replica acknowledges a pruning whose owner was pruned on the
+/// key.
+#[test]
+fn an_incarnation_pruned_while_it_lived_never_collapses_another() {
+    let mut config = SimConfig::new(Mode::Sync);
+    config.classes = parse_classes(
+        "network,partitions,store-errors,store-hangs,partial-batches,crashes,long-absences,\
+         live-removals,deletes",
+    )
+    .unwrap();
+    let cases: [(u64, &[usize]); 3] = [
+        (14, &[0, 2, 34, 36, 44, 45, 49, 50, 51, 55, 56, 62]),
+        (
+            23,
+            &[3, 4, 10, 22, 23, 24, 32, 54, 55, 56, 57, 58, 59, 63, 64, 65],
+        ),
+        (
+            23,
+            &[2, 3, 4, 5, 6, 7, 8, 27, 28, 29, 30, 31, 32, 33, 34, 35],
+        ),
+    ];
+    for (seed, keep) in cases {
+        let events = events_of(seed, &config, Some(keep));
+        let outcome = run_events(seed, &config, &events);
+        assert!(
+            outcome.violation.is_none(),
+            "seed {seed} {keep:?}: {:?}",
+            outcome.violation
+        );
+    }
+}
+
 /// Seeds 9765, 10892 and 10914 (the long run's short seeds): two replicas each made an
 /// acknowledged increment of the same counter (`Local`, or `Two` cut by a partition) and the run
 /// ended. Quiescence was declared as soon as every replica read the same values, which

@@ -546,8 +546,20 @@ impl Replica {
         self.tree_changed(key);
         if let Some(e) = self.data.get_mut(key) {
             e.digest = None;
+            let performed: BTreeSet<UniqueReplicaId> = e
+                .env
+                .pruning
+                .iter()
+                .filter(|(_, p)| p.is_performed())
+                .map(|(x, _)| x.clone())
+                .collect();
             for p in e.env.pruning.values_mut() {
-                if let Pruning::Initialized { seen, .. } = p {
+                // Not acknowledged: a pruning whose owner was itself pruned on the key (a live
+                // incarnation removed and added back); its collapse would go into a slot every
+                // merge drops (dd-sim seed 14).
+                if let Pruning::Initialized { owner, seen } = p
+                    && !performed.contains(owner)
+                {
                     seen.insert(me.clone());
                 }
             }
@@ -679,9 +691,11 @@ impl Replica {
             }
             Some(e) => {
                 let before = e.env.value.clone();
+                let displaced = e.env.displaced_owners(&env);
                 match e.env.merge(env) {
                     Ok(true) => {
                         let value_changed = e.env.value_differs(&before);
+                        self.prune_displaced_owners(&key, displaced);
                         self.touched(&key);
                         value_changed
                     }
@@ -1648,6 +1662,59 @@ impl Replica {
                 .is_some_and(|current| current != owner)
     }
 
+    /// Whether `owner` surely ended: removed, of a replica that left, or an earlier incarnation
+    /// of this replica. One only missing from this replica's member list (it started alone, or
+    /// its view has not converged) or whose replica this replica knows by another incarnation
+    /// (the owner may be a newer one not heard from yet: incarnation numbers are not ordered)
+    /// may still be running.
+    fn has_ended(&self, owner: &UniqueReplicaId) -> bool {
+        self.removed.contains(owner)
+            || self.departed.contains(owner.replica())
+            || (owner.replica() == self.self_id.replica() && owner != &self.self_id)
+    }
+
+    /// Starts the pruning of `key` on the owners a merge displaced (see
+    /// [`Envelope::displaced_owners`]) that ended, owned by this replica, as markers that travel
+    /// with the value: one may have performed its pruning and stored the collapse, which the
+    /// "performed" marker for it then drops wherever it comes back.
+    fn prune_displaced_owners(&mut self, key: &str, displaced: BTreeSet<UniqueReplicaId>) {
+        if self.own_incarnation_pruned {
+            // It performs no pruning (see `pruning_tick`); the others prune the owner.
+            return;
+        }
+        let ended: Vec<UniqueReplicaId> = displaced
+            .into_iter()
+            .filter(|o| self.has_ended(o))
+            .collect();
+        let Some(e) = self.data.get_mut(key) else {
+            return;
+        };
+        if !matches!(&e.env.value, Value::Data(d) if d.prunes_by_collapsing()) {
+            return;
+        }
+        let mut owners_removed = false;
+        for owner in ended {
+            if e.env.pruning.contains_key(&owner) || owner == self.self_id {
+                continue;
+            }
+            tracing::debug!(replica = %self.self_id, key, %owner,
+                "pruning marker of an ended owner replaced by another owner's; the ended owner is \
+                 pruned on the key too");
+            e.env.pruning.insert(
+                owner.clone(),
+                Pruning::Initialized {
+                    owner: self.self_id.clone(),
+                    seen: BTreeSet::from([self.self_id.replica().clone()]),
+                },
+            );
+            e.digest = None;
+            owners_removed |= self.removed.insert(owner);
+        }
+        if owners_removed {
+            self.persist_removed();
+        }
+    }
+
     /// Drops "pruning initialized" markers whose owner was removed (for example a pruning
     /// leader that restarted or left), and the current leader starts over. The owner may have
     /// performed the pruning already (every member had seen its marker), stored the collapsed
@@ -1674,20 +1741,36 @@ impl Replica {
             // replica's member list (it started alone, or its view has not converged) or whose
             // replica this replica knows by another incarnation (the owner may be a newer one
             // not heard from yet: incarnation numbers are not ordered) may still be running.
-            let ended = self.removed.contains(&owner)
-                || self.departed.contains(owner.replica())
-                || (owner.replica() == self.self_id.replica() && owner != self.self_id);
+            let ended = self.has_ended(&owner);
             if let Some(e) = self.data.get_mut(&key) {
                 tracing::debug!(replica = %self.self_id, key, %removed, %owner,
                     owner_pruned_too = ended, "pruning marker of a removed owner dropped");
                 e.env.pruning.remove(&removed);
                 e.digest = None;
                 self.tree_dirty.insert(key.clone());
-                e.prune_anyway.insert(removed);
                 if ended {
+                    // The pruning is taken over here, as markers that travel with the value and
+                    // outlive this replica: the leader may not have dropped the marker itself
+                    // (it had not got it, or restarted since and lost what it held only in
+                    // memory), and a collapse into the owner that comes back later is dropped
+                    // only where the owner was pruned (dd-sim seed 3735). Two replicas taking
+                    // it over at once are safe: the lower owner's marker wins.
+                    // Not by an incarnation the cluster pruned: it performs no pruning.
+                    for x in [&removed, &owner] {
+                        if !self.own_incarnation_pruned && !e.env.pruning.contains_key(x) {
+                            e.env.pruning.insert(
+                                x.clone(),
+                                Pruning::Initialized {
+                                    owner: self.self_id.clone(),
+                                    seen: BTreeSet::from([self.self_id.replica().clone()]),
+                                },
+                            );
+                        }
+                    }
                     e.prune_anyway.insert(owner.clone());
                     owners_removed |= self.removed.insert(owner);
                 }
+                e.prune_anyway.insert(removed);
             }
         }
         if owners_removed {
@@ -1837,7 +1920,12 @@ impl Replica {
         let may_perform = self.may_perform_pruning();
         // Only the leader starts pruning; an owner finishes what it started even when another
         // replica leads by now (the markers carry its identity, nobody else may collapse).
-        let leader = self.is_pruning_leader();
+        // An incarnation the cluster pruned (removed while it lived) neither starts nor performs
+        // any pruning: what it collapsed would go into its own pruned slot, which every merge
+        // drops (dd-sim seeds 14 and 23: r2#1, removed and added back, collapsed r1#1 into it).
+        let pruned_here = self.own_incarnation_pruned;
+        let may_perform = may_perform && !pruned_here;
+        let leader = self.is_pruning_leader() && !pruned_here;
         let me = self.self_id.replica().clone();
         let members: BTreeSet<ReplicaId> = self.members.keys().cloned().collect();
         let mut changed = Vec::new();
@@ -1860,13 +1948,21 @@ impl Replica {
             let pruning = &entry.env.pruning;
             entry.prune_anyway.retain(|x| !pruning.contains_key(x));
             let mut key_changed = false;
+            let pruning_of_me_performed = entry
+                .env
+                .pruning
+                .get(&self.self_id)
+                .is_some_and(Pruning::is_performed);
             let ready: Vec<UniqueReplicaId> = entry
                 .env
                 .pruning
                 .iter()
                 .filter_map(|(removed, p)| match p {
                     Pruning::Initialized { owner, seen }
-                        if may_perform && *owner == self.self_id && members.is_subset(seen) =>
+                        if may_perform
+                            && *owner == self.self_id
+                            && members.is_subset(seen)
+                            && !pruning_of_me_performed =>
                     {
                         Some(removed.clone())
                     }

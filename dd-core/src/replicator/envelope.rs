@@ -240,6 +240,37 @@ impl Envelope {
         }
     }
 
+    /// Owners whose "pruning initialized" marker a merge of `self` and `other` replaces by
+    /// another owner's marker for the same incarnation (the lower owner's, or a "performed" one
+    /// by another owner), on either side. Such an owner may already have performed its pruning
+    /// (every member had seen its marker before the other was started, for example by a leader
+    /// that restarted and lost its unstored markers) and stored its collapse: if it is gone, it
+    /// must be pruned on the key too, or that collapse counts twice when it comes back (dd-sim
+    /// seed 3735).
+    pub(crate) fn displaced_owners(&self, other: &Envelope) -> BTreeSet<UniqueReplicaId> {
+        let mut out = BTreeSet::new();
+        for (removed, theirs) in &other.pruning {
+            let Some(mine) = self.pruning.get(removed) else {
+                continue;
+            };
+            match (mine, theirs) {
+                (Pruning::Initialized { owner: a, .. }, Pruning::Initialized { owner: b, .. })
+                    if a != b =>
+                {
+                    out.insert(a.max(b).clone());
+                }
+                (Pruning::Initialized { owner: a, .. }, Pruning::Performed { owner: b })
+                | (Pruning::Performed { owner: b }, Pruning::Initialized { owner: a, .. })
+                    if b.as_ref() != Some(a) =>
+                {
+                    out.insert(a.clone());
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// Merges `other` into `self`. Returns whether `self` changed (by value, versions or markers).
     pub(crate) fn merge(&mut self, mut other: Envelope) -> Result<bool, DataError> {
         if matches!(self.value, Value::Deleted) {
@@ -451,6 +482,46 @@ mod tests {
         let mut c = GCounter::new();
         c.increment(node, n).unwrap();
         Box::new(c)
+    }
+
+    /// A merge that replaces an owner's "pruning initialized" marker by another owner's (the
+    /// lower one's, or a "performed" one by another owner) reports the replaced owner, from
+    /// either side; the same owner on both sides, or its own collapse, reports nothing.
+    #[test]
+    fn displaced_owners_are_the_replaced_markers_owners() {
+        let x = UniqueReplicaId::new("x", 1);
+        let (a, b) = (UniqueReplicaId::new("a", 2), UniqueReplicaId::new("d", 2));
+        let with = |removed: &UniqueReplicaId, p: Pruning| {
+            let mut e = Envelope::data(counter(removed, 3));
+            e.pruning.insert(removed.clone(), p);
+            e
+        };
+        let init = |owner: &UniqueReplicaId| Pruning::Initialized {
+            owner: owner.clone(),
+            seen: BTreeSet::from([owner.replica().clone()]),
+        };
+        let done = |owner: &UniqueReplicaId| Pruning::Performed {
+            owner: Some(owner.clone()),
+        };
+        let (lower, higher) = (with(&x, init(&a)), with(&x, init(&b)));
+        assert_eq!(lower.displaced_owners(&higher), BTreeSet::from([b.clone()]));
+        assert_eq!(higher.displaced_owners(&lower), BTreeSet::from([b.clone()]));
+        let performed_by_a = with(&x, done(&a));
+        assert_eq!(
+            higher.displaced_owners(&performed_by_a),
+            BTreeSet::from([b.clone()])
+        );
+        assert_eq!(
+            performed_by_a.displaced_owners(&higher),
+            BTreeSet::from([b.clone()])
+        );
+        assert!(lower.displaced_owners(&performed_by_a).is_empty());
+        assert!(lower.displaced_owners(&lower.clone()).is_empty());
+        assert!(
+            lower
+                .displaced_owners(&Envelope::data(counter(&x, 3)))
+                .is_empty()
+        );
     }
 
     #[test]
