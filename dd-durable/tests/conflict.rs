@@ -354,3 +354,45 @@ async fn a_merge_is_reported_with_the_answer_and_not_kept() {
     let stored = as_counter(&load_all(&other, &replica).await[0].1);
     assert_eq!(stored, counter(&[("r", 2, 2)]));
 }
+
+/// The type registry is given once (`attach`), not with every write: a conflicting record of a
+/// type only the attached registry knows (`GSet<u32>` is not built in) is decoded and merged.
+#[tokio::test]
+async fn a_conflict_of_a_type_only_the_attached_registry_knows_is_merged() {
+    use dd_core::crdt::GSet;
+    use dd_core::data::TypeRegistry;
+
+    let backend = MemoryStore::new();
+    let first = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
+    let second = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
+    let replica = ReplicaId::new("node-a");
+    let registry = TypeRegistry::with_builtin_types();
+    registry.register::<GSet<u32>>();
+    second.attach(&replica, &registry);
+    let set = |elements: &[u32]| {
+        let mut s = GSet::new();
+        elements.iter().for_each(|e| s.add(*e));
+        DurableValue::Data(Box::new(s))
+    };
+
+    first
+        .store(&replica, vec![("s".to_owned(), set(&[1]))])
+        .await
+        .unwrap();
+    // The second process never saw the first's write: its write conflicts, and the stored record
+    // is decoded with the attached registry.
+    let report = second
+        .store(&replica, vec![("s".to_owned(), set(&[2]))])
+        .await
+        .unwrap();
+    let (_, merged) = report
+        .merged_conflicts
+        .iter()
+        .find(|(k, _)| k == "s")
+        .expect("the conflict is merged");
+    let merged = merged.downcast_ref::<GSet<u32>>().unwrap();
+    assert_eq!(
+        merged.elements().iter().copied().collect::<Vec<_>>(),
+        [1, 2]
+    );
+}
