@@ -195,6 +195,7 @@ async fn measure_backend(spec: &BackendSpec, root: &Path, sizes: &Sizes) -> Resu
     let mut rates = vec![Vec::new(); variants.len()];
     let mut p99s = vec![Vec::new(); variants.len()];
     let mut batch_sizes = vec![Vec::new(); variants.len()];
+    let mut call_times = vec![Vec::new(); variants.len()];
     let mut raw_p99s = Vec::new();
     for round in 0..sizes.concurrent_rounds {
         // Alternate the order of the variants (and the raw baseline) round by round, so that
@@ -220,12 +221,17 @@ async fn measure_backend(spec: &BackendSpec, root: &Path, sizes: &Sizes) -> Resu
                 (&wb, &wb_store)
             };
             let before = store.stats();
+            let started = Instant::now();
             let run = drive(replicator, sizes.concurrent_keys, v.writers, per_writer).await?;
+            let elapsed = started.elapsed().as_secs_f64();
             let after = store.stats();
             // Records per store call: how many updates one batch carried.
             let batches = after.batches_written.saturating_sub(before.batches_written);
             let records = after.records_written.saturating_sub(before.records_written);
             batch_sizes[i].push(records as f64 / batches.max(1) as f64);
+            // Time per store call: in Sync the writer is always in the store while updates
+            // wait, so this is one batch's write (transaction and fsyncs).
+            call_times[i].push(elapsed / batches.max(1) as f64);
             rates[i].push(run.rate);
             p99s[i].push(run.p99);
         }
@@ -243,10 +249,15 @@ async fn measure_backend(spec: &BackendSpec, root: &Path, sizes: &Sizes) -> Resu
         fmt_secs(raw_p99),
     ));
     for (i, v) in variants.iter().enumerate() {
+        let per_call = if v.sync {
+            format!(", {} per store call", fmt_secs(median(&call_times[i])))
+        } else {
+            String::new()
+        };
         let mut row = Row::info(
             format!("{name}: {}", v.label()),
             format!(
-                "{}, p99 {}, {:.1} records per store call",
+                "{}, p99 {}, {:.1} records per store call{per_call}",
                 fmt_rate(median(&rates[i]), "updates"),
                 fmt_secs(median(&p99s[i])),
                 median(&batch_sizes[i])
@@ -356,13 +367,16 @@ pub async fn run(root: &Path, sizes: &Sizes) -> Result<Table> {
              round; Sync and write-behind ({wb} ms) replicators over the same store. Variants \
              alternate in order round by round; {r} rounds; figures are medians. p99 is the 99th \
              percentile of one update's latency; the raw baseline is one bare store write of the \
-             same durability (as in area 1), one after the other. The burst runs 10x the most \
+             same durability (as in area 1), one after the other. Time per store call (Sync) is \
+             the variant's time divided by its store calls (the writer task is in the store \
+             all the while updates wait). The burst runs 10x the most \
              writers at once on the Sync replicator; RSS is sampled every 5 ms. The HTTP rows \
              run the same load through `dd-node serve` (one node, no peers, a fresh store per \
              node started): N tokio tasks share one reqwest client on 127.0.0.1, each sending \
              its share of {u} `POST /keys/pncounter/<key>` increments and waiting for each \
              answer; each round starts one Sync node and one write-behind node (order \
-             alternating) and runs the writer counts in alternating order; the burst sends 10x \
+             alternating) and runs the writer counts in alternating order, then a node on \
+             `memory:` (Sync, no disk) with the most writers: the HTTP ceiling; the burst sends 10x \
              the most writers at once to a Sync node whose RSS is sampled every 5 ms. With \
              `DD_BENCH_BASELINE_NODE_BIN` (a dd-node built from an older commit) one writer's \
              Sync rate is measured on both binaries, alternating, in every round.",

@@ -1,7 +1,8 @@
 //! Area 7 through `dd-node serve` over HTTP: a bounded load generator (N tokio tasks, one
 //! reqwest client, a fixed number of requests each, on 127.0.0.1) against one node with no peers,
-//! 1, 8 and 64 writers on SQLite and fs, Sync and write-behind in the same run, and the node's RSS
-//! during a 10x overload burst. With a baseline binary (`DD_BENCH_BASELINE_NODE_BIN`, e.g. a
+//! 1, 8 and 64 writers on SQLite and fs, Sync and write-behind in the same run, the HTTP ceiling
+//! (the most writers on a node storing in `memory:`) in every round, and the node's RSS during a
+//! 10x overload burst. With a baseline binary (`DD_BENCH_BASELINE_NODE_BIN`, e.g. a
 //! `dd-node` built from the commit before group commit) one writer's Sync rate is compared with
 //! it, the two binaries alternating.
 
@@ -250,6 +251,8 @@ async fn measure_backend(
     let mut p99s = vec![Vec::new(); variants.len()];
     let mut base_rates = Vec::new();
     let mut ours_one = Vec::new();
+    let most = counts.iter().copied().max().unwrap_or(1);
+    let mut ceiling_rates = Vec::new();
     let mut n = 0;
     for round in 0..sizes.concurrent_rounds {
         for sync in [round % 2 == 0, round % 2 != 0] {
@@ -284,6 +287,14 @@ async fn measure_backend(
                 p99s[i].push(l.p99);
             }
         }
+        // The HTTP ceiling in the same round: the most writers on a node storing (Sync) in
+        // `memory:`, the same path without a disk.
+        let per_writer = (sizes.concurrent_updates / most).max(1);
+        let ceiling = with_node(binary, "memory:", true, client, sizes, async |node| {
+            load(client, &node.base, sizes.concurrent_keys, most, per_writer).await
+        })
+        .await?;
+        ceiling_rates.push(ceiling.rate);
         // The baseline binary against this one, one writer, Sync, alternating first.
         if let Some(baseline) = baseline {
             let pair: [(&Path, bool); 2] = if round % 2 == 0 {
@@ -336,7 +347,20 @@ async fn measure_backend(
         }
         rows.push(row);
     }
-    let most = counts.iter().copied().max().unwrap_or(1);
+    if let Some((s, _)) = find(most, true) {
+        let ceiling = median(&ceiling_rates);
+        rows.push(Row {
+            what: format!(
+                "HTTP, {backend}: Sync with {most} writers vs the HTTP ceiling (a node on \
+                 `memory:`, Sync, {most} writers, same rounds)"
+            ),
+            figure: fmt_rate(s, "requests"),
+            baseline: format!("{} (`memory:`)", fmt_rate(ceiling, "requests")),
+            ratio: format!("{} of the ceiling", fmt_ratio(ratio(s, ceiling))),
+            target: "—".into(),
+            met: Verdict::NoTarget,
+        });
+    }
     if let (Some((s, _)), Some((w, _))) = (find(most, true), find(most, false)) {
         let r = ratio(s, w);
         // The target is the issue's: 64 writers on SQLite (the small profile has fewer).

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dd_core::crdt::GCounter;
-use dd_core::data::{ErasedData, TypeRegistry};
+use dd_core::data::ErasedData;
 use dd_core::durable::{CrdtValueStore, DurableValue};
 use dd_core::replicator::{Replicator, WriteConsistency};
 use dd_core::{Key, ReplicaId, UniqueReplicaId};
@@ -82,7 +82,6 @@ fn durable(
 /// Everything one backend's rounds use.
 struct Subjects {
     raw: Option<RawWriter>,
-    registry: TypeRegistry,
     sync: Arc<DurableDistributedDataStore>,
     write_behind: Arc<DurableDistributedDataStore>,
     repl_sync: (Replicator, Arc<DurableDistributedDataStore>),
@@ -133,7 +132,7 @@ impl Subjects {
                 for i in keys {
                     let entry = (key_name(i), DurableValue::Data(Box::new(counter.clone())));
                     store
-                        .store(&replica, &self.registry, vec![entry])
+                        .store(&replica, vec![entry])
                         .await
                         .context(|| format!("{} of key {i}", variant.label()))?;
                 }
@@ -193,7 +192,6 @@ async fn measure_backend(
     let repl_wb_store = durable(&store, wb_mode);
     let subjects = Subjects {
         raw,
-        registry: TypeRegistry::with_builtin_types(),
         sync: durable(&store, sync_mode),
         write_behind: durable(&store, wb_mode),
         repl_sync: (

@@ -169,6 +169,17 @@ pub trait CrdtValueStore: Send + Sync + 'static {
     /// The backend and its location, for logs and errors.
     fn describe(&self) -> String;
 
+    /// Gives the store the type registry of the replicator of `replica`, once, when the
+    /// replicator starts with this store (before [`load`](Self::load)). A store that decodes
+    /// stored values outside `load` (dd-durable, to merge a conflicting record into a write)
+    /// decodes with it from then on; [`store`](Self::store) and
+    /// [`store_each`](Self::store_each) do not carry it. Types registered later in the same
+    /// registry are seen too (a [`TypeRegistry`] is a shared handle). The default does nothing,
+    /// for stores that never decode.
+    fn attach(&self, replica: &ReplicaId, registry: &TypeRegistry) {
+        let _ = (replica, registry);
+    }
+
     /// Every stored entry of `replica`, streamed. An entry that cannot be read is an error (never
     /// skipped): the replicator then refuses to start rather than start without it.
     fn load<'a>(
@@ -188,7 +199,6 @@ pub trait CrdtValueStore: Send + Sync + 'static {
     async fn store(
         &self,
         replica: &ReplicaId,
-        registry: &TypeRegistry,
         entries: Vec<(String, DurableValue)>,
     ) -> Result<StoreReport, DurableError>;
 
@@ -199,10 +209,9 @@ pub trait CrdtValueStore: Send + Sync + 'static {
     async fn store_each(
         &self,
         replica: &ReplicaId,
-        registry: &TypeRegistry,
         entries: Vec<(String, DurableValue)>,
     ) -> Result<BatchReport, DurableError> {
-        self.store(replica, registry, entries)
+        self.store(replica, entries)
             .await
             .map(|report| BatchReport {
                 report,

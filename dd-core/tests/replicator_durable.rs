@@ -111,7 +111,6 @@ impl CrdtValueStore for TestStore {
     async fn store(
         &self,
         replica: &ReplicaId,
-        _registry: &TypeRegistry,
         entries: Vec<(String, DurableValue)>,
     ) -> Result<StoreReport, DurableError> {
         if self.fail_store.load(Ordering::SeqCst) {

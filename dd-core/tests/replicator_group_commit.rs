@@ -68,10 +68,9 @@ impl CrdtValueStore for GatedStore {
     async fn store(
         &self,
         replica: &ReplicaId,
-        registry: &TypeRegistry,
         entries: Vec<(String, DurableValue)>,
     ) -> Result<StoreReport, DurableError> {
-        let mut batch = self.store_each(replica, registry, entries).await?;
+        let mut batch = self.store_each(replica, entries).await?;
         match batch.failed.pop() {
             Some((_, e)) => Err(e),
             None => Ok(batch.report),
@@ -81,7 +80,6 @@ impl CrdtValueStore for GatedStore {
     async fn store_each(
         &self,
         replica: &ReplicaId,
-        _: &TypeRegistry,
         entries: Vec<(String, DurableValue)>,
     ) -> Result<BatchReport, DurableError> {
         self.batches

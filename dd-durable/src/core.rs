@@ -58,6 +58,13 @@ pub(crate) struct Core<S: ?Sized> {
     /// Merges and deletions met by writes with no caller to answer, for the next call.
     pub(crate) unreported: UnreportedMerges,
     pub(crate) pending: PendingQueue,
+    /// The type registry of each replica's replicator, given once when it attaches
+    /// ([`CrdtValueStore::attach`](dd_core::durable::CrdtValueStore::attach)): what a record met
+    /// in a conflict is decoded with. Writes do not carry it.
+    registries: Mutex<HashMap<ReplicaId, TypeRegistry>>,
+    /// The registry of a replica no replicator attached: the built-in types and the
+    /// replicator's record types.
+    default_registry: TypeRegistry,
     pub(crate) stats: StatsCounters,
     pub(crate) health: HealthTracker,
     /// Keys of batches that failed or timed out: they may have landed anyway, so a conflict on
@@ -172,12 +179,31 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
             known: KnownRevisions::default(),
             unreported: UnreportedMerges::default(),
             pending: PendingQueue::default(),
+            registries: Mutex::new(HashMap::new()),
+            default_registry: {
+                let registry = TypeRegistry::with_builtin_types();
+                dd_core::replicator::register_record_types(&registry);
+                registry
+            },
             stats: StatsCounters::default(),
             health: HealthTracker::default(),
             uncertain: Mutex::new(HashSet::new()),
             write_lock: tokio::sync::Mutex::new(()),
             flush_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Keeps `registry` as the one `replica`'s records are decoded with from now on.
+    pub(crate) fn attach(&self, replica: &ReplicaId, registry: &TypeRegistry) {
+        lock(&self.registries).insert(replica.clone(), registry.clone());
+    }
+
+    /// The registry `replica`'s records are decoded with: the attached one, else the default.
+    pub(crate) fn registry(&self, replica: &ReplicaId) -> TypeRegistry {
+        lock(&self.registries)
+            .get(replica)
+            .cloned()
+            .unwrap_or_else(|| self.default_registry.clone())
     }
 
     /// Runs one backend call within the operation timeout; a call that takes longer fails as
@@ -609,28 +635,28 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
     pub(crate) async fn write_now(
         &self,
         replica: &ReplicaId,
-        registry: &TypeRegistry,
         entries: Vec<(String, DurableValue)>,
     ) -> Result<WriteResult, DurableError> {
-        if let Some(e) = self.queue_while_down(replica, registry, &entries) {
+        if let Some(e) = self.queue_while_down(replica, &entries) {
             return Err(e);
         }
         let _no_flush_meanwhile = self.flush_lock.lock().await;
         // A retry that held the lock may just have found the backend down.
-        if let Some(e) = self.queue_while_down(replica, registry, &entries) {
+        if let Some(e) = self.queue_while_down(replica, &entries) {
             return Err(e);
         }
         self.pending
             .remove_keys(replica, entries.iter().map(|(k, _)| k.as_str()));
-        match self.write_entries(replica, registry, &entries).await {
+        let registry = self.registry(replica);
+        match self.write_entries(replica, &registry, &entries).await {
             Err(e) => {
-                self.pending.enqueue(replica, registry, entries);
+                self.pending.enqueue(replica, entries);
                 Err(e)
             }
             Ok(result) => {
                 if !result.failed.is_empty() {
                     let retry = failed_entries(&result.failed, &entries);
-                    self.pending.enqueue(replica, registry, retry);
+                    self.pending.enqueue(replica, retry);
                 } else if self.pending.len() == 0 {
                     self.note_caught_up();
                 }
@@ -647,11 +673,10 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
     fn queue_while_down(
         &self,
         replica: &ReplicaId,
-        registry: &TypeRegistry,
         entries: &[(String, DurableValue)],
     ) -> Option<DurableError> {
         let (down_for, last_error) = self.health.backend_down()?;
-        self.pending.enqueue(replica, registry, entries.to_vec());
+        self.pending.enqueue(replica, entries.to_vec());
         self.stats.add_error();
         Some(
             StoreError::Unavailable {
@@ -678,8 +703,9 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
             .into_iter();
         let mut first_error = None;
         while let Some(batch) = batches.next() {
+            let registry = self.registry(&batch.replica);
             match self
-                .write_entries(&batch.replica, &batch.registry, &batch.entries)
+                .write_entries(&batch.replica, &registry, &batch.entries)
                 .await
             {
                 Err(e) => {
@@ -710,7 +736,6 @@ impl<S: ?Sized + DurableStateStore> Core<S> {
                         }
                         self.pending.requeue(PendingBatch {
                             replica: batch.replica,
-                            registry: batch.registry,
                             entries: retry,
                         });
                         if let Some((_, e)) = result.failed.into_iter().next() {

@@ -55,7 +55,8 @@ use crate::stats::DurableStats;
 /// let mut hits = GCounter::new();
 /// hits.increment(&UniqueReplicaId::new("node-a", 1), 3).unwrap();
 /// let entries = vec![("hits".to_owned(), DurableValue::Data(Box::new(hits)))];
-/// durable.store(&replica, &registry, entries).await.unwrap();
+/// durable.attach(&replica, &registry);
+/// durable.store(&replica, entries).await.unwrap();
 ///
 /// // After a restart: a new instance over the same backend loads what was stored.
 /// let reopened = DurableDistributedDataStore::new(backend, DurableOptions::default());
@@ -146,12 +147,11 @@ impl<S: ?Sized + DurableStateStore> DurableDistributedDataStore<S> {
     async fn store_sync_each(
         &self,
         replica: &ReplicaId,
-        registry: &TypeRegistry,
         mut entries: Vec<(String, DurableValue)>,
     ) -> Result<BatchReport, DurableError> {
         let mut unreported = self.core.unreported.take(replica);
         unreported.merge_into(&mut entries);
-        let written = self.core.write_now(replica, registry, entries).await;
+        let written = self.core.write_now(replica, entries).await;
         if self.core.pending.len() > 0 {
             // Retry what failed in the background; the errors still go to the caller.
             self.ensure_background_writer(self.core.options.retry_interval)?;
@@ -194,10 +194,9 @@ impl<S: ?Sized + DurableStateStore> DurableDistributedDataStore<S> {
     async fn store_sync(
         &self,
         replica: &ReplicaId,
-        registry: &TypeRegistry,
         entries: Vec<(String, DurableValue)>,
     ) -> Result<StoreReport, DurableError> {
-        let batch = self.store_sync_each(replica, registry, entries).await?;
+        let batch = self.store_sync_each(replica, entries).await?;
         let BatchReport { report, failed } = batch;
         // A key failed: the call fails with its error, and what it merged or found deleted is
         // reported by the next call.
@@ -243,6 +242,10 @@ impl<S: ?Sized + DurableStateStore> CrdtValueStore for DurableDistributedDataSto
         self.core.backend.clone()
     }
 
+    fn attach(&self, replica: &ReplicaId, registry: &TypeRegistry) {
+        self.core.attach(replica, registry);
+    }
+
     fn load<'a>(
         &'a self,
         replica: &'a ReplicaId,
@@ -283,16 +286,15 @@ impl<S: ?Sized + DurableStateStore> CrdtValueStore for DurableDistributedDataSto
     async fn store(
         &self,
         replica: &ReplicaId,
-        registry: &TypeRegistry,
         mut entries: Vec<(String, DurableValue)>,
     ) -> Result<StoreReport, DurableError> {
         match self.core.options.write_mode {
-            WriteMode::Sync => self.store_sync(replica, registry, entries).await,
+            WriteMode::Sync => self.store_sync(replica, entries).await,
             WriteMode::WriteBehind { interval } => {
                 self.ensure_background_writer(interval)?;
                 let mut unreported = self.core.unreported.take(replica);
                 unreported.merge_into(&mut entries);
-                self.core.pending.enqueue(replica, registry, entries);
+                self.core.pending.enqueue(replica, entries);
                 Ok(StoreReport {
                     merged_conflicts: unreported.merged.into_iter().collect(),
                     deleted: unreported.deleted.into_iter().collect(),
@@ -304,13 +306,12 @@ impl<S: ?Sized + DurableStateStore> CrdtValueStore for DurableDistributedDataSto
     async fn store_each(
         &self,
         replica: &ReplicaId,
-        registry: &TypeRegistry,
         entries: Vec<(String, DurableValue)>,
     ) -> Result<BatchReport, DurableError> {
         match self.core.options.write_mode {
-            WriteMode::Sync => self.store_sync_each(replica, registry, entries).await,
+            WriteMode::Sync => self.store_sync_each(replica, entries).await,
             WriteMode::WriteBehind { .. } => {
-                self.store(replica, registry, entries)
+                self.store(replica, entries)
                     .await
                     .map(|report| BatchReport {
                         report,

@@ -5,21 +5,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use dd_core::ReplicaId;
-use dd_core::data::TypeRegistry;
 use dd_core::durable::{DurableValue, PrunedIncarnations, marked_key, markers_key};
 
 use crate::lock;
 
-/// Entries of one replica taken from the queue, with the registry to decode conflicting ones.
+/// Entries of one replica taken from the queue.
 pub(crate) struct PendingBatch {
     pub(crate) replica: ReplicaId,
-    pub(crate) registry: TypeRegistry,
     pub(crate) entries: Vec<(String, DurableValue)>,
 }
 
 #[derive(Default)]
 struct ReplicaQueue {
-    registry: TypeRegistry,
     entries: BTreeMap<String, DurableValue>,
 }
 
@@ -30,15 +27,9 @@ pub(crate) struct PendingQueue {
 
 impl PendingQueue {
     /// Queues entries; a newer state of a key replaces the queued one.
-    pub(crate) fn enqueue(
-        &self,
-        replica: &ReplicaId,
-        registry: &TypeRegistry,
-        entries: Vec<(String, DurableValue)>,
-    ) {
+    pub(crate) fn enqueue(&self, replica: &ReplicaId, entries: Vec<(String, DurableValue)>) {
         let mut map = lock(&self.map);
         let queue = map.entry(replica.clone()).or_default();
-        queue.registry = registry.clone();
         queue.entries.extend(entries);
     }
 
@@ -63,10 +54,7 @@ impl PendingQueue {
     /// Puts back entries whose write failed, unless a newer state was queued meanwhile.
     pub(crate) fn requeue(&self, batch: PendingBatch) {
         let mut map = lock(&self.map);
-        let queue = map.entry(batch.replica).or_insert_with(|| ReplicaQueue {
-            registry: batch.registry,
-            entries: BTreeMap::new(),
-        });
+        let queue = map.entry(batch.replica).or_default();
         for (key, value) in batch.entries {
             queue.entries.entry(key).or_insert(value);
         }
@@ -100,7 +88,6 @@ impl PendingQueue {
                 if current.len() >= max_batch {
                     batches.push(PendingBatch {
                         replica: replica.clone(),
-                        registry: queue.registry.clone(),
                         entries: std::mem::take(&mut current),
                     });
                 }
@@ -111,7 +98,6 @@ impl PendingQueue {
             if !current.is_empty() {
                 batches.push(PendingBatch {
                     replica: replica.clone(),
-                    registry: queue.registry.clone(),
                     entries: current,
                 });
             }
@@ -172,7 +158,7 @@ mod tests {
                 ]
             })
             .collect();
-        queue.enqueue(&r, &TypeRegistry::default(), entries);
+        queue.enqueue(&r, entries);
         let batches = queue.take_all(1);
         let keys: Vec<Vec<String>> = batches
             .iter()

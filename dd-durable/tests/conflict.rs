@@ -30,25 +30,16 @@ async fn two_writers_of_one_replica_lose_no_increment() {
     let first = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
     let second = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
     let replica = ReplicaId::new("node-a");
-    let reg = registry();
 
     let report = first
-        .store(
-            &replica,
-            &reg,
-            vec![entry("hits", counter(&[("node-a", 1, 3)]))],
-        )
+        .store(&replica, vec![entry("hits", counter(&[("node-a", 1, 3)]))])
         .await
         .unwrap();
     assert!(report.merged_conflicts.is_empty());
 
     // The second process never saw the first's write: its write conflicts and is merged.
     let report = second
-        .store(
-            &replica,
-            &reg,
-            vec![entry("hits", counter(&[("node-a", 2, 5)]))],
-        )
+        .store(&replica, vec![entry("hits", counter(&[("node-a", 2, 5)]))])
         .await
         .unwrap();
     assert_eq!(
@@ -59,11 +50,7 @@ async fn two_writers_of_one_replica_lose_no_increment() {
 
     // And the first one, whose revision is now stale, merges in turn.
     let report = first
-        .store(
-            &replica,
-            &reg,
-            vec![entry("hits", counter(&[("node-a", 1, 4)]))],
-        )
+        .store(&replica, vec![entry("hits", counter(&[("node-a", 1, 4)]))])
         .await
         .unwrap();
     let expected = counter(&[("node-a", 1, 4), ("node-a", 2, 5)]);
@@ -80,18 +67,13 @@ async fn conflict_with_a_tombstone_keeps_the_tombstone() {
     let first = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
     let second = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
     let replica = ReplicaId::new("r");
-    let reg = registry();
     first
-        .store(
-            &replica,
-            &reg,
-            vec![("k".to_owned(), DurableValue::Deleted)],
-        )
+        .store(&replica, vec![("k".to_owned(), DurableValue::Deleted)])
         .await
         .unwrap();
     // The write of a value is not applied, and says so instead of acknowledging it.
     let err = second
-        .store(&replica, &reg, vec![entry("k", counter(&[("r", 2, 1)]))])
+        .store(&replica, vec![entry("k", counter(&[("r", 2, 1)]))])
         .await
         .unwrap_err();
     assert!(
@@ -102,12 +84,12 @@ async fn conflict_with_a_tombstone_keeps_the_tombstone() {
     assert_eq!(record::decode(&raw.value), Ok(Record::Tombstone));
     assert_eq!(raw.revision, Revision::FIRST);
     // The tombstone is handed to the replicator (to adopt) with the next report, once.
-    let report = second.store(&replica, &reg, vec![]).await.unwrap();
+    let report = second.store(&replica, vec![]).await.unwrap();
     assert_eq!(report.deleted, vec!["k".to_owned()]);
     assert!(report.merged_conflicts.is_empty());
     // Later writes of the key are refused too (the key is known deleted now), not acknowledged.
     let err = second
-        .store(&replica, &reg, vec![entry("k", counter(&[("r", 2, 2)]))])
+        .store(&replica, vec![entry("k", counter(&[("r", 2, 2)]))])
         .await
         .unwrap_err();
     assert!(matches!(err, DurableError::Deleted { .. }), "{err:?}");
@@ -122,7 +104,6 @@ async fn corrupt_record_fails_load_naming_the_key() {
     durable
         .store(
             &replica,
-            &registry(),
             vec![entry("a-good", counter(&[("node-a", 1, 1)]))],
         )
         .await
@@ -165,11 +146,9 @@ async fn corrupt_record_is_never_overwritten_and_other_keys_still_write() {
     backend.put("r", "bad", None, GARBAGE.into()).await.unwrap();
     let durable = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
     let replica = ReplicaId::new("r");
-    let reg = registry();
     let err = durable
         .store(
             &replica,
-            &reg,
             vec![
                 entry("bad", counter(&[("r", 1, 1)])),
                 entry("good", counter(&[("r", 1, 2)])),
@@ -189,11 +168,7 @@ async fn corrupt_record_is_never_overwritten_and_other_keys_still_write() {
 
     // A tombstone does not overwrite it either, nor does a second attempt.
     let err = durable
-        .store(
-            &replica,
-            &reg,
-            vec![("bad".to_owned(), DurableValue::Deleted)],
-        )
+        .store(&replica, vec![("bad".to_owned(), DurableValue::Deleted)])
         .await
         .unwrap_err();
     assert!(matches!(err, DurableError::Corrupt { .. }), "{err:?}");
@@ -237,7 +212,7 @@ async fn record_of_a_newer_format_is_not_overwritten() {
         }) if version == newer_version
     ));
     let err = durable
-        .store(&replica, &reg, vec![entry("k", counter(&[("r", 1, 1)]))])
+        .store(&replica, vec![entry("k", counter(&[("r", 1, 1)]))])
         .await
         .unwrap_err();
     assert!(
@@ -270,7 +245,7 @@ async fn record_of_an_unknown_type_is_not_overwritten() {
     );
     assert!(err.to_string().contains("key 'k'"), "{err}");
     let err = durable
-        .store(&replica, &reg, vec![entry("k", counter(&[("r", 1, 1)]))])
+        .store(&replica, vec![entry("k", counter(&[("r", 1, 1)]))])
         .await
         .unwrap_err();
     assert!(matches!(err, DurableError::Data { .. }), "{err:?}");
@@ -283,14 +258,13 @@ async fn conflict_already_contained_in_the_store_writes_nothing() {
     let first = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
     let second = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
     let replica = ReplicaId::new("r");
-    let reg = registry();
     first
-        .store(&replica, &reg, vec![entry("k", counter(&[("r", 1, 5)]))])
+        .store(&replica, vec![entry("k", counter(&[("r", 1, 5)]))])
         .await
         .unwrap();
     // The second writer's value is older than what is stored: nothing new to write.
     let report = second
-        .store(&replica, &reg, vec![entry("k", counter(&[("r", 1, 2)]))])
+        .store(&replica, vec![entry("k", counter(&[("r", 1, 2)]))])
         .await
         .unwrap();
     assert_eq!(merged_counter(&report, "k"), counter(&[("r", 1, 5)]));
@@ -298,7 +272,7 @@ async fn conflict_already_contained_in_the_store_writes_nothing() {
     assert_eq!(raw.revision, Revision::FIRST);
     // It now knows the revision: its next write is a plain update.
     second
-        .store(&replica, &reg, vec![entry("k", counter(&[("r", 1, 6)]))])
+        .store(&replica, vec![entry("k", counter(&[("r", 1, 6)]))])
         .await
         .unwrap();
     assert_eq!(
@@ -316,17 +290,12 @@ async fn merges_of_a_failed_call_are_handed_out_by_the_next_call() {
     let replica = ReplicaId::new("r");
     let reg = registry();
     other
-        .store(
-            &replica,
-            &reg,
-            vec![entry("shared", counter(&[("r", 1, 2)]))],
-        )
+        .store(&replica, vec![entry("shared", counter(&[("r", 1, 2)]))])
         .await
         .unwrap();
     let err = durable
         .store(
             &replica,
-            &reg,
             vec![
                 entry("bad", counter(&[("r", 2, 1)])),
                 entry("shared", counter(&[("r", 2, 1)])),
@@ -344,11 +313,7 @@ async fn merges_of_a_failed_call_are_handed_out_by_the_next_call() {
     assert!(stored.eq_erased(&merged));
 
     let report = durable
-        .store(
-            &replica,
-            &reg,
-            vec![entry("unrelated", counter(&[("r", 2, 1)]))],
-        )
+        .store(&replica, vec![entry("unrelated", counter(&[("r", 2, 1)]))])
         .await
         .unwrap();
     assert_eq!(merged_counter(&report, "shared"), merged);
@@ -365,13 +330,12 @@ async fn a_merge_is_reported_with_the_answer_and_not_kept() {
     let other = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
     let durable = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
     let replica = ReplicaId::new("r");
-    let reg = registry();
     other
-        .store(&replica, &reg, vec![entry("k", counter(&[("r", 1, 3)]))])
+        .store(&replica, vec![entry("k", counter(&[("r", 1, 3)]))])
         .await
         .unwrap();
     let report = durable
-        .store(&replica, &reg, vec![entry("k", counter(&[("r", 2, 1)]))])
+        .store(&replica, vec![entry("k", counter(&[("r", 2, 1)]))])
         .await
         .unwrap();
     assert_eq!(
@@ -383,10 +347,52 @@ async fn a_merge_is_reported_with_the_answer_and_not_kept() {
 
     // Deliberately smaller than the merge, to show nothing is merged in any more.
     let report = durable
-        .store(&replica, &reg, vec![entry("k", counter(&[("r", 2, 2)]))])
+        .store(&replica, vec![entry("k", counter(&[("r", 2, 2)]))])
         .await
         .unwrap();
     assert!(report.merged_conflicts.is_empty(), "reported once");
     let stored = as_counter(&load_all(&other, &replica).await[0].1);
     assert_eq!(stored, counter(&[("r", 2, 2)]));
+}
+
+/// The type registry is given once (`attach`), not with every write: a conflicting record of a
+/// type only the attached registry knows (`GSet<u32>` is not built in) is decoded and merged.
+#[tokio::test]
+async fn a_conflict_of_a_type_only_the_attached_registry_knows_is_merged() {
+    use dd_core::crdt::GSet;
+    use dd_core::data::TypeRegistry;
+
+    let backend = MemoryStore::new();
+    let first = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
+    let second = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
+    let replica = ReplicaId::new("node-a");
+    let registry = TypeRegistry::with_builtin_types();
+    registry.register::<GSet<u32>>();
+    second.attach(&replica, &registry);
+    let set = |elements: &[u32]| {
+        let mut s = GSet::new();
+        elements.iter().for_each(|e| s.add(*e));
+        DurableValue::Data(Box::new(s))
+    };
+
+    first
+        .store(&replica, vec![("s".to_owned(), set(&[1]))])
+        .await
+        .unwrap();
+    // The second process never saw the first's write: its write conflicts, and the stored record
+    // is decoded with the attached registry.
+    let report = second
+        .store(&replica, vec![("s".to_owned(), set(&[2]))])
+        .await
+        .unwrap();
+    let (_, merged) = report
+        .merged_conflicts
+        .iter()
+        .find(|(k, _)| k == "s")
+        .expect("the conflict is merged");
+    let merged = merged.downcast_ref::<GSet<u32>>().unwrap();
+    assert_eq!(
+        merged.elements().iter().copied().collect::<Vec<_>>(),
+        [1, 2]
+    );
 }

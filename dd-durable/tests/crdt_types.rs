@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{load_all, registry};
+use common::load_all;
 use dd_core::crdt::{ORSet, PNCounter};
 use dd_core::durable::{CrdtValueStore, DurableError, DurableValue};
 use dd_core::store::memory::MemoryStore;
@@ -38,7 +38,6 @@ async fn orset_and_pncounter_round_trip() {
     durable
         .store(
             &replica,
-            &registry(),
             vec![
                 ("counter".to_owned(), value(counter.clone())),
                 ("set".to_owned(), value(set.clone())),
@@ -64,21 +63,12 @@ async fn concurrent_orset_additions_are_merged() {
     let first = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
     let second = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
     let replica = ReplicaId::new("r");
-    let reg = registry();
     first
-        .store(
-            &replica,
-            &reg,
-            vec![("s".to_owned(), value(set_of(1, &["a"])))],
-        )
+        .store(&replica, vec![("s".to_owned(), value(set_of(1, &["a"])))])
         .await
         .unwrap();
     let report = second
-        .store(
-            &replica,
-            &reg,
-            vec![("s".to_owned(), value(set_of(2, &["b"])))],
-        )
+        .store(&replica, vec![("s".to_owned(), value(set_of(2, &["b"])))])
         .await
         .unwrap();
     let merged = report.merged_conflicts[0]
@@ -102,19 +92,14 @@ async fn a_conflict_between_two_types_fails_and_keeps_the_stored_record() {
     let first = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
     let second = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
     let replica = ReplicaId::new("r");
-    let reg = registry();
     first
-        .store(
-            &replica,
-            &reg,
-            vec![("k".to_owned(), value(set_of(1, &["a"])))],
-        )
+        .store(&replica, vec![("k".to_owned(), value(set_of(1, &["a"])))])
         .await
         .unwrap();
     let mut counter = PNCounter::new();
     counter.increment(&node(2), 1).unwrap();
     let err = second
-        .store(&replica, &reg, vec![("k".to_owned(), value(counter))])
+        .store(&replica, vec![("k".to_owned(), value(counter))])
         .await
         .unwrap_err();
     assert!(

@@ -9,7 +9,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use common::{from_hex, load_all, registry};
+use common::{from_hex, load_all};
 use dd_core::crdt::{
     LWWMap, ORMap, ORMultiMap, ORSet, PNCounter, PNCounterMap, TypeName, WallClock,
 };
@@ -69,7 +69,6 @@ async fn check_fixture<T: ErasedData + TypeName + Clone + PartialEq + std::fmt::
     durable
         .store(
             &replica,
-            &registry(),
             vec![(s("k"), DurableValue::Data(Box::new(value.clone())))],
         )
         .await

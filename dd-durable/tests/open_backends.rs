@@ -6,7 +6,7 @@ mod common;
 /// Stores through a store opened from `url`, reopens it from the same URL and loads.
 #[cfg(any(feature = "fs", feature = "sqlite"))]
 async fn round_trip_via_url(url: &str, describe_prefix: &str) {
-    use common::{as_counter, counter, entry, load_all, registry};
+    use common::{as_counter, counter, entry, load_all};
     use dd_core::ReplicaId;
     use dd_core::durable::CrdtValueStore;
     use dd_durable::{DurableDistributedDataStore, DurableOptions};
@@ -21,11 +21,7 @@ async fn round_trip_via_url(url: &str, describe_prefix: &str) {
         durable.describe()
     );
     durable
-        .store(
-            &replica,
-            &registry(),
-            vec![entry("k", counter(&[("node-a", 1, 3)]))],
-        )
+        .store(&replica, vec![entry("k", counter(&[("node-a", 1, 3)]))])
         .await
         .unwrap();
     durable.close().await.unwrap();

@@ -94,13 +94,11 @@ async fn value_and_its_pruning_markers_land_in_one_record() {
     };
     let durable = DurableDistributedDataStore::new(faulty, options);
     let replica = ReplicaId::new("a");
-    let reg = registry();
     // c#1's 5 collapsed into a#1 (10 + 5).
     let collapsed = counter(&[("a", 1, 15)]);
     durable
         .store(
             &replica,
-            &reg,
             with_markers("Hits", collapsed.clone(), pruned(("c", 1), ("a", 1))),
         )
         .await
@@ -145,13 +143,11 @@ async fn unadopted_merge_is_pruned_by_later_markers() {
     };
     let durable = DurableDistributedDataStore::new(faulty, options);
     let replica = ReplicaId::new("a");
-    let reg = registry();
 
     switch.set(Fault::PartialBatch { written: 1 });
     let half = durable
         .store(
             &replica,
-            &reg,
             vec![entry("k", counter(&[("a", 1, 10), ("c", 1, 5)]))],
         )
         .await;
@@ -163,7 +159,6 @@ async fn unadopted_merge_is_pruned_by_later_markers() {
     durable
         .store(
             &replica,
-            &reg,
             with_markers("k", collapsed.clone(), pruned(("c", 1), ("a", 1))),
         )
         .await
@@ -187,11 +182,9 @@ async fn conflict_merge_applies_pruning_markers() {
     let ours = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
     let theirs = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
     let replica = ReplicaId::new("a");
-    let reg = registry();
     theirs
         .store(
             &replica,
-            &reg,
             vec![entry("k", counter(&[("a", 1, 10), ("c", 1, 5)]))],
         )
         .await
@@ -199,7 +192,6 @@ async fn conflict_merge_applies_pruning_markers() {
     let report = ours
         .store(
             &replica,
-            &reg,
             with_markers("k", counter(&[("a", 1, 15)]), pruned(("c", 1), ("a", 1))),
         )
         .await
@@ -213,7 +205,6 @@ async fn conflict_merge_applies_pruning_markers() {
     let report = theirs
         .store(
             &replica,
-            &reg,
             vec![entry("k", counter(&[("a", 1, 10), ("c", 1, 6)]))],
         )
         .await
@@ -244,7 +235,6 @@ async fn markers_stored_as_their_own_record_still_load() {
     durable
         .store(
             &replica,
-            &reg,
             vec![(
                 markers_key("k"),
                 DurableValue::Data(Box::new(pruned(("c", 1), ("a", 1)))),
@@ -253,7 +243,7 @@ async fn markers_stored_as_their_own_record_still_load() {
         .await
         .unwrap();
     durable
-        .store(&replica, &reg, vec![entry("k", counter(&[("a", 1, 15)]))])
+        .store(&replica, vec![entry("k", counter(&[("a", 1, 15)]))])
         .await
         .unwrap();
     for key in ["k".to_owned(), markers_key("k")] {
@@ -270,7 +260,6 @@ async fn markers_stored_as_their_own_record_still_load() {
     reopened
         .store(
             &replica,
-            &reg,
             with_markers("k", counter(&[("a", 1, 16)]), pruned(("c", 1), ("a", 1))),
         )
         .await

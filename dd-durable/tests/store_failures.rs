@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{as_counter, counter, entry, eventually, load_all, registry};
+use common::{as_counter, counter, entry, eventually, load_all};
 use dd_core::ReplicaId;
 use dd_core::durable::{CrdtValueStore, DurableError};
 use dd_core::store::fault::{Fault, FaultInjectingStore};
@@ -48,19 +48,18 @@ async fn a_failed_sync_write_is_retried_and_a_newer_state_replaces_it() {
     let (backend, store, switch) = faulty();
     let durable = DurableDistributedDataStore::new(store, quick_retries());
     let replica = ReplicaId::new("r");
-    let reg = registry();
     assert!(durable.health().healthy);
 
     switch.set(Fault::Fail);
     let first = durable
-        .store(&replica, &reg, vec![entry("k", counter(&[("r", 1, 1)]))])
+        .store(&replica, vec![entry("k", counter(&[("r", 1, 1)]))])
         .await
         .unwrap_err();
     assert!(is_unavailable(&first), "{first:?}");
     assert_eq!(switch.calls(), 1, "the first write reached the backend");
     // The backend is known to be down: the next write is queued without trying it.
     let second = durable
-        .store(&replica, &reg, vec![entry("k", counter(&[("r", 1, 2)]))])
+        .store(&replica, vec![entry("k", counter(&[("r", 1, 2)]))])
         .await
         .unwrap_err();
     assert!(second.to_string().contains("queued"), "{second}");
@@ -90,10 +89,9 @@ async fn a_hanging_backend_times_out_and_later_writes_do_not_wait_behind_it() {
     let (backend, store, switch) = faulty();
     let durable = Arc::new(DurableDistributedDataStore::new(store, quick_retries()));
     let replica = ReplicaId::new("r");
-    let reg = registry();
     switch.set(Fault::Hang);
     let err = durable
-        .store(&replica, &reg, vec![entry("a", counter(&[("r", 1, 1)]))])
+        .store(&replica, vec![entry("a", counter(&[("r", 1, 1)]))])
         .await
         .unwrap_err();
     assert!(err.to_string().contains("operation timeout"), "{err}");
@@ -101,7 +99,6 @@ async fn a_hanging_backend_times_out_and_later_writes_do_not_wait_behind_it() {
         let err = durable
             .store(
                 &replica,
-                &reg,
                 vec![entry(&format!("b{i}"), counter(&[("r", 1, 1)]))],
             )
             .await
@@ -123,9 +120,8 @@ async fn a_batch_that_half_landed_is_merged_not_overwritten() {
     let (backend, store, switch) = faulty();
     let durable = DurableDistributedDataStore::new(store, quick_retries());
     let replica = ReplicaId::new("r");
-    let reg = registry();
     durable
-        .store(&replica, &reg, vec![entry("x", counter(&[("r", 1, 1)]))])
+        .store(&replica, vec![entry("x", counter(&[("r", 1, 1)]))])
         .await
         .unwrap();
 
@@ -134,7 +130,7 @@ async fn a_batch_that_half_landed_is_merged_not_overwritten() {
         entry("x", counter(&[("r", 1, 5)])),
         entry("y", counter(&[("r", 1, 7)])),
     ];
-    assert!(durable.store(&replica, &reg, entries).await.is_err());
+    assert!(durable.store(&replica, entries).await.is_err());
     // "x" landed although the caller was told the write failed.
     assert_eq!(backend.get("r", "x").await.unwrap().unwrap().revision.0, 2);
 
@@ -162,15 +158,14 @@ async fn a_corrupt_record_keeps_the_store_unhealthy_but_other_keys_still_write()
         .unwrap();
     let durable = DurableDistributedDataStore::new(backend.clone(), quick_retries());
     let replica = ReplicaId::new("r");
-    let reg = registry();
     let err = durable
-        .store(&replica, &reg, vec![entry("bad", counter(&[("r", 1, 1)]))])
+        .store(&replica, vec![entry("bad", counter(&[("r", 1, 1)]))])
         .await
         .unwrap_err();
     assert!(matches!(&err, DurableError::Corrupt { key, .. } if key == "bad"));
     // Not a backend outage: the next write goes to the backend and succeeds.
     durable
-        .store(&replica, &reg, vec![entry("good", counter(&[("r", 1, 1)]))])
+        .store(&replica, vec![entry("good", counter(&[("r", 1, 1)]))])
         .await
         .unwrap();
     let health = durable.health();

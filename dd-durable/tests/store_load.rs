@@ -24,7 +24,6 @@ async fn store_then_load_round_trips() {
     let report = durable
         .store(
             &replica,
-            &registry(),
             vec![
                 entry("hits", counter(&[("node-a", 1, 3)])),
                 entry(
@@ -68,11 +67,7 @@ async fn updates_overwrite_without_conflict() {
     let replica = ReplicaId::new("r");
     for n in 1..=5u64 {
         let report = durable
-            .store(
-                &replica,
-                &registry(),
-                vec![entry("k", counter(&[("r", 1, n)]))],
-            )
+            .store(&replica, vec![entry("k", counter(&[("r", 1, n)]))])
             .await
             .unwrap();
         assert!(report.merged_conflicts.is_empty());
@@ -92,23 +87,18 @@ async fn tombstones_are_stored_loaded_and_win() {
     let backend = MemoryStore::new();
     let durable = DurableDistributedDataStore::new(backend.clone(), options());
     let replica = ReplicaId::new("r");
-    let reg = registry();
     durable
-        .store(&replica, &reg, vec![entry("gone", counter(&[("r", 1, 1)]))])
+        .store(&replica, vec![entry("gone", counter(&[("r", 1, 1)]))])
         .await
         .unwrap();
     durable
-        .store(
-            &replica,
-            &reg,
-            vec![("gone".to_owned(), DurableValue::Deleted)],
-        )
+        .store(&replica, vec![("gone".to_owned(), DurableValue::Deleted)])
         .await
         .unwrap();
     // A deleted key stays deleted: a later data write does not resurrect it (and is refused,
     // not acknowledged).
     let err = durable
-        .store(&replica, &reg, vec![entry("gone", counter(&[("r", 1, 9)]))])
+        .store(&replica, vec![entry("gone", counter(&[("r", 1, 9)]))])
         .await
         .unwrap_err();
     assert!(matches!(err, DurableError::Deleted { .. }), "{err:?}");
@@ -123,7 +113,7 @@ async fn tombstones_are_stored_loaded_and_win() {
     let loaded = load_all(&reopened, &replica).await;
     assert!(matches!(loaded[0].1, DurableValue::Deleted));
     let err = reopened
-        .store(&replica, &reg, vec![entry("gone", counter(&[("r", 2, 1)]))])
+        .store(&replica, vec![entry("gone", counter(&[("r", 2, 1)]))])
         .await
         .unwrap_err();
     assert!(matches!(err, DurableError::Deleted { .. }), "{err:?}");
@@ -138,11 +128,7 @@ async fn reopened_store_loads_and_continues_without_conflict() {
     {
         let first = DurableDistributedDataStore::new(backend.clone(), options());
         first
-            .store(
-                &replica,
-                &registry(),
-                vec![entry("k", counter(&[("r", 1, 4)]))],
-            )
+            .store(&replica, vec![entry("k", counter(&[("r", 1, 4)]))])
             .await
             .unwrap();
     }
@@ -154,7 +140,6 @@ async fn reopened_store_loads_and_continues_without_conflict() {
     let report = second
         .store(
             &replica,
-            &registry(),
             vec![entry("k", counter(&[("r", 1, 4), ("r", 2, 1)]))],
         )
         .await
@@ -175,7 +160,7 @@ async fn load_streams_page_by_page() {
     let entries: Vec<_> = (0..25u64)
         .map(|i| entry(&format!("key-{i:03}"), counter(&[("r", 1, i + 1)])))
         .collect();
-    writer.store(&replica, &registry(), entries).await.unwrap();
+    writer.store(&replica, entries).await.unwrap();
 
     let reader = DurableDistributedDataStore::new(
         backend.clone(),
@@ -206,11 +191,7 @@ async fn works_over_a_shared_dyn_store() {
     assert_eq!(durable.describe(), "memory");
     let replica = ReplicaId::new("r");
     durable
-        .store(
-            &replica,
-            &registry(),
-            vec![entry("k", counter(&[("r", 1, 2)]))],
-        )
+        .store(&replica, vec![entry("k", counter(&[("r", 1, 2)]))])
         .await
         .unwrap();
     let boxed: Box<dyn CrdtValueStore> = Box::new(durable);
@@ -224,11 +205,7 @@ async fn backend_failure_is_an_error_and_writes_nothing() {
     let replica = ReplicaId::new("r");
     backend.set_failing(true);
     let err = durable
-        .store(
-            &replica,
-            &registry(),
-            vec![entry("k", counter(&[("r", 1, 1)]))],
-        )
+        .store(&replica, vec![entry("k", counter(&[("r", 1, 1)]))])
         .await
         .unwrap_err();
     assert!(
@@ -253,7 +230,6 @@ async fn a_key_given_twice_in_one_call_is_written_once_with_its_last_state() {
     let report = durable
         .store(
             &replica,
-            &registry(),
             vec![
                 entry("k", counter(&[("r", 1, 1)])),
                 entry("k", counter(&[("r", 1, 2)])),

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestStore, as_counter, counter, entry, eventually, load_all, registry};
+use common::{TestStore, as_counter, counter, entry, eventually, load_all};
 use dd_core::ReplicaId;
 use dd_core::durable::{CrdtValueStore, DurableError, DurableValue};
 use dd_core::store::memory::MemoryStore;
@@ -30,7 +30,7 @@ async fn sync_store_writes_one_batch_before_returning() {
     let durable = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
     let entries = (0..10).map(|i| entry(&format!("k{i}"), counter(&[("r", 1, 1)])));
     durable
-        .store(&ReplicaId::new("r"), &registry(), entries.collect())
+        .store(&ReplicaId::new("r"), entries.collect())
         .await
         .unwrap();
     let batches = backend.batches();
@@ -48,16 +48,15 @@ async fn write_behind_coalesces_updates_of_a_key_into_one_write() {
     let backend = TestStore::new(MemoryStore::new());
     let durable = DurableDistributedDataStore::new(backend.clone(), write_behind(NEVER));
     let replica = ReplicaId::new("r");
-    let reg = registry();
     for n in 1..=100u64 {
         let report = durable
-            .store(&replica, &reg, vec![entry("hot", counter(&[("r", 1, n)]))])
+            .store(&replica, vec![entry("hot", counter(&[("r", 1, n)]))])
             .await
             .unwrap();
         assert!(report.merged_conflicts.is_empty());
     }
     durable
-        .store(&replica, &reg, vec![entry("cold", counter(&[("r", 1, 1)]))])
+        .store(&replica, vec![entry("cold", counter(&[("r", 1, 1)]))])
         .await
         .unwrap();
     assert!(
@@ -93,10 +92,7 @@ async fn write_behind_respects_the_batch_size() {
     let durable = DurableDistributedDataStore::new(backend.clone(), options);
     let replica = ReplicaId::new("r");
     let entries = (0..10).map(|i| entry(&format!("k{i}"), counter(&[("r", 1, i + 1)])));
-    durable
-        .store(&replica, &registry(), entries.collect())
-        .await
-        .unwrap();
+    durable.store(&replica, entries.collect()).await.unwrap();
     durable.flush().await.unwrap();
     let batches = backend.batches();
     assert_eq!(batches.len(), 4);
@@ -111,11 +107,7 @@ async fn write_behind_task_writes_on_its_own() {
         DurableDistributedDataStore::new(backend.clone(), write_behind(Duration::from_millis(20)));
     let replica = ReplicaId::new("r");
     durable
-        .store(
-            &replica,
-            &registry(),
-            vec![entry("k", counter(&[("r", 1, 7)]))],
-        )
+        .store(&replica, vec![entry("k", counter(&[("r", 1, 7)]))])
         .await
         .unwrap();
     eventually(PATIENCE, || backend.writes_of("k") == 1).await;
@@ -133,15 +125,11 @@ async fn write_behind_keeps_everything_while_the_backend_fails() {
     };
     let durable = DurableDistributedDataStore::new(backend.clone(), options);
     let replica = ReplicaId::new("r");
-    let reg = registry();
     backend.set_failing(true);
     for round in 1..=5u64 {
         let entries =
             (0..10).map(|i| entry(&format!("k{i}"), counter(&[("r", 1, round * 10 + i)])));
-        durable
-            .store(&replica, &reg, entries.collect())
-            .await
-            .unwrap();
+        durable.store(&replica, entries.collect()).await.unwrap();
     }
     // The task keeps retrying (and failing) in the background.
     eventually(PATIENCE, || backend.failed_calls() >= 3).await;
@@ -174,7 +162,6 @@ async fn dropping_a_write_behind_store_writes_its_queue() {
     durable
         .store(
             &ReplicaId::new("r"),
-            &registry(),
             vec![entry("k", counter(&[("r", 1, 1)]))],
         )
         .await
@@ -190,7 +177,6 @@ async fn closing_a_write_behind_store_writes_its_queue() {
     durable
         .store(
             &ReplicaId::new("r"),
-            &registry(),
             vec![entry("k", counter(&[("r", 1, 1)]))],
         )
         .await
@@ -205,14 +191,13 @@ async fn write_behind_conflicts_are_reported_and_not_overwritten_later() {
     let other = DurableDistributedDataStore::new(backend.clone(), DurableOptions::default());
     let durable = DurableDistributedDataStore::new(backend.clone(), write_behind(NEVER));
     let replica = ReplicaId::new("r");
-    let reg = registry();
     other
-        .store(&replica, &reg, vec![entry("k", counter(&[("r", 1, 3)]))])
+        .store(&replica, vec![entry("k", counter(&[("r", 1, 3)]))])
         .await
         .unwrap();
 
     durable
-        .store(&replica, &reg, vec![entry("k", counter(&[("r", 2, 5)]))])
+        .store(&replica, vec![entry("k", counter(&[("r", 2, 5)]))])
         .await
         .unwrap();
     durable.flush().await.unwrap();
@@ -222,7 +207,7 @@ async fn write_behind_conflicts_are_reported_and_not_overwritten_later() {
     // The replicator queues a newer value before it has seen the merge: the merge is handed
     // out with this call, and the queued value cannot drop the other writer's increments.
     let report = durable
-        .store(&replica, &reg, vec![entry("k", counter(&[("r", 2, 6)]))])
+        .store(&replica, vec![entry("k", counter(&[("r", 2, 6)]))])
         .await
         .unwrap();
     assert_eq!(report.merged_conflicts.len(), 1);
@@ -233,7 +218,7 @@ async fn write_behind_conflicts_are_reported_and_not_overwritten_later() {
 
     // Handed out once only.
     let report = durable
-        .store(&replica, &reg, vec![entry("k", stored.clone())])
+        .store(&replica, vec![entry("k", stored.clone())])
         .await
         .unwrap();
     assert!(report.merged_conflicts.is_empty());
@@ -251,7 +236,6 @@ async fn write_behind_keeps_a_key_whose_record_is_corrupt() {
     durable
         .store(
             &replica,
-            &registry(),
             vec![
                 entry("bad", counter(&[("r", 1, 1)])),
                 ("good".to_owned(), DurableValue::Deleted),
@@ -298,7 +282,7 @@ async fn write_behind_loses_nothing_with_concurrent_writers_and_a_flaky_backend(
                 for n in 1..=50u64 {
                     let key = format!("w{w}-k{}", n % 5);
                     let entries = vec![entry(&key, counter(&[("r", w, n)]))];
-                    durable.store(&replica, &registry(), entries).await.unwrap();
+                    durable.store(&replica, entries).await.unwrap();
                     tokio::task::yield_now().await;
                 }
             })

@@ -339,7 +339,6 @@ async fn start_replica(
 mod tests {
     use dd_core::ReplicaId;
     use dd_core::crdt::GCounter;
-    use dd_core::data::TypeRegistry;
     use dd_core::durable::DurableValue;
     use dd_core::store::DurableStateStore;
     use dd_core::store::fault::{Fault, FaultInjectingStore, FaultSwitch};
@@ -366,14 +365,8 @@ mod tests {
             "k".to_owned(),
             DurableValue::Data(Box::new(GCounter::new())),
         );
-        let registry = TypeRegistry::with_builtin_types();
         let replica = ReplicaId::new("a");
-        assert!(
-            durable
-                .store(&replica, &registry, vec![entry])
-                .await
-                .is_err()
-        );
+        assert!(durable.store(&replica, vec![entry]).await.is_err());
         assert_eq!(durable.health().pending, 1);
         (durable, switch, backend)
     }

@@ -177,8 +177,7 @@ async fn corrupt_record_mid_batch(kind: BackendKind) {
     let store = location.open().await.unwrap();
     let durable = DurableDistributedDataStore::from_arc(store.clone(), DurableOptions::default());
     let replica = ReplicaId::new(REPLICA);
-    let registry = TypeRegistry::with_builtin_types();
-    let first = durable.store_each(&replica, &registry, batch(1)).await;
+    let first = durable.store_each(&replica, batch(1)).await;
     assert!(first.unwrap().failed.is_empty());
     let raw = Raw::locate(&location).await;
     raw.damage().await;
@@ -186,7 +185,7 @@ async fn corrupt_record_mid_batch(kind: BackendKind) {
 
     for round in [2, 3] {
         let report = durable
-            .store_each(&replica, &registry, batch(round))
+            .store_each(&replica, batch(round))
             .await
             .unwrap_or_else(|e| panic!("round {round} on {kind}: the whole batch failed: {e}"));
         let failed: Vec<&str> = report.failed.iter().map(|(k, _)| k.as_str()).collect();

@@ -73,7 +73,6 @@ async fn pruned_value_never_lands_without_its_markers(backend: BackendKind) {
     durable
         .store(
             &replica,
-            &reg,
             vec![
                 markers_entry("Hits", markers(&c1, &a1)),
                 (
@@ -127,7 +126,6 @@ async fn pruned_value_never_lands_without_its_markers(backend: BackendKind) {
 /// the stored entries and learns the collapse from a's full state.
 async fn restart_never_collapses_again_from_a_stale_stored_value(backend: BackendKind) {
     let location = backend.fresh_location("recollapse").await.unwrap();
-    let reg = registry();
     let (b1, c1) = (UniqueReplicaId::new("b", 1), UniqueReplicaId::new("c", 1));
     let x = || "x".to_owned();
     let mut stale = ORSet::new();
@@ -154,7 +152,6 @@ async fn restart_never_collapses_again_from_a_stale_stored_value(backend: Backen
     writer
         .store(
             &ReplicaId::new("a"),
-            &reg,
             vec![
                 markers_entry("s", markers(&c1, &b1)),
                 ("s".to_owned(), value(&collapsed)),
@@ -166,17 +163,12 @@ async fn restart_never_collapses_again_from_a_stale_stored_value(backend: Backen
     writer
         .store(
             &ReplicaId::new("b"),
-            &reg,
             vec![markers_entry("s", markers(&c1, &b1))],
         )
         .await
         .unwrap();
     writer
-        .store(
-            &ReplicaId::new("b"),
-            &reg,
-            vec![("s".to_owned(), value(&stale))],
-        )
+        .store(&ReplicaId::new("b"), vec![("s".to_owned(), value(&stale))])
         .await
         .unwrap();
     drop(writer);
@@ -248,7 +240,6 @@ async fn tombstone_conflict_reaches_the_replicator(backend: BackendKind) {
     other
         .store(
             &ReplicaId::new("solo"),
-            &registry(),
             vec![("k".to_owned(), DurableValue::Deleted)],
         )
         .await

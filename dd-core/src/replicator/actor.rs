@@ -257,7 +257,6 @@ impl Replica {
             DurableWriter::spawn(
                 store,
                 self_id.replica().clone(),
-                registry.clone(),
                 QueueLimits {
                     max_entries: settings.durable_queue_max_entries,
                     max_bytes: settings.durable_queue_max_bytes,

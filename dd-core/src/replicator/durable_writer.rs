@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::data::{DataError, ErasedData, TypeRegistry};
+use crate::data::{DataError, ErasedData};
 use crate::durable::{
     BatchReport, CrdtValueStore, DurableError, DurableValue, PrunedIncarnations, marked_key,
     markers_key,
@@ -362,7 +362,6 @@ impl DurableWriter {
     pub(crate) fn spawn(
         store: Arc<dyn CrdtValueStore>,
         replica: ReplicaId,
-        registry: TypeRegistry,
         limits: QueueLimits,
         replica_tx: mpsc::UnboundedSender<Internal>,
     ) -> Self {
@@ -377,7 +376,6 @@ impl DurableWriter {
             shared: Arc::clone(&shared),
             store,
             replica,
-            registry,
             replica_tx,
             failing: false,
             batches: 0,
@@ -493,7 +491,6 @@ struct Writer {
     shared: Arc<Shared>,
     store: Arc<dyn CrdtValueStore>,
     replica: ReplicaId,
-    registry: TypeRegistry,
     /// The replica task, which adopts what the store merged or found deleted, then answers the
     /// writes of the batch.
     replica_tx: mpsc::UnboundedSender<Internal>,
@@ -531,10 +528,7 @@ impl Writer {
             Ok(BatchReport::default())
         } else {
             let keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
-            let outcome = self
-                .store
-                .store_each(&self.replica, &self.registry, entries)
-                .await;
+            let outcome = self.store.store_each(&self.replica, entries).await;
             self.log(&keys, &outcome);
             outcome
         };
@@ -679,6 +673,7 @@ mod tests {
 
     use super::*;
     use crate::crdt::GCounter;
+    use crate::data::TypeRegistry;
     use crate::durable::{DurableEntryStream, StoreReport};
 
     /// Records every batch (each state encoded once, as a store does) and answers each with
@@ -700,7 +695,6 @@ mod tests {
         async fn store(
             &self,
             _: &ReplicaId,
-            _: &TypeRegistry,
             entries: Vec<(String, DurableValue)>,
         ) -> Result<StoreReport, DurableError> {
             for (_, v) in &entries {
@@ -742,7 +736,6 @@ mod tests {
             let writer = DurableWriter::spawn(
                 store.clone(),
                 ReplicaId::new("a"),
-                TypeRegistry::with_builtin_types(),
                 QueueLimits {
                     max_entries: 1000,
                     max_bytes: 1 << 20,

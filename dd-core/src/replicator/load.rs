@@ -69,6 +69,8 @@ pub(crate) async fn load_durable(
     let mut removed = RemovedIncarnations::default();
     let mut restarted = RemovedIncarnations::default();
     let mut peers = RemovedIncarnations::default();
+    // The store gets the registry once, here: later writes do not carry it.
+    store.attach(self_id.replica(), registry);
     let mut entries = store.load(self_id.replica(), registry);
     while let Some(item) = entries.next().await {
         let (key, value) = item.map_err(|source| ReplicatorError::LoadFailure {

@@ -134,7 +134,6 @@ impl dd_core::durable::CrdtValueStore for MapStore {
     async fn store(
         &self,
         replica: &ReplicaId,
-        _registry: &dd_core::data::TypeRegistry,
         entries: Vec<(String, dd_core::durable::DurableValue)>,
     ) -> Result<dd_core::durable::StoreReport, dd_core::durable::DurableError> {
         let mut map = self.map.lock().unwrap();

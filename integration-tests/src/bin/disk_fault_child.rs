@@ -290,7 +290,7 @@ mod linux {
                     .map_err(|e| other("Crdt", e))?;
                 let entries = vec![(key, DurableValue::Data(Box::new(counter)))];
                 durable(state)?
-                    .store(&ReplicaId::new(replica), &state.registry, entries)
+                    .store(&ReplicaId::new(replica), entries)
                     .await
                     .map_err(|e| durable_error(&e))?;
                 Ok(Answer::Done)
