@@ -139,16 +139,11 @@ pub(crate) struct Replica {
     pruning_blocked_by: BTreeSet<ReplicaId>,
     /// Whether the membership view has heard from the cluster; no pruning is completed before.
     view_settled: bool,
-    /// Whether the durable store this replica started from recorded peers in its member list
-    /// (`__dd/peers`). If the member list then starts with none (a static list that starts
-    /// alone, a view not converged yet), a peer may have performed a pruning that an earlier
-    /// incarnation of this replica acknowledged and whose marker never reached its store (only
-    /// "performed" markers are stored): this replica performs no pruning before a peer is a
-    /// member (dd-sim seed 10804).
-    remembers_peers: bool,
     /// Whether the member list has held another replica since this incarnation started.
     had_peer: bool,
-    /// The peers last handed to the durable store (`__dd/peers`).
+    /// The peers last handed to the durable store (`__dd/peers`); until the member list holds a
+    /// peer, the ones the store this replica started from recorded (see
+    /// [`Replica::waits_for_a_remembered_peer`]).
     stored_peers: BTreeSet<ReplicaId>,
     /// Keys created with different types on different replicas, with every type name seen
     /// (see [`Replica::resolve_type_conflict`]); read by [`super::Replicator::type_conflicts`].
@@ -266,7 +261,6 @@ impl Replica {
         });
         let seed = self_id.incarnation();
         let tree_dirty: BTreeSet<String> = recovered.data.keys().cloned().collect();
-        let remembers_peers = !recovered.peers.is_empty();
         let stored_peers = recovered.peers.clone();
         let had_peer = members.keys().any(|m| m != self_id.replica());
         let replica = Self {
@@ -305,7 +299,6 @@ impl Replica {
             full_state_wanted: BTreeMap::new(),
             pruning_blocked_by: BTreeSet::new(),
             view_settled: true,
-            remembers_peers,
             had_peer,
             stored_peers,
             type_conflicts: watch::channel(super::TypeConflicts::new()).0,
@@ -482,11 +475,21 @@ impl Replica {
         self.persist_peers();
     }
 
+    /// Whether the durable store this replica started from recorded peers in its member list
+    /// (`__dd/peers`) and the member list has held none since: a peer may have performed a
+    /// pruning that an earlier incarnation of this replica acknowledged and whose marker never
+    /// reached its store (only "performed" markers are stored), so this replica performs no
+    /// pruning before a peer is a member (dd-sim seed 10804). Until then [`Self::persist_peers`]
+    /// writes nothing, so `stored_peers` still holds what the store recorded.
+    fn waits_for_a_remembered_peer(&self) -> bool {
+        !self.had_peer && !self.stored_peers.is_empty()
+    }
+
     /// Stores the member list's peers if they changed since they were last stored; not while
     /// this replica started alone from a store that recorded peers and has had none since
     /// (another restart alone must remember them too).
     fn persist_peers(&mut self) {
-        if self.remembers_peers && !self.had_peer {
+        if self.waits_for_a_remembered_peer() {
             return;
         }
         let peers: BTreeSet<ReplicaId> = self.peers().into_iter().collect();
@@ -1699,13 +1702,9 @@ impl Replica {
             tracing::debug!(replica = %self.self_id, key, %owner,
                 "pruning marker of an ended owner replaced by another owner's; the ended owner is \
                  pruned on the key too");
-            e.env.pruning.insert(
-                owner.clone(),
-                Pruning::Initialized {
-                    owner: self.self_id.clone(),
-                    seen: BTreeSet::from([self.self_id.replica().clone()]),
-                },
-            );
+            e.env
+                .pruning
+                .insert(owner.clone(), Pruning::started_by(&self.self_id));
             e.digest = None;
             owners_removed |= self.removed.insert(owner);
         }
@@ -1757,13 +1756,9 @@ impl Replica {
                     // Not by an incarnation the cluster pruned: it performs no pruning.
                     for x in [&removed, &owner] {
                         if !self.own_incarnation_pruned && !e.env.pruning.contains_key(x) {
-                            e.env.pruning.insert(
-                                x.clone(),
-                                Pruning::Initialized {
-                                    owner: self.self_id.clone(),
-                                    seen: BTreeSet::from([self.self_id.replica().clone()]),
-                                },
-                            );
+                            e.env
+                                .pruning
+                                .insert(x.clone(), Pruning::started_by(&self.self_id));
                         }
                     }
                     e.prune_anyway.insert(owner.clone());
@@ -1885,7 +1880,7 @@ impl Replica {
                 "pruning waits: the membership view has not heard from any other node yet");
             return false;
         }
-        if self.remembers_peers && !self.had_peer {
+        if self.waits_for_a_remembered_peer() {
             tracing::debug!(replica = %self.self_id,
                 "pruning waits: this replica started alone from a store written while it had \
                  peers (one of them may have performed this pruning already, with this \
@@ -1925,7 +1920,6 @@ impl Replica {
         let pruned_here = self.own_incarnation_pruned;
         let may_perform = may_perform && !pruned_here;
         let leader = self.is_pruning_leader() && !pruned_here;
-        let me = self.self_id.replica().clone();
         let members: BTreeSet<ReplicaId> = self.members.keys().cloned().collect();
         let mut changed = Vec::new();
         for (key, entry) in self.data.iter_mut() {
@@ -1984,13 +1978,10 @@ impl Replica {
                         && (value.needs_pruning_from(removed)
                             || entry.prune_anyway.contains(removed))
                     {
-                        entry.env.pruning.insert(
-                            removed.clone(),
-                            Pruning::Initialized {
-                                owner: self.self_id.clone(),
-                                seen: BTreeSet::from([me.clone()]),
-                            },
-                        );
+                        entry
+                            .env
+                            .pruning
+                            .insert(removed.clone(), Pruning::started_by(&self.self_id));
                         key_changed = true;
                     }
                 }

@@ -29,6 +29,14 @@ pub(crate) enum Pruning {
 }
 
 impl Pruning {
+    /// A pruning `owner` starts: initialized, seen so far by its own replica only.
+    pub(crate) fn started_by(owner: &UniqueReplicaId) -> Self {
+        Pruning::Initialized {
+            owner: owner.clone(),
+            seen: BTreeSet::from([owner.replica().clone()]),
+        }
+    }
+
     pub(crate) fn is_performed(&self) -> bool {
         matches!(self, Pruning::Performed { .. })
     }
