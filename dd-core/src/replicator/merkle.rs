@@ -11,6 +11,8 @@
 //!
 //! The fan-out is [`FANOUT`] (16) at every level; a tree of depth `d` has `16^d` leaves.
 
+use std::sync::Arc;
+
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 /// Children per node.
@@ -25,8 +27,8 @@ pub(crate) struct MerkleTree {
     depth: u8,
     /// `levels[0]` is the root (one node), `levels[depth]` the leaves.
     levels: Vec<Vec<u64>>,
-    /// The keys currently contributing to each leaf.
-    leaf_keys: Vec<Vec<String>>,
+    /// The keys currently contributing to each leaf (names shared with the replica's key map).
+    leaf_keys: Vec<Vec<Arc<str>>>,
 }
 
 impl MerkleTree {
@@ -70,13 +72,13 @@ impl MerkleTree {
     }
 
     /// The keys of leaf `leaf` (empty for a leaf that does not exist).
-    pub(crate) fn keys_of_leaf(&self, leaf: usize) -> &[String] {
+    pub(crate) fn keys_of_leaf(&self, leaf: usize) -> &[Arc<str>] {
         self.leaf_keys.get(leaf).map_or(&[], Vec::as_slice)
     }
 
     /// Replaces the contribution of `key`: `old` is the digest it contributed so far (`None`: it
     /// was not in the tree), `new` the digest it contributes from now on (`None`: it leaves).
-    pub(crate) fn update(&mut self, key: &str, old: Option<u64>, new: Option<u64>) {
+    pub(crate) fn update(&mut self, key: &Arc<str>, old: Option<u64>, new: Option<u64>) {
         if old == new {
             return;
         }
@@ -91,7 +93,7 @@ impl MerkleTree {
         }
         if let Some(keys) = self.leaf_keys.get_mut(leaf) {
             match (old, new) {
-                (None, Some(_)) => keys.push(key.to_owned()),
+                (None, Some(_)) => keys.push(Arc::clone(key)),
                 (Some(_), None) => keys.retain(|k| k != key),
                 _ => {}
             }
@@ -104,20 +106,24 @@ impl MerkleTree {
 mod tests {
     use super::*;
 
+    fn k(name: &str) -> Arc<str> {
+        Arc::from(name)
+    }
+
     #[test]
     fn root_depends_on_the_set_of_pairs_not_on_the_order_of_updates() {
         let mut a = MerkleTree::new(3);
         let mut b = MerkleTree::new(3);
         for i in 0..1000u64 {
-            a.update(&format!("k{i}"), None, Some(i));
+            a.update(&k(&format!("k{i}")), None, Some(i));
         }
         for i in (0..1000u64).rev() {
-            b.update(&format!("k{i}"), None, Some(i * 7));
-            b.update(&format!("k{i}"), Some(i * 7), Some(i));
+            b.update(&k(&format!("k{i}")), None, Some(i * 7));
+            b.update(&k(&format!("k{i}")), Some(i * 7), Some(i));
         }
         assert_eq!(a.root(), b.root());
         assert_ne!(a.root(), 0);
-        b.update("k5", Some(5), Some(6));
+        b.update(&k("k5"), Some(5), Some(6));
         assert_ne!(a.root(), b.root());
         let leaf = b.leaf_of("k5");
         assert_ne!(a.node(3, leaf), b.node(3, leaf));
@@ -126,17 +132,17 @@ mod tests {
             .filter(|&i| a.node(3, i) != b.node(3, i))
             .count();
         assert_eq!(differing, 1);
-        b.update("k5", Some(6), Some(5));
+        b.update(&k("k5"), Some(6), Some(5));
         assert_eq!(a.root(), b.root());
     }
 
     #[test]
     fn keys_leave_their_leaf_and_the_tree() {
         let mut t = MerkleTree::new(2);
-        t.update("x", None, Some(1));
+        t.update(&k("x"), None, Some(1));
         let leaf = t.leaf_of("x");
-        assert_eq!(t.keys_of_leaf(leaf), ["x".to_owned()]);
-        t.update("x", Some(1), None);
+        assert_eq!(t.keys_of_leaf(leaf), [k("x")]);
+        t.update(&k("x"), Some(1), None);
         assert!(t.keys_of_leaf(leaf).is_empty());
         assert_eq!(t.root(), 0);
         assert_eq!(t.width(0), 1);

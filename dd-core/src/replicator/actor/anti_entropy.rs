@@ -15,6 +15,7 @@
 //! are folded in at the first use, one digest per key and no more (the digests are cached).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::Replica;
 use crate::replica::{ReplicaId, UniqueReplicaId};
@@ -30,9 +31,14 @@ const WHOLE_DIGESTS_MAX_KEYS: usize = WHOLE_DIGESTS_BYTES / 12;
 
 impl Replica {
     /// Marks `key` as changed: its digest is folded into the tree before the tree is next used.
+    /// The name goes in shared with `data` (no copy) when the key is there already.
     pub(super) fn tree_changed(&mut self, key: &str) {
         if !self.tree_dirty.contains(key) {
-            self.tree_dirty.insert(key.to_owned());
+            let name = self
+                .data
+                .get_key_value(key)
+                .map_or_else(|| Arc::from(key), |(k, _)| Arc::clone(k));
+            self.tree_dirty.insert(name);
         }
     }
 
@@ -44,11 +50,12 @@ impl Replica {
         for key in std::mem::take(&mut self.tree_dirty) {
             let new = self.digest(&key);
             // Entries are never removed from `data` (a deleted key keeps its tombstone).
-            let Some(e) = self.data.get_mut(&key) else {
+            let Some((name, e)) = super::entry_mut(&mut self.data, &key) else {
                 continue;
             };
-            let old = std::mem::replace(&mut e.in_tree, new);
-            self.tree.update(&key, old, new);
+            let old = e.replace_in_tree(new);
+            // The name `data` holds, shared with the leaf list.
+            self.tree.update(name, old, new);
         }
     }
 
@@ -62,7 +69,7 @@ impl Replica {
     pub(super) fn send_tree_root(&mut self, peer: &ReplicaId) {
         self.refresh_tree();
         if self.data.len() <= WHOLE_DIGESTS_MAX_KEYS {
-            let keys: Vec<String> = self.data.keys().cloned().collect();
+            let keys: Vec<String> = self.data.keys().map(|k| k.to_string()).collect();
             let digests: Vec<(String, u64)> = keys
                 .into_iter()
                 .filter_map(|k| self.digest(&k).map(|d| (k, d)))
@@ -165,7 +172,7 @@ impl Replica {
             };
             for key in self.tree.keys_of_leaf(leaf).to_vec() {
                 if let Some(d) = self.digest(&key) {
-                    digests.push((key, d));
+                    digests.push((key.to_string(), d));
                 }
             }
             covered.push(index);
@@ -212,12 +219,12 @@ impl Replica {
         self.refresh_tree();
         let theirs: BTreeMap<String, u64> = digests.into_iter().collect();
         let width = self.tree.width(depth);
-        let mut mine = Vec::new();
+        let mut mine: Vec<Arc<str>> = Vec::new();
         if whole {
             mine.extend(
                 self.data
                     .iter()
-                    .filter(|(_, e)| e.in_tree.is_some())
+                    .filter(|(_, e)| e.in_tree().is_some())
                     .map(|(k, _)| k.clone()),
             );
         }
@@ -230,19 +237,19 @@ impl Replica {
         let mut request = Vec::new();
         for key in &mine {
             let my_digest = self.digest(key);
-            match theirs.get(key) {
-                None => send.push(key.clone()),
+            match theirs.get(&**key) {
+                None => send.push(key.to_string()),
                 Some(d) if Some(*d) != my_digest => {
-                    send.push(key.clone());
-                    request.push(key.clone());
+                    send.push(key.to_string());
+                    request.push(key.to_string());
                 }
                 Some(_) => self.confirm(key),
             }
         }
-        let mine: BTreeSet<&String> = mine.iter().collect();
+        let mine: BTreeSet<&str> = mine.iter().map(|k| &**k).collect();
         for key in theirs.keys() {
             // Keys this replica lacks, or holds without a digest in the tree yet.
-            if !mine.contains(key) {
+            if !mine.contains(key.as_str()) {
                 request.push(key.clone());
             }
         }
@@ -258,10 +265,10 @@ impl Replica {
             return;
         }
         for e in self.data.values_mut() {
-            if e.in_tree.is_some() {
-                e.confirmed = true;
+            if e.in_tree().is_some() {
+                e.set_confirmed();
             }
         }
-        self.maybe_unconfirmed = self.data.values().any(|e| !e.confirmed);
+        self.maybe_unconfirmed = self.data.values().any(|e| !e.confirmed());
     }
 }
