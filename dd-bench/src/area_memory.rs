@@ -15,6 +15,10 @@ use crate::report::{Row, Table, Verdict};
 use crate::setup::lone_replicator;
 use crate::stats::{fmt_bytes, fmt_ratio, fmt_secs, ratio};
 
+/// Issue 19's target: at most this many bytes of RSS growth per key in the replicator (10M
+/// small keys on a 24 GiB machine).
+const MAX_BYTES_PER_KEY: f64 = 400.0;
+
 fn key_name(i: usize) -> String {
     format!("key-{i:07}")
 }
@@ -120,8 +124,8 @@ pub async fn run(sizes: &Sizes) -> Result<Table> {
         figure: fmt_bytes(r),
         baseline: format!("{} (plain map)", fmt_bytes(p)),
         ratio: format!("{} of the plain map", fmt_ratio(ratio(r, p))),
-        target: "—".into(),
-        met: Verdict::NoTarget,
+        target: format!("≤ {} per key", fmt_bytes(MAX_BYTES_PER_KEY)),
+        met: Verdict::from_bool(r <= MAX_BYTES_PER_KEY),
     });
     let mut one = GCounter::new();
     let me = UniqueReplicaId::new_incarnation(dd_core::ReplicaId::new("memory"));
