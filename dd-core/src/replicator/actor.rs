@@ -146,7 +146,9 @@ fn entry_mut<'a>(
 
 /// A set of incarnations that is empty for almost every key: one pointer, and an allocation
 /// only while it holds something. The methods are those of the `BTreeSet` it stands for.
+/// The box is the point: an empty `BTreeSet` is 24 bytes in every entry, the box 8.
 #[derive(Debug, Default)]
+#[allow(clippy::box_collection)]
 struct RareSet(Option<Box<BTreeSet<UniqueReplicaId>>>);
 
 impl RareSet {
