@@ -1754,8 +1754,16 @@ impl Replica {
                     // only where the owner was pruned (dd-sim seed 3735). Two replicas taking
                     // it over at once are safe: the lower owner's marker wins.
                     // Not by an incarnation the cluster pruned: it performs no pruning.
+                    // Never of this replica's own current incarnation: a marker for it means
+                    // the others removed this replica while it runs (their owner ended since);
+                    // taken over here, it would collapse this replica into itself and then drop
+                    // its own slot as pruned, losing every write it made (dd-sim seeds 132,
+                    // 483, 653, 751, 1694, 1937). The others take that pruning over.
                     for x in [&removed, &owner] {
-                        if !self.own_incarnation_pruned && !e.env.pruning.contains_key(x) {
+                        if !self.own_incarnation_pruned
+                            && *x != self.self_id
+                            && !e.env.pruning.contains_key(x)
+                        {
                             e.env
                                 .pruning
                                 .insert(x.clone(), Pruning::started_by(&self.self_id));
