@@ -343,6 +343,35 @@ fn a_replica_removed_while_it_runs_never_prunes_itself() {
     }
 }
 
+/// `live-removals` seed 1114 (Sync, shrunk; it failed once a removed replica no longer pruned
+/// itself, which had hidden it): r2 (restarted as r2#2) and r3 are removed live from each
+/// other's member lists while r1 is down, so each leads its own view and starts pruning the
+/// other; r1, back, acknowledges both. Each collapsed the other into itself, and where the two
+/// collapses met each was voided by the other (its owner pruned there without it): both
+/// incarnations' entries came back and r2#2's `Majority` +3 on `G1` (not acknowledged) read 6.
+/// No pruning is performed on a key where the performer's own incarnation is being pruned, and
+/// a replica no longer drops the others' marker for its own incarnation as orphaned (it did on
+/// every tick, since it had removed their owner in turn).
+#[test]
+fn replicas_removed_from_each_others_member_lists_never_prune_each_other() {
+    let mut config = SimConfig::new(Mode::Sync);
+    config.classes = parse_classes(LIVE_REMOVAL_CLASSES).unwrap();
+    let keep = [
+        2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 24, 25, 26, 29, 30, 31,
+        32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
+    ];
+    for keep in [Some(&keep[..]), None] {
+        let events = events_of(1114, &config, keep);
+        let outcome = run_events(1114, &config, &events);
+        assert!(
+            outcome.violation.is_none(),
+            "shrunk {}: {:?}",
+            keep.is_some(),
+            outcome.violation
+        );
+    }
+}
+
 /// Seeds 9765, 10892 and 10914 (the long run's short seeds): two replicas each made an
 /// acknowledged increment of the same counter (`Local`, or `Two` cut by a partition) and the run
 /// ended. Quiescence was declared as soon as every replica read the same values, which
