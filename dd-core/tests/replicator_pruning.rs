@@ -1080,3 +1080,47 @@ async fn majority_write_of_a_removed_live_replica_is_not_acknowledged() {
         r.shutdown().await.unwrap();
     }
 }
+
+/// Live removals (dd-sim seeds 132, 483, 653, 751, 1694, 1937): b and c take a out of their
+/// member lists while it runs; b, the leader, starts the pruning of a#1, and a, which still has
+/// b and c in its member list, gets that "pruning initialized" marker. b restarts before it
+/// performs the pruning (c, cut off from b, has not seen the marker), so a finds the marker of
+/// an owner that ended and takes the pruning over. It took over the pruning of its own current
+/// incarnation too: it collapsed a#1 into a#1 and marked it performed, which drops a#1's slot
+/// everywhere, and a's +5 was lost (the counter read 0). A replica never takes over the pruning
+/// of itself; the others do.
+#[tokio::test(start_paused = true)]
+async fn replica_removed_while_it_runs_never_takes_over_the_pruning_of_itself() {
+    let net = MemoryNetwork::new(61, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let [an, bn, cn] = ["a", "b", "c"].map(ReplicaId::new);
+    let pruning = Duration::from_millis(100);
+    let (a, _ca) = start(&net, &an, 1, &[&bn, &cn], &store, pruning).await;
+    let (b, cb) = start(&net, &bn, 1, &[&an, &cn], &store, pruning).await;
+    let (c, cc) = start(&net, &cn, 1, &[&an, &bn], &store, pruning).await;
+    let key: Key<GCounter> = Key::new("hits");
+    let me = a.self_id();
+    a.update(&key, GCounter::new(), WriteConsistency::Local, move |g| {
+        g.increment(&me, 5)
+    })
+    .await
+    .unwrap();
+    converge_counter(&[a.clone(), b.clone(), c.clone()], &key, 5).await;
+
+    // b cannot finish the pruning of a#1: c, a member of its view, never sees the marker.
+    net.partition(std::slice::from_ref(&bn), std::slice::from_ref(&cn));
+    cb.remove_member(&an);
+    cc.remove_member(&an);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    b.shutdown().await.unwrap();
+    let (b2, _cb2) = start(&net, &bn, 2, &[&cn], &store, pruning).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    net.heal();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for (name, r) in [("a", &a), ("b#2", &b2), ("c", &c)] {
+        assert_eq!(counter(r, &key).await, 5, "{name} lost a's acknowledged +5");
+    }
+    for r in [a, b2, c] {
+        r.shutdown().await.unwrap();
+    }
+}

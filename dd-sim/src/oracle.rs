@@ -3,7 +3,8 @@
 //!
 //! - every replica holds the same value of every key;
 //! - a counter reads at least the sum of acknowledged increments (that a crash could not
-//!   legitimately lose, see [`Model::crashed`]) and at most the sum of attempted ones;
+//!   legitimately lose, see [`Model::crashed`], nor the pruning of a replica removed while it
+//!   runs, see [`Model::removed_live`]) and at most the sum of attempted ones;
 //! - an acknowledged ORSet add (ORMap update) that no later remove attempt may cover is present;
 //!   an acknowledged remove that no concurrent or later add covers makes the element absent (an
 //!   add is covered when it was issued before a quiescence that preceded the remove, and the
@@ -49,8 +50,11 @@ pub type Snapshot = BTreeMap<String, Observed>;
 struct Op {
     replica: usize,
     acked: bool,
-    /// A crash may legitimately have lost it (write-behind, not yet secured).
+    /// A crash may legitimately have lost it (write-behind, not yet secured), or the pruning
+    /// of its replica's incarnation, removed while it ran (see [`Model::removed_live`]).
     maybe_lost: bool,
+    /// Made at `Local` level (acknowledged by its replica alone).
+    local: bool,
     /// On every store (a quiescence with every store flushed came after it).
     secured: bool,
     seq: u64,
@@ -84,6 +88,9 @@ pub struct Model {
     deletes: BTreeMap<String, Vec<Op>>,
     /// Replicas back from a long absence since the last quiescence.
     returned: BTreeSet<usize>,
+    /// Replicas whose current incarnation was removed from the others' member lists while it
+    /// ran (see [`Model::removed_live`]), until they restart with a new one.
+    removed_live: BTreeSet<usize>,
 }
 
 /// A breach of the oracle.
@@ -105,12 +112,13 @@ impl Model {
         }
     }
 
-    fn op(&mut self, replica: usize, acked: bool) -> Op {
+    fn op(&mut self, replica: usize, acked: bool, local: bool) -> Op {
         self.seq += 1;
         Op {
             replica,
             acked,
-            maybe_lost: false,
+            maybe_lost: local && self.removed_live.contains(&replica),
+            local,
             secured: false,
             seq: self.seq,
             epoch: self.epoch,
@@ -132,8 +140,8 @@ impl Model {
     }
 
     /// A counter increment (`by` > 0) or decrement (`by` < 0) of `key`.
-    pub fn counter(&mut self, key: &str, replica: usize, by: i64, acked: bool) {
-        let op = self.op(replica, acked);
+    pub fn counter(&mut self, key: &str, replica: usize, by: i64, acked: bool, local: bool) {
+        let op = self.op(replica, acked, local);
         let c = self.counters.entry(key.to_owned()).or_default();
         if by >= 0 {
             c.inc.push((op, by.unsigned_abs()));
@@ -143,8 +151,16 @@ impl Model {
     }
 
     /// An ORSet add (or ORMap update by `by`) of `element` in `key`.
-    pub fn add(&mut self, key: &str, element: &str, replica: usize, by: u64, acked: bool) {
-        let op = self.op(replica, acked);
+    pub fn add(
+        &mut self,
+        key: &str,
+        element: &str,
+        replica: usize,
+        by: u64,
+        acked: bool,
+        local: bool,
+    ) {
+        let op = self.op(replica, acked, local);
         self.sets
             .entry(key.to_owned())
             .or_default()
@@ -155,8 +171,8 @@ impl Model {
     }
 
     /// An ORSet (ORMap) remove of `element` in `key`.
-    pub fn remove(&mut self, key: &str, element: &str, replica: usize, acked: bool) {
-        let op = self.op(replica, acked);
+    pub fn remove(&mut self, key: &str, element: &str, replica: usize, acked: bool, local: bool) {
+        let op = self.op(replica, acked, local);
         self.sets
             .entry(key.to_owned())
             .or_default()
@@ -174,8 +190,9 @@ impl Model {
         timestamp: i64,
         replica: usize,
         acked: bool,
+        local: bool,
     ) {
-        let op = self.op(replica, acked);
+        let op = self.op(replica, acked, local);
         self.register
             .entry(key.to_owned())
             .or_default()
@@ -183,8 +200,8 @@ impl Model {
     }
 
     /// A delete of `key`.
-    pub fn delete(&mut self, key: &str, replica: usize, acked: bool) {
-        let op = self.op(replica, acked);
+    pub fn delete(&mut self, key: &str, replica: usize, acked: bool, local: bool) {
+        let op = self.op(replica, acked, local);
         self.deletes.entry(key.to_owned()).or_default().push(op);
     }
 
@@ -221,6 +238,30 @@ impl Model {
                 op.maybe_lost = true;
             }
         }
+    }
+
+    /// `replica`'s current incarnation was removed from the others' member lists while it runs
+    /// (`RemoveLive`). The others prune it, and what it alone had when they perform that pruning
+    /// is dropped with its slot (the root README, "Not promised yet": updates only a removed
+    /// replica had are lost to pruning, and so is a `Local` write it acknowledged before it
+    /// learned of its removal). So its `Local` writes since the last quiescence (which spread
+    /// everything before it) may be lost, and so may those it makes until it restarts with a new
+    /// incarnation: being added back does not end the pruning of the removed incarnation (the
+    /// others keep it removed), and once it learns of the pruning it refuses writes. Only lost:
+    /// the upper bounds (attempted) are unchanged, so nothing may count twice, and writes at
+    /// other levels are not affected (the others do not acknowledge a removed incarnation's).
+    pub fn removed_live(&mut self, replica: usize) {
+        self.removed_live.insert(replica);
+        for op in self.ops_mut() {
+            if op.replica == replica && op.local && !op.secured {
+                op.maybe_lost = true;
+            }
+        }
+    }
+
+    /// `replica` started a new incarnation: its writes from now on are not of the one removed.
+    pub fn restarted(&mut self, replica: usize) {
+        self.removed_live.remove(&replica);
     }
 
     /// A quiescence with every store flushed: everything so far is on every store, and every
@@ -378,5 +419,53 @@ impl Model {
         } else {
             Err(Breach(breaches.join("; ")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counter_reads(n: u128) -> Snapshot {
+        BTreeMap::from([("g".to_owned(), Observed::Counter(n))])
+    }
+
+    /// The `Local` writes of a replica removed while it runs may be lost from the last
+    /// quiescence before its removal until it restarts; nothing else may, and nothing may count
+    /// twice.
+    #[test]
+    fn local_writes_of_a_replica_removed_while_it_runs_may_be_lost_and_nothing_else() {
+        let mut m = Model::new(false);
+        m.counter("g", 0, 2, true, true);
+        m.quiesced();
+        m.counter("g", 0, 3, true, true); // after the quiescence: not spread yet
+        m.counter("g", 1, 4, true, true);
+        m.removed_live(0);
+        m.counter("g", 0, 5, true, true); // removed, before it learned
+        // r0's 3 and 5 may be lost; its 2 (spread by the quiescence) and r1's 4 may not.
+        assert!(m.check(&counter_reads(6)).is_ok());
+        assert!(m.check(&counter_reads(14)).is_ok());
+        assert!(m.check(&counter_reads(5)).is_err(), "r1's 4 lost");
+        assert!(m.check(&counter_reads(4)).is_err(), "r0's spread 2 lost");
+        assert!(m.check(&counter_reads(15)).is_err(), "counted twice");
+        // A new incarnation's writes are not of the removed one.
+        m.restarted(0);
+        m.counter("g", 0, 7, true, true);
+        assert!(m.check(&counter_reads(13)).is_ok());
+        assert!(
+            m.check(&counter_reads(12)).is_err(),
+            "the new incarnation's 7 lost"
+        );
+
+        // Writes at other levels are not covered (the others do not acknowledge them).
+        let mut m = Model::new(false);
+        m.removed_live(0);
+        m.counter("g", 0, 3, true, false);
+        assert!(m.check(&counter_reads(0)).is_err());
+        // Nor are another replica's `Local` writes.
+        let mut m = Model::new(false);
+        m.counter("g", 1, 3, true, true);
+        m.removed_live(0);
+        assert!(m.check(&counter_reads(0)).is_err());
     }
 }

@@ -382,6 +382,7 @@ impl Sim {
 
     async fn start(&mut self, i: usize, alone: bool) -> Result<(), String> {
         self.incarnations[i] += 1;
+        self.model.restarted(i);
         let id = UniqueReplicaId::new(self.names[i].clone(), self.incarnations[i]);
         let dead = Arc::new(AtomicBool::new(false));
         let stack = ObservedStore::new(
@@ -572,8 +573,13 @@ impl Sim {
                 .await?;
                 let ok = acked("counter update", res)?;
                 let signed = i64::try_from(by).unwrap_or(i64::MAX);
-                self.model
-                    .counter(counter_key(*key).id(), *replica, signed, ok);
+                self.model.counter(
+                    counter_key(*key).id(),
+                    *replica,
+                    signed,
+                    ok,
+                    *level == Level::Local,
+                );
             }
             Event::ChangePn { replica, by, level } => {
                 let Some(r) = self.replicator(*replica) else {
@@ -589,7 +595,8 @@ impl Sim {
                 )
                 .await?;
                 let ok = acked("pn update", res)?;
-                self.model.counter(pn_key().id(), *replica, by, ok);
+                self.model
+                    .counter(pn_key().id(), *replica, by, ok, *level == Level::Local);
             }
             Event::AddElement {
                 replica,
@@ -617,7 +624,14 @@ impl Sim {
                 )
                 .await?;
                 let ok = acked("set add", res)?;
-                self.model.add(set_key(*set).id(), &e, *replica, 1, ok);
+                self.model.add(
+                    set_key(*set).id(),
+                    &e,
+                    *replica,
+                    1,
+                    ok,
+                    *level == Level::Local,
+                );
             }
             Event::RemoveElement {
                 replica,
@@ -645,7 +659,8 @@ impl Sim {
                 )
                 .await?;
                 let ok = acked("set remove", res)?;
-                self.model.remove(set_key(*set).id(), &e, *replica, ok);
+                self.model
+                    .remove(set_key(*set).id(), &e, *replica, ok, *level == Level::Local);
             }
             Event::IncEntry {
                 replica,
@@ -669,7 +684,14 @@ impl Sim {
                 )
                 .await?;
                 let ok = acked("map update", res)?;
-                self.model.add(map_key().id(), &name, *replica, by, ok);
+                self.model.add(
+                    map_key().id(),
+                    &name,
+                    *replica,
+                    by,
+                    ok,
+                    *level == Level::Local,
+                );
             }
             Event::RemoveEntry {
                 replica,
@@ -691,7 +713,8 @@ impl Sim {
                 )
                 .await?;
                 let ok = acked("map remove", res)?;
-                self.model.remove(map_key().id(), &name, *replica, ok);
+                self.model
+                    .remove(map_key().id(), &name, *replica, ok, *level == Level::Local);
             }
             Event::SetRegister {
                 replica,
@@ -715,8 +738,14 @@ impl Sim {
                 )
                 .await?;
                 let ok = acked("register set", res)?;
-                self.model
-                    .set_register(register_key().id(), &v, ts, *replica, ok);
+                self.model.set_register(
+                    register_key().id(),
+                    &v,
+                    ts,
+                    *replica,
+                    ok,
+                    *level == Level::Local,
+                );
             }
             Event::Delete {
                 replica,
@@ -747,7 +776,7 @@ impl Sim {
                     Err(ReplicatorError::Deleted { .. }) => true,
                     other => acked("delete", other)?,
                 };
-                self.model.delete(&id, *replica, ok);
+                self.model.delete(&id, *replica, ok, *level == Level::Local);
             }
             Event::Read { replica, level } => {
                 let Some(r) = self.replicator(*replica) else {
@@ -898,6 +927,7 @@ impl Sim {
                     return Ok(false);
                 }
                 self.removed_live.insert(*replica);
+                self.model.removed_live(*replica);
                 for (j, l) in self.live.iter().enumerate() {
                     if j != *replica
                         && let Some(l) = l

@@ -281,6 +281,97 @@ fn an_incarnation_pruned_while_it_lived_never_collapses_another() {
     }
 }
 
+/// The classes of the `live-removals` seeds of the 0..2000 run (`default,live-removals`).
+const LIVE_REMOVAL_CLASSES: &str = "network,partitions,store-errors,store-hangs,partial-batches,\
+                                    crashes,full-restarts,full-crashes,long-absences,\
+                                    live-removals,start-alone,deletes";
+
+/// `live-removals` seeds 132, 483, 653, 751, 1694 and 1937 (shrunk): a replica removed from the
+/// others' member lists while it runs (it does not know) gets their "pruning initialized"
+/// marker for its own incarnation; the owner of that marker then ends (it restarts, leaves or is
+/// removed live in turn) and the removed replica, finding the marker orphaned, took the pruning
+/// over as its own: it collapsed its own incarnation into itself and marked it performed, which
+/// drops its own slot: every increment it made was lost (483: r0's `Local` +5 on `G1` read 0;
+/// 1937: r1's `Two` +5 on `g2` read 0; 132, 751, 1694: increments of the removed replica lost on
+/// `g2`, `p0`). A replica never takes over the pruning of its own current incarnation now; the
+/// others take it over.
+#[test]
+fn a_replica_removed_while_it_runs_never_prunes_itself() {
+    let cases: [(u64, Mode, &[usize]); 7] = [
+        (
+            132,
+            Mode::Sync,
+            &[19, 22, 23, 27, 30, 31, 32, 33, 34, 35, 39, 40],
+        ),
+        (1694, Mode::Sync, &[66, 67, 70, 71, 72, 73, 74]),
+        (
+            751,
+            Mode::Sync,
+            &[42, 43, 44, 45, 46, 52, 62, 63, 64, 65, 71, 72, 73],
+        ),
+        (
+            483,
+            Mode::WriteBehind,
+            &[34, 41, 42, 43, 44, 52, 53, 54, 55],
+        ),
+        (
+            653,
+            Mode::WriteBehind,
+            &[15, 18, 19, 20, 32, 33, 38, 41, 63, 64],
+        ),
+        (
+            751,
+            Mode::WriteBehind,
+            &[41, 42, 43, 44, 46, 52, 63, 64, 65],
+        ),
+        (
+            1937,
+            Mode::WriteBehind,
+            &[16, 17, 18, 19, 20, 21, 46, 47, 60, 61],
+        ),
+    ];
+    for (seed, mode, keep) in cases {
+        let mut config = SimConfig::new(mode);
+        config.classes = parse_classes(LIVE_REMOVAL_CLASSES).unwrap();
+        let events = events_of(seed, &config, Some(keep));
+        let outcome = run_events(seed, &config, &events);
+        assert!(
+            outcome.violation.is_none(),
+            "seed {seed} {mode} {keep:?}: {:?}",
+            outcome.violation
+        );
+    }
+}
+
+/// `live-removals` seed 1114 (Sync, shrunk; it failed once a removed replica no longer pruned
+/// itself, which had hidden it): r2 (restarted as r2#2) and r3 are removed live from each
+/// other's member lists while r1 is down, so each leads its own view and starts pruning the
+/// other; r1, back, acknowledges both. Each collapsed the other into itself, and where the two
+/// collapses met each was voided by the other (its owner pruned there without it): both
+/// incarnations' entries came back and r2#2's `Majority` +3 on `G1` (not acknowledged) read 6.
+/// No pruning is performed on a key where the performer's own incarnation is being pruned, and
+/// a replica no longer drops the others' marker for its own incarnation as orphaned (it did on
+/// every tick, since it had removed their owner in turn).
+#[test]
+fn replicas_removed_from_each_others_member_lists_never_prune_each_other() {
+    let mut config = SimConfig::new(Mode::Sync);
+    config.classes = parse_classes(LIVE_REMOVAL_CLASSES).unwrap();
+    let keep = [
+        2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 24, 25, 26, 29, 30, 31,
+        32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
+    ];
+    for keep in [Some(&keep[..]), None] {
+        let events = events_of(1114, &config, keep);
+        let outcome = run_events(1114, &config, &events);
+        assert!(
+            outcome.violation.is_none(),
+            "shrunk {}: {:?}",
+            keep.is_some(),
+            outcome.violation
+        );
+    }
+}
+
 /// Seeds 9765, 10892 and 10914 (the long run's short seeds): two replicas each made an
 /// acknowledged increment of the same counter (`Local`, or `Two` cut by a partition) and the run
 /// ended. Quiescence was declared as soon as every replica read the same values, which
