@@ -1904,6 +1904,28 @@ impl Replica {
         self.pruning_blocked_by.is_empty()
     }
 
+    /// The replicas whose acknowledgements a pruning this replica owns counts towards its
+    /// quorum (see [`holds_pruning_quorum`]): the members of its view (itself among them), the
+    /// replicas that left the member list since this replica started, and the replicas of
+    /// removed incarnations not yet pruned, except incarnations removed because their replica
+    /// restarted (that replica counts through its live incarnation, a member, or holds pruning
+    /// back: [`Self::unaccounted_replicas`]). A replica removed while it runs is
+    /// indistinguishable here from one that stopped, and it may be pruning in a view of its own
+    /// (dd-sim seed 43: every member list held only its own replica), also where it wrote
+    /// nothing this replica must prune.
+    fn pruning_universe(&self) -> BTreeSet<ReplicaId> {
+        let mut out: BTreeSet<ReplicaId> = self.members.keys().cloned().collect();
+        out.insert(self.self_id.replica().clone());
+        out.extend(self.departed.iter().cloned());
+        out.extend(
+            self.removed
+                .iter()
+                .filter(|x| !self.restarted.contains(*x))
+                .map(|x| x.replica().clone()),
+        );
+        out
+    }
+
     /// Removed-replica pruning, led by the lowest reachable member.
     fn pruning_tick(&mut self) {
         self.note_departed_incarnations();
@@ -1921,6 +1943,8 @@ impl Replica {
         let may_perform = may_perform && !pruned_here;
         let leader = self.is_pruning_leader() && !pruned_here;
         let members: BTreeSet<ReplicaId> = self.members.keys().cloned().collect();
+        let universe = self.pruning_universe();
+        let mut short_of_quorum = Vec::new();
         let mut changed = Vec::new();
         for (key, entry) in self.data.iter_mut() {
             let Value::Data(value) = &mut entry.env.value else {
@@ -1957,7 +1981,12 @@ impl Replica {
                             && members.is_subset(seen)
                             && !pruning_of_me_performed =>
                     {
-                        Some(removed.clone())
+                        if holds_pruning_quorum(seen, &universe) {
+                            Some(removed.clone())
+                        } else {
+                            short_of_quorum.push((key.clone(), removed.clone()));
+                            None
+                        }
                     }
                     _ => None,
                 })
@@ -1991,9 +2020,30 @@ impl Replica {
                 changed.push(key.clone());
             }
         }
+        for (key, removed) in short_of_quorum {
+            tracing::debug!(replica = %self.self_id, key, %removed, universe = ?universe,
+                "pruning waits: every member saw the marker, but not a quorum of the replicas \
+                 known to this replica (members and removed replicas not pruned yet); a replica \
+                 removed while it runs may be pruning in a view of its own");
+        }
         for key in &changed {
             self.touched(key);
         }
         self.persist_detached(changed);
     }
+}
+
+/// Whether the replicas that saw a pruning marker (`seen`) are a quorum of `universe` (see
+/// [`Replica::pruning_universe`]): more than half, or exactly half with the lowest-named
+/// replica among them. Two views that disagree (member lists from which live replicas were
+/// removed, each side removing the other) cannot both hold a quorum of the same replicas, so
+/// at most one of them performs a pruning, and two replicas never collapse each other's
+/// incarnations or the same incarnation twice (dd-sim seed 43). A view that lost half of the
+/// replicas or more, the lowest-named among them, prunes nothing until they are back or
+/// pruned: pruning is garbage collection, the values stay right without it.
+fn holds_pruning_quorum(seen: &BTreeSet<ReplicaId>, universe: &BTreeSet<ReplicaId>) -> bool {
+    let acknowledged = universe.iter().filter(|r| seen.contains(*r)).count();
+    let twice = acknowledged.saturating_mul(2);
+    twice > universe.len()
+        || (twice == universe.len() && universe.first().is_some_and(|low| seen.contains(low)))
 }
