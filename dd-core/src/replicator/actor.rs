@@ -1905,7 +1905,7 @@ impl Replica {
     }
 
     /// The replicas whose acknowledgements a pruning this replica owns counts towards its
-    /// quorum (see [`holds_pruning_quorum`]): the members of its view (itself among them), the
+    /// quorum ([`Settings::pruning_quorum`], see [`holds_pruning_quorum`]): the members of its view (itself among them), the
     /// replicas that left the member list since this replica started, and the replicas of
     /// removed incarnations not yet pruned, except incarnations removed because their replica
     /// restarted (that replica counts through its live incarnation, a member, or holds pruning
@@ -1943,6 +1943,7 @@ impl Replica {
         let may_perform = may_perform && !pruned_here;
         let leader = self.is_pruning_leader() && !pruned_here;
         let members: BTreeSet<ReplicaId> = self.members.keys().cloned().collect();
+        let quorum = self.settings.pruning_quorum;
         let universe = self.pruning_universe();
         let mut short_of_quorum = Vec::new();
         let mut changed = Vec::new();
@@ -1981,7 +1982,14 @@ impl Replica {
                             && members.is_subset(seen)
                             && !pruning_of_me_performed =>
                     {
-                        if holds_pruning_quorum(seen, &universe) {
+                        if !quorum
+                            || holds_pruning_quorum(
+                                seen,
+                                &universe,
+                                removed,
+                                self.self_id.replica(),
+                            )
+                        {
                             Some(removed.clone())
                         } else {
                             short_of_quorum.push((key.clone(), removed.clone()));
@@ -2033,15 +2041,36 @@ impl Replica {
     }
 }
 
-/// Whether the replicas that saw a pruning marker (`seen`) are a quorum of `universe` (see
-/// [`Replica::pruning_universe`]): more than half, or exactly half with the lowest-named
-/// replica among them. Two views that disagree (member lists from which live replicas were
-/// removed, each side removing the other) cannot both hold a quorum of the same replicas, so
-/// at most one of them performs a pruning, and two replicas never collapse each other's
-/// incarnations or the same incarnation twice (dd-sim seed 43). A view that lost half of the
-/// replicas or more, the lowest-named among them, prunes nothing until they are back or
-/// pruned: pruning is garbage collection, the values stay right without it.
-fn holds_pruning_quorum(seen: &BTreeSet<ReplicaId>, universe: &BTreeSet<ReplicaId>) -> bool {
+/// Whether the replicas that saw the marker of the pruning of `removed` (`seen`) are a quorum
+/// of `universe` (see [`Replica::pruning_universe`]): more than half, or exactly half with the
+/// lowest-named replica among them. Two views that disagree (member lists from which live
+/// replicas were removed, each side removing the other) cannot both hold a quorum of the same
+/// replicas, so at most one of them performs a pruning, and two replicas never collapse each
+/// other's incarnations or the same incarnation twice (dd-sim seed 43). A view that lost half
+/// of the replicas or more, the lowest-named among them, prunes nothing until they are back:
+/// pruning is garbage collection, the values stay right without it.
+///
+/// A universe of two replicas is the exception: the survivor prunes the other alone, as in
+/// Akka, or a cluster of two could never prune its lower-named replica. Split in two while both
+/// run, each side may then prune the other (remove a replica only once it is stopped).
+fn holds_pruning_quorum(
+    seen: &BTreeSet<ReplicaId>,
+    universe: &BTreeSet<ReplicaId>,
+    removed: &UniqueReplicaId,
+    me: &ReplicaId,
+) -> bool {
+    let pair;
+    let universe = if universe.len() <= 2 {
+        // Not this replica's own earlier incarnation: its replica is this one.
+        pair = universe
+            .iter()
+            .filter(|r| *r != removed.replica() || *r == me)
+            .cloned()
+            .collect::<BTreeSet<_>>();
+        &pair
+    } else {
+        universe
+    };
     let acknowledged = universe.iter().filter(|r| seen.contains(*r)).count();
     let twice = acknowledged.saturating_mul(2);
     twice > universe.len()

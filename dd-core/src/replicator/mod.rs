@@ -91,8 +91,9 @@
 //! incarnation), its counter slots (and version vector entries) are collapsed into a live
 //! incarnation, as in Akka: the pruning leader (the lowest-named member heard from recently)
 //! marks the key "pruning initialized", and once every member has seen the marker the owner
-//! collapses the entries and marks the key "pruning performed". Unlike Akka, which assumes a
-//! removed member is down, the replicas that saw the marker must also be a quorum of the replicas
+//! collapses the entries and marks the key "pruning performed". With
+//! [`Settings::pruning_quorum`] on (Akka assumes a removed member is down, and so does the
+//! default), the replicas that saw the marker must also be a quorum of the replicas
 //! the owner knows: its members, the replicas that left its member list, and those of removed
 //! incarnations not yet pruned (more than half, or exactly half with the lowest-named among
 //! them). A replica removed from the others' member lists while it runs may prune in a view of

@@ -56,6 +56,17 @@ pub struct Settings {
     pub stream_window: usize,
     /// How often the leader checks for removed replicas to prune (Akka: 120 s).
     pub pruning_interval: Duration,
+    /// Whether a pruning also needs a quorum of the replicas its owner knows (default `false`):
+    /// besides every member, more than half of the members, the replicas that left the member
+    /// list since this replica started and the replicas of removed incarnations not pruned yet
+    /// (exactly half with the lowest-named among them; of two replicas, the survivor alone)
+    /// must have seen the marker. For deployments that remove replicas while they run (member
+    /// lists that disagree): two views each removing the other then never both prune, so no
+    /// incarnation is collapsed twice (dd-sim seed 43). The cost: a replica left with fewer
+    /// than a quorum (the last survivor of a chain of removals, or half of the cluster without
+    /// the lowest-named replica) prunes nothing until the others are back or it restarts.
+    /// Off, pruning assumes, as Akka does, that a removed replica is stopped.
+    pub pruning_quorum: bool,
     /// Levels below the root of the anti-entropy Merkle tree (1 to 5, default 4: 16^4 = 65,536
     /// leaves). Replicas in sync exchange one root hash per gossip round; replicas that differ
     /// find the differing keys in `depth + 1` round trips. Deeper trees keep fewer keys per leaf
@@ -95,6 +106,7 @@ impl fmt::Debug for Settings {
             .field("max_value_bytes", &self.max_value_bytes)
             .field("stream_window", &self.stream_window)
             .field("pruning_interval", &self.pruning_interval)
+            .field("pruning_quorum", &self.pruning_quorum)
             .field("anti_entropy_depth", &self.anti_entropy_depth)
             .field("command_buffer", &self.command_buffer)
             .field("durable_keys", &self.durable_keys)
@@ -121,6 +133,7 @@ impl Default for Settings {
             max_value_bytes: 256 * 1024 * 1024,
             stream_window: 8,
             pruning_interval: Duration::from_secs(120),
+            pruning_quorum: false,
             anti_entropy_depth: 4,
             command_buffer: 1024,
             durable_keys: vec!["*".to_owned()],
@@ -309,6 +322,8 @@ impl SettingsBuilder {
         stream_window: usize,
         /// See [`Settings::pruning_interval`].
         pruning_interval: Duration,
+        /// See [`Settings::pruning_quorum`].
+        pruning_quorum: bool,
         /// See [`Settings::anti_entropy_depth`].
         anti_entropy_depth: u8,
         /// See [`Settings::command_buffer`].
