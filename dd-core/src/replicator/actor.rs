@@ -546,6 +546,32 @@ impl Replica {
     fn touched(&mut self, key: &str) {
         let me = self.self_id.replica().clone();
         self.tree_changed(key);
+        // With a pruning quorum, an acknowledgement is a promise to one owner at a time (see
+        // `Pruning::promises_kept`): the markers whose displaced owners may still perform with
+        // this replica's acknowledgement wait. A displaced owner that ended releases it and is
+        // pruned on the key too (it may have performed and stored its collapse).
+        let mut waiting = BTreeSet::new();
+        let mut released = BTreeSet::new();
+        if self.settings.pruning_quorum
+            && let Some(e) = self.data.get(key)
+        {
+            for (removed, p) in &e.env.pruning {
+                if !p.promises_kept(&self.self_id, |_| false).is_empty() {
+                    let open = p.promises_kept(&self.self_id, |o| self.has_ended(o));
+                    if open.is_empty() {
+                        released.extend(p.promises_kept(&self.self_id, |_| false));
+                    } else {
+                        tracing::debug!(replica = %self.self_id, key, %removed, owners = ?open,
+                            "pruning not acknowledged yet: this replica acknowledged another \
+                             owner's marker for it, which may still perform");
+                        waiting.insert(removed.clone());
+                    }
+                }
+            }
+        }
+        if !released.is_empty() {
+            self.prune_displaced_owners(key, released);
+        }
         if let Some(e) = self.data.get_mut(key) {
             e.digest = None;
             let performed: BTreeSet<UniqueReplicaId> = e
@@ -555,12 +581,13 @@ impl Replica {
                 .filter(|(_, p)| p.is_performed())
                 .map(|(x, _)| x.clone())
                 .collect();
-            for p in e.env.pruning.values_mut() {
+            for (removed, p) in e.env.pruning.iter_mut() {
                 // Not acknowledged: a pruning whose owner was itself pruned on the key (a live
                 // incarnation removed and added back); its collapse would go into a slot every
                 // merge drops (dd-sim seed 14).
-                if let Pruning::Initialized { owner, seen } = p
+                if let Pruning::Initialized { owner, seen, .. } = p
                     && !performed.contains(owner)
+                    && !waiting.contains(removed)
                 {
                     seen.insert(me.clone());
                 }
@@ -1930,6 +1957,27 @@ impl Replica {
     fn pruning_tick(&mut self) {
         self.note_departed_incarnations();
         self.drop_orphaned_markers();
+        if self.settings.pruning_quorum {
+            // Acknowledgements held back by a promise (see `touched`) are given once the
+            // displaced owner ended, which changes no key.
+            let promised: Vec<String> = self
+                .data
+                .iter()
+                .filter(|(_, e)| {
+                    e.env.pruning.values().any(|p| {
+                        matches!(p, Pruning::Initialized { seen, .. }
+                            if !seen.contains(self.self_id.replica()))
+                            && !p.promises_kept(&self.self_id, |_| false).is_empty()
+                            && p.promises_kept(&self.self_id, |o| self.has_ended(o))
+                                .is_empty()
+                    })
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in promised {
+                self.touched(&key);
+            }
+        }
         self.compact_removed();
         self.persist_removed();
         self.persist_peers();
@@ -1976,7 +2024,7 @@ impl Replica {
                 .pruning
                 .iter()
                 .filter_map(|(removed, p)| match p {
-                    Pruning::Initialized { owner, seen }
+                    Pruning::Initialized { owner, seen, .. }
                         if may_perform
                             && *owner == self.self_id
                             && members.is_subset(seen)
