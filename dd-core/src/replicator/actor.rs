@@ -2124,3 +2124,46 @@ fn holds_pruning_quorum(
     twice > universe.len()
         || (twice == universe.len() && universe.first().is_some_and(|low| seen.contains(low)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(names: &[&str]) -> BTreeSet<ReplicaId> {
+        names.iter().map(|n| ReplicaId::new(*n)).collect()
+    }
+
+    /// Seed 43's views: r0, r1 and r3 each alone, each knowing the three. No view holds a
+    /// quorum, so none prunes; two of three do, and exactly half only with the lowest-named.
+    #[test]
+    fn a_pruning_quorum_is_a_majority_or_the_half_with_the_lowest_named_replica() {
+        let all = set(&["r0", "r1", "r3"]);
+        let r1 = UniqueReplicaId::new("r1", 1);
+        let r0 = ReplicaId::new("r0");
+        for alone in ["r0", "r1", "r3"] {
+            assert!(
+                !holds_pruning_quorum(&set(&[alone]), &all, &r1, &r0),
+                "{alone}"
+            );
+        }
+        assert!(holds_pruning_quorum(&set(&["r0", "r3"]), &all, &r1, &r0));
+        let four = set(&["r0", "r1", "r2", "r3"]);
+        assert!(holds_pruning_quorum(&set(&["r0", "r3"]), &four, &r1, &r0));
+        assert!(!holds_pruning_quorum(&set(&["r2", "r3"]), &four, &r1, &r0));
+        // Two replicas: the survivor prunes the other alone, and its own earlier incarnation.
+        let two = set(&["a", "b"]);
+        let (a, b) = (ReplicaId::new("a"), ReplicaId::new("b"));
+        assert!(holds_pruning_quorum(
+            &set(&["b"]),
+            &two,
+            &UniqueReplicaId::new("a", 1),
+            &b
+        ));
+        assert!(holds_pruning_quorum(
+            &set(&["a"]),
+            &set(&["a"]),
+            &UniqueReplicaId::new("a", 1),
+            &a
+        ));
+    }
+}
