@@ -158,6 +158,7 @@ struct SettingsFile {
     max_value_bytes: Option<usize>,
     stream_window: Option<usize>,
     pruning_interval_ms: Option<u64>,
+    pruning_quorum: Option<bool>,
     anti_entropy_depth: Option<u8>,
     command_buffer: Option<usize>,
     durable_keys: Option<Vec<String>>,
@@ -175,7 +176,8 @@ impl Settings {
 
     /// Parses TOML (keys: `gossip_interval_ms`, `notify_interval_ms`,
     /// `delta_propagation_interval_ms`, `max_delta_elements`, `max_gossip_entries`,
-    /// `max_gossip_bytes`, `max_value_bytes`, `stream_window`, `pruning_interval_ms`, `anti_entropy_depth`,
+    /// `max_gossip_bytes`, `max_value_bytes`, `stream_window`, `pruning_interval_ms`,
+    /// `pruning_quorum`, `anti_entropy_depth`,
     /// `command_buffer`, `durable_keys`, `durable_queue_max_entries`, `durable_queue_max_bytes`);
     /// missing keys keep their defaults, unknown keys are an error.
     pub fn from_toml_str(text: &str) -> Result<Self, ReplicatorError> {
@@ -209,6 +211,9 @@ impl Settings {
         }
         if let Some(v) = file.pruning_interval_ms {
             b = b.pruning_interval(ms(v));
+        }
+        if let Some(v) = file.pruning_quorum {
+            b = b.pruning_quorum(v);
         }
         if let Some(v) = file.anti_entropy_depth {
             b = b.anti_entropy_depth(v);
@@ -364,6 +369,9 @@ mod tests {
         assert!(depth.to_string().contains("anti_entropy_depth"), "{depth}");
         let s = Settings::from_toml_str("anti_entropy_depth = 2").unwrap();
         assert_eq!(s.anti_entropy_depth, 2);
+        assert!(!Settings::default().pruning_quorum);
+        let s = Settings::from_toml_str("pruning_quorum = true").unwrap();
+        assert!(s.pruning_quorum);
         let s = Settings::from_toml_str("durable_keys = [\"a*\"]").unwrap();
         assert_eq!(s.durable_keys, vec!["a*".to_owned()]);
         assert_eq!(s.gossip_interval, Duration::from_secs(2));
