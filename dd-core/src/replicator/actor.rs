@@ -1932,11 +1932,12 @@ impl Replica {
     }
 
     /// The replicas whose acknowledgements a pruning this replica owns counts towards its
-    /// quorum ([`Settings::pruning_quorum`], see [`holds_pruning_quorum`]): the members of its view (itself among them), the
-    /// replicas that left the member list since this replica started, and the replicas of
-    /// removed incarnations not yet pruned, except incarnations removed because their replica
-    /// restarted (that replica counts through its live incarnation, a member, or holds pruning
-    /// back: [`Self::unaccounted_replicas`]). A replica removed while it runs is
+    /// quorum ([`Settings::pruning_quorum`], see [`holds_pruning_quorum`]): the members of its
+    /// view (itself among them), the replicas that left the member list since this replica
+    /// started, and the replicas of removed incarnations not yet pruned, except incarnations
+    /// removed because their replica restarted (that replica counts through its live
+    /// incarnation, a member, or holds pruning back: [`Self::unaccounted_replicas`]). A replica
+    /// removed while it runs is
     /// indistinguishable here from one that stopped, and it may be pruning in a view of its own
     /// (dd-sim seed 43: every member list held only its own replica), also where it wrote
     /// nothing this replica must prune.
@@ -1992,7 +1993,11 @@ impl Replica {
         let leader = self.is_pruning_leader() && !pruned_here;
         let members: BTreeSet<ReplicaId> = self.members.keys().cloned().collect();
         let quorum = self.settings.pruning_quorum;
-        let universe = self.pruning_universe();
+        let universe = if quorum {
+            self.pruning_universe()
+        } else {
+            BTreeSet::new()
+        };
         let mut short_of_quorum = Vec::new();
         let mut changed = Vec::new();
         for (key, entry) in self.data.iter_mut() {
