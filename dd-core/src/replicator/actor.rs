@@ -139,6 +139,9 @@ pub(crate) struct Replica {
     pruning_blocked_by: BTreeSet<ReplicaId>,
     /// Whether the membership view has heard from the cluster; no pruning is completed before.
     view_settled: bool,
+    /// Replicas an operator confirmed stopped for good: out of the pruning universe while they
+    /// are not members (see [`Replica::pruning_universe`]).
+    stopped: BTreeSet<ReplicaId>,
     /// Whether the member list has held another replica since this incarnation started.
     had_peer: bool,
     /// The peers last handed to the durable store (`__dd/peers`); until the member list holds a
@@ -172,6 +175,8 @@ pub(crate) struct Inputs {
     /// Whether the membership view has heard from the cluster
     /// ([`crate::cluster::Cluster::view_settled`]).
     pub(crate) settled: watch::Receiver<bool>,
+    /// The replicas confirmed stopped for good ([`crate::cluster::Cluster::stopped`]).
+    pub(crate) stopped: watch::Receiver<BTreeSet<ReplicaId>>,
 }
 
 /// The next command or message, whichever is ready; when both are, the command if
@@ -299,6 +304,7 @@ impl Replica {
             full_state_wanted: BTreeMap::new(),
             pruning_blocked_by: BTreeSet::new(),
             view_settled: true,
+            stopped: BTreeSet::new(),
             had_peer,
             stored_peers,
             type_conflicts: watch::channel(super::TypeConflicts::new()).0,
@@ -328,7 +334,11 @@ impl Replica {
         let mut members_open = true;
         let mut incoming_open = true;
         let mut settled_open = true;
+        // A cluster without confirmations (the default, its sender gone) takes no turn of the
+        // loop: the order of the others stays as it was (dd-sim replays).
+        let mut stopped_open = inputs.stopped.has_changed().is_ok();
         self.view_settled = *inputs.settled.borrow_and_update();
+        self.stopped = inputs.stopped.borrow_and_update().clone();
         let room = self.durable.as_ref().map(DurableWriter::room);
         // `biased`: the branches are polled in this order, not in tokio's random one, so that a
         // run replays exactly under a paused clock (dd-sim's seeds). Timers, internal results
@@ -355,6 +365,10 @@ impl Replica {
                 changed = inputs.settled.changed(), if settled_open => match changed {
                     Ok(()) => self.view_settled = *inputs.settled.borrow_and_update(),
                     Err(_) => settled_open = false,
+                },
+                changed = inputs.stopped.changed(), if stopped_open => match changed {
+                    Ok(()) => self.stopped = inputs.stopped.borrow_and_update().clone(),
+                    Err(_) => stopped_open = false,
                 },
                 _ = gossip.tick() => self.gossip_tick(),
                 _ = deltas.tick() => self.delta_tick(),
@@ -1940,16 +1954,23 @@ impl Replica {
     /// removed while it runs is
     /// indistinguishable here from one that stopped, and it may be pruning in a view of its own
     /// (dd-sim seed 43: every member list held only its own replica), also where it wrote
-    /// nothing this replica must prune.
+    /// nothing this replica must prune. A replica the operator confirmed stopped for good
+    /// ([`crate::cluster::StaticCluster::remove_stopped`]) runs nowhere: it is left out unless
+    /// it is a member.
     fn pruning_universe(&self) -> BTreeSet<ReplicaId> {
         let mut out: BTreeSet<ReplicaId> = self.members.keys().cloned().collect();
         out.insert(self.self_id.replica().clone());
-        out.extend(self.departed.iter().cloned());
         out.extend(
-            self.removed
+            self.departed
                 .iter()
-                .filter(|x| !self.restarted.contains(*x))
-                .map(|x| x.replica().clone()),
+                .chain(
+                    self.removed
+                        .iter()
+                        .filter(|x| !self.restarted.contains(*x))
+                        .map(UniqueReplicaId::replica),
+                )
+                .filter(|r| !self.stopped.contains(*r))
+                .cloned(),
         );
         out
     }

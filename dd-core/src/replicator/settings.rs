@@ -56,7 +56,8 @@ pub struct Settings {
     pub stream_window: usize,
     /// How often the leader checks for removed replicas to prune (Akka: 120 s).
     pub pruning_interval: Duration,
-    /// Whether a pruning also needs a quorum of the replicas its owner knows (default `false`):
+    /// Whether a pruning also needs a quorum of the replicas its owner knows (default `false`;
+    /// `dd-node` turns it on, its gossip member lists being the ones that disagree in practice):
     /// besides every member, more than half of the members, the replicas that left the member
     /// list since this replica started and the replicas of removed incarnations not pruned yet
     /// (exactly half with the lowest-named among them; of two replicas, the survivor alone)
@@ -64,7 +65,9 @@ pub struct Settings {
     /// lists that disagree): two views each removing the other then never both prune, so no
     /// incarnation is collapsed twice (dd-sim seed 43). The cost: a replica left with fewer
     /// than a quorum (the last survivor of a chain of removals, or half of the cluster without
-    /// the lowest-named replica) prunes nothing until the others are back or it restarts.
+    /// the lowest-named replica) prunes nothing until replicas join to make a quorum, or the
+    /// removed ones are confirmed stopped
+    /// ([`StaticCluster::remove_stopped`](crate::cluster::StaticCluster::remove_stopped)).
     /// Off, pruning assumes, as Akka does, that a removed replica is stopped.
     pub pruning_quorum: bool,
     /// Levels below the root of the anti-entropy Merkle tree (1 to 5, default 4: 16^4 = 65,536
