@@ -258,6 +258,156 @@ async fn replica_returning_after_pruning_it_missed_keeps_every_value() {
     r2.shutdown().await.unwrap();
 }
 
+/// A replica (incarnation 1) with `Settings::pruning_quorum` on.
+async fn start_quorum(
+    net: &MemoryNetwork,
+    name: &ReplicaId,
+    peers: &[&ReplicaId],
+    store: &Arc<MapStore>,
+    pruning: Duration,
+) -> (Replicator, StaticCluster) {
+    let id = UniqueReplicaId::new(name.clone(), 1);
+    let cluster = StaticCluster::new(id.clone(), peers.iter().map(|p| (*p).clone()));
+    let mut s = settings(store, pruning);
+    s.pruning_quorum = true;
+    let r = DistributedData::start(cluster.clone(), net.join(id), s)
+        .await
+        .unwrap();
+    (r, cluster)
+}
+
+/// What `write_all` of r0, r1 and r2 leaves.
+fn expected_of_three() -> Values {
+    Values {
+        counter: 10 + 11 + 12,
+        pn: 21 - 3,
+        set: ["r0-a", "r1-a", "r2-a"].map(String::from).into(),
+        map: [
+            ("shared".to_owned(), 9),
+            ("r0".to_owned(), 1),
+            ("r1".to_owned(), 2),
+            ("r2".to_owned(), 3),
+        ]
+        .into(),
+    }
+}
+
+/// r0, r1 and r2 with the pruning quorum, each written to every key; then r1 and r2 stop at
+/// once and r0 removes them (`remove_stopped`: confirmed stopped for good, else
+/// `remove_member`). Returns r0 and its cluster once it knows both incarnations removed.
+async fn three_then_two_removed(
+    net: &MemoryNetwork,
+    store: &Arc<MapStore>,
+    pruning: Duration,
+    confirmed_stopped: bool,
+) -> (Replicator, StaticCluster) {
+    let [r0n, r1n, r2n] = ["r0", "r1", "r2"].map(ReplicaId::new);
+    let (r0, c0) = start_quorum(net, &r0n, &[&r1n, &r2n], store, pruning).await;
+    let (r1, _c1) = start_quorum(net, &r1n, &[&r0n, &r2n], store, pruning).await;
+    let (r2, _c2) = start_quorum(net, &r2n, &[&r0n, &r1n], store, pruning).await;
+    let k = keys();
+    for (i, r) in [&r0, &r1, &r2].into_iter().enumerate() {
+        write_all(r, &k, i as u64).await;
+    }
+    let expected = expected_of_three();
+    eventually("all three replicas hold every write", LONG, || async {
+        for r in [&r0, &r1, &r2] {
+            if values(r, &k).await.as_ref() != Some(&expected) {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    let all_three: BTreeSet<UniqueReplicaId> = [&r0, &r1, &r2].map(|r| r.self_id()).into();
+    eventually("r0 holds entries of every incarnation", LONG, || async {
+        incarnations(&r0, &k).await == all_three
+    })
+    .await;
+    r1.shutdown().await.unwrap();
+    r2.shutdown().await.unwrap();
+    for gone in [&r1n, &r2n] {
+        if confirmed_stopped {
+            c0.remove_stopped(gone);
+        } else {
+            c0.remove_member(gone);
+        }
+    }
+    let gone = BTreeSet::from([
+        UniqueReplicaId::new(r1n.clone(), 1),
+        UniqueReplicaId::new(r2n.clone(), 1),
+    ]);
+    eventually("r0 knows r1#1 and r2#1 are removed", LONG, || async {
+        gone.is_subset(&r0.status().await.unwrap().removed)
+    })
+    .await;
+    (r0, c0)
+}
+
+/// Issue 17, the liveness of the pruning quorum (`Settings::pruning_quorum`): a cluster of three
+/// that lost two replicas at once (both stopped and removed) holds no quorum of the replicas it
+/// knows ({r0, r1, r2}, only r0 saw the markers), so it prunes nothing, and the values stay
+/// exact. Once two new replicas join, the markers are seen by three of the five replicas known
+/// ({r0, r3, r4} of {r0..r4}): the removed incarnations are pruned, the values still exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_quorum_a_cluster_that_lost_half_prunes_once_it_grows_back() {
+    let net = MemoryNetwork::new(11, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let pruning = Duration::from_millis(50);
+    let (r0, c0) = three_then_two_removed(&net, &store, pruning, false).await;
+    let k = keys();
+    let expected = expected_of_three();
+    // Forty pruning intervals: r0 leads and is every member, yet prunes nothing.
+    tokio::time::sleep(pruning * 40).await;
+    assert_eq!(
+        incarnations(&r0, &k).await.len(),
+        3,
+        "pruned without a quorum"
+    );
+    assert_eq!(values(&r0, &k).await.as_ref(), Some(&expected));
+
+    // Two new replicas join: three of the five known replicas see the markers.
+    let [r0n, r3n, r4n] = ["r0", "r3", "r4"].map(ReplicaId::new);
+    let (r3, _c3) = start_quorum(&net, &r3n, &[&r0n, &r4n], &store, pruning).await;
+    let (r4, _c4) = start_quorum(&net, &r4n, &[&r0n, &r3n], &store, pruning).await;
+    c0.add_member(r3n.clone(), None);
+    c0.add_member(r4n.clone(), None);
+    let r0_only = BTreeSet::from([r0.self_id()]);
+    eventually("r1#1 and r2#1 pruned on r0, r3 and r4", LONG, || async {
+        for r in [&r0, &r3, &r4] {
+            if incarnations(r, &k).await != r0_only {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    for (name, r) in [("r0", &r0), ("r3", &r3), ("r4", &r4)] {
+        assert_eq!(values(r, &k).await.as_ref(), Some(&expected), "{name}");
+    }
+    for r in [r0, r3, r4] {
+        r.shutdown().await.unwrap();
+    }
+}
+
+/// The operator's way out of the wait above: removing r1 and r2 with `remove_stopped`
+/// (confirmed stopped for good) takes them out of r0's quorum, and r0 prunes them alone, the
+/// values exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_quorum_replicas_removed_as_stopped_are_pruned_by_the_lone_survivor() {
+    let net = MemoryNetwork::new(12, Faults::default());
+    let store = Arc::new(MapStore::default());
+    let (r0, _c0) = three_then_two_removed(&net, &store, Duration::from_millis(50), true).await;
+    let k = keys();
+    let r0_only = BTreeSet::from([r0.self_id()]);
+    eventually("r0 pruned r1#1 and r2#1 alone", LONG, || async {
+        incarnations(&r0, &k).await == r0_only
+    })
+    .await;
+    assert_eq!(values(&r0, &k).await.as_ref(), Some(&expected_of_three()));
+    r0.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_restarts_keep_values_exact_and_entries_bounded() {
     let net = MemoryNetwork::new(11, Faults::default());

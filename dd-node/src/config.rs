@@ -423,9 +423,19 @@ pub fn resolve(args: &ServeArgs, file: ConfigFile) -> Result<NodeConfig, ConfigE
         Some(table) => {
             let text =
                 toml::to_string(&table).map_err(|e| ConfigError::Replicator(e.to_string()))?;
-            Settings::from_toml_str(&text).map_err(|e| ConfigError::Replicator(e.to_string()))?
+            let mut settings = Settings::from_toml_str(&text)
+                .map_err(|e| ConfigError::Replicator(e.to_string()))?;
+            // A node's member list (chitchat's, or the operator's `remove`) may disagree with
+            // another's while replicas run: it prunes only with a quorum unless told otherwise.
+            if !table.contains_key("pruning_quorum") {
+                settings.pruning_quorum = true;
+            }
+            settings
         }
-        None => Settings::default(),
+        None => Settings::builder()
+            .pruning_quorum(true)
+            .build()
+            .map_err(|e| ConfigError::Replicator(e.to_string()))?,
     };
     if !args.durable_keys.is_empty() {
         settings.durable_keys = args.durable_keys.clone();
@@ -482,8 +492,21 @@ mod tests {
         assert_eq!(c.write_mode, WriteMode::Sync);
         assert_eq!(c.settings.durable_keys, vec!["a*".to_owned()]);
         assert_eq!(c.settings.gossip_interval, Duration::from_millis(250));
+        assert!(
+            c.settings.pruning_quorum,
+            "a node prunes with a quorum by default"
+        );
         assert_eq!(c.peers[&ReplicaId::new("b")], "127.0.0.1:7001");
         assert!(c.store.starts_with("sqlite://") && c.store.ends_with("dd-from-flag.db"));
+    }
+
+    #[test]
+    fn pruning_quorum_is_on_unless_the_replicator_table_turns_it_off() {
+        let on = resolve(&args(Some("a")), ConfigFile::default()).unwrap();
+        assert!(on.settings.pruning_quorum);
+        let file: ConfigFile = toml::from_str("[replicator]\npruning_quorum = false").unwrap();
+        let off = resolve(&args(Some("a")), file).unwrap();
+        assert!(!off.settings.pruning_quorum);
     }
 
     #[test]

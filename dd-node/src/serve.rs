@@ -221,7 +221,7 @@ pub async fn serve(config: NodeConfig, shutdown: CancellationToken) -> Result<()
         write_mode = %write_mode_name(config.write_mode),
         gossip_interval = ?s.gossip_interval,
         delta_propagation_interval = ?s.delta_propagation_interval,
-        pruning_interval = ?s.pruning_interval, "serving");
+        pruning_interval = ?s.pruning_interval, pruning_quorum = s.pruning_quorum, "serving");
 
     shutdown.cancelled().await;
     let http_result = finish_http(http).await;

@@ -361,6 +361,8 @@ impl Sim {
             .delta_propagation_interval(Duration::from_millis(30))
             .notify_interval(Duration::from_millis(20))
             .pruning_interval(Duration::from_millis(200))
+            // Replicas removed while they run: pruning needs a quorum (seed 43).
+            .pruning_quorum(self.config.has(FaultClass::LiveRemovals))
             .durable_store(durable)
             .build()
             .map_err(|e| format!("settings: {e}"))?;

@@ -372,6 +372,39 @@ fn replicas_removed_from_each_others_member_lists_never_prune_each_other() {
     }
 }
 
+/// Seed 43 (`live-removals`, both modes, shrunk): r2 leaves, r1 makes an `All` and a `Local`
+/// increment of `g2`, then r1, r3 and r0 are removed live one after the other, so that every
+/// member list holds only its own replica. Each was the leader of its view, every member of it
+/// (itself) had seen its marker, and each collapsed r1#1 into its own slot and pruned the
+/// others: `g2` read 4 of at most 3. A pruning is now performed only with a quorum of the
+/// replicas its owner knows (members, and removed replicas not pruned yet): a split membership
+/// prunes nothing until it heals. The pruning of a replica that left still happens (r2's, in
+/// the full seed's summary).
+#[test]
+fn member_lists_that_disagree_never_prune_an_incarnation_twice() {
+    let classes = "network,partitions,store-errors,store-hangs,partial-batches,crashes,\
+                   full-restarts,full-crashes,long-absences,live-removals,start-alone,deletes";
+    for mode in [Mode::Sync, Mode::WriteBehind] {
+        let mut config = SimConfig::new(mode);
+        config.classes = parse_classes(classes).unwrap();
+        let events = events_of(43, &config, Some(&[6, 9, 30, 31, 43, 44, 46, 47]));
+        let outcome = run_events(43, &config, &events);
+        assert!(
+            outcome.violation.is_none(),
+            "{mode} shrunk: {:?}",
+            outcome.violation
+        );
+        let events = events_of(43, &config, None);
+        let outcome = run_events(43, &config, &events);
+        assert!(
+            outcome.violation.is_none(),
+            "{mode}: {:?}",
+            outcome.violation
+        );
+        assert!(outcome.summary.prunings >= 1, "{mode}: {}", outcome.summary);
+    }
+}
+
 /// Seeds 9765, 10892 and 10914 (the long run's short seeds): two replicas each made an
 /// acknowledged increment of the same counter (`Local`, or `Two` cut by a partition) and the run
 /// ended. Quiescence was declared as soon as every replica read the same values, which

@@ -105,6 +105,8 @@ async fn runs_with_test_settings(dir: &std::path::Path, node: &Node) {
         "gossip_interval=300ms",
         "delta_propagation_interval=50ms",
         "pruning_interval=200ms",
+        // On by default in a node (member lists that disagree never prune twice).
+        "pruning_quorum=true",
     ] {
         assert!(
             line.contains(setting),

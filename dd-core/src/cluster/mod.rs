@@ -9,7 +9,7 @@
 //! [`ChitchatCluster`] is dynamic membership over the `chitchat` gossip protocol (UDP, phi-accrual
 //! failure detection), with seed nodes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -44,6 +44,15 @@ pub trait Cluster: Send + Sync + 'static {
     fn view_settled(&self) -> watch::Receiver<bool> {
         watch::channel(true).1
     }
+
+    /// A watch of the replicas an operator confirmed stopped for good when removing them
+    /// ([`StaticCluster::remove_stopped`]): while such a replica is not a member, none of its
+    /// incarnations runs, so it cannot be pruning in a view of its own and leaves the quorum a
+    /// pruning needs ([`Settings::pruning_quorum`](crate::replicator::Settings::pruning_quorum)).
+    /// The default is always empty.
+    fn stopped(&self) -> watch::Receiver<BTreeSet<ReplicaId>> {
+        watch::channel(BTreeSet::new()).1
+    }
 }
 
 /// A fixed member list, editable at run time with [`add_member`](Self::add_member) and
@@ -64,6 +73,7 @@ pub trait Cluster: Send + Sync + 'static {
 pub struct StaticCluster {
     self_id: UniqueReplicaId,
     members: Arc<watch::Sender<Members>>,
+    stopped: Arc<watch::Sender<BTreeSet<ReplicaId>>>,
 }
 
 impl StaticCluster {
@@ -82,17 +92,33 @@ impl StaticCluster {
         let mut members: Members = peers.into_iter().collect();
         members.insert(self_id.replica().clone(), self_address);
         let (tx, _rx) = watch::channel(members);
+        let (stopped, _rx) = watch::channel(BTreeSet::new());
         Self {
             self_id,
             members: Arc::new(tx),
+            stopped: Arc::new(stopped),
         }
     }
 
-    /// Adds (or re-addresses) a member.
+    /// Adds (or re-addresses) a member. A replica confirmed stopped
+    /// ([`remove_stopped`](Self::remove_stopped)) no longer is.
     pub fn add_member(&self, replica: ReplicaId, address: Option<SocketAddr>) {
+        self.stopped.send_if_modified(|s| s.remove(&replica));
         self.members.send_modify(|m| {
             m.insert(replica, address);
         });
+    }
+
+    /// Removes a member that the operator confirms is stopped for good (none of its
+    /// incarnations runs, nor will until it is added back): as
+    /// [`remove_member`](Self::remove_member), and with
+    /// [`Settings::pruning_quorum`](crate::replicator::Settings::pruning_quorum) it no longer
+    /// counts in the quorum of this replica's prunings, so a survivor of a cluster that lost
+    /// half or more at once prunes again. Confirming a replica that still runs lets both views
+    /// prune, as without the quorum.
+    pub fn remove_stopped(&self, replica: &ReplicaId) {
+        self.stopped.send_if_modified(|s| s.insert(replica.clone()));
+        self.remove_member(replica);
     }
 
     /// Removes a member: the replicator stops gossiping with it and prunes its entries. A member
@@ -114,5 +140,9 @@ impl Cluster for StaticCluster {
 
     fn members(&self) -> watch::Receiver<Members> {
         self.members.subscribe()
+    }
+
+    fn stopped(&self) -> watch::Receiver<BTreeSet<ReplicaId>> {
+        self.stopped.subscribe()
     }
 }

@@ -235,6 +235,9 @@ pub(crate) struct Replica {
     pruning_blocked_by: BTreeSet<ReplicaId>,
     /// Whether the membership view has heard from the cluster; no pruning is completed before.
     view_settled: bool,
+    /// Replicas an operator confirmed stopped for good: out of the pruning universe while they
+    /// are not members (see [`Replica::pruning_universe`]).
+    stopped: BTreeSet<ReplicaId>,
     /// Whether the member list has held another replica since this incarnation started.
     had_peer: bool,
     /// The peers last handed to the durable store (`__dd/peers`); until the member list holds a
@@ -268,6 +271,8 @@ pub(crate) struct Inputs {
     /// Whether the membership view has heard from the cluster
     /// ([`crate::cluster::Cluster::view_settled`]).
     pub(crate) settled: watch::Receiver<bool>,
+    /// The replicas confirmed stopped for good ([`crate::cluster::Cluster::stopped`]).
+    pub(crate) stopped: watch::Receiver<BTreeSet<ReplicaId>>,
 }
 
 /// The next command or message, whichever is ready; when both are, the command if
@@ -396,6 +401,7 @@ impl Replica {
             full_state_wanted: BTreeMap::new(),
             pruning_blocked_by: BTreeSet::new(),
             view_settled: true,
+            stopped: BTreeSet::new(),
             had_peer,
             stored_peers,
             type_conflicts: watch::channel(super::TypeConflicts::new()).0,
@@ -425,7 +431,11 @@ impl Replica {
         let mut members_open = true;
         let mut incoming_open = true;
         let mut settled_open = true;
+        // A cluster without confirmations (the default, its sender gone) takes no turn of the
+        // loop: the order of the others stays as it was (dd-sim replays).
+        let mut stopped_open = inputs.stopped.has_changed().is_ok();
         self.view_settled = *inputs.settled.borrow_and_update();
+        self.stopped = inputs.stopped.borrow_and_update().clone();
         let room = self.durable.as_ref().map(DurableWriter::room);
         // `biased`: the branches are polled in this order, not in tokio's random one, so that a
         // run replays exactly under a paused clock (dd-sim's seeds). Timers, internal results
@@ -452,6 +462,10 @@ impl Replica {
                 changed = inputs.settled.changed(), if settled_open => match changed {
                     Ok(()) => self.view_settled = *inputs.settled.borrow_and_update(),
                     Err(_) => settled_open = false,
+                },
+                changed = inputs.stopped.changed(), if stopped_open => match changed {
+                    Ok(()) => self.stopped = inputs.stopped.borrow_and_update().clone(),
+                    Err(_) => stopped_open = false,
                 },
                 _ = gossip.tick() => self.gossip_tick(),
                 _ = deltas.tick() => self.delta_tick(),
@@ -643,6 +657,32 @@ impl Replica {
     fn touched(&mut self, key: &str) {
         let me = self.self_id.replica().clone();
         self.tree_changed(key);
+        // With a pruning quorum, an acknowledgement is a promise to one owner at a time (see
+        // `Pruning::promises_kept`): the markers whose displaced owners may still perform with
+        // this replica's acknowledgement wait. A displaced owner that ended releases it and is
+        // pruned on the key too (it may have performed and stored its collapse).
+        let mut waiting = BTreeSet::new();
+        let mut released = BTreeSet::new();
+        if self.settings.pruning_quorum
+            && let Some(e) = self.data.get(key)
+        {
+            for (removed, p) in &e.env.pruning {
+                if !p.promises_kept(&self.self_id, |_| false).is_empty() {
+                    let open = p.promises_kept(&self.self_id, |o| self.has_ended(o));
+                    if open.is_empty() {
+                        released.extend(p.promises_kept(&self.self_id, |_| false));
+                    } else {
+                        tracing::debug!(replica = %self.self_id, key, %removed, owners = ?open,
+                            "pruning not acknowledged yet: this replica acknowledged another \
+                             owner's marker for it, which may still perform");
+                        waiting.insert(removed.clone());
+                    }
+                }
+            }
+        }
+        if !released.is_empty() {
+            self.prune_displaced_owners(key, released);
+        }
         if let Some(e) = self.data.get_mut(key) {
             e.digest = None;
             let performed: BTreeSet<UniqueReplicaId> = e
@@ -652,12 +692,13 @@ impl Replica {
                 .filter(|(_, p)| p.is_performed())
                 .map(|(x, _)| x.clone())
                 .collect();
-            for p in e.env.pruning.values_mut() {
+            for (removed, p) in e.env.pruning.iter_mut() {
                 // Not acknowledged: a pruning whose owner was itself pruned on the key (a live
                 // incarnation removed and added back); its collapse would go into a slot every
                 // merge drops (dd-sim seed 14).
-                if let Pruning::Initialized { owner, seen } = p
+                if let Pruning::Initialized { owner, seen, .. } = p
                     && !performed.contains(owner)
+                    && !waiting.contains(removed)
                 {
                     seen.insert(me.clone());
                 }
@@ -2010,10 +2051,61 @@ impl Replica {
         self.pruning_blocked_by.is_empty()
     }
 
+    /// The replicas whose acknowledgements a pruning this replica owns counts towards its
+    /// quorum ([`Settings::pruning_quorum`], see [`holds_pruning_quorum`]): the members of its
+    /// view (itself among them), the replicas that left the member list since this replica
+    /// started, and the replicas of removed incarnations not yet pruned, except incarnations
+    /// removed because their replica restarted (that replica counts through its live
+    /// incarnation, a member, or holds pruning back: [`Self::unaccounted_replicas`]). A replica
+    /// removed while it runs is
+    /// indistinguishable here from one that stopped, and it may be pruning in a view of its own
+    /// (dd-sim seed 43: every member list held only its own replica), also where it wrote
+    /// nothing this replica must prune. A replica the operator confirmed stopped for good
+    /// ([`crate::cluster::StaticCluster::remove_stopped`]) runs nowhere: it is left out unless
+    /// it is a member.
+    fn pruning_universe(&self) -> BTreeSet<ReplicaId> {
+        let mut out: BTreeSet<ReplicaId> = self.members.keys().cloned().collect();
+        out.insert(self.self_id.replica().clone());
+        out.extend(
+            self.departed
+                .iter()
+                .chain(
+                    self.removed
+                        .iter()
+                        .filter(|x| !self.restarted.contains(*x))
+                        .map(UniqueReplicaId::replica),
+                )
+                .filter(|r| !self.stopped.contains(*r))
+                .cloned(),
+        );
+        out
+    }
+
     /// Removed-replica pruning, led by the lowest reachable member.
     fn pruning_tick(&mut self) {
         self.note_departed_incarnations();
         self.drop_orphaned_markers();
+        if self.settings.pruning_quorum {
+            // Acknowledgements held back by a promise (see `touched`) are given once the
+            // displaced owner ended, which changes no key.
+            let promised: Vec<String> = self
+                .data
+                .iter()
+                .filter(|(_, e)| {
+                    e.env.pruning.values().any(|p| {
+                        matches!(p, Pruning::Initialized { seen, .. }
+                            if !seen.contains(self.self_id.replica()))
+                            && !p.promises_kept(&self.self_id, |_| false).is_empty()
+                            && p.promises_kept(&self.self_id, |o| self.has_ended(o))
+                                .is_empty()
+                    })
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in promised {
+                self.touched(&key);
+            }
+        }
         self.compact_removed();
         self.persist_removed();
         self.persist_peers();
@@ -2027,6 +2119,13 @@ impl Replica {
         let may_perform = may_perform && !pruned_here;
         let leader = self.is_pruning_leader() && !pruned_here;
         let members: BTreeSet<ReplicaId> = self.members.keys().cloned().collect();
+        let quorum = self.settings.pruning_quorum;
+        let universe = if quorum {
+            self.pruning_universe()
+        } else {
+            BTreeSet::new()
+        };
+        let mut short_of_quorum = Vec::new();
         let mut changed = Vec::new();
         for (key, entry) in self.data.iter_mut() {
             let Value::Data(value) = &mut entry.env.value else {
@@ -2059,13 +2158,25 @@ impl Replica {
                 .pruning
                 .iter()
                 .filter_map(|(removed, p)| match p {
-                    Pruning::Initialized { owner, seen }
+                    Pruning::Initialized { owner, seen, .. }
                         if may_perform
                             && *owner == self.self_id
                             && members.is_subset(seen)
                             && !pruning_of_me =>
                     {
-                        Some(removed.clone())
+                        if !quorum
+                            || holds_pruning_quorum(
+                                seen,
+                                &universe,
+                                removed,
+                                self.self_id.replica(),
+                            )
+                        {
+                            Some(removed.clone())
+                        } else {
+                            short_of_quorum.push((key.clone(), removed.clone()));
+                            None
+                        }
                     }
                     _ => None,
                 })
@@ -2098,6 +2209,12 @@ impl Replica {
                 entry.digest = None;
                 changed.push(key.clone());
             }
+        }
+        for (key, removed) in short_of_quorum {
+            tracing::debug!(replica = %self.self_id, key, %removed, universe = ?universe,
+                "pruning waits: every member saw the marker, but not a quorum of the replicas \
+                 known to this replica (members and removed replicas not pruned yet); a replica \
+                 removed while it runs may be pruning in a view of its own");
         }
         for key in &changed {
             self.touched(key);
@@ -2135,5 +2252,84 @@ mod tests {
         );
         assert_eq!(size_of::<RareSet>(), size_of::<usize>());
         assert!(size_of::<(Arc<str>, Box<Entry>)>() <= 24);
+    }
+}
+
+/// Whether the replicas that saw the marker of the pruning of `removed` (`seen`) are a quorum
+/// of `universe` (see [`Replica::pruning_universe`]): more than half, or exactly half with the
+/// lowest-named replica among them. Two views that disagree (member lists from which live
+/// replicas were removed, each side removing the other) cannot both hold a quorum of the same
+/// replicas, so at most one of them performs a pruning, and two replicas never collapse each
+/// other's incarnations or the same incarnation twice (dd-sim seed 43). A view that lost half
+/// of the replicas or more, the lowest-named among them, prunes nothing until they are back:
+/// pruning is garbage collection, the values stay right without it.
+///
+/// A universe of two replicas is the exception: the survivor prunes the other alone, as in
+/// Akka, or a cluster of two could never prune its lower-named replica. Split in two while both
+/// run, each side may then prune the other (remove a replica only once it is stopped).
+fn holds_pruning_quorum(
+    seen: &BTreeSet<ReplicaId>,
+    universe: &BTreeSet<ReplicaId>,
+    removed: &UniqueReplicaId,
+    me: &ReplicaId,
+) -> bool {
+    let pair;
+    let universe = if universe.len() <= 2 {
+        // Not this replica's own earlier incarnation: its replica is this one.
+        pair = universe
+            .iter()
+            .filter(|r| *r != removed.replica() || *r == me)
+            .cloned()
+            .collect::<BTreeSet<_>>();
+        &pair
+    } else {
+        universe
+    };
+    let acknowledged = universe.iter().filter(|r| seen.contains(*r)).count();
+    let twice = acknowledged.saturating_mul(2);
+    twice > universe.len()
+        || (twice == universe.len() && universe.first().is_some_and(|low| seen.contains(low)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(names: &[&str]) -> BTreeSet<ReplicaId> {
+        names.iter().map(|n| ReplicaId::new(*n)).collect()
+    }
+
+    /// Seed 43's views: r0, r1 and r3 each alone, each knowing the three. No view holds a
+    /// quorum, so none prunes; two of three do, and exactly half only with the lowest-named.
+    #[test]
+    fn a_pruning_quorum_is_a_majority_or_the_half_with_the_lowest_named_replica() {
+        let all = set(&["r0", "r1", "r3"]);
+        let r1 = UniqueReplicaId::new("r1", 1);
+        let r0 = ReplicaId::new("r0");
+        for alone in ["r0", "r1", "r3"] {
+            assert!(
+                !holds_pruning_quorum(&set(&[alone]), &all, &r1, &r0),
+                "{alone}"
+            );
+        }
+        assert!(holds_pruning_quorum(&set(&["r0", "r3"]), &all, &r1, &r0));
+        let four = set(&["r0", "r1", "r2", "r3"]);
+        assert!(holds_pruning_quorum(&set(&["r0", "r3"]), &four, &r1, &r0));
+        assert!(!holds_pruning_quorum(&set(&["r2", "r3"]), &four, &r1, &r0));
+        // Two replicas: the survivor prunes the other alone, and its own earlier incarnation.
+        let two = set(&["a", "b"]);
+        let (a, b) = (ReplicaId::new("a"), ReplicaId::new("b"));
+        assert!(holds_pruning_quorum(
+            &set(&["b"]),
+            &two,
+            &UniqueReplicaId::new("a", 1),
+            &b
+        ));
+        assert!(holds_pruning_quorum(
+            &set(&["a"]),
+            &set(&["a"]),
+            &UniqueReplicaId::new("a", 1),
+            &a
+        ));
     }
 }

@@ -21,6 +21,12 @@ pub(crate) enum Pruning {
     Initialized {
         owner: UniqueReplicaId,
         seen: BTreeSet<ReplicaId>,
+        /// Local only (never sent nor stored): the owners of other markers for the same
+        /// incarnation that this one replaced here, each with the replicas that had seen it.
+        /// A replica that acknowledged such a marker does not acknowledge this one before the
+        /// displaced owner has seen it (and so gave up its own) or ended: both owners could
+        /// otherwise count its acknowledgement and both perform (see [`Pruning::promises_kept`]).
+        displaced: BTreeMap<UniqueReplicaId, BTreeSet<ReplicaId>>,
     },
     /// The entries of the removed incarnation were collapsed; `owner` is the incarnation they
     /// were collapsed into, when known (markers of protocol versions before 4 and of stored
@@ -34,7 +40,38 @@ impl Pruning {
         Pruning::Initialized {
             owner: owner.clone(),
             seen: BTreeSet::from([owner.replica().clone()]),
+            displaced: BTreeMap::new(),
         }
+    }
+
+    /// The owners of markers this one replaced here that `me` acknowledged and that may still
+    /// perform their pruning: they have not seen this marker (while they hold their own, every
+    /// acknowledgement they counted, `me`'s among them, may still make them perform) and
+    /// `ended` does not say they stopped. `me` acknowledges this marker only once there are
+    /// none, so its acknowledgement counts for one owner at a time, as a promise: two owners of
+    /// the same incarnation never both count it (with a quorum of acknowledgements, two owners
+    /// could otherwise both perform and collapse the incarnation twice).
+    pub(crate) fn promises_kept(
+        &self,
+        me: &UniqueReplicaId,
+        ended: impl Fn(&UniqueReplicaId) -> bool,
+    ) -> Vec<UniqueReplicaId> {
+        let Pruning::Initialized {
+            seen, displaced, ..
+        } = self
+        else {
+            return Vec::new();
+        };
+        displaced
+            .iter()
+            .filter(|(owner, acked)| {
+                *owner != me
+                    && acked.contains(me.replica())
+                    && !seen.contains(owner.replica())
+                    && !ended(owner)
+            })
+            .map(|(owner, _)| owner.clone())
+            .collect()
     }
 
     pub(crate) fn is_performed(&self) -> bool {
@@ -334,26 +371,36 @@ impl Envelope {
                     Some(Pruning::Initialized {
                         owner: o1,
                         seen: s1,
+                        displaced: d1,
                     }),
                     Pruning::Initialized {
                         owner: o2,
                         seen: s2,
+                        displaced: d2,
                     },
                 ) => {
+                    let mut displaced = d1;
+                    for (owner, acked) in d2 {
+                        displaced.entry(owner).or_default().extend(acked);
+                    }
                     if o1 == o2 {
                         Pruning::Initialized {
                             owner: o1,
                             seen: s1.union(&s2).cloned().collect(),
-                        }
-                    } else if o1 < o2 {
-                        Pruning::Initialized {
-                            owner: o1,
-                            seen: s1,
+                            displaced,
                         }
                     } else {
+                        let (winner, seen, loser, lost) = if o1 < o2 {
+                            (o1, s1, o2, s2)
+                        } else {
+                            (o2, s2, o1, s1)
+                        };
+                        displaced.entry(loser).or_default().extend(lost);
+                        displaced.remove(&winner);
                         Pruning::Initialized {
-                            owner: o2,
-                            seen: s2,
+                            owner: winner,
+                            seen,
+                            displaced,
                         }
                     }
                 }
@@ -413,7 +460,7 @@ impl Envelope {
                 .iter()
                 .map(|(k, p)| {
                     let p = match p {
-                        Pruning::Initialized { owner, seen } => WirePruning::Initialized {
+                        Pruning::Initialized { owner, seen, .. } => WirePruning::Initialized {
                             owner: owner.clone(),
                             seen: seen.iter().cloned().collect(),
                         },
@@ -445,6 +492,7 @@ impl Envelope {
                     WirePruning::Initialized { owner, seen } => Pruning::Initialized {
                         owner,
                         seen: seen.into_iter().collect(),
+                        displaced: BTreeMap::new(),
                     },
                     WirePruning::Performed { owner } => Pruning::Performed { owner },
                 };
@@ -504,10 +552,7 @@ mod tests {
             e.pruning.insert(removed.clone(), p);
             e
         };
-        let init = |owner: &UniqueReplicaId| Pruning::Initialized {
-            owner: owner.clone(),
-            seen: BTreeSet::from([owner.replica().clone()]),
-        };
+        let init = |owner: &UniqueReplicaId| Pruning::started_by(owner);
         let done = |owner: &UniqueReplicaId| Pruning::Performed {
             owner: Some(owner.clone()),
         };
@@ -755,6 +800,54 @@ mod tests {
         );
     }
 
+    /// A replica that acknowledged one owner's marker and then got a lower owner's for the same
+    /// incarnation (the merge keeps the lower owner's) does not acknowledge the new one while
+    /// the first owner may still perform: only once that owner has seen the new marker (it
+    /// holds it and gave up its own) or ended. Without it, both owners count its
+    /// acknowledgement towards a quorum and both collapse the incarnation.
+    #[test]
+    fn an_acknowledgement_counts_for_one_owner_at_a_time() {
+        let x = UniqueReplicaId::new("x", 1);
+        let (r0, r1, r3) = (
+            UniqueReplicaId::new("r0", 1),
+            UniqueReplicaId::new("r1", 1),
+            UniqueReplicaId::new("r3", 1),
+        );
+        let with = |p: Pruning| {
+            let mut e = Envelope::data(counter(&x, 3));
+            e.pruning.insert(x.clone(), p);
+            e
+        };
+        let marker = |owner: &UniqueReplicaId, seen: &[&UniqueReplicaId]| Pruning::Initialized {
+            owner: owner.clone(),
+            seen: seen.iter().map(|r| r.replica().clone()).collect(),
+            displaced: BTreeMap::new(),
+        };
+        let never_ended = |_: &UniqueReplicaId| false;
+        // r1 holds r3's marker and acknowledged it; r0's (lower) arrives and replaces it.
+        let mut at_r1 = with(marker(&r3, &[&r3, &r1]));
+        at_r1.merge(with(marker(&r0, &[&r0]))).unwrap();
+        let held = &at_r1.pruning[&x];
+        assert!(matches!(held, Pruning::Initialized { owner, .. } if *owner == r0));
+        assert_eq!(held.promises_kept(&r1, never_ended), vec![r3.clone()]);
+        // A replica that never acknowledged r3's marker, and r3 itself, are free.
+        assert!(
+            held.promises_kept(&UniqueReplicaId::new("r2", 1), never_ended)
+                .is_empty()
+        );
+        assert!(held.promises_kept(&r3, never_ended).is_empty());
+        // r1 is free once r3 ended, or once r3 saw r0's marker (its own is gone).
+        assert!(held.promises_kept(&r1, |o| *o == r3).is_empty());
+        at_r1.merge(with(marker(&r0, &[&r0, &r3]))).unwrap();
+        assert!(at_r1.pruning[&x].promises_kept(&r1, never_ended).is_empty());
+        // What was displaced is never sent: the wire carries owner and seen only.
+        let wire = at_r1.to_wire("k").unwrap();
+        let registry = TypeRegistry::with_builtin_types();
+        let (_, back) = Envelope::from_wire(wire, &registry).unwrap();
+        assert!(matches!(&back.pruning[&x],
+            Pruning::Initialized { displaced, .. } if displaced.is_empty()));
+    }
+
     /// Today's pruning never marks a dot-based value: a "pruning initialized" marker an earlier
     /// version started on one is dropped by the merge, so it is never performed.
     #[test]
@@ -770,6 +863,7 @@ mod tests {
             Pruning::Initialized {
                 owner: a,
                 seen: BTreeSet::from([ReplicaId::new("a")]),
+                displaced: BTreeMap::new(),
             },
         );
         mine.merge(theirs).unwrap();

@@ -91,7 +91,17 @@
 //! incarnation), its counter slots (and version vector entries) are collapsed into a live
 //! incarnation, as in Akka: the pruning leader (the lowest-named member heard from recently)
 //! marks the key "pruning initialized", and once every member has seen the marker the owner
-//! collapses the entries and marks the key "pruning performed". A performed marker makes every
+//! collapses the entries and marks the key "pruning performed". With
+//! [`Settings::pruning_quorum`] on (Akka assumes a removed member is down, and so does the
+//! default; `dd-node` turns it on), the replicas that saw the marker must also be a quorum of the replicas
+//! the owner knows: its members, the replicas that left its member list, and those of removed
+//! incarnations not yet pruned (more than half, or exactly half with the lowest-named among
+//! them). A replica removed from the others' member lists while it runs may prune in a view of
+//! its own; two such views cannot both hold a quorum, so they never collapse the same
+//! incarnation twice or each other's (a split membership prunes nothing until it heals, or
+//! until an operator confirms the removed replicas stopped:
+//! [`StaticCluster::remove_stopped`](crate::cluster::StaticCluster::remove_stopped)).
+//! A performed marker makes every
 //! replica drop entries of that incarnation that still arrive (from a stale replica), because
 //! their contribution was already collapsed.
 //!
@@ -255,6 +265,7 @@ impl DistributedData {
             incoming,
             members: members_rx,
             settled: cluster.view_settled(),
+            stopped: cluster.stopped(),
         };
         tokio::spawn(async move {
             // Keep the cluster (and whatever it owns) alive as long as the replica runs.

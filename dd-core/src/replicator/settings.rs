@@ -56,6 +56,20 @@ pub struct Settings {
     pub stream_window: usize,
     /// How often the leader checks for removed replicas to prune (Akka: 120 s).
     pub pruning_interval: Duration,
+    /// Whether a pruning also needs a quorum of the replicas its owner knows (default `false`;
+    /// `dd-node` turns it on, its gossip member lists being the ones that disagree in practice):
+    /// besides every member, more than half of the members, the replicas that left the member
+    /// list since this replica started and the replicas of removed incarnations not pruned yet
+    /// (exactly half with the lowest-named among them; of two replicas, the survivor alone)
+    /// must have seen the marker. For deployments that remove replicas while they run (member
+    /// lists that disagree): two views each removing the other then never both prune, so no
+    /// incarnation is collapsed twice (dd-sim seed 43). The cost: a replica left with fewer
+    /// than a quorum (the last survivor of a chain of removals, or half of the cluster without
+    /// the lowest-named replica) prunes nothing until replicas join to make a quorum, or the
+    /// removed ones are confirmed stopped
+    /// ([`StaticCluster::remove_stopped`](crate::cluster::StaticCluster::remove_stopped)).
+    /// Off, pruning assumes, as Akka does, that a removed replica is stopped.
+    pub pruning_quorum: bool,
     /// Levels below the root of the anti-entropy Merkle tree (1 to 5, default 4: 16^4 = 65,536
     /// leaves). Replicas in sync exchange one root hash per gossip round; replicas that differ
     /// find the differing keys in `depth + 1` round trips. Deeper trees keep fewer keys per leaf
@@ -95,6 +109,7 @@ impl fmt::Debug for Settings {
             .field("max_value_bytes", &self.max_value_bytes)
             .field("stream_window", &self.stream_window)
             .field("pruning_interval", &self.pruning_interval)
+            .field("pruning_quorum", &self.pruning_quorum)
             .field("anti_entropy_depth", &self.anti_entropy_depth)
             .field("command_buffer", &self.command_buffer)
             .field("durable_keys", &self.durable_keys)
@@ -121,6 +136,7 @@ impl Default for Settings {
             max_value_bytes: 256 * 1024 * 1024,
             stream_window: 8,
             pruning_interval: Duration::from_secs(120),
+            pruning_quorum: false,
             anti_entropy_depth: 4,
             command_buffer: 1024,
             durable_keys: vec!["*".to_owned()],
@@ -145,6 +161,7 @@ struct SettingsFile {
     max_value_bytes: Option<usize>,
     stream_window: Option<usize>,
     pruning_interval_ms: Option<u64>,
+    pruning_quorum: Option<bool>,
     anti_entropy_depth: Option<u8>,
     command_buffer: Option<usize>,
     durable_keys: Option<Vec<String>>,
@@ -162,7 +179,8 @@ impl Settings {
 
     /// Parses TOML (keys: `gossip_interval_ms`, `notify_interval_ms`,
     /// `delta_propagation_interval_ms`, `max_delta_elements`, `max_gossip_entries`,
-    /// `max_gossip_bytes`, `max_value_bytes`, `stream_window`, `pruning_interval_ms`, `anti_entropy_depth`,
+    /// `max_gossip_bytes`, `max_value_bytes`, `stream_window`, `pruning_interval_ms`,
+    /// `pruning_quorum`, `anti_entropy_depth`,
     /// `command_buffer`, `durable_keys`, `durable_queue_max_entries`, `durable_queue_max_bytes`);
     /// missing keys keep their defaults, unknown keys are an error.
     pub fn from_toml_str(text: &str) -> Result<Self, ReplicatorError> {
@@ -196,6 +214,9 @@ impl Settings {
         }
         if let Some(v) = file.pruning_interval_ms {
             b = b.pruning_interval(ms(v));
+        }
+        if let Some(v) = file.pruning_quorum {
+            b = b.pruning_quorum(v);
         }
         if let Some(v) = file.anti_entropy_depth {
             b = b.anti_entropy_depth(v);
@@ -309,6 +330,8 @@ impl SettingsBuilder {
         stream_window: usize,
         /// See [`Settings::pruning_interval`].
         pruning_interval: Duration,
+        /// See [`Settings::pruning_quorum`].
+        pruning_quorum: bool,
         /// See [`Settings::anti_entropy_depth`].
         anti_entropy_depth: u8,
         /// See [`Settings::command_buffer`].
@@ -349,6 +372,9 @@ mod tests {
         assert!(depth.to_string().contains("anti_entropy_depth"), "{depth}");
         let s = Settings::from_toml_str("anti_entropy_depth = 2").unwrap();
         assert_eq!(s.anti_entropy_depth, 2);
+        assert!(!Settings::default().pruning_quorum);
+        let s = Settings::from_toml_str("pruning_quorum = true").unwrap();
+        assert!(s.pruning_quorum);
         let s = Settings::from_toml_str("durable_keys = [\"a*\"]").unwrap();
         assert_eq!(s.durable_keys, vec!["a*".to_owned()]);
         assert_eq!(s.gossip_interval, Duration::from_secs(2));
