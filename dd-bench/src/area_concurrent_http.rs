@@ -248,7 +248,7 @@ async fn interleaved(
     client: &reqwest::Client,
     sizes: &Sizes,
     second_first: bool,
-) -> Result<(f64, f64)> {
+) -> Result<[Paced; 2]> {
     let mut started = Vec::with_capacity(2);
     for (binary, store) in nodes {
         let node = Node::start(binary, store, true, client).await?;
@@ -263,7 +263,7 @@ async fn interleaved(
         started.push(node);
     }
     let keys = sizes.concurrent_keys.max(1);
-    let mut spent = [0.0f64; 2];
+    let mut latencies = [Vec::new(), Vec::new()];
     let mut measured = Ok(());
     'requests: for j in 0..sizes.concurrent_updates {
         let key = format!("c{:04}", (j * 31) % keys);
@@ -274,15 +274,26 @@ async fn interleaved(
                 measured = Err(e);
                 break 'requests;
             }
-            spent[i] += t.elapsed().as_secs_f64();
+            latencies[i].push(t.elapsed().as_secs_f64());
         }
     }
     for node in started {
         node.stop().await?;
     }
     measured?;
-    let n = sizes.concurrent_updates as f64;
-    Ok((n / spent[0].max(1e-9), n / spent[1].max(1e-9)))
+    let of = |l: &[f64]| Paced {
+        rate: l.len() as f64 / l.iter().sum::<f64>().max(1e-9),
+        median_latency: median(l),
+    };
+    Ok([of(&latencies[0]), of(&latencies[1])])
+}
+
+/// One node's share of an [`interleaved`] run.
+struct Paced {
+    /// Its requests over the sum of its latencies.
+    rate: f64,
+    /// The median latency of one of its requests (seconds).
+    median_latency: f64,
 }
 
 /// One `POST /keys/pncounter/<key>` increment, waiting for a successful answer.
@@ -333,6 +344,7 @@ async fn measure_backend(
     let mut base_rates = Vec::new();
     let mut ours_one = Vec::new();
     let mut pair_ratios = Vec::new();
+    let mut latency_ratios = Vec::new();
     let most = counts.iter().copied().max().unwrap_or(1);
     let mut ceiling_rates = Vec::new();
     let mut n = 0;
@@ -393,23 +405,29 @@ async fn measure_backend(
             let store_ours = store_url(backend, dir, n + 1);
             let store_base = store_url(backend, dir, n + 2);
             n += 2;
-            let (ours, theirs) = interleaved(
+            let [ours, theirs] = interleaved(
                 [(binary, &store_ours), (baseline, &store_base)],
                 client,
                 sizes,
                 round % 2 == 1,
             )
             .await?;
+            // The baseline's median latency over ours: above 1 when ours is faster.
+            let latency_ratio = ratio(theirs.median_latency, ours.median_latency);
             eprintln!(
                 "[concurrent] HTTP {backend} round {round}: 1 writer Sync, interleaved: this \
-                 build {}, baseline {} ({})",
-                fmt_rate(ours, "requests"),
-                fmt_rate(theirs, "requests"),
-                fmt_ratio(ratio(ours, theirs))
+                 build {}, baseline {} ({}; median latencies {} / {}: {})",
+                fmt_rate(ours.rate, "requests"),
+                fmt_rate(theirs.rate, "requests"),
+                fmt_ratio(ratio(ours.rate, theirs.rate)),
+                fmt_secs(ours.median_latency),
+                fmt_secs(theirs.median_latency),
+                fmt_ratio(latency_ratio)
             );
-            ours_one.push(ours);
-            base_rates.push(theirs);
-            pair_ratios.push(ratio(ours, theirs));
+            ours_one.push(ours.rate);
+            base_rates.push(theirs.rate);
+            pair_ratios.push(ratio(ours.rate, theirs.rate));
+            latency_ratios.push(latency_ratio);
         }
     }
     let baseline_row = (baseline.is_some() && !base_rates.is_empty()).then(|| {
@@ -424,7 +442,11 @@ async fn measure_backend(
             ),
             figure: fmt_rate(ours, "requests"),
             baseline: format!("{} (baseline binary)", fmt_rate(theirs, "requests")),
-            ratio: format!("{} of the baseline", fmt_ratio(r)),
+            ratio: format!(
+                "{} of the baseline (by median latency: {})",
+                fmt_ratio(r),
+                fmt_ratio(median(&latency_ratios))
+            ),
             target: format!("≥ {NO_REGRESSION}x"),
             met: Verdict::from_bool(r >= NO_REGRESSION),
         }
