@@ -379,7 +379,10 @@ pub async fn run(root: &Path, sizes: &Sizes) -> Result<Table> {
              `memory:` (Sync, no disk) with the most writers: the HTTP ceiling; the burst sends 10x \
              the most writers at once to a Sync node whose RSS is sampled every 5 ms. With \
              `DD_BENCH_BASELINE_NODE_BIN` (a dd-node built from an older commit) one writer's \
-             Sync rate is measured on both binaries, alternating, in every round.",
+             Sync rate is compared on both binaries in every round: both nodes run at once \
+             (fresh stores) and one writer sends each increment to both, the first of each pair \
+             alternating; a node's rate is its requests over the sum of its latencies, the ratio \
+             the median of the rounds' ratios.",
             k = sizes.concurrent_keys,
             u = sizes.concurrent_updates,
             wb = WRITE_BEHIND_INTERVAL.as_millis(),
@@ -395,7 +398,9 @@ pub async fn run(root: &Path, sizes: &Sizes) -> Result<Table> {
             dir: dir.join("fs-store"),
         },
     ];
-    for spec in &specs {
+    // Only the one-writer rows against the baseline binary (over HTTP), when asked for.
+    let replicator_rows = crate::area_concurrent_http::baseline_only()?.is_none();
+    for spec in specs.iter().filter(|_| replicator_rows) {
         let name = spec.name();
         eprintln!("[concurrent] {name}");
         let place = dir.join(format!("raw-{name}"));
