@@ -2100,7 +2100,7 @@ impl Replica {
                                 .is_empty()
                     })
                 })
-                .map(|(k, _)| k.clone())
+                .map(|(k, _)| k.to_string())
                 .collect();
             for key in promised {
                 self.touched(&key);
@@ -2211,7 +2211,7 @@ impl Replica {
             }
         }
         for (key, removed) in short_of_quorum {
-            tracing::debug!(replica = %self.self_id, key, %removed, universe = ?universe,
+            tracing::debug!(replica = %self.self_id, key = &*key, %removed, universe = ?universe,
                 "pruning waits: every member saw the marker, but not a quorum of the replicas \
                  known to this replica (members and removed replicas not pruned yet); a replica \
                  removed while it runs may be pruning in a view of its own");
