@@ -216,15 +216,14 @@ fn writer_counts(sizes: &Sizes) -> Vec<usize> {
     }
 }
 
-/// Starts a node, creates every key (not counted), runs `runs` in order, stops it.
-async fn with_node<T>(
+/// A node started on `store` with every key of the area created (8 writers, not counted).
+async fn started_with_keys(
     binary: &Path,
     store: &str,
     sync: bool,
     client: &reqwest::Client,
     sizes: &Sizes,
-    body: impl AsyncFnOnce(&Node) -> Result<T>,
-) -> Result<T> {
+) -> Result<Node> {
     let node = Node::start(binary, store, sync, client).await?;
     load(
         client,
@@ -234,6 +233,19 @@ async fn with_node<T>(
         sizes.concurrent_keys / 8 + 1,
     )
     .await?;
+    Ok(node)
+}
+
+/// Starts a node, creates every key (not counted), runs `runs` in order, stops it.
+async fn with_node<T>(
+    binary: &Path,
+    store: &str,
+    sync: bool,
+    client: &reqwest::Client,
+    sizes: &Sizes,
+    body: impl AsyncFnOnce(&Node) -> Result<T>,
+) -> Result<T> {
+    let node = started_with_keys(binary, store, sync, client, sizes).await?;
     let out = body(&node).await;
     node.stop().await?;
     out
@@ -251,16 +263,7 @@ async fn interleaved(
 ) -> Result<[Paced; 2]> {
     let mut started = Vec::with_capacity(2);
     for (binary, store) in nodes {
-        let node = Node::start(binary, store, true, client).await?;
-        load(
-            client,
-            &node.base,
-            sizes.concurrent_keys,
-            8,
-            sizes.concurrent_keys / 8 + 1,
-        )
-        .await?;
-        started.push(node);
+        started.push(started_with_keys(binary, store, true, client, sizes).await?);
     }
     let keys = sizes.concurrent_keys.max(1);
     let mut latencies = [Vec::new(), Vec::new()];
