@@ -782,3 +782,95 @@ async fn a_stale_ack_from_before_a_sender_restart_does_not_release_a_batch_of_th
     a2.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+/// A receiver's transport that sends its stream acknowledgements late (a slow receiver).
+struct SlowAcks {
+    inner: MemoryTransport,
+    delay: Duration,
+}
+
+impl Transport for SlowAcks {
+    fn send(&self, to: &ReplicaId, message: Message) {
+        if matches!(message, Message::StreamAck { .. }) {
+            let inner = self.inner.clone();
+            let to = to.clone();
+            let delay = self.delay;
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                inner.send(&to, message);
+            });
+            return;
+        }
+        self.inner.send(to, message);
+    }
+
+    fn incoming(&self) -> Result<IncomingStream, TransportError> {
+        self.inner.incoming()
+    }
+
+    fn follow_members(&self, members: watch::Receiver<Members>) {
+        self.inner.follow_members(members);
+    }
+
+    fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_slower_than_the_ack_timeout_gets_no_copies_once_its_acks_are_timed() {
+    const WINDOW: usize = 2;
+    let mut settings = fast_settings();
+    // Resend timeout 2 x 200 ms; every acknowledgement takes 600 ms.
+    settings.gossip_interval = Duration::from_millis(200);
+    settings.stream_window = WINDOW;
+    let per_batch = settings.max_gossip_entries;
+    let keys = 16 * WINDOW * per_batch;
+    let net = MemoryNetwork::new(43, Faults::default());
+    let all = names(2);
+    let a_id = UniqueReplicaId::new(all[0].clone(), 1);
+    let a = DistributedData::start(
+        StaticCluster::new(a_id.clone(), [all[1].clone()]),
+        net.join(a_id),
+        settings.clone(),
+    )
+    .await
+    .unwrap();
+    // b is not running yet: the deltas of these writes are lost, b gets them by stream.
+    increment_all(&a, 0..keys).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let b_id = UniqueReplicaId::new(all[1].clone(), 1);
+    let b = DistributedData::start(
+        StaticCluster::new(b_id.clone(), [all[0].clone()]),
+        SlowAcks {
+            inner: net.join(b_id),
+            delay: Duration::from_millis(600),
+        },
+        settings.clone(),
+    )
+    .await
+    .unwrap();
+    eventually("b has every key", Duration::from_secs(300), || async {
+        b.keys().await.unwrap().len() == keys
+    })
+    .await;
+    let status = a.status().await.unwrap();
+    let stream = status.streams.get(&all[1]).copied().unwrap_or_default();
+    eprintln!(
+        "slow receiver: {} batches sent, {} resent",
+        stream.batches_sent, stream.batches_resent
+    );
+    // Many windows went, each of which the timer alone would have sent twice.
+    assert!(stream.batches_sent >= 8 * WINDOW as u64, "{stream:?}");
+    // Only the first window, sent before any acknowledgement was timed, may go again (twice
+    // on a loaded machine, the timeout doubling in between); the timer alone sends nearly
+    // every window twice.
+    assert!(
+        stream.batches_resent <= 2 * WINDOW as u64,
+        "{} of {} batches sent again to a receiver that acknowledges every batch",
+        stream.batches_resent,
+        stream.batches_sent
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}

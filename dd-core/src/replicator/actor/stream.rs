@@ -14,7 +14,10 @@
 //! batches queued again and goes on: after a disconnect only the batches that were in flight are
 //! sent again, not the keys acknowledged before it. The timeout doubles with every such resend
 //! without an acknowledgement in between (up to [`MAX_BACKOFF_DOUBLINGS`] times), so a receiver
-//! slower than the timeout (a loaded machine) is not flooded with copies. Keys queued or in flight are not queued twice, so the anti-entropy rounds that
+//! slower than the timeout (a loaded machine) is not flooded with copies; and the timeout is at
+//! least [`ACK_DELAY_FACTOR`] times the slowest recent acknowledgement of the stream (from
+//! sending a batch to its acknowledgement), so a receiver that acknowledges steadily but slowly
+//! gets no copies at all once its first batches are acknowledged. Keys queued or in flight are not queued twice, so the anti-entropy rounds that
 //! run during a stream (and still find the keys the receiver lacks) do not restart it. A state
 //! larger than `max_gossip_bytes` goes in pieces outside the window (see [`super::chunks`]).
 //! The stream to a peer that is no longer a member is dropped.
@@ -28,6 +31,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use super::Replica;
@@ -39,12 +44,18 @@ use crate::replicator::protocol::{Message, WireEntry, WireState};
 pub(super) const ACK_TIMEOUT_INTERVALS: u32 = 2;
 /// How often the timeout doubles while resends get no acknowledgement (2 x 2^3 = 16 intervals).
 pub(super) const MAX_BACKOFF_DOUBLINGS: u32 = 3;
+/// The timeout is at least this many times the slowest recent acknowledgement of the stream,
+/// so that a receiver slower than [`ACK_TIMEOUT_INTERVALS`] (a loaded machine, a long queue in
+/// front of the batches) does not get copies of batches it is still working through.
+pub(super) const ACK_DELAY_FACTOR: u32 = 2;
 
 /// One batch sent and not yet acknowledged.
 struct InFlight {
     keys: Vec<String>,
     /// Its entries' sizes (as [`entry_size`] counts them).
     bytes: usize,
+    /// When it was sent.
+    sent_at: Instant,
 }
 
 /// The stream of states to one peer.
@@ -65,6 +76,9 @@ struct Outbox {
     progress: Option<Instant>,
     /// Resends since the last acknowledgement (the timeout doubles with each).
     stalls: u32,
+    /// The slowest recent acknowledgement (from sending a batch to its acknowledgement; it
+    /// decays by an eighth with each faster one): the timeout is at least twice it.
+    ack_delay: Duration,
 }
 
 impl Outbox {
@@ -78,6 +92,7 @@ impl Outbox {
             carry: None,
             progress: None,
             stalls: 0,
+            ack_delay: Duration::ZERO,
         }
     }
 
@@ -200,7 +215,14 @@ impl Replica {
             if outbox.in_flight.is_empty() {
                 outbox.progress = Some(Instant::now());
             }
-            outbox.in_flight.insert(seq, InFlight { keys, bytes });
+            outbox.in_flight.insert(
+                seq,
+                InFlight {
+                    keys,
+                    bytes,
+                    sent_at: Instant::now(),
+                },
+            );
             outbox.in_flight_bytes += bytes;
             let buffered = u64::try_from(outbox.buffered()).unwrap_or(u64::MAX);
             let stream = outbox.stream;
@@ -271,7 +293,10 @@ impl Replica {
             outbox.in_flight_keys.remove(key);
         }
         outbox.in_flight_bytes = outbox.in_flight_bytes.saturating_sub(done.bytes);
-        outbox.progress = Some(Instant::now());
+        let now = Instant::now();
+        let delay = now.saturating_duration_since(done.sent_at);
+        outbox.ack_delay = delay.max(outbox.ack_delay.saturating_sub(outbox.ack_delay / 8));
+        outbox.progress = Some(now);
         outbox.stalls = 0;
         self.pump_stream(to);
     }
@@ -294,7 +319,9 @@ impl Replica {
         let now = Instant::now();
         let mut resumed = Vec::new();
         for (peer, outbox) in &mut self.streams.outboxes {
-            let timeout = base.saturating_mul(1 << outbox.stalls.min(MAX_BACKOFF_DOUBLINGS));
+            let timeout = base
+                .max(outbox.ack_delay.saturating_mul(ACK_DELAY_FACTOR))
+                .saturating_mul(1 << outbox.stalls.min(MAX_BACKOFF_DOUBLINGS));
             let stalled = !outbox.in_flight.is_empty()
                 && outbox
                     .progress
