@@ -138,7 +138,8 @@
 //! keys that differ (asked for with [`protocol::Message::Gossip`], both ways). States go as a
 //! stream with flow control: at most `stream_window` batches
 //! ([`protocol::Message::StreamBatch`]) unacknowledged per peer, a batch unacknowledged for two
-//! gossip intervals sent again and the stream resumed where it stopped. Replicas in sync send
+//! gossip intervals (or twice the stream's slowest recent acknowledgement, if longer) sent again
+//! and the stream resumed where it stopped. Replicas in sync send
 //! one root hash per round; a difference is found in `depth + 1` round trips whatever the key
 //! count. A state larger than `max_gossip_bytes` goes in pieces ([`protocol::Message::EntryChunk`]) up
 //! to `max_value_bytes`. Every replica of a cluster needs the same `anti_entropy_depth`; a tree
