@@ -5,6 +5,7 @@
 //! after that replica's restart.
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,6 +51,32 @@ struct Wire {
     bytes: AtomicU64,
     /// Replicas cut off from the others: nothing is sent to or from them.
     cut: Mutex<HashSet<ReplicaId>>,
+    /// The joining replica whose received states are counted (see [`Joined`]).
+    joining: Mutex<Option<ReplicaId>>,
+    /// What was sent to and received by the joining replica.
+    joined: Mutex<Joined>,
+}
+
+/// The messages carrying states ([`Message::StreamBatch`], [`Message::EntryChunk`], a
+/// [`Message::Gossip`] with states) sent to the joining replica, and those its transport
+/// handed to it.
+#[derive(Default)]
+struct Joined {
+    /// Copies of the messages sent, in order (the raw baseline sends the same ones again).
+    sent: Vec<Message>,
+    /// Their encoded bytes plus the 4-byte frame prefix.
+    bytes: u64,
+    /// Of them, those received.
+    received: u64,
+}
+
+/// Whether `message` carries states (what the join counts).
+fn carries_states(message: &Message) -> bool {
+    match message {
+        Message::StreamBatch { .. } | Message::EntryChunk { .. } => true,
+        Message::Gossip { entries, .. } => !entries.is_empty(),
+        _ => false,
+    }
 }
 
 impl Wire {
@@ -61,6 +88,26 @@ impl Wire {
 
     fn is_cut(&self, who: &ReplicaId) -> bool {
         self.cut.lock().map(|c| c.contains(who)).unwrap_or(false)
+    }
+
+    fn is_joining(&self, who: &ReplicaId) -> bool {
+        self.joining
+            .lock()
+            .map(|j| j.as_ref() == Some(who))
+            .unwrap_or(false)
+    }
+
+    fn set_joining(&self, who: Option<ReplicaId>) {
+        if let Ok(mut j) = self.joining.lock() {
+            *j = who;
+        }
+    }
+
+    fn take_joined(&self) -> Joined {
+        self.joined
+            .lock()
+            .map(|mut j| std::mem::take(&mut *j))
+            .unwrap_or_default()
     }
 
     fn set_cut(&self, who: Option<ReplicaId>) {
@@ -100,12 +147,29 @@ impl<T: Transport> Transport for Gate<T> {
             let len = message.encode().map_or(0, |b| b.len() as u64 + 4);
             self.wire.messages.fetch_add(1, Ordering::Relaxed);
             self.wire.bytes.fetch_add(len, Ordering::Relaxed);
+            if carries_states(&message)
+                && self.wire.is_joining(to)
+                && let Ok(mut j) = self.wire.joined.lock()
+            {
+                j.bytes += len;
+                j.sent.push(message.clone());
+            }
         }
         self.inner.send(to, message);
     }
 
     fn incoming(&self) -> std::result::Result<IncomingStream, TransportError> {
-        self.inner.incoming()
+        use futures::StreamExt as _;
+        let wire = self.wire.clone();
+        let me = self.me.clone();
+        Ok(Box::pin(self.inner.incoming()?.inspect(move |m| {
+            if carries_states(&m.message)
+                && wire.is_joining(&me)
+                && let Ok(mut j) = wire.joined.lock()
+            {
+                j.received += 1;
+            }
+        })))
     }
 
     fn follow_members(&self, members: watch::Receiver<Members>) {
@@ -145,6 +209,7 @@ struct Outcome {
     idle_rounds: u64,
     idle_bytes: u64,
     idle_cpu: f64,
+    join: JoinOutcome,
 }
 
 /// CPU time of this process so far (user + system), from /proc/self/stat (clock ticks of
@@ -172,9 +237,30 @@ fn key(i: usize) -> Key<GCounter> {
     Key::new(format!("counter-{i:07}"))
 }
 
-async fn start(net: Net, wire: &Arc<Wire>, settings: &Settings) -> Result<Vec<Replicator>> {
+/// The three replicas of a run and what a fourth needs to join them.
+struct Started {
+    replicas: Vec<Replicator>,
+    /// Each replica's cluster view (a joining replica is added to them).
+    clusters: Vec<StaticCluster>,
+    /// The in-memory network, or the TCP cluster name and the replicas' addresses.
+    network: Option<MemoryNetwork>,
+    cluster_name: String,
+    addresses: Vec<(ReplicaId, Option<SocketAddr>)>,
+}
+
+async fn bind_tcp(id: &UniqueReplicaId, cluster_name: &str) -> Result<TcpTransport> {
+    let addr = "127.0.0.1:0"
+        .parse()
+        .map_err(|e| BenchError::Failed(format!("{e}")))?;
+    TcpTransport::bind(id.clone(), addr, TcpConfig::new(cluster_name.to_owned()))
+        .await
+        .context(|| "binding a TCP transport on 127.0.0.1".to_owned())
+}
+
+async fn start(net: Net, wire: &Arc<Wire>, settings: &Settings) -> Result<Started> {
     let names: Vec<ReplicaId> = ["a", "b", "c"].map(ReplicaId::new).to_vec();
     let mut replicas = Vec::new();
+    let mut clusters = Vec::new();
     match net {
         Net::Memory => {
             let network = MemoryNetwork::new(6, Faults::default());
@@ -187,24 +273,27 @@ async fn start(net: Net, wire: &Arc<Wire>, settings: &Settings) -> Result<Vec<Re
                     wire: wire.clone(),
                 };
                 let cluster = StaticCluster::new(id.clone(), peers);
+                clusters.push(cluster.clone());
                 replicas.push(
                     DistributedData::start(cluster, transport, settings.clone())
                         .await
                         .context(|| format!("starting replica {id}"))?,
                 );
             }
+            Ok(Started {
+                replicas,
+                clusters,
+                network: Some(network),
+                cluster_name: String::new(),
+                addresses: Vec::new(),
+            })
         }
         Net::Tcp => {
             let cluster_name = format!("antientropy-{}", crate::setup::unique_suffix());
             let mut bound = Vec::new();
             for name in &names {
                 let id = UniqueReplicaId::new_incarnation(name.clone());
-                let addr = "127.0.0.1:0"
-                    .parse()
-                    .map_err(|e| BenchError::Failed(format!("{e}")))?;
-                let t = TcpTransport::bind(id.clone(), addr, TcpConfig::new(cluster_name.clone()))
-                    .await
-                    .context(|| "binding a TCP transport on 127.0.0.1".to_owned())?;
+                let t = bind_tcp(&id, &cluster_name).await?;
                 bound.push((id, t));
             }
             let addresses: Vec<_> = bound
@@ -215,6 +304,7 @@ async fn start(net: Net, wire: &Arc<Wire>, settings: &Settings) -> Result<Vec<Re
                 let peers = addresses.iter().filter(|(n, _)| n != id.replica()).cloned();
                 let cluster =
                     StaticCluster::with_addresses(id.clone(), Some(t.local_addr()), peers);
+                clusters.push(cluster.clone());
                 let transport = Gate {
                     inner: t,
                     me: id.replica().clone(),
@@ -226,9 +316,15 @@ async fn start(net: Net, wire: &Arc<Wire>, settings: &Settings) -> Result<Vec<Re
                         .context(|| format!("starting replica {id}"))?,
                 );
             }
+            Ok(Started {
+                replicas,
+                clusters,
+                network: None,
+                cluster_name,
+                addresses,
+            })
         }
     }
-    Ok(replicas)
 }
 
 /// Increments the counters `keys` on `r` by one (Local), 1,000 updates in flight at most.
@@ -301,7 +397,8 @@ async fn run_once(net: Net, n: usize, sizes: &Sizes) -> Result<Outcome> {
         .build()
         .context(|| "replicator settings".to_owned())?;
     let wire = Arc::new(Wire::default());
-    let rs = start(net, &wire, &settings).await?;
+    let three = start(net, &wire, &settings).await?;
+    let rs = &three.replicas;
     let (a, b, c) = (&rs[0], &rs[1], &rs[2]);
     // The writes of every key on a, and the time until b and c hold them all.
     let all: Vec<usize> = (0..n).collect();
@@ -352,7 +449,8 @@ async fn run_once(net: Net, n: usize, sizes: &Sizes) -> Result<Outcome> {
     let idle_cpu = process_cpu_seconds() - cpu;
     let idle_rounds = wire.rounds.load(Ordering::SeqCst);
     let idle_bytes = wire.bytes.load(Ordering::SeqCst);
-    for r in &rs {
+    let join = join_empty(net, &three, &wire, n, &settings).await?;
+    for r in rs {
         r.shutdown()
             .await
             .context(|| "replicator shutdown".to_owned())?;
@@ -369,7 +467,229 @@ async fn run_once(net: Net, n: usize, sizes: &Sizes) -> Result<Outcome> {
         idle_rounds: idle_rounds.max(1),
         idle_bytes,
         idle_cpu,
+        join,
     })
+}
+
+/// Messages the raw baseline keeps in flight at most (the transport's outbound queue holds
+/// 4,096 per peer by default; beyond, TCP drops the newest).
+const RAW_IN_FLIGHT: u64 = 1024;
+
+/// What the join of an empty replica measured.
+struct JoinOutcome {
+    /// From starting d until it held every key.
+    seconds: f64,
+    /// Messages carrying states sent to d (batches, pieces; resends included), their bytes
+    /// (encoded + 4-byte frame prefix), and how many d's transport handed to it.
+    frames: u64,
+    bytes: u64,
+    received: u64,
+    /// The same messages sent again raw over the same transport kind, with no replicator:
+    /// the time until the receiver had them all, and how many it did not get.
+    raw_seconds: f64,
+    raw_dropped: u64,
+    /// Over the replicas that streamed to d: the largest peak of bytes buffered for d, the
+    /// largest batch, how many streamed, batches sent and sent again.
+    peak_buffered: u64,
+    largest_batch: u64,
+    senders: usize,
+    batches_sent: u64,
+    batches_resent: u64,
+    /// `stream_window`.
+    window: usize,
+}
+
+/// An empty replica d joins the three in-sync replicas of `started`: the time until it holds
+/// all `n` keys, what was streamed to it, and the raw streaming of the same messages.
+async fn join_empty(
+    net: Net,
+    started: &Started,
+    wire: &Arc<Wire>,
+    n: usize,
+    settings: &Settings,
+) -> Result<JoinOutcome> {
+    let d = ReplicaId::new("d");
+    let id = UniqueReplicaId::new_incarnation(d.clone());
+    let peers: Vec<ReplicaId> = started
+        .replicas
+        .iter()
+        .map(|r| r.self_id().replica().clone())
+        .collect();
+    wire.take_joined();
+    wire.set_joining(Some(d.clone()));
+    let begun = Instant::now();
+    let joiner = match (net, &started.network) {
+        (Net::Memory, Some(network)) => {
+            for c in &started.clusters {
+                c.add_member(d.clone(), None);
+            }
+            let transport = Gate {
+                inner: network.join(id.clone()),
+                me: d.clone(),
+                wire: wire.clone(),
+            };
+            DistributedData::start(
+                StaticCluster::new(id.clone(), peers),
+                transport,
+                settings.clone(),
+            )
+            .await
+        }
+        _ => {
+            let t = bind_tcp(&id, &started.cluster_name).await?;
+            for c in &started.clusters {
+                c.add_member(d.clone(), Some(t.local_addr()));
+            }
+            let cluster = StaticCluster::with_addresses(
+                id.clone(),
+                Some(t.local_addr()),
+                started.addresses.iter().cloned(),
+            );
+            let transport = Gate {
+                inner: t,
+                me: d.clone(),
+                wire: wire.clone(),
+            };
+            DistributedData::start(cluster, transport, settings.clone()).await
+        }
+    }
+    .context(|| format!("starting the joining replica {id}"))?;
+    // Polling d's status costs d a pass over its keys: poll less often at large sizes (the
+    // 1,000,000-key join polled every 100 ms did not finish within the limit).
+    let poll = Duration::from_millis((n as u64 / 2_000).max(10));
+    loop {
+        if holds_all(&joiner, n).await? {
+            break;
+        }
+        if begun.elapsed() > LIMIT {
+            return Err(BenchError::Failed(format!(
+                "d holds every key: not reached within {LIMIT:?}"
+            )));
+        }
+        tokio::time::sleep(poll).await;
+    }
+    let seconds = begun.elapsed().as_secs_f64();
+    // Batches still on their way (a resend) are counted when they arrive.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    wire.set_joining(None);
+    let joined = wire.take_joined();
+    let mut peak_buffered = 0;
+    let mut largest_batch = 0;
+    let mut senders = 0;
+    let mut batches_sent = 0;
+    let mut batches_resent = 0;
+    for r in &started.replicas {
+        let status = r
+            .status()
+            .await
+            .context(|| "replicator status".to_owned())?;
+        if let Some(s) = status.streams.get(&d) {
+            senders += 1;
+            peak_buffered = peak_buffered.max(s.peak_buffered_bytes);
+            largest_batch = largest_batch.max(s.largest_batch_bytes);
+            batches_sent += s.batches_sent;
+            batches_resent += s.batches_resent;
+        }
+    }
+    joiner
+        .shutdown()
+        .await
+        .context(|| "replicator shutdown".to_owned())?;
+    for c in &started.clusters {
+        c.remove_member(&d);
+    }
+    let frames = joined.sent.len() as u64;
+    let (raw_seconds, raw_received) = raw_stream(net, joined.sent).await?;
+    Ok(JoinOutcome {
+        seconds,
+        frames,
+        bytes: joined.bytes,
+        received: joined.received,
+        raw_seconds,
+        raw_dropped: frames.saturating_sub(raw_received),
+        peak_buffered,
+        largest_batch,
+        senders,
+        batches_sent,
+        batches_resent,
+        window: settings.stream_window,
+    })
+}
+
+/// Sends `frames` from one transport to another of the same kind, no replicator, at most
+/// [`RAW_IN_FLIGHT`] not yet received: the time until the receiver has them all (or, if some
+/// were dropped, until nothing arrived for a second), and how many it received.
+async fn raw_stream(net: Net, frames: Vec<Message>) -> Result<(f64, u64)> {
+    use futures::StreamExt as _;
+    let x = UniqueReplicaId::new_incarnation(ReplicaId::new("raw-x"));
+    let y = UniqueReplicaId::new_incarnation(ReplicaId::new("raw-y"));
+    let (sender, receiver): (Box<dyn Transport>, Box<dyn Transport>) = match net {
+        Net::Memory => {
+            let network = MemoryNetwork::new(7, Faults::default());
+            (
+                Box::new(network.join(x.clone())),
+                Box::new(network.join(y.clone())),
+            )
+        }
+        Net::Tcp => {
+            let name = format!("antientropy-raw-{}", crate::setup::unique_suffix());
+            let tx = bind_tcp(&x, &name).await?;
+            let ty = bind_tcp(&y, &name).await?;
+            let members: Members = [
+                (x.replica().clone(), Some(tx.local_addr())),
+                (y.replica().clone(), Some(ty.local_addr())),
+            ]
+            .into_iter()
+            .collect();
+            let (_keep, watch_rx) = watch::channel(members);
+            tx.follow_members(watch_rx.clone());
+            ty.follow_members(watch_rx);
+            (Box::new(tx), Box::new(ty))
+        }
+    };
+    let received = Arc::new(AtomicU64::new(0));
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let mut incoming = receiver
+        .incoming()
+        .context(|| "the raw receiver's incoming stream".to_owned())?;
+    let counter = {
+        let received = received.clone();
+        let arrived = arrived.clone();
+        tokio::spawn(async move {
+            while incoming.next().await.is_some() {
+                received.fetch_add(1, Ordering::AcqRel);
+                arrived.notify_one();
+            }
+        })
+    };
+    let total = frames.len() as u64;
+    let to = y.replica().clone();
+    let begun = Instant::now();
+    for (sent, frame) in frames.into_iter().enumerate() {
+        while sent as u64 >= received.load(Ordering::Acquire) + RAW_IN_FLIGHT {
+            if tokio::time::timeout(Duration::from_secs(1), arrived.notified())
+                .await
+                .is_err()
+            {
+                break; // frames were dropped: go on
+            }
+        }
+        sender.send(&to, frame);
+    }
+    while received.load(Ordering::Acquire) < total {
+        if tokio::time::timeout(Duration::from_secs(1), arrived.notified())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let seconds = begun.elapsed().as_secs_f64();
+    let got = received.load(Ordering::Acquire);
+    sender.shutdown();
+    receiver.shutdown();
+    counter.abort();
+    Ok((seconds, got))
 }
 
 /// The postcard length of an unsigned varint.
@@ -606,11 +926,68 @@ pub async fn run(root: &std::path::Path, sizes: &Sizes) -> Result<Table> {
             target: "grows with changed keys, not all keys".into(),
             met: Verdict::NoTarget,
         });
+        let j = &o.join;
+        let dropped = j.frames.saturating_sub(j.received);
+        let join_ratio = ratio(j.seconds, j.raw_seconds);
+        table.rows.push(Row {
+            what: format!("join of an empty replica d to the in-sync cluster ({at})"),
+            figure: format!(
+                "{} ({} frames, {}; {dropped} dropped; {} of {} batches resent)",
+                fmt_secs(j.seconds),
+                j.frames,
+                fmt_bytes(j.bytes as f64),
+                j.batches_resent,
+                j.batches_sent
+            ),
+            baseline: format!(
+                "{} (the same frames raw, same transport kind; {} dropped)",
+                fmt_secs(j.raw_seconds),
+                j.raw_dropped
+            ),
+            ratio: format!("{} of raw", fmt_ratio(join_ratio)),
+            target: "≤ 1.5x raw, no dropped frames".into(),
+            met: Verdict::from_bool(join_ratio <= 1.5 && dropped == 0),
+        });
+        let window = (j.window as u64).saturating_mul(j.largest_batch);
+        table.rows.push(Row {
+            what: format!("join ({at}): a sender's peak bytes buffered for d"),
+            figure: format!(
+                "{} (largest of {} senders)",
+                fmt_bytes(j.peak_buffered as f64),
+                j.senders
+            ),
+            baseline: format!(
+                "{} (one window: stream_window {} x largest batch {})",
+                fmt_bytes(window as f64),
+                j.window,
+                fmt_bytes(j.largest_batch as f64)
+            ),
+            ratio: format!(
+                "{} of one window",
+                fmt_ratio(ratio(j.peak_buffered as f64, window as f64))
+            ),
+            target: "≤ 2x one window".into(),
+            met: Verdict::from_bool(j.peak_buffered <= window.saturating_mul(2)),
+        });
         table.notes.push(format!(
             "{at}: writing the keys on a until b and c held all took {}",
             fmt_secs(o.fill_seconds)
         ));
     }
+    table.notes.push(
+        "Join: after the idle rounds, an empty replica d is added to a, b and c's member lists \
+         and started; the figure is the time from its start until it holds every key. The \
+         frames are the messages carrying states sent to d (stream batches, pieces of large \
+         states; resends included), counted and copied on the senders' side; dropped is how \
+         many of them d's transport did not hand to it. The raw baseline sends the same \
+         messages again, in the same order, from one bare transport to another of the same \
+         kind (no replicator, at most 1,024 not yet received), timed until the receiver has \
+         them all. The sender's buffered bytes are the replicator's stream gauge \
+         (`ReplicatorStatus::streams`): the states of its unacknowledged batches plus the \
+         state waiting to open the next batch, at its peak; one window is `stream_window` \
+         batches of the largest batch that sender sent."
+            .into(),
+    );
     let dir = root.join("antientropy");
     std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
     eprintln!(

@@ -165,13 +165,24 @@ pub enum Message {
     /// per receiver. The receiver merges them like a `Gossip` and answers with a
     /// [`Message::StreamAck`]; the sender sends a batch unacknowledged for too long again.
     StreamBatch {
-        /// The sender's number of this batch (unique per sender incarnation and receiver).
+        /// The sender's number of this stream (unique per sender incarnation): with the
+        /// sender's incarnation it identifies the stream, so that an acknowledgement of another
+        /// stream (one before the sender restarted) is told apart.
+        stream: u64,
+        /// The sender's number of this batch (unique per sender incarnation).
         seq: u64,
         /// Full states for the receiver to merge.
         entries: Vec<WireEntry>,
     },
-    /// The receiver merged the [`Message::StreamBatch`] `seq`: the sender may send another.
+    /// The receiver merged the [`Message::StreamBatch`] `seq` of stream `stream` of the sender
+    /// incarnation `incarnation`: the sender may send another. A sender ignores an
+    /// acknowledgement whose incarnation or stream is not that of its current stream to the
+    /// receiver.
     StreamAck {
+        /// The incarnation of the batch's sender (as the receiver saw it).
+        incarnation: u64,
+        /// The batch's stream.
+        stream: u64,
         /// The batch's number.
         seq: u64,
     },

@@ -489,7 +489,7 @@ impl Transport for Cuttable {
             return;
         }
         match &message {
-            Message::StreamBatch { seq, entries } => {
+            Message::StreamBatch { seq, entries, .. } => {
                 w.streamed.fetch_add(entries.len() as u64, Ordering::SeqCst);
                 let mut out = w.outstanding.lock().unwrap();
                 out.insert(*seq);
@@ -500,7 +500,7 @@ impl Transport for Cuttable {
                     w.cut.store(true, Ordering::SeqCst);
                 }
             }
-            Message::StreamAck { seq } => {
+            Message::StreamAck { seq, .. } => {
                 w.outstanding.lock().unwrap().remove(seq);
             }
             Message::Gossip { entries, .. } => {
@@ -605,6 +605,272 @@ async fn an_interrupted_join_resumes_where_it_stopped_within_its_window() {
     for i in [0, KEYS / 2, KEYS - 1] {
         assert_eq!(counter(&b, &key(i)).await, 1);
     }
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+/// The acknowledgements a receiver sends, held back while `hold` is set.
+#[derive(Default)]
+struct HeldAcks {
+    hold: std::sync::atomic::AtomicBool,
+    /// `(to, message)` of every `StreamAck` held back.
+    held: std::sync::Mutex<Vec<(ReplicaId, Message)>>,
+}
+
+/// A receiver's transport that holds its stream acknowledgements back (see [`HeldAcks`]).
+struct AckHolder {
+    inner: MemoryTransport,
+    acks: Arc<HeldAcks>,
+}
+
+impl Transport for AckHolder {
+    fn send(&self, to: &ReplicaId, message: Message) {
+        if matches!(message, Message::StreamAck { .. }) && self.acks.hold.load(Ordering::SeqCst) {
+            self.acks.held.lock().unwrap().push((to.clone(), message));
+            return;
+        }
+        self.inner.send(to, message);
+    }
+
+    fn incoming(&self) -> Result<IncomingStream, TransportError> {
+        self.inner.incoming()
+    }
+
+    fn follow_members(&self, members: watch::Receiver<Members>) {
+        self.inner.follow_members(members);
+    }
+
+    fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+}
+
+/// A sender's transport that drops its deltas (so that states go by stream only) and counts
+/// the stream batches it sends.
+struct BatchCounter {
+    inner: MemoryTransport,
+    batches: Arc<AtomicU64>,
+}
+
+impl Transport for BatchCounter {
+    fn send(&self, to: &ReplicaId, message: Message) {
+        match &message {
+            Message::Deltas { .. } => return,
+            Message::StreamBatch { .. } => {
+                self.batches.fetch_add(1, Ordering::SeqCst);
+            }
+            _ => {}
+        }
+        self.inner.send(to, message);
+    }
+
+    fn incoming(&self) -> Result<IncomingStream, TransportError> {
+        self.inner.incoming()
+    }
+
+    fn follow_members(&self, members: watch::Receiver<Members>) {
+        self.inner.follow_members(members);
+    }
+
+    fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_ack_from_before_a_sender_restart_does_not_release_a_batch_of_the_new_stream() {
+    const WINDOW: usize = 2;
+    let mut settings = fast_settings();
+    // The resend timeout (2 intervals) is far beyond the checks below: every batch sent in
+    // them is the window's or one an acknowledgement released.
+    settings.gossip_interval = Duration::from_secs(3);
+    settings.stream_window = WINDOW;
+    let per_batch = settings.max_gossip_entries;
+    let keys = (2 * WINDOW + 2) * per_batch;
+    let net = MemoryNetwork::new(41, Faults::default());
+    let all = names(2);
+    let acks = Arc::new(HeldAcks::default());
+    acks.hold.store(true, Ordering::SeqCst);
+    let start_a = |incarnation: u64, batches: Arc<AtomicU64>| {
+        let id = UniqueReplicaId::new(all[0].clone(), incarnation);
+        let transport = BatchCounter {
+            inner: net.join(id.clone()),
+            batches,
+        };
+        DistributedData::start(
+            StaticCluster::new(id, [all[1].clone()]),
+            transport,
+            settings.clone(),
+        )
+    };
+    // a's first incarnation streams to b, whose acknowledgements are held back.
+    let first = Arc::new(AtomicU64::new(0));
+    let a1 = start_a(1, first.clone()).await.unwrap();
+    increment_all(&a1, 0..keys).await;
+    let b_id = UniqueReplicaId::new(all[1].clone(), 1);
+    let b_inner = net.join(b_id.clone());
+    let b = DistributedData::start(
+        StaticCluster::new(b_id, [all[0].clone()]),
+        AckHolder {
+            inner: b_inner.clone(),
+            acks: acks.clone(),
+        },
+        settings.clone(),
+    )
+    .await
+    .unwrap();
+    eventually(
+        "b acknowledged a window of a's first stream",
+        Duration::from_secs(60),
+        || async { acks.held.lock().unwrap().len() >= WINDOW },
+    )
+    .await;
+    a1.shutdown().await.unwrap();
+    let stale: Vec<(ReplicaId, Message)> = std::mem::take(&mut *acks.held.lock().unwrap());
+    // a restarts (a new incarnation, batch numbers from the start again) with other keys and
+    // streams them to b; b's acknowledgements are still held back, so a sends one window.
+    let second = Arc::new(AtomicU64::new(0));
+    let a2 = start_a(2, second.clone()).await.unwrap();
+    let fresh = |i: usize| Key::<GCounter>::new(format!("fresh-{i:06}"));
+    let me = a2.self_id();
+    for i in 0..keys {
+        let me = me.clone();
+        a2.update(
+            &fresh(i),
+            GCounter::new(),
+            WriteConsistency::Local,
+            move |c| c.increment(&me, 1),
+        )
+        .await
+        .unwrap();
+    }
+    eventually(
+        "a's second incarnation streams a window to b",
+        Duration::from_secs(60),
+        || async { second.load(Ordering::SeqCst) >= WINDOW as u64 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        second.load(Ordering::SeqCst),
+        WINDOW as u64,
+        "one window in flight"
+    );
+    // The acknowledgements b sent to a's first incarnation arrive now: they are of another
+    // stream and release nothing.
+    for (to, message) in stale {
+        b_inner.send(&to, message);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        second.load(Ordering::SeqCst),
+        WINDOW as u64,
+        "a stale acknowledgement released a batch b never acknowledged"
+    );
+    // b's own acknowledgements let the stream go on to the end.
+    acks.hold.store(false, Ordering::SeqCst);
+    let held: Vec<(ReplicaId, Message)> = std::mem::take(&mut *acks.held.lock().unwrap());
+    for (to, message) in held {
+        b_inner.send(&to, message);
+    }
+    eventually(
+        "b has every key of a's second incarnation",
+        Duration::from_secs(120),
+        || async { counter(&b, &fresh(keys - 1)).await == 1 && counter(&b, &fresh(0)).await == 1 },
+    )
+    .await;
+    a2.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+/// A receiver's transport that sends its stream acknowledgements late (a slow receiver).
+struct SlowAcks {
+    inner: MemoryTransport,
+    delay: Duration,
+}
+
+impl Transport for SlowAcks {
+    fn send(&self, to: &ReplicaId, message: Message) {
+        if matches!(message, Message::StreamAck { .. }) {
+            let inner = self.inner.clone();
+            let to = to.clone();
+            let delay = self.delay;
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                inner.send(&to, message);
+            });
+            return;
+        }
+        self.inner.send(to, message);
+    }
+
+    fn incoming(&self) -> Result<IncomingStream, TransportError> {
+        self.inner.incoming()
+    }
+
+    fn follow_members(&self, members: watch::Receiver<Members>) {
+        self.inner.follow_members(members);
+    }
+
+    fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_slower_than_the_ack_timeout_gets_no_copies_once_its_acks_are_timed() {
+    const WINDOW: usize = 2;
+    let mut settings = fast_settings();
+    // Resend timeout 2 x 200 ms; every acknowledgement takes 600 ms.
+    settings.gossip_interval = Duration::from_millis(200);
+    settings.stream_window = WINDOW;
+    let per_batch = settings.max_gossip_entries;
+    let keys = 16 * WINDOW * per_batch;
+    let net = MemoryNetwork::new(43, Faults::default());
+    let all = names(2);
+    let a_id = UniqueReplicaId::new(all[0].clone(), 1);
+    let a = DistributedData::start(
+        StaticCluster::new(a_id.clone(), [all[1].clone()]),
+        net.join(a_id),
+        settings.clone(),
+    )
+    .await
+    .unwrap();
+    // b is not running yet: the deltas of these writes are lost, b gets them by stream.
+    increment_all(&a, 0..keys).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let b_id = UniqueReplicaId::new(all[1].clone(), 1);
+    let b = DistributedData::start(
+        StaticCluster::new(b_id.clone(), [all[0].clone()]),
+        SlowAcks {
+            inner: net.join(b_id),
+            delay: Duration::from_millis(600),
+        },
+        settings.clone(),
+    )
+    .await
+    .unwrap();
+    eventually("b has every key", Duration::from_secs(300), || async {
+        b.keys().await.unwrap().len() == keys
+    })
+    .await;
+    let status = a.status().await.unwrap();
+    let stream = status.streams.get(&all[1]).copied().unwrap_or_default();
+    eprintln!(
+        "slow receiver: {} batches sent, {} resent",
+        stream.batches_sent, stream.batches_resent
+    );
+    // Many windows went, each of which the timer alone would have sent twice.
+    assert!(stream.batches_sent >= 8 * WINDOW as u64, "{stream:?}");
+    // Only the first window, sent before any acknowledgement was timed, may go again (twice
+    // on a loaded machine, the timeout doubling in between); the timer alone sends nearly
+    // every window twice.
+    assert!(
+        stream.batches_resent <= 2 * WINDOW as u64,
+        "{} of {} batches sent again to a receiver that acknowledges every batch",
+        stream.batches_resent,
+        stream.batches_sent
+    );
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }

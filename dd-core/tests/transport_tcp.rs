@@ -181,15 +181,15 @@ async fn wrong_cluster_name_or_protocol_version_is_refused() {
 
 #[tokio::test]
 async fn a_replica_of_the_previous_protocol_version_is_refused_naming_both_versions() {
-    // Version 5 sends many states as acknowledged streams (version 4 carries the owner of a
-    // "pruning performed" marker): a version 4 replica would not decode the stream messages,
-    // so the handshake refuses it.
-    assert_eq!(PROTOCOL_VERSION, 5);
+    // Version 6 identifies each stream by its sender's incarnation and a stream number
+    // (version 5 sent many states as acknowledged streams without them): a version 5 replica
+    // would not decode the stream messages, so the handshake refuses it.
+    assert_eq!(PROTOCOL_VERSION, 6);
     let (rs, transports) = start_tcp_cluster(1).await;
-    let (mut framed, reply) = handshake_with(transports[0].local_addr(), "test-cluster", 4).await;
+    let (mut framed, reply) = handshake_with(transports[0].local_addr(), "test-cluster", 5).await;
     assert!(
         matches!(&reply, Handshake::Rejected { reason }
-            if reason.contains("protocol version 4 is not supported") && reason.contains("speaks 5")),
+            if reason.contains("protocol version 5 is not supported") && reason.contains("speaks 6")),
         "{reply:?}"
     );
     assert!(closed(&mut framed).await);

@@ -1047,6 +1047,7 @@ impl Replica {
             }
             Command::Status { reply } => {
                 let _ = reply.send(super::ReplicatorStatus {
+                    streams: self.stream_status(),
                     self_id: self.self_id.clone(),
                     members: self.members.clone(),
                     peer_incarnations: self
@@ -1415,8 +1416,16 @@ impl Replica {
                 total_bytes,
                 bytes,
             } => self.on_entry_chunk(&from, transfer, key, index, count, total_bytes, bytes),
-            Message::StreamBatch { seq, entries } => self.on_stream_batch(&from, seq, entries),
-            Message::StreamAck { seq } => self.on_stream_ack(&from, seq),
+            Message::StreamBatch {
+                stream,
+                seq,
+                entries,
+            } => self.on_stream_batch(&from, stream, seq, entries),
+            Message::StreamAck {
+                incarnation,
+                stream,
+                seq,
+            } => self.on_stream_ack(&from, incarnation, stream, seq),
             Message::Deltas { deltas } => self.on_deltas(&from, deltas),
             Message::Write { request, entry } => {
                 let key = entry.key.clone();

@@ -148,13 +148,15 @@
 //! keys that differ (asked for with [`protocol::Message::Gossip`], both ways). States go as a
 //! stream with flow control: at most `stream_window` batches
 //! ([`protocol::Message::StreamBatch`]) unacknowledged per peer, a batch unacknowledged for two
-//! gossip intervals sent again and the stream resumed where it stopped. Replicas in sync send
+//! gossip intervals (or twice the stream's slowest recent acknowledgement, if longer) sent again
+//! and the stream resumed where it stopped. Replicas in sync send
 //! one root hash per round; a difference is found in `depth + 1` round trips whatever the key
 //! count. A state larger than `max_gossip_bytes` goes in pieces ([`protocol::Message::EntryChunk`]) up
 //! to `max_value_bytes`. Every replica of a cluster needs the same `anti_entropy_depth`; a tree
 //! of another depth is ignored and logged. The TCP handshake refuses replicas of another
 //! [`PROTOCOL_VERSION`](crate::transport::tcp::PROTOCOL_VERSION) (version 3 introduced the
-//! tree, version 5 the streams).
+//! tree, version 5 the streams, version 6 streams identified by the sender's incarnation and a
+//! stream number, so that an acknowledgement of another stream is ignored).
 //!
 //! ## Dependencies
 //!
@@ -309,6 +311,32 @@ pub struct ReplicatorStatus {
     /// Whether the durable store keeps up with the writes, if there is one. While it is
     /// unhealthy the replica serves from memory and the store retries the failed writes.
     pub durable_health: Option<crate::durable::DurableHealth>,
+    /// The streams of states this replica sent, by receiver (kept after a stream ends, until
+    /// the receiver leaves): what they buffer and how many batches went (see `stream_window`).
+    pub streams: BTreeMap<ReplicaId, StreamStatus>,
+}
+
+/// The stream of states from a replica to one peer, as [`ReplicatorStatus::streams`] reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamStatus {
+    /// Bytes the sender holds for the stream now: the states of its unacknowledged batches and
+    /// the encoded state waiting to open the next batch (entries as batches count them: state
+    /// plus key name). The key names still queued are not counted.
+    pub buffered_bytes: u64,
+    /// The most `buffered_bytes` ever were (since the receiver became a member).
+    pub peak_buffered_bytes: u64,
+    /// Key names queued, not yet in a batch.
+    pub queued_keys: u64,
+    /// Batches sent, first sendings and resends.
+    pub batches_sent: u64,
+    /// Batches whose keys were queued again because they stayed unacknowledged past the
+    /// timeout (each such key goes in a later batch, counted in `batches_sent` again).
+    pub batches_resent: u64,
+    /// The largest batch sent, in the bytes batches count (see `buffered_bytes`).
+    pub largest_batch_bytes: u64,
+    /// Acknowledgements ignored because they named another stream or sender incarnation.
+    pub stale_acks: u64,
 }
 
 /// Keys that two or more replicas created with different CRDT types, as one replica saw them:

@@ -14,49 +14,95 @@
 //! batches queued again and goes on: after a disconnect only the batches that were in flight are
 //! sent again, not the keys acknowledged before it. The timeout doubles with every such resend
 //! without an acknowledgement in between (up to [`MAX_BACKOFF_DOUBLINGS`] times), so a receiver
-//! slower than the timeout (a loaded machine) is not flooded with copies. Keys queued or in flight are not queued twice, so the anti-entropy rounds that
+//! slower than the timeout (a loaded machine) is not flooded with copies; and the timeout is at
+//! least [`ACK_DELAY_FACTOR`] times the slowest recent acknowledgement of the stream (from
+//! sending a batch to its acknowledgement), so a receiver that acknowledges steadily but slowly
+//! gets no copies at all once its first batches are acknowledged. Keys queued or in flight are not queued twice, so the anti-entropy rounds that
 //! run during a stream (and still find the keys the receiver lacks) do not restart it. A state
 //! larger than `max_gossip_bytes` goes in pieces outside the window (see [`super::chunks`]).
 //! The stream to a peer that is no longer a member is dropped.
+//!
+//! Each stream is identified by the sender's incarnation and a stream number (a new one each
+//! time a stream to a peer starts), carried by its batches and echoed by their
+//! acknowledgements. An acknowledgement of another stream is ignored: batch numbers start again
+//! after the sender restarts, so an acknowledgement sent to the previous incarnation (still on
+//! its way, or replayed by the network) would otherwise release a batch of the new stream that
+//! the receiver never merged.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::Replica;
 use crate::replica::{ReplicaId, UniqueReplicaId};
+use crate::replicator::StreamStatus;
 use crate::replicator::protocol::{Message, WireEntry, WireState};
 
 /// Gossip intervals without an acknowledgement after which the batches in flight are sent again.
 pub(super) const ACK_TIMEOUT_INTERVALS: u32 = 2;
 /// How often the timeout doubles while resends get no acknowledgement (2 x 2^3 = 16 intervals).
 pub(super) const MAX_BACKOFF_DOUBLINGS: u32 = 3;
+/// The timeout is at least this many times the slowest recent acknowledgement of the stream,
+/// so that a receiver slower than [`ACK_TIMEOUT_INTERVALS`] (a loaded machine, a long queue in
+/// front of the batches) does not get copies of batches it is still working through.
+pub(super) const ACK_DELAY_FACTOR: u32 = 2;
 
 /// One batch sent and not yet acknowledged.
 struct InFlight {
     keys: Vec<String>,
+    /// Its entries' sizes (as [`entry_size`] counts them).
+    bytes: usize,
+    /// When it was sent.
+    sent_at: Instant,
 }
 
 /// The stream of states to one peer.
-#[derive(Default)]
 struct Outbox {
+    /// This stream's number (unique per sender incarnation).
+    stream: u64,
     /// Keys still to send, in key order.
     queue: BTreeSet<String>,
     /// Batches sent and not yet acknowledged, by number.
     in_flight: BTreeMap<u64, InFlight>,
     /// The keys of `in_flight`.
     in_flight_keys: HashSet<String>,
+    /// The bytes of `in_flight`.
+    in_flight_bytes: usize,
     /// A state taken from the queue that did not fit the last batch: it opens the next one.
     carry: Option<(WireEntry, usize)>,
     /// The last acknowledgement, or the sending of a batch while none was in flight.
     progress: Option<Instant>,
     /// Resends since the last acknowledgement (the timeout doubles with each).
     stalls: u32,
+    /// The slowest recent acknowledgement (from sending a batch to its acknowledgement; it
+    /// decays by an eighth with each faster one): the timeout is at least twice it.
+    ack_delay: Duration,
 }
 
 impl Outbox {
+    fn new(stream: u64) -> Self {
+        Self {
+            stream,
+            queue: BTreeSet::new(),
+            in_flight: BTreeMap::new(),
+            in_flight_keys: HashSet::new(),
+            in_flight_bytes: 0,
+            carry: None,
+            progress: None,
+            stalls: 0,
+            ack_delay: Duration::ZERO,
+        }
+    }
+
     fn is_done(&self) -> bool {
         self.queue.is_empty() && self.in_flight.is_empty() && self.carry.is_none()
+    }
+
+    /// The bytes this stream holds: its batches in flight and the state carried to the next.
+    fn buffered(&self) -> usize {
+        self.in_flight_bytes + self.carry.as_ref().map_or(0, |(_, size)| *size)
     }
 }
 
@@ -66,6 +112,16 @@ pub(super) struct Streams {
     outboxes: HashMap<ReplicaId, Outbox>,
     /// The number of the next batch sent (to any peer).
     next_seq: u64,
+    /// The number of the next stream started (to any peer).
+    next_stream: u64,
+    /// The counters of the streams to each peer (kept after a stream ends, until the peer
+    /// leaves).
+    stats: HashMap<ReplicaId, StreamStatus>,
+}
+
+/// Counts `n` more in a counter of [`StreamStatus`].
+fn add(counter: &mut u64, n: usize) {
+    *counter = counter.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
 }
 
 /// What a state takes in a batch (as `send_entries` counts it).
@@ -80,7 +136,12 @@ fn entry_size(entry: &WireEntry) -> usize {
 impl Replica {
     /// Queues the states of `keys` for `to` and sends what the window allows.
     pub(super) fn stream_keys(&mut self, to: &ReplicaId, keys: Vec<String>) {
-        let outbox = self.streams.outboxes.entry(to.clone()).or_default();
+        let streams = &mut self.streams;
+        let outbox = streams.outboxes.entry(to.clone()).or_insert_with(|| {
+            let stream = streams.next_stream;
+            streams.next_stream = streams.next_stream.wrapping_add(1);
+            Outbox::new(stream)
+        });
         for key in keys {
             if !outbox.in_flight_keys.contains(&key) {
                 outbox.queue.insert(key);
@@ -154,37 +215,88 @@ impl Replica {
             if outbox.in_flight.is_empty() {
                 outbox.progress = Some(Instant::now());
             }
-            outbox.in_flight.insert(seq, InFlight { keys });
-            self.transport
-                .send(to, Message::StreamBatch { seq, entries });
+            outbox.in_flight.insert(
+                seq,
+                InFlight {
+                    keys,
+                    bytes,
+                    sent_at: Instant::now(),
+                },
+            );
+            outbox.in_flight_bytes += bytes;
+            let buffered = u64::try_from(outbox.buffered()).unwrap_or(u64::MAX);
+            let stream = outbox.stream;
+            let stats = self.streams.stats.entry(to.clone()).or_default();
+            add(&mut stats.batches_sent, 1);
+            stats.peak_buffered_bytes = stats.peak_buffered_bytes.max(buffered);
+            stats.largest_batch_bytes = stats
+                .largest_batch_bytes
+                .max(u64::try_from(bytes).unwrap_or(u64::MAX));
+            self.transport.send(
+                to,
+                Message::StreamBatch {
+                    stream,
+                    seq,
+                    entries,
+                },
+            );
         }
     }
 
-    /// Merges a batch of a peer's stream and acknowledges it.
+    /// Merges a batch of a peer's stream and acknowledges it (naming the sender's incarnation
+    /// and stream).
     pub(super) fn on_stream_batch(
         &mut self,
         from: &UniqueReplicaId,
+        stream: u64,
         seq: u64,
         entries: Vec<WireEntry>,
     ) {
         self.merge_wire_entries(from, entries);
-        self.transport
-            .send(from.replica(), Message::StreamAck { seq });
+        self.transport.send(
+            from.replica(),
+            Message::StreamAck {
+                incarnation: from.incarnation(),
+                stream,
+                seq,
+            },
+        );
     }
 
-    /// A peer merged batch `seq` of this replica's stream to it: the next one may go.
-    pub(super) fn on_stream_ack(&mut self, from: &UniqueReplicaId, seq: u64) {
+    /// A peer merged batch `seq` of stream `stream` of this replica's incarnation
+    /// `incarnation`: if that is the current stream to it, the next batch may go; an
+    /// acknowledgement of another stream or incarnation is ignored.
+    pub(super) fn on_stream_ack(
+        &mut self,
+        from: &UniqueReplicaId,
+        incarnation: u64,
+        stream: u64,
+        seq: u64,
+    ) {
         let to = from.replica();
         let Some(outbox) = self.streams.outboxes.get_mut(to) else {
             return;
         };
+        if incarnation != self.self_id.incarnation() || stream != outbox.stream {
+            add(
+                &mut self.streams.stats.entry(to.clone()).or_default().stale_acks,
+                1,
+            );
+            tracing::debug!(replica = %self.self_id, %from, incarnation, stream, seq,
+                current = outbox.stream, "acknowledgement of another stream ignored");
+            return;
+        }
         let Some(done) = outbox.in_flight.remove(&seq) else {
             return; // a duplicate, or a batch already sent again
         };
         for key in &done.keys {
             outbox.in_flight_keys.remove(key);
         }
-        outbox.progress = Some(Instant::now());
+        outbox.in_flight_bytes = outbox.in_flight_bytes.saturating_sub(done.bytes);
+        let now = Instant::now();
+        let delay = now.saturating_duration_since(done.sent_at);
+        outbox.ack_delay = delay.max(outbox.ack_delay.saturating_sub(outbox.ack_delay / 8));
+        outbox.progress = Some(now);
         outbox.stalls = 0;
         self.pump_stream(to);
     }
@@ -197,6 +309,9 @@ impl Replica {
         self.streams
             .outboxes
             .retain(|peer, _| members.contains_key(peer));
+        self.streams
+            .stats
+            .retain(|peer, _| members.contains_key(peer));
         let base = self
             .settings
             .gossip_interval
@@ -204,7 +319,9 @@ impl Replica {
         let now = Instant::now();
         let mut resumed = Vec::new();
         for (peer, outbox) in &mut self.streams.outboxes {
-            let timeout = base.saturating_mul(1 << outbox.stalls.min(MAX_BACKOFF_DOUBLINGS));
+            let timeout = base
+                .max(outbox.ack_delay.saturating_mul(ACK_DELAY_FACTOR))
+                .saturating_mul(1 << outbox.stalls.min(MAX_BACKOFF_DOUBLINGS));
             let stalled = !outbox.in_flight.is_empty()
                 && outbox
                     .progress
@@ -215,7 +332,17 @@ impl Replica {
                     outbox.queue.extend(b.keys);
                 }
                 outbox.in_flight_keys.clear();
+                outbox.in_flight_bytes = 0;
                 outbox.stalls = outbox.stalls.saturating_add(1);
+                add(
+                    &mut self
+                        .streams
+                        .stats
+                        .entry(peer.clone())
+                        .or_default()
+                        .batches_resent,
+                    batches,
+                );
                 tracing::debug!(replica = %self.self_id, to = %peer, batches,
                     queued = outbox.queue.len(), stalls = outbox.stalls,
                     "stream batches unacknowledged: sent again");
@@ -227,5 +354,23 @@ impl Replica {
         for peer in resumed {
             self.pump_stream(&peer);
         }
+    }
+}
+
+impl Replica {
+    /// The counters of the streams to each peer, with what each buffers now.
+    pub(super) fn stream_status(&self) -> BTreeMap<ReplicaId, StreamStatus> {
+        self.streams
+            .stats
+            .iter()
+            .map(|(peer, stats)| {
+                let mut status = *stats;
+                if let Some(outbox) = self.streams.outboxes.get(peer) {
+                    status.buffered_bytes = u64::try_from(outbox.buffered()).unwrap_or(u64::MAX);
+                    status.queued_keys = u64::try_from(outbox.queue.len()).unwrap_or(u64::MAX);
+                }
+                (peer.clone(), status)
+            })
+            .collect()
     }
 }

@@ -77,8 +77,9 @@ use stats::Counters;
 /// authenticated handshake; version 3 replaced chunked digest gossip (`Status`) with Merkle
 /// tree anti-entropy (`Message::Tree`, `Message::LeafDigests`); version 4 carries the owner
 /// of a "pruning performed" marker (`WirePruning::Performed`); version 5 sends many states as
-/// acknowledged streams (`Message::StreamBatch`, `Message::StreamAck`).
-pub const PROTOCOL_VERSION: u32 = 5;
+/// acknowledged streams (`Message::StreamBatch`, `Message::StreamAck`); version 6 identifies a
+/// stream by the sender's incarnation and a stream number in both.
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Settings of a [`TcpTransport`].
 #[derive(Debug, Clone, PartialEq, Eq)]
