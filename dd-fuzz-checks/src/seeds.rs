@@ -477,11 +477,19 @@ pub fn transport() -> Result<Vec<Seed>, SeedError> {
         (
             "message-stream-batch",
             Message::StreamBatch {
+                stream: 3,
                 seq: 20,
                 entries: vec![stream_entry],
             },
         ),
-        ("message-stream-ack", Message::StreamAck { seq: 20 }),
+        (
+            "message-stream-ack",
+            Message::StreamAck {
+                incarnation: 7,
+                stream: 3,
+                seq: 20,
+            },
+        ),
     ];
     let mut seeds = Vec::new();
     for (name, handshake) in handshakes {

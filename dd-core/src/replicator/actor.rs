@@ -2232,38 +2232,6 @@ impl Replica {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::mem::size_of;
-
-    use super::*;
-
-    /// Memory per key (issue 19, dd-bench area 5): a key's boxed entry is one heap block of at
-    /// most 112 bytes with the allocator's 8-byte header (it was 152 bytes, a 160-byte block),
-    /// its slot in the key map 24 bytes (a shared name and the box pointer), and the pruning
-    /// bookkeeping almost every key lacks one pointer.
-    #[test]
-    fn entry_stays_small() {
-        eprintln!(
-            "Envelope {} (Value {}, DeltaVersions {}, pruning {}), Entry {}, RareSet {}, slot {}",
-            size_of::<Envelope>(),
-            size_of::<Value>(),
-            size_of::<super::super::delta_versions::DeltaVersions>(),
-            size_of::<BTreeMap<UniqueReplicaId, Pruning>>(),
-            size_of::<Entry>(),
-            size_of::<RareSet>(),
-            size_of::<(Arc<str>, Box<Entry>)>(),
-        );
-        assert!(
-            size_of::<Entry>() <= 104,
-            "Entry is {} bytes",
-            size_of::<Entry>()
-        );
-        assert_eq!(size_of::<RareSet>(), size_of::<usize>());
-        assert!(size_of::<(Arc<str>, Box<Entry>)>() <= 24);
-    }
-}
-
 /// Whether the replicas that saw the marker of the pruning of `removed` (`seen`) are a quorum
 /// of `universe` (see [`Replica::pruning_universe`]): more than half, or exactly half with the
 /// lowest-named replica among them. Two views that disagree (member lists from which live
@@ -2302,7 +2270,34 @@ fn holds_pruning_quorum(
 
 #[cfg(test)]
 mod tests {
+    use std::mem::size_of;
+
     use super::*;
+
+    /// Memory per key (issue 19, dd-bench area 5): a key's boxed entry is one heap block of at
+    /// most 112 bytes with the allocator's 8-byte header (it was 152 bytes, a 160-byte block),
+    /// its slot in the key map 24 bytes (a shared name and the box pointer), and the pruning
+    /// bookkeeping almost every key lacks one pointer.
+    #[test]
+    fn entry_stays_small() {
+        eprintln!(
+            "Envelope {} (Value {}, DeltaVersions {}, pruning {}), Entry {}, RareSet {}, slot {}",
+            size_of::<Envelope>(),
+            size_of::<Value>(),
+            size_of::<super::super::delta_versions::DeltaVersions>(),
+            size_of::<BTreeMap<UniqueReplicaId, Pruning>>(),
+            size_of::<Entry>(),
+            size_of::<RareSet>(),
+            size_of::<(Arc<str>, Box<Entry>)>(),
+        );
+        assert!(
+            size_of::<Entry>() <= 104,
+            "Entry is {} bytes",
+            size_of::<Entry>()
+        );
+        assert_eq!(size_of::<RareSet>(), size_of::<usize>());
+        assert!(size_of::<(Arc<str>, Box<Entry>)>() <= 24);
+    }
 
     fn set(names: &[&str]) -> BTreeSet<ReplicaId> {
         names.iter().map(|n| ReplicaId::new(*n)).collect()
