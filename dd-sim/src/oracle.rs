@@ -260,6 +260,8 @@ impl Model {
     }
 
     /// `replica` started a new incarnation: its writes from now on are not of the one removed.
+    /// A replica that restarts while the others still keep it out of their member lists runs
+    /// removed again: the simulator calls [`Model::removed_live`] for the new incarnation then.
     pub fn restarted(&mut self, replica: usize) {
         self.removed_live.remove(&replica);
     }

@@ -385,6 +385,11 @@ impl Sim {
     async fn start(&mut self, i: usize, alone: bool) -> Result<(), String> {
         self.incarnations[i] += 1;
         self.model.restarted(i);
+        if self.removed_live.contains(&i) {
+            // Removed live and not added back yet: the others do not list the new incarnation
+            // either (below), so it too runs removed from their member lists until `AddBack`.
+            self.model.removed_live(i);
+        }
         let id = UniqueReplicaId::new(self.names[i].clone(), self.incarnations[i]);
         let dead = Arc::new(AtomicBool::new(false));
         let stack = ObservedStore::new(
