@@ -909,7 +909,8 @@ pub async fn run(root: &std::path::Path, sizes: &Sizes) -> Result<Table> {
         ),
     );
     let memory_keys = keys_from_env(KEYS_VAR)?.unwrap_or_else(|| sizes.antientropy_keys.clone());
-    let tcp_keys = keys_from_env(TCP_KEYS_VAR)?.unwrap_or_else(|| sizes.antientropy_tcp_keys.clone());
+    let tcp_keys =
+        keys_from_env(TCP_KEYS_VAR)?.unwrap_or_else(|| sizes.antientropy_tcp_keys.clone());
     let mut outcomes = Vec::new();
     for &n in &memory_keys {
         eprintln!("[antientropy] {n} keys, in-memory network");
