@@ -874,3 +874,103 @@ async fn a_receiver_slower_than_the_ack_timeout_gets_no_copies_once_its_acks_are
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+/// What a replica sent during a join, in order, with when.
+#[derive(Default)]
+struct Timeline {
+    /// `'R'`: an anti-entropy round started; `'B'`: a stream batch; `'A'`: an acknowledgement.
+    events: std::sync::Mutex<Vec<(char, std::time::Instant)>>,
+}
+
+struct Recording {
+    inner: MemoryTransport,
+    timeline: Arc<Timeline>,
+}
+
+impl Transport for Recording {
+    fn send(&self, to: &ReplicaId, message: Message) {
+        let kind = match &message {
+            Message::Tree { level: 0, .. } | Message::LeafDigests { whole: true, .. } => Some('R'),
+            Message::StreamBatch { .. } => Some('B'),
+            Message::StreamAck { .. } => Some('A'),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            self.timeline
+                .events
+                .lock()
+                .unwrap()
+                .push((kind, std::time::Instant::now()));
+        }
+        self.inner.send(to, message);
+    }
+
+    fn incoming(&self) -> Result<IncomingStream, TransportError> {
+        self.inner.incoming()
+    }
+
+    fn follow_members(&self, members: watch::Receiver<Members>) {
+        self.inner.follow_members(members);
+    }
+
+    fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+}
+
+/// While a join streams, neither side starts anti-entropy rounds with the other: each would
+/// compare every key's digest and queue again every key not received yet (at 1,000,000 keys,
+/// more work per gossip interval than the interval, so the join never finished). Counted: the
+/// rounds started between the first batch and the last acknowledgement, against the gossip
+/// intervals the stream spans (two rounds per interval before, two replicas ticking).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_anti_entropy_rounds_run_while_a_join_streams() {
+    const KEYS: usize = 2_000;
+    let mut settings = fast_settings();
+    let interval = Duration::from_millis(20);
+    settings.gossip_interval = interval;
+    // One state per batch and one batch in flight: the stream spans many gossip intervals.
+    settings.max_gossip_entries = 1;
+    settings.stream_window = 1;
+    let net = MemoryNetwork::new(41, Faults::default());
+    let timeline = Arc::new(Timeline::default());
+    let all = names(2);
+    let start = |i: usize| {
+        let id = UniqueReplicaId::new(all[i].clone(), 1);
+        let peers = all.iter().filter(|p| **p != all[i]).cloned();
+        let transport = Recording {
+            inner: net.join(id.clone()),
+            timeline: timeline.clone(),
+        };
+        DistributedData::start(StaticCluster::new(id, peers), transport, settings.clone())
+    };
+    let a = start(0).await.unwrap();
+    increment_all(&a, 0..KEYS).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    timeline.events.lock().unwrap().clear();
+    let b = start(1).await.unwrap();
+    eventually("b has every key", Duration::from_secs(300), || async {
+        b.keys().await.unwrap().len() == KEYS
+    })
+    .await;
+    let events = timeline.events.lock().unwrap().clone();
+    let first_batch = events.iter().position(|(k, _)| *k == 'B').unwrap();
+    let last_ack = events.iter().rposition(|(k, _)| *k == 'A').unwrap();
+    let spanned = events[last_ack].1 - events[first_batch].1;
+    let intervals = spanned.as_secs_f64() / interval.as_secs_f64();
+    let rounds = events[first_batch..last_ack]
+        .iter()
+        .filter(|(k, _)| *k == 'R')
+        .count();
+    eprintln!("join: stream over {intervals:.0} gossip intervals, {rounds} rounds started in it");
+    assert!(
+        intervals >= 10.0,
+        "the stream spans {intervals:.1} gossip intervals: too short to count rounds in"
+    );
+    assert!(
+        (rounds as f64) <= intervals / 4.0 + 2.0,
+        "{rounds} anti-entropy rounds started during a stream of {intervals:.0} intervals"
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
