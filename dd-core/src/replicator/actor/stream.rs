@@ -117,9 +117,6 @@ pub(super) struct Streams {
     /// The counters of the streams to each peer (kept after a stream ends, until the peer
     /// leaves).
     stats: HashMap<ReplicaId, StreamStatus>,
-    /// When the last batch of each sender's stream arrived, by sender incarnation (see
-    /// [`Replica::defers_anti_entropy`]).
-    last_received: HashMap<UniqueReplicaId, Instant>,
 }
 
 /// Counts `n` more in a counter of [`StreamStatus`].
@@ -255,9 +252,6 @@ impl Replica {
         seq: u64,
         entries: Vec<WireEntry>,
     ) {
-        self.streams
-            .last_received
-            .insert(from.clone(), Instant::now());
         self.merge_wire_entries(from, entries);
         self.transport.send(
             from.replica(),
@@ -318,10 +312,6 @@ impl Replica {
         self.streams
             .stats
             .retain(|peer, _| members.contains_key(peer));
-        let incarnations = &self.incarnations;
-        self.streams
-            .last_received
-            .retain(|from, _| incarnations.get(from.replica()) == Some(from));
         let base = self
             .settings
             .gossip_interval
@@ -368,35 +358,6 @@ impl Replica {
 }
 
 impl Replica {
-    /// Whether an anti-entropy round with `peer` waits: while this replica streams to `peer`
-    /// (its stream acknowledged within [`ACK_TIMEOUT_INTERVALS`] gossip intervals), or
-    /// receives a stream from `peer`'s current incarnation (a batch within as long; a restarted
-    /// peer gets its round at once). A round then would only find
-    /// the keys the stream is still carrying: at 1,000,000 keys it compares every key's digest
-    /// on both sides and queues every key not yet received again, more work per gossip
-    /// interval than the interval, so the join never finished. The rounds resume when the
-    /// stream ends or stalls, and find what it did not carry.
-    pub(super) fn defers_anti_entropy(&self, peer: &ReplicaId) -> bool {
-        let window = self
-            .settings
-            .gossip_interval
-            .saturating_mul(ACK_TIMEOUT_INTERVALS);
-        let now = Instant::now();
-        let recent =
-            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < window);
-        let sending = self
-            .streams
-            .outboxes
-            .get(peer)
-            .is_some_and(|o| !o.is_done() && recent(o.progress));
-        let receiving = self
-            .incarnations
-            .get(peer)
-            .and_then(|current| self.streams.last_received.get(current))
-            .is_some_and(|t| recent(Some(*t)));
-        sending || receiving
-    }
-
     /// The counters of the streams to each peer, with what each buffers now.
     pub(super) fn stream_status(&self) -> BTreeMap<ReplicaId, StreamStatus> {
         self.streams
