@@ -85,7 +85,7 @@ impl FaultClass {
 
     /// The classes `cargo test` runs by default: those that run clean on the current code (see
     /// the crate README for which bug each other class hits).
-    pub const DEFAULT: [Self; 11] = [
+    pub const DEFAULT: [Self; 12] = [
         Self::Network,
         Self::Partitions,
         Self::StoreErrors,
@@ -95,6 +95,7 @@ impl FaultClass {
         Self::FullRestarts,
         Self::FullCrashes,
         Self::LongAbsences,
+        Self::LiveRemovals,
         Self::StartAlone,
         Self::Deletes,
     ];
