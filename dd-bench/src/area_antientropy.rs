@@ -844,6 +844,45 @@ async fn large_set(
     })
 }
 
+/// Replaces the profile's key counts of the in-memory runs (comma-separated; empty: none).
+const KEYS_VAR: &str = "DD_BENCH_ANTIENTROPY_KEYS";
+/// Replaces the profile's key counts of the TCP runs (comma-separated; empty: none).
+const TCP_KEYS_VAR: &str = "DD_BENCH_ANTIENTROPY_TCP_KEYS";
+
+/// The key counts named by the environment variable `var`, or `None` when it is not set; a
+/// count that is not a number is an error naming the variable and the value.
+fn keys_from_env(var: &str) -> Result<Option<Vec<usize>>> {
+    let Some(value) = std::env::var_os(var) else {
+        return Ok(None);
+    };
+    let value = value.to_string_lossy().into_owned();
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.replace('_', "").parse::<usize>().map_err(|e| {
+                BenchError::Failed(format!("{var}: `{v}` in `{value}` is not a key count: {e}"))
+            })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// Prints the join time of the last run (progress on stderr).
+fn log_join(outcome: Option<&Outcome>) {
+    if let Some(o) = outcome {
+        eprintln!(
+            "[antientropy] {} keys, {}: join {:.2} s (raw streaming {:.2} s), repair {:.2} s",
+            o.keys,
+            o.net.label(),
+            o.join.seconds,
+            o.join.raw_seconds,
+            o.repair_seconds
+        );
+    }
+}
+
 /// Runs area 8.
 pub async fn run(root: &std::path::Path, sizes: &Sizes) -> Result<Table> {
     let gossip = sizes.antientropy_gossip_interval;
@@ -869,14 +908,19 @@ pub async fn run(root: &std::path::Path, sizes: &Sizes) -> Result<Table> {
             V2_DIGESTS_PER_ROUND
         ),
     );
+    let memory_keys = keys_from_env(KEYS_VAR)?.unwrap_or_else(|| sizes.antientropy_keys.clone());
+    let tcp_keys =
+        keys_from_env(TCP_KEYS_VAR)?.unwrap_or_else(|| sizes.antientropy_tcp_keys.clone());
     let mut outcomes = Vec::new();
-    for &n in &sizes.antientropy_keys {
+    for &n in &memory_keys {
         eprintln!("[antientropy] {n} keys, in-memory network");
         outcomes.push(run_once(Net::Memory, n, sizes).await?);
+        log_join(outcomes.last());
     }
-    for &n in &sizes.antientropy_tcp_keys {
+    for &n in &tcp_keys {
         eprintln!("[antientropy] {n} keys, TCP");
         outcomes.push(run_once(Net::Tcp, n, sizes).await?);
+        log_join(outcomes.last());
     }
     let v2 = v2_round_bytes() as f64;
     let smallest_idle_cpu = outcomes

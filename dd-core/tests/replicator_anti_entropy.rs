@@ -728,7 +728,11 @@ async fn a_stale_ack_from_before_a_sender_restart_does_not_release_a_batch_of_th
     a1.shutdown().await.unwrap();
     let stale: Vec<(ReplicaId, Message)> = std::mem::take(&mut *acks.held.lock().unwrap());
     // a restarts (a new incarnation, batch numbers from the start again) with other keys and
-    // streams them to b; b's acknowledgements are still held back, so a sends one window.
+    // streams them to b; b's acknowledgements are still held back, so a sends one window. a
+    // writes them cut off from b: a stream started before they are all written would carry
+    // only some of them, and no anti-entropy round queues the rest while the stream runs, so
+    // the window would fill only when its first batch timed out and went again.
+    net.partition(&all[..1], &all[1..]);
     let second = Arc::new(AtomicU64::new(0));
     let a2 = start_a(2, second.clone()).await.unwrap();
     let fresh = |i: usize| Key::<GCounter>::new(format!("fresh-{i:06}"));
@@ -744,26 +748,41 @@ async fn a_stale_ack_from_before_a_sender_restart_does_not_release_a_batch_of_th
         .await
         .unwrap();
     }
+    net.heal();
     eventually(
         "a's second incarnation streams a window to b",
         Duration::from_secs(60),
         || async { second.load(Ordering::SeqCst) >= WINDOW as u64 },
     )
     .await;
+    // Batches sent for the first time (a batch unacknowledged past the resend timeout goes
+    // again: on a loaded machine the checks below may outlast it) and stale acks ignored.
+    let b_name = all[1].clone();
+    let sent_once = || async {
+        let status = a2.status().await.unwrap();
+        let stream = status.streams.get(&b_name).copied().unwrap_or_default();
+        (
+            stream.batches_sent - stream.batches_resent,
+            stream.stale_acks,
+        )
+    };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        second.load(Ordering::SeqCst),
-        WINDOW as u64,
-        "one window in flight"
-    );
+    assert_eq!(sent_once().await.0, WINDOW as u64, "one window in flight");
     // The acknowledgements b sent to a's first incarnation arrive now: they are of another
     // stream and release nothing.
+    let stale_count = stale.len() as u64;
     for (to, message) in stale {
         b_inner.send(&to, message);
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually(
+        "a's second incarnation ignored b's acknowledgements to its first",
+        Duration::from_secs(60),
+        || async { sent_once().await.1 >= stale_count },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
-        second.load(Ordering::SeqCst),
+        sent_once().await.0,
         WINDOW as u64,
         "a stale acknowledgement released a batch b never acknowledged"
     );
@@ -870,6 +889,165 @@ async fn a_receiver_slower_than_the_ack_timeout_gets_no_copies_once_its_acks_are
         "{} of {} batches sent again to a receiver that acknowledges every batch",
         stream.batches_resent,
         stream.batches_sent
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+/// A receiver slower than the longest resend timeout (16 gossip intervals): every batch is
+/// sent again before its acknowledgement comes back. The late acknowledgement still times the
+/// receiver, so the timeout grows past it and the stream goes on; before, an acknowledgement of a
+/// batch already sent again was dropped uncounted and the stream sent its first batch for ever
+/// (seen under load in `no_anti_entropy_rounds_run_while_a_join_streams`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_slower_than_the_longest_timeout_still_gets_the_whole_stream() {
+    const WINDOW: usize = 2;
+    let mut settings = fast_settings();
+    // Resend timeout 2 x 25 ms, doubling up to 16 x 25 = 400 ms; every acknowledgement takes
+    // 600 ms.
+    let interval = Duration::from_millis(25);
+    settings.gossip_interval = interval;
+    settings.stream_window = WINDOW;
+    let per_batch = settings.max_gossip_entries;
+    let keys = 4 * WINDOW * per_batch;
+    let net = MemoryNetwork::new(47, Faults::default());
+    let all = names(2);
+    let a_id = UniqueReplicaId::new(all[0].clone(), 1);
+    let a = DistributedData::start(
+        StaticCluster::new(a_id.clone(), [all[1].clone()]),
+        net.join(a_id),
+        settings.clone(),
+    )
+    .await
+    .unwrap();
+    // b is not running yet: the deltas of these writes are lost, b gets them by stream.
+    increment_all(&a, 0..keys).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let b_id = UniqueReplicaId::new(all[1].clone(), 1);
+    let b = DistributedData::start(
+        StaticCluster::new(b_id.clone(), [all[0].clone()]),
+        SlowAcks {
+            inner: net.join(b_id),
+            delay: Duration::from_millis(600),
+        },
+        settings.clone(),
+    )
+    .await
+    .unwrap();
+    eventually("b has every key", Duration::from_secs(60), || async {
+        b.keys().await.unwrap().len() == keys
+    })
+    .await;
+    let status = a.status().await.unwrap();
+    let stream = status.streams.get(&all[1]).copied().unwrap_or_default();
+    eprintln!(
+        "receiver slower than the longest timeout: {} batches sent, {} resent",
+        stream.batches_sent, stream.batches_resent
+    );
+    assert!(stream.batches_resent < stream.batches_sent, "{stream:?}");
+    for i in [0, keys / 2, keys - 1] {
+        assert_eq!(counter(&b, &key(i)).await, 1);
+    }
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+/// What a replica sent during a join, in order, with when.
+#[derive(Default)]
+struct Timeline {
+    /// `'R'`: an anti-entropy round started; `'B'`: a stream batch; `'A'`: an acknowledgement.
+    events: std::sync::Mutex<Vec<(char, std::time::Instant)>>,
+}
+
+struct Recording {
+    inner: MemoryTransport,
+    timeline: Arc<Timeline>,
+}
+
+impl Transport for Recording {
+    fn send(&self, to: &ReplicaId, message: Message) {
+        let kind = match &message {
+            Message::Tree { level: 0, .. } | Message::LeafDigests { whole: true, .. } => Some('R'),
+            Message::StreamBatch { .. } => Some('B'),
+            Message::StreamAck { .. } => Some('A'),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            self.timeline
+                .events
+                .lock()
+                .unwrap()
+                .push((kind, std::time::Instant::now()));
+        }
+        self.inner.send(to, message);
+    }
+
+    fn incoming(&self) -> Result<IncomingStream, TransportError> {
+        self.inner.incoming()
+    }
+
+    fn follow_members(&self, members: watch::Receiver<Members>) {
+        self.inner.follow_members(members);
+    }
+
+    fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+}
+
+/// While a join streams, neither side starts anti-entropy rounds with the other: each would
+/// compare every key's digest and queue again every key not received yet (at 1,000,000 keys,
+/// more work per gossip interval than the interval, so the join never finished). Counted: the
+/// rounds started between the first batch and the last acknowledgement, against the gossip
+/// intervals the stream spans (two rounds per interval before, two replicas ticking). Before,
+/// this join of 6,000 keys in batches of one state did not finish within 200 s (measured).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_anti_entropy_rounds_run_while_a_join_streams() {
+    const KEYS: usize = 6_000;
+    let mut settings = fast_settings();
+    let interval = Duration::from_millis(50);
+    settings.gossip_interval = interval;
+    // One state per batch and one batch in flight: the stream spans many gossip intervals.
+    settings.max_gossip_entries = 1;
+    settings.stream_window = 1;
+    let net = MemoryNetwork::new(41, Faults::default());
+    let timeline = Arc::new(Timeline::default());
+    let all = names(2);
+    let start = |i: usize| {
+        let id = UniqueReplicaId::new(all[i].clone(), 1);
+        let peers = all.iter().filter(|p| **p != all[i]).cloned();
+        let transport = Recording {
+            inner: net.join(id.clone()),
+            timeline: timeline.clone(),
+        };
+        DistributedData::start(StaticCluster::new(id, peers), transport, settings.clone())
+    };
+    let a = start(0).await.unwrap();
+    increment_all(&a, 0..KEYS).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    timeline.events.lock().unwrap().clear();
+    let b = start(1).await.unwrap();
+    eventually("b has every key", Duration::from_secs(120), || async {
+        b.keys().await.unwrap().len() == KEYS
+    })
+    .await;
+    let events = timeline.events.lock().unwrap().clone();
+    let first_batch = events.iter().position(|(k, _)| *k == 'B').unwrap();
+    let last_ack = events.iter().rposition(|(k, _)| *k == 'A').unwrap();
+    let spanned = events[last_ack].1 - events[first_batch].1;
+    let intervals = spanned.as_secs_f64() / interval.as_secs_f64();
+    let rounds = events[first_batch..last_ack]
+        .iter()
+        .filter(|(k, _)| *k == 'R')
+        .count();
+    eprintln!("join: stream over {intervals:.0} gossip intervals, {rounds} rounds started in it");
+    assert!(
+        intervals >= 4.0,
+        "the stream spans {intervals:.1} gossip intervals: too short to count rounds in"
+    );
+    assert!(
+        (rounds as f64) <= intervals / 4.0 + 2.0,
+        "{rounds} anti-entropy rounds started during a stream of {intervals:.0} intervals"
     );
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();

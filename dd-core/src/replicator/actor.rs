@@ -1710,6 +1710,11 @@ impl Replica {
             return;
         }
         let peer = peers[self.rng.random_range(0..peers.len())].clone();
+        if self.defers_anti_entropy(&peer) {
+            tracing::debug!(replica = %self.self_id, %peer,
+                "anti-entropy round deferred: a stream is running");
+            return;
+        }
         self.send_tree_root(&peer);
     }
 

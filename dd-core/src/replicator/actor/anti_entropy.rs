@@ -139,6 +139,12 @@ impl Replica {
             return;
         }
         let to = from.replica();
+        if level == 0 && self.defers_anti_entropy(to) {
+            // A peer's round while a stream runs: it resumes after it (see `defers_anti_entropy`).
+            tracing::debug!(replica = %self.self_id, %from,
+                "anti-entropy round of a peer deferred: a stream is running");
+            return;
+        }
         if level < depth {
             let next = level + 1;
             let children = differing

@@ -17,8 +17,12 @@
 //! slower than the timeout (a loaded machine) is not flooded with copies; and the timeout is at
 //! least [`ACK_DELAY_FACTOR`] times the slowest recent acknowledgement of the stream (from
 //! sending a batch to its acknowledgement), so a receiver that acknowledges steadily but slowly
-//! gets no copies at all once its first batches are acknowledged. Keys queued or in flight are not queued twice, so the anti-entropy rounds that
-//! run during a stream (and still find the keys the receiver lacks) do not restart it. A state
+//! gets no copies at all once its first batches are acknowledged. The late acknowledgement of a
+//! batch already sent again still times the receiver (a receiver slower than the longest
+//! timeout would otherwise never have one counted, and get its first batch again for ever).
+//! Keys queued or in flight are not queued twice. No anti-entropy round starts with a peer
+//! while a stream with it progresses (see [`Replica::defers_anti_entropy`]): a round would only
+//! find the keys the stream is still carrying. A state
 //! larger than `max_gossip_bytes` goes in pieces outside the window (see [`super::chunks`]).
 //! The stream to a peer that is no longer a member is dropped.
 //!
@@ -48,6 +52,8 @@ pub(super) const MAX_BACKOFF_DOUBLINGS: u32 = 3;
 /// so that a receiver slower than [`ACK_TIMEOUT_INTERVALS`] (a loaded machine, a long queue in
 /// front of the batches) does not get copies of batches it is still working through.
 pub(super) const ACK_DELAY_FACTOR: u32 = 2;
+/// How many windows of batches sent again an [`Outbox`] remembers the sending time of.
+const EXPIRED_KEPT_PER_WINDOW: usize = 4;
 
 /// One batch sent and not yet acknowledged.
 struct InFlight {
@@ -79,6 +85,10 @@ struct Outbox {
     /// The slowest recent acknowledgement (from sending a batch to its acknowledgement; it
     /// decays by an eighth with each faster one): the timeout is at least twice it.
     ack_delay: Duration,
+    /// When the most recent batches whose keys were queued again after the timeout were sent,
+    /// by number (at most [`EXPIRED_KEPT_PER_WINDOW`] windows of them): the late
+    /// acknowledgement of such a batch still times the receiver (see [`Replica::on_stream_ack`]).
+    expired: BTreeMap<u64, Instant>,
 }
 
 impl Outbox {
@@ -93,6 +103,7 @@ impl Outbox {
             progress: None,
             stalls: 0,
             ack_delay: Duration::ZERO,
+            expired: BTreeMap::new(),
         }
     }
 
@@ -117,6 +128,9 @@ pub(super) struct Streams {
     /// The counters of the streams to each peer (kept after a stream ends, until the peer
     /// leaves).
     stats: HashMap<ReplicaId, StreamStatus>,
+    /// When the last batch of each sender's stream arrived, by sender incarnation (see
+    /// [`Replica::defers_anti_entropy`]).
+    last_received: HashMap<UniqueReplicaId, Instant>,
 }
 
 /// Counts `n` more in a counter of [`StreamStatus`].
@@ -252,6 +266,9 @@ impl Replica {
         seq: u64,
         entries: Vec<WireEntry>,
     ) {
+        self.streams
+            .last_received
+            .insert(from.clone(), Instant::now());
         self.merge_wire_entries(from, entries);
         self.transport.send(
             from.replica(),
@@ -286,14 +303,26 @@ impl Replica {
                 current = outbox.stream, "acknowledgement of another stream ignored");
             return;
         }
+        let now = Instant::now();
         let Some(done) = outbox.in_flight.remove(&seq) else {
-            return; // a duplicate, or a batch already sent again
+            // A duplicate, or a batch whose keys went again after the timeout. The latter's
+            // late acknowledgement times the receiver all the same: without it, a receiver
+            // slower than the longest timeout would never have an acknowledgement counted, and
+            // the stream would send its first batch again for ever.
+            if let Some(sent_at) = outbox.expired.remove(&seq) {
+                let delay = now.saturating_duration_since(sent_at);
+                outbox.ack_delay = delay.max(outbox.ack_delay);
+                outbox.progress = Some(now);
+                outbox.stalls = 0;
+                tracing::debug!(replica = %self.self_id, %from, seq, ?delay,
+                    "late acknowledgement of a batch sent again: the timeout follows it");
+            }
+            return;
         };
         for key in &done.keys {
             outbox.in_flight_keys.remove(key);
         }
         outbox.in_flight_bytes = outbox.in_flight_bytes.saturating_sub(done.bytes);
-        let now = Instant::now();
         let delay = now.saturating_duration_since(done.sent_at);
         outbox.ack_delay = delay.max(outbox.ack_delay.saturating_sub(outbox.ack_delay / 8));
         outbox.progress = Some(now);
@@ -312,11 +341,20 @@ impl Replica {
         self.streams
             .stats
             .retain(|peer, _| members.contains_key(peer));
+        let incarnations = &self.incarnations;
+        self.streams
+            .last_received
+            .retain(|from, _| incarnations.get(from.replica()) == Some(from));
         let base = self
             .settings
             .gossip_interval
             .saturating_mul(ACK_TIMEOUT_INTERVALS);
         let now = Instant::now();
+        let kept = self
+            .settings
+            .stream_window
+            .max(1)
+            .saturating_mul(EXPIRED_KEPT_PER_WINDOW);
         let mut resumed = Vec::new();
         for (peer, outbox) in &mut self.streams.outboxes {
             let timeout = base
@@ -328,8 +366,12 @@ impl Replica {
                     .is_none_or(|t| now.saturating_duration_since(t) >= timeout);
             if stalled {
                 let batches = outbox.in_flight.len();
-                for (_, b) in std::mem::take(&mut outbox.in_flight) {
+                for (seq, b) in std::mem::take(&mut outbox.in_flight) {
+                    outbox.expired.insert(seq, b.sent_at);
                     outbox.queue.extend(b.keys);
+                }
+                while outbox.expired.len() > kept {
+                    outbox.expired.pop_first();
                 }
                 outbox.in_flight_keys.clear();
                 outbox.in_flight_bytes = 0;
@@ -358,6 +400,35 @@ impl Replica {
 }
 
 impl Replica {
+    /// Whether an anti-entropy round with `peer` waits: while this replica streams to `peer`
+    /// (its stream acknowledged within [`ACK_TIMEOUT_INTERVALS`] gossip intervals), or
+    /// receives a stream from `peer`'s current incarnation (a batch within as long; a restarted
+    /// peer gets its round at once). A round then would only find
+    /// the keys the stream is still carrying: at 1,000,000 keys it compares every key's digest
+    /// on both sides and queues every key not yet received again, more work per gossip
+    /// interval than the interval, so the join never finished. The rounds resume when the
+    /// stream ends or stalls, and find what it did not carry.
+    pub(super) fn defers_anti_entropy(&self, peer: &ReplicaId) -> bool {
+        let window = self
+            .settings
+            .gossip_interval
+            .saturating_mul(ACK_TIMEOUT_INTERVALS);
+        let now = Instant::now();
+        let recent =
+            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < window);
+        let sending = self
+            .streams
+            .outboxes
+            .get(peer)
+            .is_some_and(|o| !o.is_done() && recent(o.progress));
+        let receiving = self
+            .incarnations
+            .get(peer)
+            .and_then(|current| self.streams.last_received.get(current))
+            .is_some_and(|t| recent(Some(*t)));
+        sending || receiving
+    }
+
     /// The counters of the streams to each peer, with what each buffers now.
     pub(super) fn stream_status(&self) -> BTreeMap<ReplicaId, StreamStatus> {
         self.streams
