@@ -68,6 +68,9 @@ struct Joined {
     bytes: u64,
     /// Of them, those received.
     received: u64,
+    /// When the first and the last of them were received.
+    first_received: Option<Instant>,
+    last_received: Option<Instant>,
 }
 
 /// Whether `message` carries states (what the join counts).
@@ -168,6 +171,9 @@ impl<T: Transport> Transport for Gate<T> {
                 && let Ok(mut j) = wire.joined.lock()
             {
                 j.received += 1;
+                let now = Instant::now();
+                j.first_received.get_or_insert(now);
+                j.last_received = Some(now);
             }
         })))
     }
@@ -392,8 +398,11 @@ async fn has_values(r: &Replicator, keys: &[usize], value: u128) -> Result<bool>
 }
 
 async fn run_once(net: Net, n: usize, sizes: &Sizes) -> Result<Outcome> {
-    let settings = Settings::builder()
-        .gossip_interval(sizes.antientropy_gossip_interval)
+    let mut builder = Settings::builder().gossip_interval(sizes.antientropy_gossip_interval);
+    if let Some(window) = stream_window_from_env()? {
+        builder = builder.stream_window(window);
+    }
+    let settings = builder
         .build()
         .context(|| "replicator settings".to_owned())?;
     let wire = Arc::new(Wire::default());
@@ -479,6 +488,10 @@ const RAW_IN_FLIGHT: u64 = 1024;
 struct JoinOutcome {
     /// From starting d until it held every key.
     seconds: f64,
+    /// Of it: until d received its first state (d's start and the first anti-entropy round
+    /// that finds it empty), and from then until it received its last.
+    to_first_state_seconds: f64,
+    streaming_seconds: f64,
     /// Messages carrying states sent to d (batches, pieces; resends included), their bytes
     /// (encoded + 4-byte frame prefix), and how many d's transport handed to it.
     frames: u64,
@@ -599,9 +612,14 @@ async fn join_empty(
         c.remove_member(&d);
     }
     let frames = joined.sent.len() as u64;
+    let since_begun = |t: Option<Instant>| t.map_or(0.0, |t| (t - begun).as_secs_f64());
+    let to_first_state_seconds = since_begun(joined.first_received);
+    let streaming_seconds = since_begun(joined.last_received) - to_first_state_seconds;
     let (raw_seconds, raw_received) = raw_stream(net, joined.sent).await?;
     Ok(JoinOutcome {
         seconds,
+        to_first_state_seconds,
+        streaming_seconds,
         frames,
         bytes: joined.bytes,
         received: joined.received,
@@ -869,14 +887,36 @@ fn keys_from_env(var: &str) -> Result<Option<Vec<usize>>> {
         .map(Some)
 }
 
+/// Replaces the replicator's `stream_window` in the scenario's runs (to measure what the window
+/// costs a join).
+const STREAM_WINDOW_VAR: &str = "DD_BENCH_ANTIENTROPY_STREAM_WINDOW";
+
+/// The `stream_window` named by [`STREAM_WINDOW_VAR`], or `None` when it is not set; a value
+/// that is not a positive number is an error naming the variable and the value.
+fn stream_window_from_env() -> Result<Option<usize>> {
+    let Some(value) = std::env::var_os(STREAM_WINDOW_VAR) else {
+        return Ok(None);
+    };
+    let value = value.to_string_lossy().into_owned();
+    match value.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(BenchError::Failed(format!(
+            "{STREAM_WINDOW_VAR}: `{value}` is not a positive batch count"
+        ))),
+    }
+}
+
 /// Prints the join time of the last run (progress on stderr).
 fn log_join(outcome: Option<&Outcome>) {
     if let Some(o) = outcome {
         eprintln!(
-            "[antientropy] {} keys, {}: join {:.2} s (raw streaming {:.2} s), repair {:.2} s",
+            "[antientropy] {} keys, {}: join {:.2} s ({:.2} s to the first state, {:.2} s \
+             streaming; raw streaming {:.2} s), repair {:.2} s",
             o.keys,
             o.net.label(),
             o.join.seconds,
+            o.join.to_first_state_seconds,
+            o.join.streaming_seconds,
             o.join.raw_seconds,
             o.repair_seconds
         );
@@ -976,8 +1016,11 @@ pub async fn run(root: &std::path::Path, sizes: &Sizes) -> Result<Table> {
         table.rows.push(Row {
             what: format!("join of an empty replica d to the in-sync cluster ({at})"),
             figure: format!(
-                "{} ({} frames, {}; {dropped} dropped; {} of {} batches resent)",
+                "{} ({} until the first state, {} streaming; {} frames, {}; {dropped} \
+                 dropped; {} of {} batches resent)",
                 fmt_secs(j.seconds),
+                fmt_secs(j.to_first_state_seconds),
+                fmt_secs(j.streaming_seconds),
                 j.frames,
                 fmt_bytes(j.bytes as f64),
                 j.batches_resent,
@@ -1020,7 +1063,10 @@ pub async fn run(root: &std::path::Path, sizes: &Sizes) -> Result<Table> {
     }
     table.notes.push(
         "Join: after the idle rounds, an empty replica d is added to a, b and c's member lists \
-         and started; the figure is the time from its start until it holds every key. The \
+         and started; the figure is the time from its start until it holds every key, of \
+         which the time until d received its first state (its start and the first \
+         anti-entropy round that finds it empty, up to a gossip interval) and from then until \
+         it received its last (streaming). The \
          frames are the messages carrying states sent to d (stream batches, pieces of large \
          states; resends included), counted and copied on the senders' side; dropped is how \
          many of them d's transport did not hand to it. The raw baseline sends the same \
