@@ -14,7 +14,7 @@ use std::time::Duration;
 use dd_core::cluster::{Members, StaticCluster};
 use dd_core::crdt::{GCounter, ORSet};
 use dd_core::replicator::{
-    DistributedData, ReadConsistency, Replicator, ReplicatorError, WriteConsistency,
+    DistributedData, ReadConsistency, Replicator, ReplicatorError, Settings, WriteConsistency,
 };
 use dd_core::transport::memory::{Faults, MemoryNetwork, MemoryTransport};
 use dd_core::transport::tcp::{TcpConfig, TcpTransport};
@@ -836,16 +836,16 @@ impl Transport for SlowAcks {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_receiver_slower_than_the_ack_timeout_gets_no_copies_once_its_acks_are_timed() {
-    const WINDOW: usize = 2;
-    let mut settings = fast_settings();
-    // Resend timeout 2 x 200 ms; every acknowledgement takes 600 ms.
-    settings.gossip_interval = Duration::from_millis(200);
-    settings.stream_window = WINDOW;
-    let per_batch = settings.max_gossip_entries;
-    let keys = 16 * WINDOW * per_batch;
-    let net = MemoryNetwork::new(43, Faults::default());
+/// Writes `keys` counters on a replica a, then starts a replica b whose stream
+/// acknowledgements take 600 ms each (so that the states reach it by stream only), and waits
+/// up to `bound` until b has every key.
+async fn stream_to_slow_receiver(
+    seed: u64,
+    settings: &Settings,
+    keys: usize,
+    bound: Duration,
+) -> (Replicator, Replicator) {
+    let net = MemoryNetwork::new(seed, Faults::default());
     let all = names(2);
     let a_id = UniqueReplicaId::new(all[0].clone(), 1);
     let a = DistributedData::start(
@@ -857,7 +857,7 @@ async fn a_receiver_slower_than_the_ack_timeout_gets_no_copies_once_its_acks_are
     .unwrap();
     // b is not running yet: the deltas of these writes are lost, b gets them by stream.
     increment_all(&a, 0..keys).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let b_id = UniqueReplicaId::new(all[1].clone(), 1);
     let b = DistributedData::start(
         StaticCluster::new(b_id.clone(), [all[0].clone()]),
@@ -869,10 +869,24 @@ async fn a_receiver_slower_than_the_ack_timeout_gets_no_copies_once_its_acks_are
     )
     .await
     .unwrap();
-    eventually("b has every key", Duration::from_secs(300), || async {
+    eventually("b has every key", bound, || async {
         b.keys().await.unwrap().len() == keys
     })
     .await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_slower_than_the_ack_timeout_gets_no_copies_once_its_acks_are_timed() {
+    const WINDOW: usize = 2;
+    let mut settings = fast_settings();
+    // Resend timeout 2 x 200 ms; every acknowledgement takes 600 ms.
+    settings.gossip_interval = Duration::from_millis(200);
+    settings.stream_window = WINDOW;
+    let per_batch = settings.max_gossip_entries;
+    let keys = 16 * WINDOW * per_batch;
+    let all = names(2);
+    let (a, b) = stream_to_slow_receiver(43, &settings, keys, Duration::from_secs(300)).await;
     let status = a.status().await.unwrap();
     let stream = status.streams.get(&all[1]).copied().unwrap_or_default();
     eprintln!(
@@ -910,34 +924,8 @@ async fn a_receiver_slower_than_the_longest_timeout_still_gets_the_whole_stream(
     settings.stream_window = WINDOW;
     let per_batch = settings.max_gossip_entries;
     let keys = 4 * WINDOW * per_batch;
-    let net = MemoryNetwork::new(47, Faults::default());
     let all = names(2);
-    let a_id = UniqueReplicaId::new(all[0].clone(), 1);
-    let a = DistributedData::start(
-        StaticCluster::new(a_id.clone(), [all[1].clone()]),
-        net.join(a_id),
-        settings.clone(),
-    )
-    .await
-    .unwrap();
-    // b is not running yet: the deltas of these writes are lost, b gets them by stream.
-    increment_all(&a, 0..keys).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let b_id = UniqueReplicaId::new(all[1].clone(), 1);
-    let b = DistributedData::start(
-        StaticCluster::new(b_id.clone(), [all[0].clone()]),
-        SlowAcks {
-            inner: net.join(b_id),
-            delay: Duration::from_millis(600),
-        },
-        settings.clone(),
-    )
-    .await
-    .unwrap();
-    eventually("b has every key", Duration::from_secs(60), || async {
-        b.keys().await.unwrap().len() == keys
-    })
-    .await;
+    let (a, b) = stream_to_slow_receiver(47, &settings, keys, Duration::from_secs(60)).await;
     let status = a.status().await.unwrap();
     let stream = status.streams.get(&all[1]).copied().unwrap_or_default();
     eprintln!(
