@@ -23,6 +23,24 @@ use dd_core::{Key, ReplicaId, UniqueReplicaId};
 use replicator_support::*;
 use tokio::sync::watch;
 
+/// The [`Transport`] methods a wrapper below hands to its `inner` transport as they are (each
+/// wrapper changes only `send`).
+macro_rules! delegate_to_inner {
+    () => {
+        fn incoming(&self) -> Result<IncomingStream, TransportError> {
+            self.inner.incoming()
+        }
+
+        fn follow_members(&self, members: watch::Receiver<Members>) {
+            self.inner.follow_members(members);
+        }
+
+        fn shutdown(&self) {
+            self.inner.shutdown();
+        }
+    };
+}
+
 /// What the replicas sent, over all of them.
 #[derive(Default)]
 struct Wire {
@@ -72,17 +90,7 @@ impl Transport for Counting {
         self.inner.send(to, message);
     }
 
-    fn incoming(&self) -> Result<IncomingStream, TransportError> {
-        self.inner.incoming()
-    }
-
-    fn follow_members(&self, members: watch::Receiver<Members>) {
-        self.inner.follow_members(members);
-    }
-
-    fn shutdown(&self) {
-        self.inner.shutdown();
-    }
+    delegate_to_inner!();
 }
 
 async fn start_counted(
@@ -511,17 +519,7 @@ impl Transport for Cuttable {
         self.inner.send(to, message);
     }
 
-    fn incoming(&self) -> Result<IncomingStream, TransportError> {
-        self.inner.incoming()
-    }
-
-    fn follow_members(&self, members: watch::Receiver<Members>) {
-        self.inner.follow_members(members);
-    }
-
-    fn shutdown(&self) {
-        self.inner.shutdown();
-    }
+    delegate_to_inner!();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -632,17 +630,7 @@ impl Transport for AckHolder {
         self.inner.send(to, message);
     }
 
-    fn incoming(&self) -> Result<IncomingStream, TransportError> {
-        self.inner.incoming()
-    }
-
-    fn follow_members(&self, members: watch::Receiver<Members>) {
-        self.inner.follow_members(members);
-    }
-
-    fn shutdown(&self) {
-        self.inner.shutdown();
-    }
+    delegate_to_inner!();
 }
 
 /// A sender's transport that drops its deltas (so that states go by stream only) and counts
@@ -664,17 +652,7 @@ impl Transport for BatchCounter {
         self.inner.send(to, message);
     }
 
-    fn incoming(&self) -> Result<IncomingStream, TransportError> {
-        self.inner.incoming()
-    }
-
-    fn follow_members(&self, members: watch::Receiver<Members>) {
-        self.inner.follow_members(members);
-    }
-
-    fn shutdown(&self) {
-        self.inner.shutdown();
-    }
+    delegate_to_inner!();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -823,17 +801,7 @@ impl Transport for SlowAcks {
         self.inner.send(to, message);
     }
 
-    fn incoming(&self) -> Result<IncomingStream, TransportError> {
-        self.inner.incoming()
-    }
-
-    fn follow_members(&self, members: watch::Receiver<Members>) {
-        self.inner.follow_members(members);
-    }
-
-    fn shutdown(&self) {
-        self.inner.shutdown();
-    }
+    delegate_to_inner!();
 }
 
 /// Writes `keys` counters on a replica a, then starts a replica b whose stream
@@ -970,17 +938,7 @@ impl Transport for Recording {
         self.inner.send(to, message);
     }
 
-    fn incoming(&self) -> Result<IncomingStream, TransportError> {
-        self.inner.incoming()
-    }
-
-    fn follow_members(&self, members: watch::Receiver<Members>) {
-        self.inner.follow_members(members);
-    }
-
-    fn shutdown(&self) {
-        self.inner.shutdown();
-    }
+    delegate_to_inner!();
 }
 
 /// While a join streams, neither side starts anti-entropy rounds with the other: each would
