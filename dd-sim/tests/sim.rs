@@ -12,7 +12,9 @@
 use std::time::Instant;
 
 use dd_sim::event::{Event, Level};
-use dd_sim::{InjectedBug, Mode, SimConfig, check_seed, events_of, parse_classes, run_events};
+use dd_sim::{
+    InjectedBug, Mode, Outcome, SimConfig, check_seed, events_of, parse_classes, run_events,
+};
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -44,6 +46,21 @@ fn modes() -> Vec<Mode> {
         Some(m) => vec![m.parse().unwrap_or_else(|e| panic!("{e}"))],
         None => vec![Mode::Sync, Mode::WriteBehind],
     }
+}
+
+/// Runs `seed` under `config` (only the events at `keep`, a shrunk trace, when given), asserts
+/// that the oracle found no violation (the message names the seed, the mode and the trace), and
+/// returns the run's outcome.
+fn assert_runs_clean(seed: u64, config: &SimConfig, keep: Option<&[usize]>) -> Outcome {
+    let events = events_of(seed, config, keep);
+    let outcome = run_events(seed, config, &events);
+    assert!(
+        outcome.violation.is_none(),
+        "seed {seed} {} {keep:?}: {:?}",
+        config.mode,
+        outcome.violation
+    );
+    outcome
 }
 
 #[test]
@@ -156,13 +173,7 @@ fn replicas_restarted_alone_never_both_collapse_a_left_replica() {
             0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 24, 25, 26, 27, 28, 29,
             36, 37, 38, 39, 40, 41, 48, 49, 50, 51, 52, 53, 54,
         ];
-        let events = events_of(3352, &config, Some(&keep));
-        let outcome = run_events(3352, &config, &events);
-        assert!(
-            outcome.violation.is_none(),
-            "{mode}: {:?}",
-            outcome.violation
-        );
+        assert_runs_clean(3352, &config, Some(&keep));
     }
 }
 
@@ -186,14 +197,7 @@ fn owner_returning_with_a_collapse_the_others_pruned_keeps_acknowledged_incremen
         35, 36, 37, 38, 39, 42, 53, 62, 63, 64, 65, 66, 70, 71, 76,
     ];
     for keep in [Some(&keep[..]), None] {
-        let events = events_of(6, &config, keep);
-        let outcome = run_events(6, &config, &events);
-        assert!(
-            outcome.violation.is_none(),
-            "shrunk {}: {:?}",
-            keep.is_some(),
-            outcome.violation
-        );
+        assert_runs_clean(6, &config, keep);
     }
 }
 
@@ -217,9 +221,7 @@ fn a_collapse_by_an_owner_whose_marker_a_restarted_leader_replaced_counts_once()
         41, 42, 43, 44, 45, 46, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 65, 66, 67, 71, 72,
         73, 77, 78, 79, 80,
     ];
-    let events = events_of(3735, &config, Some(&keep));
-    let outcome = run_events(3735, &config, &events);
-    assert!(outcome.violation.is_none(), "{:?}", outcome.violation);
+    assert_runs_clean(3735, &config, Some(&keep));
 }
 
 /// Seeds 2710 and 1826 (Sync): a replica that dropped the orphaned "pruning initialized"
@@ -234,13 +236,9 @@ fn a_collapse_by_an_owner_whose_marker_a_restarted_leader_replaced_counts_once()
 fn the_pruning_of_an_orphaned_owner_outlives_the_replica_that_found_it() {
     let mut config = SimConfig::new(Mode::Sync);
     config.classes = parse_classes(LONG_RUN_CLASSES).unwrap();
-    let events = events_of(2710, &config, None);
-    let outcome = run_events(2710, &config, &events);
-    assert!(outcome.violation.is_none(), "2710: {:?}", outcome.violation);
+    assert_runs_clean(2710, &config, None);
     config.classes = parse_classes(&format!("{LONG_RUN_CLASSES},full-restarts")).unwrap();
-    let events = events_of(1826, &config, None);
-    let outcome = run_events(1826, &config, &events);
-    assert!(outcome.violation.is_none(), "1826: {:?}", outcome.violation);
+    assert_runs_clean(1826, &config, None);
 }
 
 /// Seeds 14 and 23 (`live-removals`, Sync, shrunk): a live incarnation removed from the
@@ -271,13 +269,7 @@ fn an_incarnation_pruned_while_it_lived_never_collapses_another() {
         ),
     ];
     for (seed, keep) in cases {
-        let events = events_of(seed, &config, Some(keep));
-        let outcome = run_events(seed, &config, &events);
-        assert!(
-            outcome.violation.is_none(),
-            "seed {seed} {keep:?}: {:?}",
-            outcome.violation
-        );
+        assert_runs_clean(seed, &config, Some(keep));
     }
 }
 
@@ -333,25 +325,10 @@ fn a_replica_removed_while_it_runs_never_prunes_itself() {
     for (seed, mode, keep) in cases {
         let mut config = SimConfig::new(mode);
         config.classes = parse_classes(LIVE_REMOVAL_CLASSES).unwrap();
-        let events = events_of(seed, &config, Some(keep));
-        let outcome = run_events(seed, &config, &events);
-        assert!(
-            outcome.violation.is_none(),
-            "seed {seed} {mode} {keep:?}: {:?}",
-            outcome.violation
-        );
+        assert_runs_clean(seed, &config, Some(keep));
     }
 }
 
-/// `live-removals` seed 1114 (Sync, shrunk; it failed once a removed replica no longer pruned
-/// itself, which had hidden it): r2 (restarted as r2#2) and r3 are removed live from each
-/// other's member lists while r1 is down, so each leads its own view and starts pruning the
-/// other; r1, back, acknowledges both. Each collapsed the other into itself, and where the two
-/// collapses met each was voided by the other (its owner pruned there without it): both
-/// incarnations' entries came back and r2#2's `Majority` +3 on `G1` (not acknowledged) read 6.
-/// No pruning is performed on a key where the performer's own incarnation is being pruned, and
-/// a replica no longer drops the others' marker for its own incarnation as orphaned (it did on
-/// every tick, since it had removed their owner in turn).
 /// `live-removals` seeds 4772 and 6399 (Sync, shrunk; the oracle's mistake, not the
 /// replicator's): r1 is removed live, crashes and restarts as r1#2 before it is added back, so
 /// the others still do not list it and r1#2 runs removed from their member lists too: they
@@ -382,16 +359,19 @@ fn a_replica_restarted_before_it_is_added_back_runs_removed_too() {
     for (seed, keep) in cases {
         let mut config = SimConfig::new(Mode::Sync);
         config.classes = parse_classes(LIVE_REMOVAL_CLASSES).unwrap();
-        let events = events_of(seed, &config, Some(keep));
-        let outcome = run_events(seed, &config, &events);
-        assert!(
-            outcome.violation.is_none(),
-            "seed {seed} sync {keep:?}: {:?}",
-            outcome.violation
-        );
+        assert_runs_clean(seed, &config, Some(keep));
     }
 }
 
+/// `live-removals` seed 1114 (Sync, shrunk; it failed once a removed replica no longer pruned
+/// itself, which had hidden it): r2 (restarted as r2#2) and r3 are removed live from each
+/// other's member lists while r1 is down, so each leads its own view and starts pruning the
+/// other; r1, back, acknowledges both. Each collapsed the other into itself, and where the two
+/// collapses met each was voided by the other (its owner pruned there without it): both
+/// incarnations' entries came back and r2#2's `Majority` +3 on `G1` (not acknowledged) read 6.
+/// No pruning is performed on a key where the performer's own incarnation is being pruned, and
+/// a replica no longer drops the others' marker for its own incarnation as orphaned (it did on
+/// every tick, since it had removed their owner in turn).
 #[test]
 fn replicas_removed_from_each_others_member_lists_never_prune_each_other() {
     let mut config = SimConfig::new(Mode::Sync);
@@ -401,14 +381,7 @@ fn replicas_removed_from_each_others_member_lists_never_prune_each_other() {
         32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
     ];
     for keep in [Some(&keep[..]), None] {
-        let events = events_of(1114, &config, keep);
-        let outcome = run_events(1114, &config, &events);
-        assert!(
-            outcome.violation.is_none(),
-            "shrunk {}: {:?}",
-            keep.is_some(),
-            outcome.violation
-        );
+        assert_runs_clean(1114, &config, keep);
     }
 }
 
@@ -427,20 +400,8 @@ fn member_lists_that_disagree_never_prune_an_incarnation_twice() {
     for mode in [Mode::Sync, Mode::WriteBehind] {
         let mut config = SimConfig::new(mode);
         config.classes = parse_classes(classes).unwrap();
-        let events = events_of(43, &config, Some(&[6, 9, 30, 31, 43, 44, 46, 47]));
-        let outcome = run_events(43, &config, &events);
-        assert!(
-            outcome.violation.is_none(),
-            "{mode} shrunk: {:?}",
-            outcome.violation
-        );
-        let events = events_of(43, &config, None);
-        let outcome = run_events(43, &config, &events);
-        assert!(
-            outcome.violation.is_none(),
-            "{mode}: {:?}",
-            outcome.violation
-        );
+        assert_runs_clean(43, &config, Some(&[6, 9, 30, 31, 43, 44, 46, 47]));
+        let outcome = assert_runs_clean(43, &config, None);
         assert!(outcome.summary.prunings >= 1, "{mode}: {}", outcome.summary);
     }
 }
@@ -464,13 +425,7 @@ fn quiescence_waits_for_equal_states_not_only_equal_reads() {
     for (seed, mode, keep) in cases {
         let mut config = SimConfig::new(mode);
         config.classes = parse_classes(classes).unwrap();
-        let events = events_of(seed, &config, Some(keep));
-        let outcome = run_events(seed, &config, &events);
-        assert!(
-            outcome.violation.is_none(),
-            "seed {seed} {mode}: {:?}",
-            outcome.violation
-        );
+        assert_runs_clean(seed, &config, Some(keep));
     }
 }
 
@@ -492,13 +447,7 @@ fn replica_restarted_alone_never_prunes_what_its_earlier_incarnation_let_a_peer_
     for (mode, keep) in cases {
         let mut config = SimConfig::new(mode);
         config.classes = parse_classes(classes).unwrap();
-        let events = events_of(10804, &config, Some(keep));
-        let outcome = run_events(10804, &config, &events);
-        assert!(
-            outcome.violation.is_none(),
-            "{mode}: {:?}",
-            outcome.violation
-        );
+        let outcome = assert_runs_clean(10804, &config, Some(keep));
         assert!(outcome.summary.prunings >= 1, "{mode}: {}", outcome.summary);
     }
 }
