@@ -133,9 +133,14 @@ pub(super) struct Streams {
     last_received: HashMap<UniqueReplicaId, Instant>,
 }
 
+/// `n` as a counter of [`StreamStatus`] (saturating).
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 /// Counts `n` more in a counter of [`StreamStatus`].
 fn add(counter: &mut u64, n: usize) {
-    *counter = counter.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+    *counter = counter.saturating_add(count(n));
 }
 
 /// What a state takes in a batch (as `send_entries` counts it).
@@ -238,14 +243,12 @@ impl Replica {
                 },
             );
             outbox.in_flight_bytes += bytes;
-            let buffered = u64::try_from(outbox.buffered()).unwrap_or(u64::MAX);
+            let buffered = count(outbox.buffered());
             let stream = outbox.stream;
             let stats = self.streams.stats.entry(to.clone()).or_default();
             add(&mut stats.batches_sent, 1);
             stats.peak_buffered_bytes = stats.peak_buffered_bytes.max(buffered);
-            stats.largest_batch_bytes = stats
-                .largest_batch_bytes
-                .max(u64::try_from(bytes).unwrap_or(u64::MAX));
+            stats.largest_batch_bytes = stats.largest_batch_bytes.max(count(bytes));
             self.transport.send(
                 to,
                 Message::StreamBatch {
@@ -345,10 +348,7 @@ impl Replica {
         self.streams
             .last_received
             .retain(|from, _| incarnations.get(from.replica()) == Some(from));
-        let base = self
-            .settings
-            .gossip_interval
-            .saturating_mul(ACK_TIMEOUT_INTERVALS);
+        let base = self.ack_timeout();
         let now = Instant::now();
         let kept = self
             .settings
@@ -400,6 +400,14 @@ impl Replica {
 }
 
 impl Replica {
+    /// [`ACK_TIMEOUT_INTERVALS`] gossip intervals: the shortest resend timeout, and how recent
+    /// a stream's progress must be for the anti-entropy rounds with its peer to wait.
+    fn ack_timeout(&self) -> Duration {
+        self.settings
+            .gossip_interval
+            .saturating_mul(ACK_TIMEOUT_INTERVALS)
+    }
+
     /// Whether an anti-entropy round with `peer` waits: while this replica streams to `peer`
     /// (its stream acknowledged within [`ACK_TIMEOUT_INTERVALS`] gossip intervals), or
     /// receives a stream from `peer`'s current incarnation (a batch within as long; a restarted
@@ -409,10 +417,7 @@ impl Replica {
     /// interval than the interval, so the join never finished. The rounds resume when the
     /// stream ends or stalls, and find what it did not carry.
     pub(super) fn defers_anti_entropy(&self, peer: &ReplicaId) -> bool {
-        let window = self
-            .settings
-            .gossip_interval
-            .saturating_mul(ACK_TIMEOUT_INTERVALS);
+        let window = self.ack_timeout();
         let now = Instant::now();
         let recent =
             |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < window);
@@ -437,8 +442,8 @@ impl Replica {
             .map(|(peer, stats)| {
                 let mut status = *stats;
                 if let Some(outbox) = self.streams.outboxes.get(peer) {
-                    status.buffered_bytes = u64::try_from(outbox.buffered()).unwrap_or(u64::MAX);
-                    status.queued_keys = u64::try_from(outbox.queue.len()).unwrap_or(u64::MAX);
+                    status.buffered_bytes = count(outbox.buffered());
+                    status.queued_keys = count(outbox.queue.len());
                 }
                 (peer.clone(), status)
             })
