@@ -870,14 +870,10 @@ const TCP_KEYS_VAR: &str = "DD_BENCH_ANTIENTROPY_TCP_KEYS";
 /// The key counts named by the environment variable `var`, or `None` when it is not set; a
 /// count that is not a number is an error naming the variable and the value.
 fn keys_from_env(var: &str) -> Result<Option<Vec<usize>>> {
-    let Some(value) = std::env::var_os(var) else {
+    let Some(value) = crate::env::value(var) else {
         return Ok(None);
     };
-    let value = value.to_string_lossy().into_owned();
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
+    crate::env::items(&value)
         .map(|v| {
             v.replace('_', "").parse::<usize>().map_err(|e| {
                 BenchError::Failed(format!("{var}: `{v}` in `{value}` is not a key count: {e}"))
@@ -894,10 +890,9 @@ const STREAM_WINDOW_VAR: &str = "DD_BENCH_ANTIENTROPY_STREAM_WINDOW";
 /// The `stream_window` named by [`STREAM_WINDOW_VAR`], or `None` when it is not set; a value
 /// that is not a positive number is an error naming the variable and the value.
 fn stream_window_from_env() -> Result<Option<usize>> {
-    let Some(value) = std::env::var_os(STREAM_WINDOW_VAR) else {
+    let Some(value) = crate::env::value(STREAM_WINDOW_VAR) else {
         return Ok(None);
     };
-    let value = value.to_string_lossy().into_owned();
     match value.trim().parse::<usize>() {
         Ok(n) if n > 0 => Ok(Some(n)),
         _ => Err(BenchError::Failed(format!(

@@ -49,12 +49,11 @@ pub const BASELINE_ONLY_VAR: &str = "DD_BENCH_CONCURRENT_BASELINE_ONLY";
 /// The backends of [`BASELINE_ONLY_VAR`], or `None` when it is not set; an unknown backend is
 /// an error naming the known ones.
 pub fn baseline_only() -> Result<Option<Vec<&'static str>>> {
-    let Some(value) = std::env::var_os(BASELINE_ONLY_VAR) else {
+    let Some(value) = crate::env::value(BASELINE_ONLY_VAR) else {
         return Ok(None);
     };
-    let value = value.to_string_lossy().into_owned();
     let mut backends = Vec::new();
-    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+    for name in crate::env::items(&value) {
         match BACKENDS.iter().find(|b| **b == name) {
             Some(b) => backends.push(*b),
             None => {

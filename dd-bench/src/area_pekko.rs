@@ -753,15 +753,10 @@ async fn partition_rows(
 /// `memory`, `partition`), or `None` for every row; an unknown name is an error naming the known ones.
 fn selected_rows() -> Result<Option<Vec<String>>> {
     const KNOWN: [&str; 5] = ["write", "restore", "cluster", "memory", "partition"];
-    let Some(value) = std::env::var_os("DD_BENCH_PEKKO_ROWS") else {
+    let Some(value) = crate::env::value("DD_BENCH_PEKKO_ROWS") else {
         return Ok(None);
     };
-    let value = value.to_string_lossy().into_owned();
-    let rows: Vec<String> = value
-        .split(',')
-        .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty())
-        .collect();
+    let rows: Vec<String> = crate::env::items(&value).map(str::to_owned).collect();
     if let Some(bad) = rows.iter().find(|r| !KNOWN.contains(&r.as_str())) {
         return Err(BenchError::Failed(format!(
             "DD_BENCH_PEKKO_ROWS: unknown row `{bad}` in `{value}`; known rows: {}",

@@ -16,6 +16,7 @@ mod area_restore;
 mod area_write;
 mod backends;
 mod child;
+mod env;
 mod error;
 mod report;
 mod setup;
